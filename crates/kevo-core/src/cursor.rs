@@ -1,0 +1,95 @@
+//! The cursor trait every ordered source in kevo implements.
+
+use crate::Result;
+
+/// A position in an ordered sequence of `(internal key, value)` entries.
+///
+/// Memtables, table blocks, tables, levels and merging iterators all
+/// implement `Cursor`; user-facing iterators are built on top of it.
+///
+/// # Contract
+/// - A new cursor is not [`valid`](Cursor::valid) until positioned by one of
+///   the `seek*` methods.
+/// - Entries are in [`compare_internal_keys`](crate::compare_internal_keys)
+///   order; `key()` returns an encoded internal key.
+/// - `key()` and `value()` may only be called while `valid()`; they panic
+///   otherwise (a caller bug, never a data error).
+/// - A method that returns `Err` leaves the cursor invalid.
+/// - Moving past either end leaves the cursor invalid; it can be
+///   repositioned with any `seek*`.
+pub trait Cursor {
+    /// Whether the cursor is positioned at an entry.
+    fn valid(&self) -> bool;
+
+    /// The current entry's internal key.
+    fn key(&self) -> &[u8];
+
+    /// The current entry's value (empty for tombstones).
+    fn value(&self) -> &[u8];
+
+    /// Positions at the first entry `>= target` (an internal key).
+    ///
+    /// # Errors
+    /// I/O or corruption in the underlying source.
+    fn seek(&mut self, target: &[u8]) -> Result<()>;
+
+    /// Positions at the last entry `<= target` (an internal key).
+    ///
+    /// # Errors
+    /// I/O or corruption in the underlying source.
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()>;
+
+    /// Positions at the first entry.
+    ///
+    /// # Errors
+    /// I/O or corruption in the underlying source.
+    fn seek_to_first(&mut self) -> Result<()>;
+
+    /// Positions at the last entry.
+    ///
+    /// # Errors
+    /// I/O or corruption in the underlying source.
+    fn seek_to_last(&mut self) -> Result<()>;
+
+    /// Moves to the next entry. Requires `valid()`.
+    ///
+    /// # Errors
+    /// I/O or corruption in the underlying source.
+    fn next(&mut self) -> Result<()>;
+
+    /// Moves to the previous entry. Requires `valid()`.
+    ///
+    /// # Errors
+    /// I/O or corruption in the underlying source.
+    fn prev(&mut self) -> Result<()>;
+}
+
+impl<C: Cursor + ?Sized> Cursor for Box<C> {
+    fn valid(&self) -> bool {
+        (**self).valid()
+    }
+    fn key(&self) -> &[u8] {
+        (**self).key()
+    }
+    fn value(&self) -> &[u8] {
+        (**self).value()
+    }
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        (**self).seek(target)
+    }
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        (**self).seek_for_prev(target)
+    }
+    fn seek_to_first(&mut self) -> Result<()> {
+        (**self).seek_to_first()
+    }
+    fn seek_to_last(&mut self) -> Result<()> {
+        (**self).seek_to_last()
+    }
+    fn next(&mut self) -> Result<()> {
+        (**self).next()
+    }
+    fn prev(&mut self) -> Result<()> {
+        (**self).prev()
+    }
+}

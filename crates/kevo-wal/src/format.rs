@@ -1,0 +1,299 @@
+//! The segment layout, shared by the writer and the reader.
+//!
+//! See `docs/format/wal.md` for the byte tables and a worked example.
+//!
+//! ```text
+//! segment file = block 0 | block 1 | ...          (blocks of BLOCK_BYTES, the last may be short)
+//! block 0      = segment header (SEGMENT_HEADER_BYTES) | fragments ...
+//! block k      = fragments ... | zero padding (< FRAGMENT_HEADER_BYTES)
+//!
+//! segment header: magic "KEVOWAL\0" | version u16 | flags u16 | segment u64 | crc32 u32
+//! fragment:       crc32 u32 | length u16 | type u8 | tag u32 | payload (length bytes)
+//!                 crc32 covers length, type, tag and payload
+//! ```
+//!
+//! A record (one [`Batch`](crate::Batch)) is stored as one `Full` fragment
+//! or as `First`, `Middle`*, `Last` fragments; a fragment never crosses a
+//! block boundary. The tag is the low 32 bits of the segment number, so bytes
+//! left in a recycled segment file by its previous life never pass for
+//! records of the new one.
+
+use kevo_core::{Reader, crc32};
+
+/// Bytes in one block. Fragments never cross a block boundary.
+pub const BLOCK_BYTES: usize = 32 * 1024;
+
+/// Bytes in a fragment header: crc (4), length (2), type (1), tag (4).
+pub const FRAGMENT_HEADER_BYTES: usize = 4 + 2 + 1 + 4;
+
+/// Bytes in the segment header at the start of every segment file.
+pub const SEGMENT_HEADER_BYTES: usize = 8 + 2 + 2 + 8 + 4;
+
+/// The segment header's magic number.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"KEVOWAL\0";
+
+/// The segment format this code writes. Readers reject other versions.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Largest payload one fragment can carry (its length is a `u16` and it
+/// must fit in a block after its header).
+pub(crate) const FRAGMENT_PAYLOAD_BYTES_MAX: usize = BLOCK_BYTES - FRAGMENT_HEADER_BYTES;
+
+/// Largest encoded batch the log accepts; the reader never assembles more.
+pub const BATCH_BYTES_MAX: usize = 128 * 1024 * 1024;
+
+const _: () = assert!(FRAGMENT_PAYLOAD_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(SEGMENT_HEADER_BYTES + FRAGMENT_HEADER_BYTES < BLOCK_BYTES);
+
+/// The role of a fragment in its record. Persisted as one byte; 0 is never
+/// valid (it is what zeroed space reads as).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum FragmentType {
+    /// A whole record.
+    Full = 1,
+    /// The first fragment of a record.
+    First = 2,
+    /// A fragment inside a record.
+    Middle = 3,
+    /// The last fragment of a record.
+    Last = 4,
+}
+
+impl FragmentType {
+    pub(crate) fn from_u8(tag: u8) -> Option<Self> {
+        match tag {
+            1 => Some(FragmentType::Full),
+            2 => Some(FragmentType::First),
+            3 => Some(FragmentType::Middle),
+            4 => Some(FragmentType::Last),
+            _ => None,
+        }
+    }
+}
+
+/// The tag written in every fragment of segment `segment`.
+pub(crate) fn segment_tag(segment: u64) -> u32 {
+    segment as u32
+}
+
+/// File name of segment `segment`: at least six digits, then `.wal`.
+pub fn segment_file_name(segment: u64) -> String {
+    format!("{segment:06}.wal")
+}
+
+/// Suffix of segment files kept for reuse (`NNNNNN.wal.free`).
+pub(crate) const FREE_SUFFIX: &str = ".wal.free";
+
+/// The segment number in a segment file name, if it is one.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    parse_numbered(name, ".wal")
+}
+
+pub(crate) fn parse_free_file_name(name: &str) -> Option<u64> {
+    parse_numbered(name, FREE_SUFFIX)
+}
+
+fn parse_numbered(name: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_suffix(suffix)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Encodes a segment header.
+pub(crate) fn encode_segment_header(segment: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+    let mut out = [0u8; SEGMENT_HEADER_BYTES];
+    out[0..8].copy_from_slice(&SEGMENT_MAGIC);
+    out[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    // 10..12: flags, all zero in version 1.
+    out[12..20].copy_from_slice(&segment.to_le_bytes());
+    let crc = crc32(&[&out[..20]]);
+    out[20..24].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Why a segment header was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    /// Not a kevo WAL segment, or damaged.
+    Damaged(&'static str),
+    /// A valid header of a format version this code does not read.
+    UnsupportedVersion(u16),
+}
+
+/// Decodes a segment header and returns its segment number.
+pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<u64, HeaderError> {
+    let mut r = Reader::new(bytes);
+    let magic = r
+        .array::<8>()
+        .ok_or(HeaderError::Damaged("segment header is truncated"))?;
+    let version = r
+        .u16_le()
+        .ok_or(HeaderError::Damaged("segment header is truncated"))?;
+    let flags = r
+        .u16_le()
+        .ok_or(HeaderError::Damaged("segment header is truncated"))?;
+    let segment = r
+        .u64_le()
+        .ok_or(HeaderError::Damaged("segment header is truncated"))?;
+    let crc = r
+        .u32_le()
+        .ok_or(HeaderError::Damaged("segment header is truncated"))?;
+    if magic != SEGMENT_MAGIC {
+        return Err(HeaderError::Damaged("bad segment magic"));
+    }
+    if crc != crc32(&[&bytes[..20]]) {
+        return Err(HeaderError::Damaged("segment header checksum mismatch"));
+    }
+    if version != FORMAT_VERSION {
+        return Err(HeaderError::UnsupportedVersion(version));
+    }
+    if flags != 0 {
+        return Err(HeaderError::Damaged("unknown segment header flags"));
+    }
+    Ok(segment)
+}
+
+/// Checksum of a fragment: over length, type, tag and payload.
+pub(crate) fn fragment_crc(header_tail: &[u8], payload: &[u8]) -> u32 {
+    crc32(&[header_tail, payload])
+}
+
+/// Appends `payload` to `out` as the fragments of one record, for a record
+/// starting at file offset `offset`. Pads the end of a block with zeros when
+/// less than a fragment header is left in it. Returns nothing: the caller
+/// advances its offset by the bytes appended.
+pub(crate) fn encode_record(out: &mut Vec<u8>, mut offset: u64, tag: u32, payload: &[u8]) {
+    let mut rest = payload;
+    let mut first = true;
+    loop {
+        let in_block = (offset % BLOCK_BYTES as u64) as usize;
+        let left = BLOCK_BYTES - in_block;
+        if left < FRAGMENT_HEADER_BYTES {
+            out.extend(std::iter::repeat_n(0u8, left));
+            offset += left as u64;
+            continue;
+        }
+        let take = rest.len().min(left - FRAGMENT_HEADER_BYTES);
+        let last = take == rest.len();
+        let kind = match (first, last) {
+            (true, true) => FragmentType::Full,
+            (true, false) => FragmentType::First,
+            (false, false) => FragmentType::Middle,
+            (false, true) => FragmentType::Last,
+        };
+        let (chunk, tail) = rest.split_at(take);
+        let mut header = [0u8; FRAGMENT_HEADER_BYTES];
+        header[4..6].copy_from_slice(&(take as u16).to_le_bytes());
+        header[6] = kind as u8;
+        header[7..11].copy_from_slice(&tag.to_le_bytes());
+        let crc = fragment_crc(&header[4..], chunk);
+        header[0..4].copy_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(chunk);
+        offset += (FRAGMENT_HEADER_BYTES + take) as u64;
+        rest = tail;
+        first = false;
+        if last {
+            return;
+        }
+    }
+}
+
+/// Bytes [`encode_record`] appends for a payload of `len` bytes starting at
+/// block offset `in_block`.
+pub(crate) fn encoded_record_len(mut in_block: usize, len: usize) -> usize {
+    let mut total = 0;
+    let mut rest = len;
+    loop {
+        let left = BLOCK_BYTES - in_block;
+        if left < FRAGMENT_HEADER_BYTES {
+            total += left;
+            in_block = 0;
+            continue;
+        }
+        let take = rest.min(left - FRAGMENT_HEADER_BYTES);
+        total += FRAGMENT_HEADER_BYTES + take;
+        in_block += FRAGMENT_HEADER_BYTES + take;
+        rest -= take;
+        if rest == 0 {
+            return total;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_header_round_trips() {
+        let header = encode_segment_header(42);
+        assert_eq!(decode_segment_header(&header), Ok(42));
+    }
+
+    #[test]
+    fn segment_header_rejects_damage_and_future_versions() {
+        let mut header = encode_segment_header(7);
+        header[13] ^= 1;
+        assert!(matches!(
+            decode_segment_header(&header),
+            Err(HeaderError::Damaged(_))
+        ));
+        let mut future = encode_segment_header(7);
+        future[8] = 2;
+        let crc = crc32(&[&future[..20]]);
+        future[20..24].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode_segment_header(&future),
+            Err(HeaderError::UnsupportedVersion(2))
+        );
+        assert!(decode_segment_header(&header[..10]).is_err());
+    }
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(segment_file_name(3), "000003.wal");
+        assert_eq!(parse_segment_file_name("000003.wal"), Some(3));
+        assert_eq!(parse_segment_file_name("1234567.wal"), Some(1_234_567));
+        assert_eq!(parse_segment_file_name("000003.wal.free"), None);
+        assert_eq!(parse_free_file_name("000003.wal.free"), Some(3));
+        assert_eq!(parse_segment_file_name("x3.wal"), None);
+        assert_eq!(parse_segment_file_name(".wal"), None);
+    }
+
+    #[test]
+    fn record_spanning_blocks_is_split_into_first_middle_last() {
+        let payload = vec![7u8; 2 * BLOCK_BYTES];
+        let mut out = Vec::new();
+        encode_record(&mut out, SEGMENT_HEADER_BYTES as u64, 1, &payload);
+        assert_eq!(
+            out.len(),
+            encoded_record_len(SEGMENT_HEADER_BYTES, payload.len())
+        );
+        assert_eq!(out[6], FragmentType::First as u8);
+        let second = BLOCK_BYTES - SEGMENT_HEADER_BYTES;
+        assert_eq!(out[second + 6], FragmentType::Middle as u8);
+        assert_eq!(out[second + BLOCK_BYTES + 6], FragmentType::Last as u8);
+    }
+
+    #[test]
+    fn block_tail_shorter_than_a_header_is_padded() {
+        let mut out = Vec::new();
+        let offset = (BLOCK_BYTES - 5) as u64;
+        encode_record(&mut out, offset, 1, b"abc");
+        assert_eq!(&out[..5], &[0u8; 5]);
+        assert_eq!(out[5 + 6], FragmentType::Full as u8);
+        assert_eq!(out.len(), encoded_record_len(BLOCK_BYTES - 5, 3));
+    }
+
+    #[test]
+    fn empty_payload_is_one_full_fragment() {
+        let mut out = Vec::new();
+        encode_record(&mut out, 100, 9, b"");
+        assert_eq!(out.len(), FRAGMENT_HEADER_BYTES);
+        assert_eq!(out[6], FragmentType::Full as u8);
+    }
+}

@@ -1,0 +1,56 @@
+//! The write-ahead log of the kevo storage engine.
+//!
+//! Every batch of writes is appended here before it is applied in memory,
+//! so that a crash loses nothing that was acknowledged as durable. The crate
+//! can be used alone as a crash-safe, checksummed record log.
+//!
+//! - [`Batch`]: puts and deletes with a first sequence number, replayed
+//!   all-or-nothing.
+//! - [`Wal`]: appends batches to numbered segment files, syncs them as the
+//!   [`SyncMode`] says (concurrent appenders share syncs), rotates and
+//!   recycles segments. After a failed write or sync it refuses all further
+//!   work ([`Error::Poisoned`]).
+//! - [`Replay`]: reads every intact batch back in order under a
+//!   [`RecoveryMode`], trimming a torn tail or reporting damage as
+//!   [`Error::Corruption`] with the segment and offset.
+//!
+//! The byte format is specified in `docs/format/wal.md`; what each sync mode
+//! promises is in `docs/durability.md`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use kevo_core::MemFs;
+//! use kevo_wal::{Batch, Wal, WalOptions};
+//!
+//! # fn main() -> Result<(), kevo_wal::Error> {
+//! let fs = Arc::new(MemFs::new());
+//! let dir = std::path::Path::new("/db");
+//! let (wal, _report) = Wal::open(fs.clone(), dir, WalOptions::default())?.finish()?;
+//! let mut batch = Batch::new();
+//! batch.set_seqno(1);
+//! batch.put(b"key", b"value");
+//! wal.append(&batch)?; // durable on return under SyncMode::Always
+//! drop(wal);
+//!
+//! let mut recovery = Wal::open(fs, dir, WalOptions::default())?;
+//! let replayed = recovery.next().expect("one batch")?;
+//! assert_eq!(replayed.batch, batch);
+//! # Ok(())
+//! # }
+//! ```
+
+mod batch;
+mod error;
+mod format;
+mod reader;
+mod replay;
+mod wal;
+
+pub use batch::{BATCH_HEADER_BYTES, Batch, BatchEntry, BatchIter};
+pub use error::{Error, Result};
+pub use format::{
+    BATCH_BYTES_MAX, BLOCK_BYTES, FORMAT_VERSION, FRAGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    SEGMENT_MAGIC, parse_segment_file_name, segment_file_name,
+};
+pub use replay::{RecoveryMode, Replay, ReplayReport, ReplayedBatch, SkippedRange};
+pub use wal::{Recovery, SyncMode, Wal, WalOptions, WalPosition, WalStats};

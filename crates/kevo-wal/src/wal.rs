@@ -1,0 +1,643 @@
+//! [`Wal`]: the appending side of the log — segments, sync modes, group
+//! commit, rotation, recycling.
+//!
+//! # Thread safety
+//! `Wal` is `Send + Sync`; any number of threads may call [`Wal::append`] and
+//! [`Wal::sync`] at once. Appends are serialised by one mutex (the writer
+//! state: current segment, offset, encode buffer) and reach the file in the
+//! order they take it. Syncs are coordinated separately so that appends
+//! continue while an `fdatasync` is in flight:
+//!
+//! - every append advances `written`, the log's length in bytes since open;
+//! - a thread that needs its bytes durable waits until `synced >= its end`;
+//!   if no sync is in flight it becomes the syncer: it reads `written`,
+//!   syncs the current segment and publishes `synced = that value`;
+//! - threads whose bytes arrived while a sync was in flight share the next
+//!   one (group commit).
+//!
+//! Sealing a segment (rotation) syncs it, and the new segment's header and
+//! directory entry, before any record goes into the new segment, so syncing
+//! only the current segment covers everything written before it.
+//!
+//! # Failure
+//! The first failed write, sync or rotation *poisons* the log: every later
+//! append and sync returns [`Error::Poisoned`]. A failed fsync is never
+//! retried, because the kernel may already have dropped the dirty pages and
+//! a second fsync would report success for lost data.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kevo_core::{File, Fs};
+
+use crate::batch::Batch;
+use crate::error::{Error, Result};
+use crate::format::{
+    BLOCK_BYTES, FREE_SUFFIX, SEGMENT_HEADER_BYTES, encode_record, encode_segment_header,
+    encoded_record_len, parse_free_file_name, parse_segment_file_name, segment_file_name,
+    segment_tag,
+};
+use crate::replay::{RecoveryMode, Replay, ReplayReport, ReplayedBatch};
+
+/// When appended records are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Never fsync on the append path; the OS writes back when it likes. A
+    /// crash (power loss) may lose any suffix of the log; recovery still
+    /// yields a prefix of the appended batches. Segments are still synced when
+    /// they are sealed, so only the newest segment can be torn.
+    None,
+    /// A background thread syncs every interval: a crash loses at most about
+    /// one interval of appends (plus the sync's own duration).
+    Interval(Duration),
+    /// [`Wal::append`] returns only once the record is durable. Concurrent
+    /// appenders share syncs (group commit).
+    Always,
+}
+
+/// How a [`Wal`] is opened and run.
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    /// When appends are synced. Default: [`SyncMode::Always`].
+    pub sync_mode: SyncMode,
+    /// A segment is sealed and a new one started once it reaches this size.
+    /// Default: 64 MiB.
+    pub segment_bytes: u64,
+    /// How many obsolete segment files to keep for reuse instead of deleting
+    /// them. Overwriting an allocated file syncs faster than appending to a
+    /// new one (no metadata to journal). Default: 2.
+    pub recycle_segments: usize,
+    /// How replay treats damage. Default: [`RecoveryMode::TolerateTornTail`].
+    pub recovery_mode: RecoveryMode,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            sync_mode: SyncMode::Always,
+            segment_bytes: 64 * 1024 * 1024,
+            recycle_segments: 2,
+            recovery_mode: RecoveryMode::TolerateTornTail,
+        }
+    }
+}
+
+/// Where an appended record went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalPosition {
+    /// Segment number.
+    pub segment: u64,
+    /// File offset of the record's first fragment.
+    pub offset: u64,
+}
+
+/// Counters since the log was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Records appended.
+    pub appends: u64,
+    /// Bytes written (fragment headers and padding included).
+    pub bytes_written: u64,
+    /// `fdatasync` calls on behalf of appends and explicit syncs.
+    pub syncs: u64,
+    /// Segments started, recycled ones included.
+    pub segments_started: u64,
+    /// Segments started by reusing an obsolete file.
+    pub segments_recycled: u64,
+}
+
+/// The write-ahead log. See the [module docs](self).
+#[derive(Debug)]
+pub struct Wal {
+    shared: Arc<Shared>,
+    syncer: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    options: WalOptions,
+    writer: Mutex<WriterState>,
+    sync: Mutex<SyncState>,
+    synced_cv: Condvar,
+    poison: OnceLock<String>,
+    stats: Counters,
+}
+
+#[derive(Debug)]
+struct WriterState {
+    segment: u64,
+    file: Arc<dyn File>,
+    /// Next write offset in the current segment file.
+    offset: u64,
+    /// Bytes appended since open, over all segments.
+    written: u64,
+    /// Reused encode buffer.
+    buf: Vec<u8>,
+    /// Live segments, the current one included.
+    live: BTreeSet<u64>,
+    /// Obsolete segment files kept for reuse (`NNNNNN.wal.free`).
+    free: VecDeque<u64>,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// `written` as of the last successful sync.
+    synced: u64,
+    syncing: bool,
+    shutdown: bool,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    appends: AtomicU64,
+    bytes_written: AtomicU64,
+    syncs: AtomicU64,
+    segments_started: AtomicU64,
+    segments_recycled: AtomicU64,
+}
+
+/// A replay of the log that ends by opening it for appending.
+///
+/// Iterate it to get every intact batch, then call [`Recovery::finish`].
+#[derive(Debug)]
+pub struct Recovery {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    options: WalOptions,
+    replay: Replay,
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves its
+/// state consistent before anything can panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Wal {
+    /// Starts recovering the log in `dir` (created if missing): iterate the
+    /// returned [`Recovery`] for the logged batches, then
+    /// [`finish`](Recovery::finish) it to get the `Wal`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be created or listed.
+    pub fn open(fs: Arc<dyn Fs>, dir: &Path, options: WalOptions) -> Result<Recovery> {
+        fs.create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let replay = Replay::open(fs.clone(), dir, options.recovery_mode, 0)?;
+        Ok(Recovery {
+            fs,
+            dir: dir.to_path_buf(),
+            options,
+            replay,
+        })
+    }
+
+    /// Appends one batch as one record. Under [`SyncMode::Always`] it returns
+    /// once the record is durable.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the batch breaks a limit (see
+    /// [`Batch::check_limits`]); [`Error::Io`] if the write or sync failed
+    /// (the log is then poisoned); [`Error::Poisoned`] after an earlier
+    /// failure.
+    pub fn append(&self, batch: &Batch) -> Result<WalPosition> {
+        batch.check_limits().map_err(Error::InvalidArgument)?;
+        let (position, end) = self.shared.write_record(batch.as_bytes())?;
+        if self.shared.options.sync_mode == SyncMode::Always {
+            self.shared.sync_to(end)?;
+        }
+        Ok(position)
+    }
+
+    /// Makes every record appended before this call durable, sharing the
+    /// sync with concurrent callers.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the sync failed (the log is then poisoned);
+    /// [`Error::Poisoned`] after an earlier failure.
+    pub fn sync(&self) -> Result<()> {
+        let end = lock(&self.shared.writer).written;
+        self.shared.sync_to(end)
+    }
+
+    /// Seals the current segment and starts the next one; returns its number.
+    /// Every record appended before the call is in an older segment.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a file operation failed (the log is then poisoned).
+    pub fn rotate(&self) -> Result<u64> {
+        let mut writer = lock(&self.shared.writer);
+        self.shared.check_poison()?;
+        self.shared.rotate_locked(&mut writer)?;
+        Ok(writer.segment)
+    }
+
+    /// The segment new records go to.
+    pub fn current_segment(&self) -> u64 {
+        lock(&self.shared.writer).segment
+    }
+
+    /// Removes every segment numbered below `segment` (the current one is
+    /// always kept). Up to [`WalOptions::recycle_segments`] files are kept for
+    /// reuse by later rotations instead of deleted: each is renamed
+    /// `NNNNNN.wal.free` and overwritten with zeros, so that its old records
+    /// can never be mistaken for new ones and the next life of the file
+    /// overwrites allocated blocks. Returns how many segments were retired.
+    ///
+    /// The file work happens outside the lock appends take. Call it from a
+    /// background thread: zeroing a segment writes `segment_bytes`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a rename, write, removal or directory sync failed.
+    pub fn remove_segments_before(&self, segment: u64) -> Result<usize> {
+        let shared = &self.shared;
+        let (obsolete, free_slots) = {
+            let mut writer = lock(&shared.writer);
+            let current = writer.segment;
+            let obsolete: Vec<u64> = writer.live.range(..segment.min(current)).copied().collect();
+            for n in &obsolete {
+                writer.live.remove(n);
+            }
+            let free_slots = shared
+                .options
+                .recycle_segments
+                .saturating_sub(writer.free.len());
+            (obsolete, free_slots)
+        };
+        if obsolete.is_empty() {
+            return Ok(0);
+        }
+        let (recycle, remove) = obsolete.split_at(obsolete.len().min(free_slots));
+        for &n in remove {
+            let path = shared.path(n);
+            shared
+                .fs
+                .remove_file(&path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        }
+        for &n in recycle {
+            let path = shared.path(n);
+            let free = free_path(&shared.dir, n);
+            shared
+                .fs
+                .rename(&path, &free)
+                .map_err(|e| Error::io(format!("renaming {} for reuse", path.display()), e))?;
+        }
+        // The retired names must be gone before their files are reused.
+        shared
+            .fs
+            .sync_dir(&shared.dir)
+            .map_err(|e| Error::io(format!("syncing directory {}", shared.dir.display()), e))?;
+        for &n in recycle {
+            zero_fill(shared.fs.as_ref(), &free_path(&shared.dir, n))?;
+            lock(&shared.writer).free.push_back(n);
+        }
+        Ok(obsolete.len())
+    }
+
+    /// The counters since open.
+    pub fn stats(&self) -> WalStats {
+        let c = &self.shared.stats;
+        WalStats {
+            appends: c.appends.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+            syncs: c.syncs.load(Ordering::Relaxed),
+            segments_started: c.segments_started.load(Ordering::Relaxed),
+            segments_recycled: c.segments_recycled.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the background syncer and, unless the mode is
+    /// [`SyncMode::None`], syncs what was appended.
+    ///
+    /// # Errors
+    /// As [`Wal::sync`].
+    pub fn close(mut self) -> Result<()> {
+        self.stop_syncer();
+        if self.shared.options.sync_mode != SyncMode::None {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn stop_syncer(&mut self) {
+        if let Some(handle) = self.syncer.take() {
+            lock(&self.shared.sync).shutdown = true;
+            self.shared.synced_cv.notify_all();
+            // The syncer only returns; a panic in it has nothing to report here.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.stop_syncer();
+    }
+}
+
+impl Shared {
+    fn path(&self, segment: u64) -> PathBuf {
+        self.dir.join(segment_file_name(segment))
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match self.poison.get() {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the first failure; every later operation reports it.
+    fn fail(&self, context: String, source: std::io::Error) -> Error {
+        let _ = self.poison.set(format!("{context}: {source}"));
+        tracing::error!(%context, error = %source, "WAL poisoned");
+        self.synced_cv.notify_all();
+        Error::io(context, source)
+    }
+
+    /// Writes one record; returns its position and `written` after it.
+    fn write_record(&self, payload: &[u8]) -> Result<(WalPosition, u64)> {
+        let mut guard = lock(&self.writer);
+        self.check_poison()?;
+        let writer = &mut *guard;
+        let in_block = (writer.offset % BLOCK_BYTES as u64) as usize;
+        let len = encoded_record_len(in_block, payload.len()) as u64;
+        if writer.offset > SEGMENT_HEADER_BYTES as u64
+            && writer.offset + len > self.options.segment_bytes
+        {
+            self.rotate_locked(writer)?;
+        }
+        let start = writer.offset;
+        writer.buf.clear();
+        encode_record(&mut writer.buf, start, segment_tag(writer.segment), payload);
+        if let Err(e) = writer.file.write_all_at(&writer.buf, start) {
+            return Err(self.fail(
+                format!("writing {}", self.path(writer.segment).display()),
+                e,
+            ));
+        }
+        let written = writer.buf.len() as u64;
+        if writer.buf.capacity() > 4 * 1024 * 1024 {
+            writer.buf = Vec::new();
+        }
+        writer.offset += written;
+        writer.written += written;
+        self.stats.appends.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_written
+            .fetch_add(written, Ordering::Relaxed);
+        Ok((
+            WalPosition {
+                segment: writer.segment,
+                offset: start,
+            },
+            writer.written,
+        ))
+    }
+
+    /// Seals the current segment (sync) and starts the next one, durable
+    /// (header synced, directory synced) before it receives any record.
+    fn rotate_locked(&self, writer: &mut WriterState) -> Result<()> {
+        let old = self.path(writer.segment);
+        writer
+            .file
+            .sync_data()
+            .map_err(|e| self.fail(format!("syncing {} to seal it", old.display()), e))?;
+        let next = writer.segment + 1;
+        let file = self.start_segment(next, writer.free.pop_front())?;
+        writer.segment = next;
+        writer.file = file;
+        writer.offset = SEGMENT_HEADER_BYTES as u64;
+        writer.live.insert(next);
+        Ok(())
+    }
+
+    /// Starts segment `segment` (see [`create_segment`]), poisoning the log
+    /// on failure.
+    fn start_segment(&self, segment: u64, reuse: Option<u64>) -> Result<Arc<dyn File>> {
+        let file = create_segment(self.fs.as_ref(), &self.dir, segment, reuse)
+            .map_err(|(context, e)| self.fail(context, e))?;
+        self.stats.segments_started.fetch_add(1, Ordering::Relaxed);
+        if reuse.is_some() {
+            self.stats.segments_recycled.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(file)
+    }
+
+    /// Returns once `synced >= target`, syncing if no one else is.
+    fn sync_to(&self, target: u64) -> Result<()> {
+        let mut state = lock(&self.sync);
+        loop {
+            self.check_poison()?;
+            if state.synced >= target {
+                return Ok(());
+            }
+            if !state.syncing {
+                break;
+            }
+            state = self
+                .synced_cv
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        state.syncing = true;
+        drop(state);
+
+        // Everything written so far is covered: earlier segments were synced
+        // when they were sealed.
+        let (file, upto, segment) = {
+            let writer = lock(&self.writer);
+            (writer.file.clone(), writer.written, writer.segment)
+        };
+        let result = file.sync_data();
+        let mut state = lock(&self.sync);
+        state.syncing = false;
+        let outcome = match result {
+            Ok(()) => {
+                state.synced = state.synced.max(upto);
+                self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(self.fail(format!("syncing {}", self.path(segment).display()), e)),
+        };
+        drop(state);
+        self.synced_cv.notify_all();
+        outcome
+    }
+
+    /// The body of the [`SyncMode::Interval`] thread.
+    fn run_syncer(&self, interval: Duration) {
+        let mut state = lock(&self.sync);
+        loop {
+            let (next, _) = self
+                .synced_cv
+                .wait_timeout(state, interval)
+                .unwrap_or_else(|e| e.into_inner());
+            state = next;
+            if state.shutdown || self.poison.get().is_some() {
+                return;
+            }
+            drop(state);
+            let written = lock(&self.writer).written;
+            // A failure poisons the log; appenders report it.
+            let _ = self.sync_to(written);
+            state = lock(&self.sync);
+        }
+    }
+}
+
+/// The name a retired segment file has while it waits for reuse.
+fn free_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("{segment:06}{FREE_SUFFIX}"))
+}
+
+/// Overwrites a whole file with zeros and syncs it.
+fn zero_fill(fs: &dyn Fs, path: &Path) -> Result<()> {
+    const CHUNK_BYTES: usize = 1024 * 1024;
+    let context = |what: &str| format!("{what} {} for reuse", path.display());
+    let file = fs
+        .open_write(path)
+        .map_err(|e| Error::io(context("opening"), e))?;
+    let len = file.len().map_err(|e| Error::io(context("sizing"), e))?;
+    let zeros = vec![0u8; CHUNK_BYTES.min(len as usize)];
+    let mut offset = 0;
+    while offset < len {
+        let n = (len - offset).min(CHUNK_BYTES as u64) as usize;
+        file.write_all_at(&zeros[..n], offset)
+            .map_err(|e| Error::io(context("zeroing"), e))?;
+        offset += n as u64;
+    }
+    file.sync_data()
+        .map_err(|e| Error::io(context("syncing"), e))
+}
+
+/// Creates segment `segment` (or renames the free file `reuse` to it) and
+/// writes its header; the header and the directory entry are synced before
+/// it returns, so the segment is durable before it receives any record.
+fn create_segment(
+    fs: &dyn Fs,
+    dir: &Path,
+    segment: u64,
+    reuse: Option<u64>,
+) -> Result<Arc<dyn File>, (String, std::io::Error)> {
+    let path = dir.join(segment_file_name(segment));
+    let context = |what: &str| format!("{what} {}", path.display());
+    let file = match reuse {
+        Some(old) => {
+            fs.rename(&free_path(dir, old), &path)
+                .map_err(|e| (context("recycling a free file as"), e))?;
+            fs.open_write(&path).map_err(|e| (context("opening"), e))?
+        }
+        None => fs.create(&path).map_err(|e| (context("creating"), e))?,
+    };
+    file.write_all_at(&encode_segment_header(segment), 0)
+        .map_err(|e| (context("writing the header of"), e))?;
+    file.sync_data().map_err(|e| (context("syncing"), e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| (format!("syncing directory {}", dir.display()), e))?;
+    Ok(file)
+}
+
+impl Recovery {
+    /// What the replay found so far.
+    pub fn report(&self) -> &ReplayReport {
+        self.replay.report()
+    }
+
+    /// Drains any batches not yet read (checking them), truncates a torn
+    /// tail, takes back recycled files, and opens the log for appending in a
+    /// new segment.
+    ///
+    /// # Errors
+    /// Whatever the replay reports ([`Error::Corruption`] under the recovery
+    /// mode's rules, [`Error::Io`]), or an I/O error while truncating or
+    /// creating files.
+    pub fn finish(mut self) -> Result<(Wal, ReplayReport)> {
+        for batch in self.replay.by_ref() {
+            batch?;
+        }
+        let report = self.replay.report().clone();
+        let fs = self.fs;
+        let dir = self.dir;
+        if let Some((segment, offset)) = report.torn_tail {
+            let path = dir.join(segment_file_name(segment));
+            let context = |what: &str| format!("{what} the torn tail of {}", path.display());
+            let file = fs
+                .open_write(&path)
+                .map_err(|e| Error::io(context("opening"), e))?;
+            file.set_len(offset)
+                .map_err(|e| Error::io(context("truncating"), e))?;
+            file.sync_all()
+                .map_err(|e| Error::io(context("syncing"), e))?;
+        }
+        let names = fs
+            .list_dir(&dir)
+            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let live: BTreeSet<u64> = names
+            .iter()
+            .filter_map(|n| parse_segment_file_name(n))
+            .collect();
+        // Files left for reuse by an earlier run may have been cut short
+        // while being zeroed: delete them rather than trust their content.
+        for n in names.iter().filter_map(|n| parse_free_file_name(n)) {
+            let path = free_path(&dir, n);
+            fs.remove_file(&path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        }
+        let next = live.iter().next_back().map_or(1, |n| n + 1);
+        let file = create_segment(fs.as_ref(), &dir, next, None)
+            .map_err(|(context, e)| Error::io(context, e))?;
+        let mut live = live;
+        live.insert(next);
+        let stats = Counters::default();
+        stats.segments_started.store(1, Ordering::Relaxed);
+        let shared = Arc::new(Shared {
+            fs,
+            dir,
+            options: self.options.clone(),
+            writer: Mutex::new(WriterState {
+                segment: next,
+                file,
+                offset: SEGMENT_HEADER_BYTES as u64,
+                written: 0,
+                buf: Vec::new(),
+                live,
+                free: VecDeque::new(),
+            }),
+            sync: Mutex::new(SyncState::default()),
+            synced_cv: Condvar::new(),
+            poison: OnceLock::new(),
+            stats,
+        });
+        let syncer = match self.options.sync_mode {
+            SyncMode::Interval(interval) => {
+                let shared = shared.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("kevo-wal-sync".to_string())
+                        .spawn(move || shared.run_syncer(interval))
+                        .map_err(|e| Error::io("starting the WAL sync thread", e))?,
+                )
+            }
+            SyncMode::None | SyncMode::Always => None,
+        };
+        Ok((Wal { shared, syncer }, report))
+    }
+}
+
+impl Iterator for Recovery {
+    type Item = Result<ReplayedBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.replay.next()
+    }
+}

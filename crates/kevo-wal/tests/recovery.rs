@@ -1,0 +1,451 @@
+//! Replay and recovery: what comes back from a log, intact or damaged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use kevo_wal::{
+    BLOCK_BYTES, Batch, Error, FRAGMENT_HEADER_BYTES, RecoveryMode, SEGMENT_HEADER_BYTES, SyncMode,
+    WalOptions,
+};
+
+fn options() -> WalOptions {
+    WalOptions::default()
+}
+
+#[test]
+fn appended_batches_replay_in_order() {
+    let (_, fs) = memfs();
+    let batches: Vec<Batch> = (1..=20).map(|i| batch(i, (i % 4) as usize, 10)).collect();
+    write_log(fs.clone(), options(), &batches);
+    let (replayed, report) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(replayed, batches);
+    assert_eq!(report.batches, 20);
+    assert_eq!(report.tail_bytes_dropped, 0);
+    assert_eq!(report.last_seqno, Some(19 * 1000 + 2));
+}
+
+#[test]
+fn empty_directory_replays_nothing() {
+    let (_, fs) = memfs();
+    fs.create_dir_all(&dir()).unwrap();
+    let (replayed, report) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert!(replayed.is_empty());
+    assert!(report.segments.is_empty());
+}
+
+#[test]
+fn batch_spanning_many_blocks_round_trips() {
+    let (_, fs) = memfs();
+    let batches = vec![batch(1, 3, 5), batch(2, 4, 3 * BLOCK_BYTES), batch(3, 1, 0)];
+    write_log(fs.clone(), options(), &batches);
+    let (replayed, _) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(replayed, batches);
+}
+
+#[test]
+fn reopening_continues_in_a_new_segment() {
+    let (_, fs) = memfs();
+    write_log(fs.clone(), options(), &[batch(1, 1, 1)]);
+    let mut recovery = kevo_wal::Wal::open(fs.clone(), &dir(), options()).unwrap();
+    assert_eq!(recovery.next().unwrap().unwrap().batch, batch(1, 1, 1));
+    let (wal, report) = recovery.finish().unwrap();
+    assert_eq!(report.segments, vec![1]);
+    assert_eq!(wal.current_segment(), 2);
+    wal.append(&batch(2, 1, 1)).unwrap();
+    drop(wal);
+    let (replayed, report) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(replayed, vec![batch(1, 1, 1), batch(2, 1, 1)]);
+    assert_eq!(report.segments, vec![1, 2]);
+}
+
+#[test]
+fn torn_tail_record_is_trimmed() {
+    let (_, fs) = memfs();
+    let batches: Vec<Batch> = (1..=3).map(|i| batch(i, 2, 50)).collect();
+    write_log(fs.clone(), options(), &batches);
+    let path = segment_path(1);
+    let len = file_len(fs.as_ref(), &path);
+    fs.open_write(&path).unwrap().set_len(len - 7).unwrap();
+
+    let (replayed, report) = replay(fs.clone(), RecoveryMode::TolerateTornTail).unwrap();
+    assert_eq!(replayed, batches[..2].to_vec());
+    assert!(report.tail_bytes_dropped > 0);
+    assert_eq!(report.torn_tail.map(|(segment, _)| segment), Some(1));
+}
+
+#[test]
+fn recovery_truncates_the_torn_tail_so_the_next_recovery_is_clean() {
+    let (_, fs) = memfs();
+    let batches: Vec<Batch> = (1..=3).map(|i| batch(i, 2, 50)).collect();
+    write_log(fs.clone(), options(), &batches);
+    let path = segment_path(1);
+    let len = file_len(fs.as_ref(), &path);
+    fs.open_write(&path).unwrap().set_len(len - 7).unwrap();
+
+    let (wal, report) = kevo_wal::Wal::open(fs.clone(), &dir(), options())
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert_eq!(report.batches, 2);
+    wal.append(&batch(9, 1, 1)).unwrap();
+    drop(wal);
+    // The damaged segment is no longer the last one: had its tail not been
+    // cut, this would be corruption in the middle of the log.
+    let (replayed, report) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(
+        replayed,
+        vec![batches[0].clone(), batches[1].clone(), batch(9, 1, 1)]
+    );
+    assert_eq!(report.tail_bytes_dropped, 0);
+}
+
+#[test]
+fn record_cut_inside_a_later_block_is_a_torn_tail() {
+    let (_, fs) = memfs();
+    let batches = vec![batch(1, 1, 10), batch(2, 1, 2 * BLOCK_BYTES)];
+    write_log(fs.clone(), options(), &batches);
+    let path = segment_path(1);
+    // Cut inside the second block: the big record's Last fragment is lost.
+    fs.open_write(&path)
+        .unwrap()
+        .set_len(BLOCK_BYTES as u64 + 100)
+        .unwrap();
+    let (replayed, report) = replay(fs, RecoveryMode::TolerateTornTail).unwrap();
+    assert_eq!(replayed, batches[..1].to_vec());
+    let first_record_end =
+        SEGMENT_HEADER_BYTES + FRAGMENT_HEADER_BYTES + batches[0].as_bytes().len();
+    assert_eq!(report.torn_tail, Some((1, first_record_end as u64)));
+    assert_eq!(
+        report.tail_bytes_dropped,
+        BLOCK_BYTES as u64 + 100 - first_record_end as u64
+    );
+}
+
+#[test]
+fn bit_flip_in_middle_is_corruption() {
+    let (mem, fs) = memfs();
+    let batches: Vec<Batch> = (1..=3).map(|i| batch(i, 2, 50)).collect();
+    let positions = write_log(fs.clone(), options(), &batches);
+    let damaged = positions[1].offset + FRAGMENT_HEADER_BYTES as u64 + 3;
+    mem.corrupt(&segment_path(1), damaged, 0x10).unwrap();
+
+    let err = replay(fs, RecoveryMode::TolerateTornTail).unwrap_err();
+    match err {
+        Error::Corruption {
+            segment, offset, ..
+        } => {
+            assert_eq!(segment, 1);
+            assert_eq!(offset, positions[1].offset);
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn bit_flip_in_an_earlier_segment_is_corruption() {
+    let (mem, fs) = memfs();
+    let wal = open(fs.clone(), options());
+    let first = wal.append(&batch(1, 1, 10)).unwrap();
+    wal.rotate().unwrap();
+    wal.append(&batch(2, 1, 10)).unwrap();
+    drop(wal);
+    // The only record of segment 1 is damaged; segment 2 follows.
+    mem.corrupt(&segment_path(1), first.offset + 20, 1).unwrap();
+    let err = replay(fs, RecoveryMode::TolerateTornTail).unwrap_err();
+    assert!(
+        matches!(err, Error::Corruption { segment: 1, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn damaged_last_record_is_trimmed_like_a_torn_tail() {
+    let (mem, fs) = memfs();
+    let batches: Vec<Batch> = (1..=3).map(|i| batch(i, 2, 50)).collect();
+    let positions = write_log(fs.clone(), options(), &batches);
+    mem.corrupt(&segment_path(1), positions[2].offset + 30, 0x01)
+        .unwrap();
+    let (replayed, report) = replay(fs, RecoveryMode::TolerateTornTail).unwrap();
+    assert_eq!(replayed, batches[..2].to_vec());
+    assert_eq!(report.torn_tail, Some((1, positions[2].offset)));
+}
+
+#[test]
+fn absolute_consistency_rejects_a_torn_tail() {
+    let (_, fs) = memfs();
+    write_log(fs.clone(), options(), &[batch(1, 1, 10), batch(2, 1, 10)]);
+    let path = segment_path(1);
+    let len = file_len(fs.as_ref(), &path);
+    fs.open_write(&path).unwrap().set_len(len - 1).unwrap();
+    let err = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap_err();
+    assert!(err.is_corruption(), "{err:?}");
+}
+
+#[test]
+fn skip_corrupted_salvages_records_after_damage() {
+    let (mem, fs) = memfs();
+    let batches: Vec<Batch> = (1..=4).map(|i| batch(i, 2, 50)).collect();
+    let positions = write_log(fs.clone(), options(), &batches);
+    mem.corrupt(&segment_path(1), positions[1].offset + 40, 0xFF)
+        .unwrap();
+    let (replayed, report) = replay(fs, RecoveryMode::SkipCorrupted).unwrap();
+    assert_eq!(
+        replayed,
+        vec![batches[0].clone(), batches[2].clone(), batches[3].clone()]
+    );
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].offset, positions[1].offset);
+    assert_eq!(
+        report.skipped[0].len,
+        positions[2].offset - positions[1].offset
+    );
+}
+
+#[test]
+fn skip_corrupted_drops_a_multi_block_record_with_a_damaged_fragment() {
+    let (mem, fs) = memfs();
+    let batches = vec![
+        batch(1, 1, 10),
+        batch(2, 1, 3 * BLOCK_BYTES),
+        batch(3, 1, 10),
+    ];
+    let positions = write_log(fs.clone(), options(), &batches);
+    // Damage the big record's second fragment (in block 1).
+    mem.corrupt(&segment_path(1), BLOCK_BYTES as u64 + 50, 0x04)
+        .unwrap();
+    let (replayed, report) = replay(fs, RecoveryMode::SkipCorrupted).unwrap();
+    assert_eq!(replayed, vec![batches[0].clone(), batches[2].clone()]);
+    assert!(!report.skipped.is_empty());
+    assert_eq!(report.skipped[0].offset, positions[1].offset);
+}
+
+#[test]
+fn zeroed_space_after_the_last_record_is_a_clean_end() {
+    let (_, fs) = memfs();
+    write_log(fs.clone(), options(), &[batch(1, 1, 10)]);
+    let path = segment_path(1);
+    let len = file_len(fs.as_ref(), &path);
+    fs.open_write(&path)
+        .unwrap()
+        .set_len(len + 3 * BLOCK_BYTES as u64)
+        .unwrap();
+    let (replayed, report) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(replayed, vec![batch(1, 1, 10)]);
+    assert_eq!(report.tail_bytes_dropped, 0);
+}
+
+#[test]
+fn zeroed_record_before_valid_records_is_corruption() {
+    let (_, fs) = memfs();
+    let batches: Vec<Batch> = (1..=3).map(|i| batch(i, 1, 10)).collect();
+    let positions = write_log(fs.clone(), options(), &batches);
+    let file = fs.open_write(&segment_path(1)).unwrap();
+    let len = (positions[2].offset - positions[1].offset) as usize;
+    file.write_all_at(&vec![0; len], positions[1].offset)
+        .unwrap();
+    let err = replay(fs, RecoveryMode::TolerateTornTail).unwrap_err();
+    assert!(
+        matches!(err, Error::Corruption { offset, .. } if offset == positions[1].offset),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn stale_records_of_a_recycled_segment_are_not_replayed() {
+    let (_, fs) = memfs();
+    let options = WalOptions {
+        recycle_segments: 1,
+        sync_mode: SyncMode::None,
+        ..WalOptions::default()
+    };
+    let wal = open(fs.clone(), options.clone());
+    for i in 0..50 {
+        wal.append(&batch(i, 1, 100)).unwrap();
+    }
+    let retired = wal.current_segment();
+    let second = wal.rotate().unwrap();
+    assert_eq!(wal.remove_segments_before(second).unwrap(), 1);
+    // The next segment reuses the retired file, still full of old records.
+    let third = wal.rotate().unwrap();
+    assert_eq!(wal.stats().segments_recycled, 1);
+    let fresh = vec![batch(100, 1, 10), batch(101, 1, 10)];
+    for b in &fresh {
+        wal.append(b).unwrap();
+    }
+    wal.close().unwrap();
+    assert!(!fs.exists(&segment_path(retired)).unwrap());
+    assert!(file_len(fs.as_ref(), &segment_path(third)) > 50 * 100);
+
+    let (replayed, report) = replay(fs.clone(), RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(replayed, fresh);
+    assert_eq!(report.segments, vec![second, third]);
+}
+
+#[test]
+fn torn_record_over_stale_bytes_is_trimmed() {
+    let (mem, fs) = memfs();
+    let options = WalOptions {
+        recycle_segments: 1,
+        ..WalOptions::default()
+    };
+    let wal = open(fs.clone(), options.clone());
+    for i in 0..20 {
+        wal.append(&batch(i, 1, 100)).unwrap();
+    }
+    let second = wal.rotate().unwrap();
+    wal.remove_segments_before(second).unwrap();
+    let third = wal.rotate().unwrap();
+    wal.append(&batch(200, 1, 10)).unwrap();
+    let last = wal.append(&batch(201, 1, 10)).unwrap();
+    drop(wal);
+    mem.corrupt(&segment_path(third), last.offset + 15, 0x40)
+        .unwrap();
+    let (replayed, report) = replay(fs, RecoveryMode::TolerateTornTail).unwrap();
+    assert_eq!(replayed, vec![batch(200, 1, 10)]);
+    assert_eq!(report.torn_tail, Some((third, last.offset)));
+}
+
+#[test]
+fn missing_segment_in_the_middle_is_corruption() {
+    let (_, fs) = memfs();
+    let wal = open(fs.clone(), options());
+    wal.append(&batch(1, 1, 1)).unwrap();
+    wal.rotate().unwrap();
+    wal.append(&batch(2, 1, 1)).unwrap();
+    wal.rotate().unwrap();
+    wal.append(&batch(3, 1, 1)).unwrap();
+    drop(wal);
+    fs.remove_file(&segment_path(2)).unwrap();
+    let err = replay(fs.clone(), RecoveryMode::TolerateTornTail).unwrap_err();
+    assert!(
+        matches!(err, Error::Corruption { segment: 2, .. }),
+        "{err:?}"
+    );
+    let (salvaged, _) = replay(fs, RecoveryMode::SkipCorrupted).unwrap();
+    assert_eq!(salvaged, vec![batch(1, 1, 1), batch(3, 1, 1)]);
+}
+
+#[test]
+fn unsupported_format_version_is_an_error_in_every_mode() {
+    let (mem, fs) = memfs();
+    write_log(fs.clone(), options(), &[batch(1, 1, 1)]);
+    let path = segment_path(1);
+    let mut bytes = mem.read_file(&path).unwrap();
+    bytes[8] = 9; // version
+    let crc = kevo_core::crc32(&[&bytes[..20]]);
+    bytes[20..24].copy_from_slice(&crc.to_le_bytes());
+    mem.write_file(&path, &bytes).unwrap();
+    for mode in [
+        RecoveryMode::TolerateTornTail,
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::SkipCorrupted,
+    ] {
+        let err = replay(fs.clone(), mode).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corruption { reason, .. } if reason.contains("version 9")),
+            "{mode:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn segments_rotate_at_the_configured_size() {
+    let (_, fs) = memfs();
+    let options = WalOptions {
+        segment_bytes: 4096,
+        sync_mode: SyncMode::None,
+        ..WalOptions::default()
+    };
+    let batches: Vec<Batch> = (0..100).map(|i| batch(i, 1, 200)).collect();
+    let positions = write_log(fs.clone(), options, &batches);
+    let segments: std::collections::BTreeSet<u64> = positions.iter().map(|p| p.segment).collect();
+    assert!(segments.len() > 4, "{segments:?}");
+    for &segment in &segments {
+        assert!(file_len(fs.as_ref(), &segment_path(segment)) <= 4096);
+    }
+    let (replayed, _) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(replayed, batches);
+}
+
+#[test]
+fn remove_segments_before_never_removes_the_current_segment() {
+    let (_, fs) = memfs();
+    let options = WalOptions {
+        recycle_segments: 0,
+        ..WalOptions::default()
+    };
+    let wal = open(fs.clone(), options);
+    wal.append(&batch(1, 1, 1)).unwrap();
+    let current = wal.rotate().unwrap();
+    wal.append(&batch(2, 1, 1)).unwrap();
+    assert_eq!(wal.remove_segments_before(u64::MAX).unwrap(), 1);
+    assert_eq!(wal.current_segment(), current);
+    drop(wal);
+    let (replayed, _) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(replayed, vec![batch(2, 1, 1)]);
+}
+
+#[test]
+fn oversized_batch_is_an_invalid_argument() {
+    let (_, fs) = memfs();
+    let wal = open(fs, options());
+    let mut b = Batch::new();
+    b.put(vec![0u8; kevo_core::KEY_BYTES_MAX + 1], b"v");
+    assert!(matches!(wal.append(&b), Err(Error::InvalidArgument(_))));
+    // The log is still usable.
+    wal.append(&batch(1, 1, 1)).unwrap();
+}
+
+#[test]
+fn interval_mode_syncs_in_the_background() {
+    let (mem, fs) = memfs();
+    let options = WalOptions {
+        sync_mode: SyncMode::Interval(std::time::Duration::from_millis(5)),
+        ..WalOptions::default()
+    };
+    let wal = open(fs.clone(), options);
+    wal.append(&batch(1, 1, 1)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal.stats().syncs == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background sync within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    mem.crash_keep_nothing_unsynced();
+    drop(wal);
+    let (replayed, _) = replay(Arc::new(mem), RecoveryMode::TolerateTornTail).unwrap();
+    assert_eq!(replayed, vec![batch(1, 1, 1)]);
+}
+
+#[test]
+fn appends_under_always_survive_a_crash_that_keeps_nothing_unsynced() {
+    let (mem, fs) = memfs();
+    let wal = open(fs, options());
+    let batches: Vec<Batch> = (0..10).map(|i| batch(i, 3, 30)).collect();
+    for b in &batches {
+        wal.append(b).unwrap();
+    }
+    mem.crash_keep_nothing_unsynced();
+    drop(wal);
+    let (replayed, _) = replay(Arc::new(mem), RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(replayed, batches);
+}
+
+#[test]
+fn replay_skips_segments_below_the_minimum() {
+    let (_, fs) = memfs();
+    let wal = open(fs.clone(), options());
+    wal.append(&batch(1, 1, 1)).unwrap();
+    let second = wal.rotate().unwrap();
+    wal.append(&batch(2, 1, 1)).unwrap();
+    drop(wal);
+    let replay =
+        kevo_wal::Replay::open(fs, &dir(), RecoveryMode::AbsoluteConsistency, second).unwrap();
+    let batches: Vec<Batch> = replay.map(|r| r.unwrap().batch).collect();
+    assert_eq!(batches, vec![batch(2, 1, 1)]);
+}

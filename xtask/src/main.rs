@@ -1,0 +1,150 @@
+//! `cargo xtask`: every piece of project automation, in Rust.
+//!
+//! ```text
+//! cargo xtask ci                      the test gate: fmt, clippy, tests, docs, smoke runs
+//! cargo xtask bench [--seconds S]     the db_bench-style table (today: WAL throughput)
+//! cargo xtask crash [--cases N]       the long crash-recovery property run
+//! cargo xtask fuzz <target> <secs>    one cargo-fuzz target for a while (nightly)
+//! ```
+
+mod bench;
+
+use std::env;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench::run(&args[1..]),
+        Some("crash") => crash(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <ci | bench [--seconds S] | crash [--cases N] | fuzz <target> <seconds>>"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one step, printing its name and time, failing on a non-zero exit.
+fn step(name: &str, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    println!("==> {name}: {program} {}", args.join(" "));
+    let started = Instant::now();
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .status()
+        .map_err(|e| format!("{name}: could not start {program}: {e}"))?;
+    println!(
+        "<== {name}: {} in {:.1}s",
+        if status.success() { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("step `{name}` failed ({status})"))
+    }
+}
+
+fn cargo() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+fn ci() -> Result<(), String> {
+    let cargo = cargo();
+    let started = Instant::now();
+    step("fmt", &cargo, &["fmt", "--all", "--check"], &[])?;
+    step(
+        "clippy",
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    // Property tests read PROPTEST_CASES only where a test does not set its
+    // own count; the crash and model tests set theirs (>= 256, >= 1000).
+    step("test", &cargo, &["test", "--workspace"], &[])?;
+    step(
+        "doc",
+        &cargo,
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    // Smoke runs of the long jobs, so that they cannot rot.
+    step(
+        "bench smoke",
+        &cargo,
+        &["xtask", "bench", "--seconds", "0.2"],
+        &[],
+    )?;
+    println!(
+        "ci: all steps passed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn crash(args: &[String]) -> Result<(), String> {
+    let cases = match args {
+        [] => "20000".to_string(),
+        [flag, n] if flag == "--cases" => n.clone(),
+        _ => return Err("usage: cargo xtask crash [--cases N]".to_string()),
+    };
+    step(
+        "crash",
+        &cargo(),
+        &[
+            "test",
+            "--release",
+            "-p",
+            "kevo-wal",
+            "--test",
+            "crash",
+            "--",
+            "--nocapture",
+        ],
+        &[("KEVO_CRASH_CASES", &cases)],
+    )
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let [target, seconds] = args else {
+        return Err(
+            "usage: cargo xtask fuzz <target> <seconds>   (targets: ls fuzz/fuzz_targets)"
+                .to_string(),
+        );
+    };
+    let have_fuzz = Command::new(cargo())
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have_fuzz {
+        return Err("cargo-fuzz is missing: install it with `cargo install cargo-fuzz` (it needs the nightly toolchain)".to_string());
+    }
+    let max_time = format!("-max_total_time={seconds}");
+    // `cargo +nightly` must bypass the pinned toolchain: call the rustup proxy.
+    step(
+        "fuzz",
+        "cargo",
+        &["+nightly", "fuzz", "run", target, "--", &max_time],
+        &[],
+    )
+}
