@@ -83,19 +83,30 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>, fsyncs: bool) {
     }
 }
 
-/// One group per sync mode and writer count, with both value sizes.
-fn modes(c: &mut Criterion) {
-    let cases = [
-        ("none", SyncMode::None, 1),
-        (
-            "interval_10ms",
-            SyncMode::Interval(Duration::from_millis(10)),
-            1,
-        ),
-        ("always_1_writer", SyncMode::Always, 1),
-        ("always_4_writers", SyncMode::Always, 4),
-    ];
-    for (name, sync_mode, writers) in cases {
+/// `Always` with one and four writers (run first: the bulk writes of the
+/// unsynced modes slow every fsync for seconds after).
+fn synced(c: &mut Criterion) {
+    modes(
+        c,
+        &[
+            ("always_1_writer", SyncMode::Always, 1),
+            ("always_4_writers", SyncMode::Always, 4),
+        ],
+    );
+}
+
+/// `None` and `Interval(10 ms)`, one writer.
+fn buffered(c: &mut Criterion) {
+    let interval = SyncMode::Interval(Duration::from_millis(10));
+    modes(
+        c,
+        &[("none", SyncMode::None, 1), ("interval_10ms", interval, 1)],
+    );
+}
+
+/// One group per (name, sync mode, writers) case, with both value sizes.
+fn modes(c: &mut Criterion, cases: &[(&str, SyncMode, usize)]) {
+    for &(name, sync_mode, writers) in cases {
         let mut group = c.benchmark_group(format!("append/{name}"));
         configure(&mut group, sync_mode == SyncMode::Always);
         group.throughput(Throughput::Elements(1));
@@ -228,5 +239,5 @@ fn recycling(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, modes, recycling);
+criterion_group!(benches, synced, recycling, buffered);
 criterion_main!(benches);

@@ -26,6 +26,12 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// Another `Wal` (in this or another process) has the directory open.
+    #[error("the WAL in {dir} is already open elsewhere")]
+    Busy {
+        /// The log's directory.
+        dir: String,
+    },
     /// The caller passed something the WAL cannot accept (a batch too large).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

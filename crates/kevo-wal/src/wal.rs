@@ -32,7 +32,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use kevo_core::{File, Fs};
+use kevo_core::{File, FileLock, Fs};
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
@@ -86,6 +86,9 @@ impl Default for WalOptions {
     }
 }
 
+/// The lock file that keeps a second `Wal` out of a directory.
+pub const WAL_LOCK_FILE: &str = "WAL.LOCK";
+
 /// Where an appended record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WalPosition {
@@ -119,6 +122,8 @@ pub struct Wal {
 
 #[derive(Debug)]
 struct Shared {
+    /// Held for the life of the log.
+    _lock: Box<dyn FileLock>,
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     options: WalOptions,
@@ -167,6 +172,7 @@ struct Counters {
 /// Iterate it to get every intact batch, then call [`Recovery::finish`].
 #[derive(Debug)]
 pub struct Recovery {
+    lock: Box<dyn FileLock>,
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     options: WalOptions,
@@ -182,15 +188,32 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Wal {
     /// Starts recovering the log in `dir` (created if missing): iterate the
     /// returned [`Recovery`] for the logged batches, then
-    /// [`finish`](Recovery::finish) it to get the `Wal`.
+    /// [`finish`](Recovery::finish) it to get the `Wal`. The directory is
+    /// locked ([`WAL_LOCK_FILE`]) until the `Wal` is dropped.
     ///
     /// # Errors
-    /// [`Error::Io`] if the directory cannot be created or listed.
+    /// [`Error::Busy`] if another `Wal` has the directory open;
+    /// [`Error::InvalidArgument`] for a zero sync interval; [`Error::Io`] if
+    /// the directory cannot be created, locked or listed.
     pub fn open(fs: Arc<dyn Fs>, dir: &Path, options: WalOptions) -> Result<Recovery> {
+        if options.sync_mode == SyncMode::Interval(Duration::ZERO) {
+            return Err(Error::InvalidArgument(
+                "the sync interval must not be zero".to_string(),
+            ));
+        }
         fs.create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let lock = fs
+            .lock(&dir.join(WAL_LOCK_FILE))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock => Error::Busy {
+                    dir: dir.display().to_string(),
+                },
+                _ => Error::io(format!("locking {}", dir.display()), e),
+            })?;
         let replay = Replay::open(fs.clone(), dir, options.recovery_mode, 0)?;
         Ok(Recovery {
+            lock,
             fs,
             dir: dir.to_path_buf(),
             options,
@@ -601,6 +624,7 @@ impl Recovery {
         let stats = Counters::default();
         stats.segments_started.store(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
+            _lock: self.lock,
             fs,
             dir,
             options: self.options.clone(),

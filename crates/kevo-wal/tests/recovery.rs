@@ -449,3 +449,26 @@ fn replay_skips_segments_below_the_minimum() {
     let batches: Vec<Batch> = replay.map(|r| r.unwrap().batch).collect();
     assert_eq!(batches, vec![batch(2, 1, 1)]);
 }
+
+#[test]
+fn second_open_of_the_same_directory_is_busy() {
+    let (_, fs) = memfs();
+    let wal = open(fs.clone(), options());
+    let err = kevo_wal::Wal::open(fs.clone(), &dir(), options()).unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err:?}");
+    drop(wal);
+    open(fs, options());
+}
+
+#[test]
+fn zero_sync_interval_is_rejected() {
+    let (_, fs) = memfs();
+    let options = WalOptions {
+        sync_mode: SyncMode::Interval(std::time::Duration::ZERO),
+        ..WalOptions::default()
+    };
+    assert!(matches!(
+        kevo_wal::Wal::open(fs, &dir(), options),
+        Err(Error::InvalidArgument(_))
+    ));
+}
