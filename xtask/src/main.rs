@@ -131,20 +131,28 @@ fn fuzz(args: &[String]) -> Result<(), String> {
                 .to_string(),
         );
     };
-    let have_fuzz = Command::new(cargo())
+    // `+nightly` is understood by the rustup proxy, not by the pinned
+    // toolchain's cargo that `$CARGO` names: call plain `cargo`.
+    let have_fuzz = Command::new("cargo")
         .args(["+nightly", "fuzz", "--version"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !have_fuzz {
-        return Err("cargo-fuzz is missing: install it with `cargo install cargo-fuzz` (it needs the nightly toolchain)".to_string());
+        return Err(
+            "cargo-fuzz is missing: install it with `cargo install cargo-fuzz` (it needs the nightly toolchain)"
+                .to_string(),
+        );
     }
     let max_time = format!("-max_total_time={seconds}");
-    // `cargo +nightly` must bypass the pinned toolchain: call the rustup proxy.
-    step(
-        "fuzz",
-        "cargo",
-        &["+nightly", "fuzz", "run", target, "--", &max_time],
-        &[],
-    )
+    let corpus = format!("fuzz/corpus/{target}");
+    std::fs::create_dir_all(&corpus).map_err(|e| format!("creating {corpus}: {e}"))?;
+    let seeds = format!("fuzz/seeds/{target}");
+    let mut args = vec!["+nightly", "fuzz", "run", target, &corpus];
+    if std::path::Path::new(&seeds).is_dir() {
+        // Read-only seeds: new inputs go to the first corpus directory.
+        args.push(&seeds);
+    }
+    args.extend(["--", &max_time]);
+    step("fuzz", "cargo", &args, &[])
 }

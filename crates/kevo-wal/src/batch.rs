@@ -7,7 +7,9 @@
 //!
 //! Entry `i` of a batch has sequence number `seqno + i`.
 
-use kevo_core::{KEY_BYTES_MAX, Reader, SeqNo, VALUE_BYTES_MAX, ValueKind, put_varint32};
+use kevo_core::{
+    KEY_BYTES_MAX, Reader, SEQNO_MAX, SeqNo, VALUE_BYTES_MAX, ValueKind, put_varint32,
+};
 
 use crate::format::BATCH_BYTES_MAX;
 
@@ -148,7 +150,14 @@ impl Batch {
         if self.count == u32::MAX {
             return Err("batch has too many entries".to_string());
         }
-        Ok(())
+        check_seqnos(self.seqno(), self.count)
+    }
+
+    /// The sequence number of the last entry (the first one's for an empty
+    /// batch).
+    pub fn last_seqno(&self) -> SeqNo {
+        self.seqno()
+            .saturating_add(u64::from(self.count).saturating_sub(1))
     }
 
     /// The entries in order.
@@ -172,8 +181,9 @@ impl Batch {
             ));
         }
         let mut r = Reader::new(bytes);
-        r.u64_le().ok_or("batch header is truncated")?;
+        let seqno = r.u64_le().ok_or("batch header is truncated")?;
         let count = r.u32_le().ok_or("batch header is truncated")?;
+        check_seqnos(seqno, count)?;
         for i in 0..count {
             let tag = r.u8().ok_or_else(|| format!("entry {i} is truncated"))?;
             let kind = ValueKind::from_u8(tag)
@@ -196,6 +206,17 @@ impl Batch {
             count,
             oversized: false,
         })
+    }
+}
+
+/// Every entry's seqno must fit in the 56 bits of a key trailer.
+fn check_seqnos(first: SeqNo, count: u32) -> Result<(), String> {
+    let last = first.checked_add(u64::from(count.saturating_sub(1)));
+    match last {
+        Some(last) if last <= SEQNO_MAX => Ok(()),
+        _ => Err(format!(
+            "seqnos {first}.. of {count} entries exceed the maximum {SEQNO_MAX}"
+        )),
     }
 }
 
@@ -288,6 +309,21 @@ mod tests {
         assert!(batch.check_limits().is_err());
         batch.clear();
         assert!(batch.check_limits().is_ok());
+    }
+
+    #[test]
+    fn seqnos_past_56_bits_are_rejected() {
+        let mut batch = Batch::new();
+        batch.put("a", "1");
+        batch.put("b", "2");
+        batch.set_seqno(SEQNO_MAX);
+        assert!(batch.check_limits().is_err());
+        assert!(Batch::decode(batch.as_bytes()).is_err());
+        batch.set_seqno(u64::MAX);
+        assert!(batch.check_limits().is_err());
+        batch.set_seqno(SEQNO_MAX - 1);
+        assert!(batch.check_limits().is_ok());
+        assert_eq!(batch.last_seqno(), SEQNO_MAX);
     }
 
     #[test]

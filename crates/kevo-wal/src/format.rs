@@ -202,6 +202,17 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, mut offset: u64, tag: u32, payloa
     }
 }
 
+/// Padding bytes [`encode_record`] puts before a record's first fragment
+/// when the record starts at file offset `offset`.
+pub(crate) fn first_fragment_skip(offset: u64) -> u64 {
+    let left = BLOCK_BYTES as u64 - offset % BLOCK_BYTES as u64;
+    if left < FRAGMENT_HEADER_BYTES as u64 {
+        left
+    } else {
+        0
+    }
+}
+
 /// Bytes [`encode_record`] appends for a payload of `len` bytes starting at
 /// block offset `in_block`.
 pub(crate) fn encoded_record_len(mut in_block: usize, len: usize) -> usize {

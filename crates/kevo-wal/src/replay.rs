@@ -277,7 +277,7 @@ impl Replay {
             Ok(batch) => {
                 self.report.batches += 1;
                 if !batch.is_empty() {
-                    let last = batch.seqno() + batch.len() as u64 - 1;
+                    let last = batch.last_seqno();
                     self.report.last_seqno =
                         Some(self.report.last_seqno.map_or(last, |s| s.max(last)));
                 }

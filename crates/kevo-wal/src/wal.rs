@@ -38,8 +38,8 @@ use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::format::{
     BLOCK_BYTES, FREE_SUFFIX, SEGMENT_HEADER_BYTES, encode_record, encode_segment_header,
-    encoded_record_len, parse_free_file_name, parse_segment_file_name, segment_file_name,
-    segment_tag,
+    encoded_record_len, first_fragment_skip, parse_free_file_name, parse_segment_file_name,
+    segment_file_name, segment_tag,
 };
 use crate::replay::{RecoveryMode, Replay, ReplayReport, ReplayedBatch};
 
@@ -400,6 +400,8 @@ impl Shared {
             self.rotate_locked(writer)?;
         }
         let start = writer.offset;
+        // The first fragment starts after any padding at the end of a block.
+        let first_fragment = start + first_fragment_skip(start);
         writer.buf.clear();
         encode_record(&mut writer.buf, start, segment_tag(writer.segment), payload);
         if let Err(e) = writer.file.write_all_at(&writer.buf, start) {
@@ -421,7 +423,7 @@ impl Shared {
         Ok((
             WalPosition {
                 segment: writer.segment,
-                offset: start,
+                offset: first_fragment,
             },
             writer.written,
         ))
