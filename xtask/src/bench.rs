@@ -65,41 +65,29 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         "mode", "threads", "records/s", "MB/s", "syncs", "rec/sync", "p50 µs", "p99 µs"
     );
 
-    let interval = SyncMode::Interval(Duration::from_millis(10));
-    let cases = [
-        ("None", SyncMode::None, 1),
-        ("None", SyncMode::None, 4),
-        ("Interval(10ms)", interval, 1),
-        ("Interval(10ms)", interval, 4),
-        ("Always", SyncMode::Always, 1),
-        ("Always", SyncMode::Always, 2),
-        ("Always", SyncMode::Always, 4),
-        ("Always", SyncMode::Always, 8),
-    ];
+    // The fsync rows go first: the bulk writes of the unsynced rows slow
+    // every fsync on this disk for seconds after.
     let mut always = Vec::new();
-    for (name, sync_mode, threads) in cases {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let wal = open(
-            dir.path(),
-            WalOptions {
-                sync_mode,
-                ..WalOptions::default()
-            },
-        )?;
-        let row = measure(&wal, threads, per_row)?;
-        print_row(name, threads, &row);
-        if sync_mode == SyncMode::Always {
-            always.push((threads, row.records_per_s()));
-        }
+    for threads in [1, 2, 4, 8] {
+        let row = fresh_row("Always", SyncMode::Always, threads, per_row)?;
+        always.push((threads, row.records_per_s()));
     }
-
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let wal = recycled_wal(dir.path(), seconds)?;
     let started = wal.stats().segments_started;
-    let row = measure(&wal, 1, per_row)?;
-    print_row("Always, 1 writer, recycled segment", 1, &row);
+    print_row(
+        "Always, 1 writer, recycled segment",
+        1,
+        &measure(&wal, 1, per_row)?,
+    );
     if wal.stats().segments_started != started {
         println!("  (the row outgrew the recycled file and went on in a new segment)");
+    }
+    let interval = SyncMode::Interval(Duration::from_millis(10));
+    for (name, sync_mode) in [("Interval(10ms)", interval), ("None", SyncMode::None)] {
+        for threads in [1, 4] {
+            fresh_row(name, sync_mode, threads, per_row)?;
+        }
     }
 
     let rate = |threads| {
@@ -115,6 +103,26 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Measures and prints one row on a new log in a fresh temp directory.
+fn fresh_row(
+    name: &str,
+    sync_mode: SyncMode,
+    threads: usize,
+    duration: Duration,
+) -> Result<Row, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let wal = open(
+        dir.path(),
+        WalOptions {
+            sync_mode,
+            ..WalOptions::default()
+        },
+    )?;
+    let row = measure(&wal, threads, duration)?;
+    print_row(name, threads, &row);
+    Ok(row)
 }
 
 /// Opens a new log in `dir` on the real file system.

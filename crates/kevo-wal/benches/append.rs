@@ -3,7 +3,7 @@
 //! per batch, 16-byte key, 100 B and 1 KiB values, in every sync mode, plus
 //! `Always` on a fresh segment versus a recycled (already allocated) one.
 //!
-//! `cargo bench -p kevo-wal --bench append` takes about a minute and a half;
+//! `cargo bench -p kevo-wal --bench append` takes about 70 s;
 //! add a filter (`-- always`) or `--quick` for less.
 
 use std::path::Path;

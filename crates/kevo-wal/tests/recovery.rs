@@ -514,7 +514,17 @@ fn batch_with_overflowing_seqnos_is_corruption_not_a_panic() {
     fs.create_dir_all(&dir()).unwrap();
     mem.write_file(&segment_path(1), &bytes).unwrap();
     let err = replay(fs.clone(), RecoveryMode::TolerateTornTail).unwrap_err();
-    assert!(matches!(err, Error::Corruption { segment: 1, offset: 24, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Corruption {
+                segment: 1,
+                offset: 24,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let (salvaged, report) = replay(fs.clone(), RecoveryMode::SkipCorrupted).unwrap();
     assert!(salvaged.is_empty());
     assert_eq!(report.skipped.len(), 1);
