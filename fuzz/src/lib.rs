@@ -103,8 +103,11 @@ pub fn decode(data: &[u8], lifecycle: bool) -> Script {
     let mut seqno: u64 = 1;
     let mut budget = BYTES_BUDGET;
     let append = |batch: &mut Batch, seqno: &mut u64, ops: &mut Vec<Op>| {
-        batch.set_seqno(*seqno);
-        *seqno = (*seqno + batch.len().max(1) as u64).min(SEQNO_MAX);
+        // Every entry's seqno must fit in 56 bits, or the WAL refuses the batch.
+        let span = batch.len().max(1) as u64;
+        let first = (*seqno).min(SEQNO_MAX + 1 - span);
+        batch.set_seqno(first);
+        *seqno = (first + span).min(SEQNO_MAX);
         ops.push(Op::Append(std::mem::take(batch)));
     };
     while let Some(code) = input.u8() {

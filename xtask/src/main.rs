@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo xtask ci                      the test gate: fmt, clippy, tests, docs, smoke runs
+//!                                     (bench, and each fuzz target for 10 s if cargo-fuzz is here)
 //! cargo xtask bench [--seconds S]     the db_bench-style table (today: WAL throughput)
 //! cargo xtask crash [--cases N]       the long crash-recovery property run
 //! cargo xtask fuzz <target> <secs>    one cargo-fuzz target for a while (nightly)
@@ -94,6 +95,7 @@ fn ci() -> Result<(), String> {
         &["xtask", "bench", "--seconds", "0.2"],
         &[],
     )?;
+    fuzz_smoke()?;
     println!(
         "ci: all steps passed in {:.0}s",
         started.elapsed().as_secs_f64()
@@ -124,21 +126,54 @@ fn crash(args: &[String]) -> Result<(), String> {
     )
 }
 
-fn fuzz(args: &[String]) -> Result<(), String> {
-    let [target, seconds] = args else {
-        return Err(
-            "usage: cargo xtask fuzz <target> <seconds>   (targets: ls fuzz/fuzz_targets)"
-                .to_string(),
-        );
-    };
+/// Whether `cargo +nightly fuzz` works here.
+fn have_cargo_fuzz() -> bool {
     // `+nightly` is understood by the rustup proxy, not by the pinned
     // toolchain's cargo that `$CARGO` names: call plain `cargo`.
-    let have_fuzz = Command::new("cargo")
+    Command::new("cargo")
         .args(["+nightly", "fuzz", "--version"])
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !have_fuzz {
+        .unwrap_or(false)
+}
+
+/// The fuzz targets: the files in `fuzz/fuzz_targets/`.
+fn fuzz_targets() -> Result<Vec<String>, String> {
+    let dir = std::fs::read_dir("fuzz/fuzz_targets")
+        .map_err(|e| format!("listing fuzz/fuzz_targets: {e}"))?;
+    let mut targets: Vec<String> = dir
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| name.strip_suffix(".rs").map(str::to_string))
+        .collect();
+    targets.sort();
+    Ok(targets)
+}
+
+/// Every fuzz target for a few seconds, where cargo-fuzz is installed. The
+/// stable test suite already feeds arbitrary bytes to every decoder
+/// (`tests/arbitrary_bytes.rs`); this keeps the fuzz targets building and
+/// honest.
+fn fuzz_smoke() -> Result<(), String> {
+    if !have_cargo_fuzz() {
+        println!(
+            "==> fuzz smoke: skipped, cargo-fuzz is not installed (`cargo install cargo-fuzz`)"
+        );
+        return Ok(());
+    }
+    for target in fuzz_targets()? {
+        fuzz(&[target, "10".to_string()])?;
+    }
+    Ok(())
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let [target, seconds] = args else {
+        return Err(format!(
+            "usage: cargo xtask fuzz <target> <seconds>   (targets: {})",
+            fuzz_targets()?.join(", ")
+        ));
+    };
+    if !have_cargo_fuzz() {
         return Err(
             "cargo-fuzz is missing: install it with `cargo install cargo-fuzz` (it needs the nightly toolchain)"
                 .to_string(),
@@ -154,5 +189,5 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         args.push(&seeds);
     }
     args.extend(["--", &max_time]);
-    step("fuzz", "cargo", &args, &[])
+    step(&format!("fuzz {target}"), "cargo", &args, &[])
 }

@@ -1,29 +1,7 @@
 //! [`Wal`]: the appending side of the log — segments, sync modes, group
 //! commit, rotation, recycling.
 //!
-//! # Thread safety
-//! `Wal` is `Send + Sync`; any number of threads may call [`Wal::append`] and
-//! [`Wal::sync`] at once. Appends are serialised by one mutex (the writer
-//! state: current segment, offset, encode buffer) and reach the file in the
-//! order they take it. Syncs are coordinated separately so that appends
-//! continue while an `fdatasync` is in flight:
-//!
-//! - every append advances `written`, the log's length in bytes since open;
-//! - a thread that needs its bytes durable waits until `synced >= its end`;
-//!   if no sync is in flight it becomes the syncer: it reads `written`,
-//!   syncs the current segment and publishes `synced = that value`;
-//! - threads whose bytes arrived while a sync was in flight share the next
-//!   one (group commit).
-//!
-//! Sealing a segment (rotation) syncs it, and the new segment's header and
-//! directory entry, before any record goes into the new segment, so syncing
-//! only the current segment covers everything written before it.
-//!
-//! # Failure
-//! The first failed write, sync or rotation *poisons* the log: every later
-//! append and sync returns [`Error::Poisoned`]. A failed fsync is never
-//! retried, because the kernel may already have dropped the dirty pages and
-//! a second fsync would report success for lost data.
+//! The contracts (thread safety, failure) are on [`Wal`].
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -113,7 +91,31 @@ pub struct WalStats {
     pub segments_recycled: u64,
 }
 
-/// The write-ahead log. See the [module docs](self).
+/// The write-ahead log.
+///
+/// # Thread safety
+/// `Wal` is `Send + Sync`; any number of threads may call [`Wal::append`] and
+/// [`Wal::sync`] at once. Appends are serialised by one mutex (the writer
+/// state: current segment, offset, encode buffer) and reach the file in the
+/// order they take it. Syncs are coordinated separately so that appends
+/// continue while an `fdatasync` is in flight:
+///
+/// - every append advances `written`, the log's length in bytes since open;
+/// - a thread that needs its bytes durable waits until `synced >= its end`;
+///   if no sync is in flight it becomes the syncer: it reads `written`,
+///   syncs the current segment and publishes `synced = that value`;
+/// - threads whose bytes arrived while a sync was in flight share the next
+///   one (group commit).
+///
+/// Sealing a segment (rotation) syncs it, and the new segment's header and
+/// directory entry, before any record goes into the new segment, so syncing
+/// only the current segment covers everything written before it.
+///
+/// # Failure
+/// The first failed write, sync or rotation *poisons* the log: every later
+/// append and sync returns [`Error::Poisoned`]. A failed fsync is never
+/// retried, because the kernel may already have dropped the dirty pages and
+/// a second fsync would report success for lost data.
 #[derive(Debug)]
 pub struct Wal {
     shared: Arc<Shared>,
