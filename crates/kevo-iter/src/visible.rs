@@ -1,0 +1,507 @@
+//! [`VisibleCursor`]: what a reader sees at a snapshot.
+//!
+//! The inner cursor holds every version of every key, newest first within a
+//! user key. At snapshot `s`, the entry shown for a user key is its newest
+//! version with seqno `<= s`; if that version is a tombstone, the key is not
+//! shown at all. Versions newer than `s` are skipped as if absent.
+//!
+//! # Moving forward
+//! The inner cursor sits *on* the shown entry (the newest visible version);
+//! `key()` and `value()` read through it. `next` skips the rest of that user
+//! key's versions, then every user key whose newest visible version is a
+//! tombstone.
+//!
+//! # Moving backward
+//! Moving backward, a user key's versions arrive oldest first, so which one
+//! is the newest visible is only known once the walk has passed all of them.
+//! The inner cursor therefore sits *before* the shown entry (on the last
+//! version of the previous user key, or invalid at the start), and the shown
+//! entry is a copy (`saved_key`, `saved_value`), as in LevelDB's `DBIter`.
+//!
+//! A change of direction converts one position into the other: forward to
+//! backward steps the inner cursor back over every version of the current
+//! user key; backward to forward steps it into them and skips them.
+
+use kevo_core::{
+    Cursor, Error, LOOKUP_KIND, ParsedInternalKey, Result, SEQNO_MAX, SeqNo, ValueKind,
+    encode_internal_key, parse_internal_key, user_key,
+};
+
+use crate::UserCursor;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Forward,
+    Backward,
+}
+
+/// A [`UserCursor`] showing one entry per user key: the newest version at
+/// or below a snapshot, with keys whose newest visible version is a
+/// tombstone hidden.
+///
+/// Its keys are user keys, so it implements [`UserCursor`] rather than
+/// [`Cursor`] (whose keys are internal keys); see [`UserCursor`] for why.
+/// Stack it on a [`BoundedCursor`](crate::BoundedCursor) to restrict it to a
+/// key range: the bounds then stop the scan for visible entries as well.
+///
+/// # Errors
+/// Errors from the inner cursor are returned as is. An inner key that does
+/// not parse as an internal key of a known [`ValueKind`] is an
+/// [`Error::Corruption`]; sources are expected to reject malformed keys
+/// themselves with their file and offset, so this error names no file.
+/// Either way the cursor is left invalid.
+///
+/// ```
+/// use bytes::Bytes;
+/// use kevo_core::{InternalKey, ValueKind};
+/// use kevo_iter::{UserCursor, VecCursor, VisibleCursor};
+///
+/// # fn main() -> kevo_core::Result<()> {
+/// let entry = |key: &[u8], seqno, kind, value: &'static str| {
+///     (Bytes::copy_from_slice(InternalKey::new(key, seqno, kind).as_bytes()), Bytes::from(value))
+/// };
+/// let source = VecCursor::from_unsorted(vec![
+///     entry(b"a", 1, ValueKind::Put, "a1"),
+///     entry(b"a", 3, ValueKind::Put, "a3"),
+///     entry(b"b", 2, ValueKind::Put, "b2"),
+///     entry(b"b", 4, ValueKind::Delete, ""),
+/// ])?;
+/// let mut at_2 = VisibleCursor::new(source.clone(), 2);
+/// at_2.seek_to_first()?;
+/// assert_eq!((at_2.key(), at_2.value()), (&b"a"[..], &b"a1"[..]));
+/// at_2.next()?;
+/// assert_eq!((at_2.key(), at_2.value()), (&b"b"[..], &b"b2"[..]));
+///
+/// let mut at_4 = VisibleCursor::new(source, 4);
+/// at_4.seek_to_last()?; // "b" is deleted at seqno 4
+/// assert_eq!((at_4.key(), at_4.value()), (&b"a"[..], &b"a3"[..]));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct VisibleCursor<C> {
+    inner: C,
+    snapshot: SeqNo,
+    direction: Direction,
+    valid: bool,
+    /// Forward: the user key whose remaining versions are being skipped.
+    /// Backward: the current entry's user key.
+    saved_key: Vec<u8>,
+    /// Backward: the current entry's value.
+    saved_value: Vec<u8>,
+    /// Scratch buffer for seek targets.
+    target: Vec<u8>,
+}
+
+impl<C: Cursor> VisibleCursor<C> {
+    /// A view of `inner` as of `snapshot` (entries with seqno `<= snapshot`
+    /// are visible; a snapshot above [`SEQNO_MAX`] means `SEQNO_MAX`). It
+    /// starts unpositioned.
+    pub fn new(inner: C, snapshot: SeqNo) -> Self {
+        VisibleCursor {
+            inner,
+            snapshot: snapshot.min(SEQNO_MAX),
+            direction: Direction::Forward,
+            valid: false,
+            saved_key: Vec::new(),
+            saved_value: Vec::new(),
+            target: Vec::new(),
+        }
+    }
+
+    /// The snapshot seqno.
+    pub fn snapshot(&self) -> SeqNo {
+        self.snapshot
+    }
+
+    /// Gives the inner cursor back.
+    pub fn into_inner(self) -> C {
+        self.inner
+    }
+
+    /// From the inner position onwards, finds the first entry to show and
+    /// leaves the inner cursor on it. With `skipping`, versions of
+    /// `saved_key` are skipped first.
+    fn find_next_user_entry(&mut self, mut skipping: bool) -> Result<()> {
+        self.valid = false;
+        while self.inner.valid() {
+            let entry = parse(self.inner.key())?;
+            if entry.seqno <= self.snapshot {
+                match entry.kind {
+                    ValueKind::Delete => {
+                        self.saved_key.clear();
+                        self.saved_key.extend_from_slice(entry.user_key);
+                        skipping = true;
+                    }
+                    ValueKind::Put => {
+                        if !(skipping && entry.user_key <= &self.saved_key[..]) {
+                            self.valid = true;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            self.inner.next()?;
+        }
+        Ok(())
+    }
+
+    /// From the inner position backwards, finds the last entry to show,
+    /// copies it into `saved_key`/`saved_value`, and leaves the inner cursor
+    /// on the last version of the user key before it.
+    fn find_prev_user_entry(&mut self) -> Result<()> {
+        self.valid = false;
+        // Whether `saved_key`/`saved_value` hold a visible put whose older
+        // versions have all been passed.
+        let mut found = false;
+        while self.inner.valid() {
+            let entry = parse(self.inner.key())?;
+            if entry.seqno <= self.snapshot {
+                if found && entry.user_key < &self.saved_key[..] {
+                    break;
+                }
+                match entry.kind {
+                    ValueKind::Delete => found = false,
+                    ValueKind::Put => {
+                        found = true;
+                        self.saved_key.clear();
+                        self.saved_key.extend_from_slice(entry.user_key);
+                        self.saved_value.clear();
+                        self.saved_value.extend_from_slice(self.inner.value());
+                    }
+                }
+            }
+            self.inner.prev()?;
+        }
+        self.valid = found;
+        if !found {
+            self.direction = Direction::Forward;
+        }
+        Ok(())
+    }
+}
+
+/// Parses an inner key, reporting a malformed one as corruption.
+fn parse(key: &[u8]) -> Result<ParsedInternalKey<'_>> {
+    parse_internal_key(key).ok_or_else(|| {
+        Error::corruption(
+            "",
+            0,
+            format!(
+                "malformed internal key {:?} (too short, or of an unknown kind)",
+                String::from_utf8_lossy(key)
+            ),
+        )
+    })
+}
+
+impl<C: Cursor> UserCursor for VisibleCursor<C> {
+    fn valid(&self) -> bool {
+        self.valid
+    }
+
+    /// # Panics
+    /// If the cursor is not valid.
+    fn key(&self) -> &[u8] {
+        assert!(self.valid, "VisibleCursor::key on an invalid cursor");
+        match self.direction {
+            Direction::Forward => user_key(self.inner.key()),
+            Direction::Backward => &self.saved_key,
+        }
+    }
+
+    /// # Panics
+    /// If the cursor is not valid.
+    fn value(&self) -> &[u8] {
+        assert!(self.valid, "VisibleCursor::value on an invalid cursor");
+        match self.direction {
+            Direction::Forward => self.inner.value(),
+            Direction::Backward => &self.saved_value,
+        }
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        self.valid = false;
+        self.direction = Direction::Forward;
+        self.target.clear();
+        // The newest version of `target` at or below the snapshot, or later.
+        encode_internal_key(&mut self.target, target, self.snapshot, LOOKUP_KIND);
+        self.inner.seek(&self.target)?;
+        self.find_next_user_entry(false)
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        self.valid = false;
+        self.direction = Direction::Backward;
+        self.target.clear();
+        // Trailer 0 sorts after every real version of `target`.
+        encode_internal_key(&mut self.target, target, 0, 0);
+        self.inner.seek_for_prev(&self.target)?;
+        self.find_prev_user_entry()
+    }
+
+    fn seek_to_first(&mut self) -> Result<()> {
+        self.valid = false;
+        self.direction = Direction::Forward;
+        self.inner.seek_to_first()?;
+        self.find_next_user_entry(false)
+    }
+
+    fn seek_to_last(&mut self) -> Result<()> {
+        self.valid = false;
+        self.direction = Direction::Backward;
+        self.inner.seek_to_last()?;
+        self.find_prev_user_entry()
+    }
+
+    fn next(&mut self) -> Result<()> {
+        debug_assert!(self.valid, "VisibleCursor::next on an invalid cursor");
+        if !self.valid {
+            return Ok(());
+        }
+        self.valid = false;
+        match self.direction {
+            Direction::Forward => {
+                self.saved_key.clear();
+                self.saved_key.extend_from_slice(user_key(self.inner.key()));
+                self.inner.next()?;
+            }
+            Direction::Backward => {
+                // The inner cursor is just before the current key's
+                // versions: step into them; they are skipped below.
+                self.direction = Direction::Forward;
+                if self.inner.valid() {
+                    self.inner.next()?;
+                } else {
+                    self.inner.seek_to_first()?;
+                }
+            }
+        }
+        self.find_next_user_entry(true)
+    }
+
+    fn prev(&mut self) -> Result<()> {
+        debug_assert!(self.valid, "VisibleCursor::prev on an invalid cursor");
+        if !self.valid {
+            return Ok(());
+        }
+        self.valid = false;
+        if self.direction == Direction::Forward {
+            // The inner cursor is on the current entry: step back over
+            // every version of its user key, newer invisible ones included.
+            self.saved_key.clear();
+            self.saved_key.extend_from_slice(user_key(self.inner.key()));
+            self.direction = Direction::Backward;
+            loop {
+                self.inner.prev()?;
+                if !self.inner.valid() || user_key(self.inner.key()) < &self.saved_key[..] {
+                    break;
+                }
+            }
+        }
+        self.find_prev_user_entry()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BoundedCursor, KeyBounds, MergingCursor, VecCursor};
+    use bytes::Bytes;
+    use kevo_core::InternalKey;
+
+    /// `(user key, seqno, value)`; a value of `None` is a tombstone.
+    fn source(entries: &[(&str, u64, Option<&str>)]) -> VecCursor {
+        VecCursor::from_unsorted(
+            entries
+                .iter()
+                .map(|&(key, seqno, value)| {
+                    let kind = if value.is_some() {
+                        ValueKind::Put
+                    } else {
+                        ValueKind::Delete
+                    };
+                    let ik = InternalKey::new(key.as_bytes(), seqno, kind);
+                    (
+                        Bytes::copy_from_slice(ik.as_bytes()),
+                        Bytes::from(value.unwrap_or("").to_string()),
+                    )
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn entry<U: UserCursor>(c: &U) -> Option<(String, String)> {
+        c.valid().then(|| {
+            (
+                String::from_utf8(c.key().to_vec()).unwrap(),
+                String::from_utf8(c.value().to_vec()).unwrap(),
+            )
+        })
+    }
+
+    fn forward<U: UserCursor>(c: &mut U) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        c.seek_to_first().unwrap();
+        while let Some(e) = entry(c) {
+            out.push(e);
+            c.next().unwrap();
+        }
+        out
+    }
+
+    fn backward<U: UserCursor>(c: &mut U) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        c.seek_to_last().unwrap();
+        while let Some(e) = entry(c) {
+            out.push(e);
+            c.prev().unwrap();
+        }
+        out.reverse();
+        out
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Scans both ways and checks they agree.
+    fn scan<U: UserCursor>(c: &mut U) -> Vec<(String, String)> {
+        let f = forward(c);
+        assert_eq!(f, backward(c), "forward and backward scans disagree");
+        f
+    }
+
+    fn history() -> VecCursor {
+        source(&[
+            ("a", 1, Some("a1")),
+            ("a", 5, Some("a5")),
+            ("b", 2, Some("b2")),
+            ("b", 4, None),
+            ("c", 3, None),
+            ("c", 6, Some("c6")),
+            ("d", 7, Some("d7")),
+        ])
+    }
+
+    #[test]
+    fn newest_version_at_or_below_snapshot_is_shown() {
+        let mut c = VisibleCursor::new(history(), 3);
+        assert_eq!(scan(&mut c), pairs(&[("a", "a1"), ("b", "b2")]));
+        let mut c = VisibleCursor::new(history(), 100);
+        assert_eq!(
+            scan(&mut c),
+            pairs(&[("a", "a5"), ("c", "c6"), ("d", "d7")])
+        );
+    }
+
+    #[test]
+    fn tombstone_hides_older_versions() {
+        let mut c = VisibleCursor::new(history(), 4);
+        assert_eq!(scan(&mut c), pairs(&[("a", "a1")]));
+    }
+
+    #[test]
+    fn put_after_tombstone_resurrects_key() {
+        let mut c = VisibleCursor::new(history(), 6);
+        assert_eq!(scan(&mut c), pairs(&[("a", "a5"), ("c", "c6")]));
+    }
+
+    #[test]
+    fn snapshot_zero_sees_nothing() {
+        let mut c = VisibleCursor::new(history(), 0);
+        assert!(scan(&mut c).is_empty());
+    }
+
+    #[test]
+    fn seek_lands_on_next_visible_key() {
+        let mut c = VisibleCursor::new(history(), 4);
+        c.seek(b"b").unwrap();
+        assert!(!c.valid(), "b and c are deleted or invisible at 4");
+        let mut c = VisibleCursor::new(history(), 7);
+        c.seek(b"b").unwrap();
+        assert_eq!(entry(&c).unwrap(), ("c".into(), "c6".into()));
+        c.seek(b"a\0").unwrap();
+        assert_eq!(entry(&c).unwrap(), ("c".into(), "c6".into()));
+    }
+
+    #[test]
+    fn seek_for_prev_lands_on_previous_visible_key() {
+        let mut c = VisibleCursor::new(history(), 7);
+        c.seek_for_prev(b"b").unwrap();
+        assert_eq!(entry(&c).unwrap(), ("a".into(), "a5".into()));
+        c.seek_for_prev(b"c").unwrap();
+        assert_eq!(entry(&c).unwrap(), ("c".into(), "c6".into()));
+        c.seek_for_prev(b"zzz").unwrap();
+        assert_eq!(entry(&c).unwrap(), ("d".into(), "d7".into()));
+        c.seek_for_prev(b"").unwrap();
+        assert!(!c.valid());
+    }
+
+    #[test]
+    fn visible_changes_direction_over_hidden_versions() {
+        let mut c = VisibleCursor::new(history(), 6);
+        c.seek_to_first().unwrap();
+        c.next().unwrap();
+        assert_eq!(entry(&c).unwrap(), ("c".into(), "c6".into()));
+        c.prev().unwrap();
+        assert_eq!(entry(&c).unwrap(), ("a".into(), "a5".into()));
+        c.next().unwrap();
+        assert_eq!(entry(&c).unwrap(), ("c".into(), "c6".into()));
+        c.next().unwrap();
+        assert!(!c.valid(), "d7 is above the snapshot");
+    }
+
+    #[test]
+    fn backward_walk_picks_newest_visible_version_not_the_first_met() {
+        // Moving backward the seqno-1 version is met first.
+        let mut c = VisibleCursor::new(
+            source(&[
+                ("k", 1, Some("old")),
+                ("k", 2, Some("mid")),
+                ("k", 3, Some("new")),
+                ("k", 9, Some("future")),
+            ]),
+            3,
+        );
+        c.seek_to_last().unwrap();
+        assert_eq!(entry(&c).unwrap(), ("k".into(), "new".into()));
+        c.next().unwrap();
+        assert!(!c.valid());
+    }
+
+    #[test]
+    fn versions_spread_over_merged_sources_resolve_as_one_history() {
+        let merged = MergingCursor::new(vec![
+            source(&[("a", 5, None), ("b", 1, Some("b1"))]),
+            source(&[("a", 3, Some("a3")), ("b", 6, Some("b6"))]),
+            source(&[("a", 7, Some("a7"))]),
+        ]);
+        let mut c = VisibleCursor::new(merged, 6);
+        assert_eq!(scan(&mut c), pairs(&[("b", "b6")]));
+    }
+
+    #[test]
+    fn bounds_below_visibility_limit_what_is_shown() {
+        let bounded = BoundedCursor::new(history(), KeyBounds::new("b".."d"));
+        let mut c = VisibleCursor::new(bounded, 100);
+        assert_eq!(scan(&mut c), pairs(&[("c", "c6")]));
+        c.seek(b"a").unwrap();
+        assert_eq!(entry(&c).unwrap(), ("c".into(), "c6".into()));
+        c.seek_for_prev(b"z").unwrap();
+        assert_eq!(entry(&c).unwrap(), ("c".into(), "c6".into()));
+    }
+
+    #[test]
+    fn malformed_inner_key_is_corruption() {
+        let bad = VecCursor::new(vec![(Bytes::from_static(b"short"), Bytes::new())]).unwrap();
+        let mut c = VisibleCursor::new(bad, 10);
+        let err = c.seek_to_first().unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+        assert!(!c.valid());
+    }
+}

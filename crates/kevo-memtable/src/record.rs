@@ -1,0 +1,342 @@
+//! One memtable entry as the skip list stores it, and the borrowed key type
+//! the skip list is searched with.
+//!
+//! ```text
+//! Record (inline in the skip-list node)     one heap buffer (`Bytes`)
+//! +------------------------------+          +-----------+---------+-----------+
+//! | buf: Bytes  ---------------------------> | user key  | trailer | value     |
+//! | key_len: u32 (user key + 8)  |          | n bytes   | 8 bytes | m bytes   |
+//! | kind: ValueKind              |          +-----------+---------+-----------+
+//! +------------------------------+          |<-- internal key -->|
+//! ```
+//!
+//! The skip list orders records by their internal key, as
+//! [`kevo_core::compare_internal_keys`] does, and is searched with
+//! [`InternalKeyRef`], an unsized view of an encoded internal key with the
+//! same order, reached through [`Borrow`]. A lookup therefore needs no owned
+//! key.
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::mem::size_of;
+use std::sync::atomic::AtomicUsize;
+
+use bytes::Bytes;
+use kevo_core::{SeqNo, TRAILER_BYTES, ValueKind, pack_trailer};
+
+/// Bytes a memtable entry is charged beyond its user key, trailer and value:
+/// the skip-list node's fixed part (the inline record with its `Bytes`
+/// handle, length and kind, plus the node's reference count and height),
+/// the node's tower at its expected height of two links, and an allowance
+/// of one word per heap allocation (the buffer and the node) for the
+/// allocator's own header and rounding.
+///
+/// On a 64-bit target this is 80 bytes: a 40-byte record, an 8-byte count,
+/// two 8-byte links and 2 × 8 bytes of allocator allowance. With glibc's
+/// `malloc` (an 8-byte header per chunk, chunks rounded up to 16 bytes) the
+/// allowance brings the charge close to the heap actually taken;
+/// `tests/accounting.rs` measures both.
+pub const ENTRY_OVERHEAD_BYTES: usize = size_of::<Record>()
+    + size_of::<AtomicUsize>()
+    + TOWER_LINKS_EXPECTED * size_of::<usize>()
+    + ALLOCATIONS_PER_ENTRY * size_of::<usize>();
+
+/// The skip list draws each node's height from a geometric distribution
+/// with p = 1/2 (`crossbeam-skiplist` 0.1), so a tower holds two links on
+/// average.
+const TOWER_LINKS_EXPECTED: usize = 2;
+
+/// Heap allocations per entry: the entry's buffer and the skip-list node.
+const ALLOCATIONS_PER_ENTRY: usize = 2;
+
+/// One entry: its internal key and value in a single buffer.
+///
+/// Never modified after construction; the skip list owns it inside its node.
+pub(crate) struct Record {
+    /// Internal key followed by the value; exactly as long as the allocation
+    /// it came from, so `Bytes` keeps it without a separate header until it
+    /// is first shared.
+    buf: Bytes,
+    /// Length of the internal key (user key plus trailer) at the front of
+    /// `buf`. A `u32` keeps the record at 40 bytes; user keys are far
+    /// shorter than 4 GiB (`KEY_BYTES_MAX` is 64 KiB).
+    key_len: u32,
+    kind: ValueKind,
+}
+
+impl Record {
+    /// Encodes an entry into one exactly-sized allocation. A tombstone
+    /// stores no value.
+    ///
+    /// # Panics
+    /// If the internal key (user key + 8) is 4 GiB or longer; in debug
+    /// builds, if `seqno > SEQNO_MAX`.
+    pub(crate) fn new(user_key: &[u8], seqno: SeqNo, kind: ValueKind, value: &[u8]) -> Self {
+        let value = match kind {
+            ValueKind::Put => value,
+            ValueKind::Delete => &[],
+        };
+        let key_len = user_key.len() + TRAILER_BYTES;
+        let Ok(key_len_u32) = u32::try_from(key_len) else {
+            panic!(
+                "user key of {} bytes is too long for a memtable",
+                user_key.len()
+            );
+        };
+        let mut buf = Vec::with_capacity(key_len + value.len());
+        buf.extend_from_slice(user_key);
+        buf.extend_from_slice(&pack_trailer(seqno, kind as u8).to_le_bytes());
+        buf.extend_from_slice(value);
+        debug_assert_eq!(buf.len(), buf.capacity());
+        Record {
+            // `len == capacity`: `Bytes` takes the allocation over as is.
+            buf: Bytes::from(buf),
+            key_len: key_len_u32,
+            kind,
+        }
+    }
+
+    fn key_len(&self) -> usize {
+        self.key_len as usize
+    }
+
+    /// The encoded internal key (user key, then trailer).
+    pub(crate) fn internal_key(&self) -> &[u8] {
+        &self.buf[..self.key_len()]
+    }
+
+    /// The user key.
+    pub(crate) fn user_key(&self) -> &[u8] {
+        &self.buf[..self.key_len() - TRAILER_BYTES]
+    }
+
+    /// The entry's kind.
+    pub(crate) fn kind(&self) -> ValueKind {
+        self.kind
+    }
+
+    /// The value (empty for a tombstone).
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.buf[self.key_len()..]
+    }
+
+    /// The value as a zero-copy slice of the entry's buffer.
+    ///
+    /// The first call on an entry with a non-empty value makes the buffer
+    /// shared, which allocates `bytes`' small reference-count header once.
+    pub(crate) fn value_bytes(&self) -> Bytes {
+        self.buf.slice(self.key_len()..)
+    }
+
+    /// Bytes the memtable accounts for this entry.
+    pub(crate) fn charge(&self) -> usize {
+        self.buf.len() + ENTRY_OVERHEAD_BYTES
+    }
+
+    /// Where the buffer lives; tells two records apart without comparing
+    /// contents.
+    pub(crate) fn buf_ptr(&self) -> *const u8 {
+        self.buf.as_ptr()
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Record {}
+
+impl PartialOrd for Record {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Record {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare(self.internal_key(), other.internal_key())
+    }
+}
+
+impl Borrow<InternalKeyRef> for Record {
+    fn borrow(&self) -> &InternalKeyRef {
+        InternalKeyRef::new(self.internal_key())
+    }
+}
+
+/// A borrowed, encoded internal key, ordered as
+/// [`kevo_core::compare_internal_keys`] orders it.
+///
+/// `Record: Borrow<InternalKeyRef>` lets the skip list be searched with a
+/// `&[u8]` target. `Borrow` requires both types to order alike; they do,
+/// because both compare the same bytes with the same function.
+#[repr(transparent)]
+pub(crate) struct InternalKeyRef([u8]);
+
+impl InternalKeyRef {
+    /// Views `bytes` as an internal key.
+    pub(crate) fn new(bytes: &[u8]) -> &InternalKeyRef {
+        let ptr = std::ptr::from_ref::<[u8]>(bytes) as *const InternalKeyRef;
+        // SAFETY: `InternalKeyRef` is `#[repr(transparent)]` over `[u8]`, so
+        // the two unsized types have the same layout, alignment and pointer
+        // metadata (the slice length): casting the fat pointer keeps both
+        // the address and the length. The result borrows `bytes` for the
+        // same lifetime, so it cannot outlive or alias mutably what it views.
+        unsafe { &*ptr }
+    }
+
+    /// The encoded bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl PartialEq for InternalKeyRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for InternalKeyRef {}
+
+impl PartialOrd for InternalKeyRef {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InternalKeyRef {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare(self.as_bytes(), other.as_bytes())
+    }
+}
+
+/// [`kevo_core::compare_internal_keys`], inlined into the skip list's
+/// search loops.
+///
+/// The skip list compares keys some 20–40 times per operation; the
+/// out-of-line call into `kevo-core` made a backward scan about 10% slower.
+/// Same order, short slices included (they compare as a user key with
+/// trailer 0); `compare_matches_kevo_core` checks it stays so.
+#[inline]
+fn compare(a: &[u8], b: &[u8]) -> Ordering {
+    let (a_user, a_trailer) = split(a);
+    let (b_user, b_trailer) = split(b);
+    a_user.cmp(b_user).then_with(|| b_trailer.cmp(&a_trailer))
+}
+
+/// User key and trailer; a slice too short for a trailer is all user key,
+/// with trailer 0.
+#[inline]
+fn split(key: &[u8]) -> (&[u8], u64) {
+    match key.split_last_chunk::<TRAILER_BYTES>() {
+        Some((user_key, trailer)) => (user_key, u64::from_le_bytes(*trailer)),
+        None => (key, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kevo_core::{InternalKey, compare_internal_keys};
+
+    #[test]
+    fn record_holds_key_and_value_in_one_exact_buffer() {
+        let record = Record::new(b"key", 7, ValueKind::Put, b"value");
+        assert_eq!(
+            record.internal_key(),
+            InternalKey::new(b"key", 7, ValueKind::Put).as_bytes()
+        );
+        assert_eq!(record.user_key(), b"key");
+        assert_eq!(record.value(), b"value");
+        assert_eq!(
+            record.charge(),
+            3 + TRAILER_BYTES + 5 + ENTRY_OVERHEAD_BYTES
+        );
+        // The value is a view of the same allocation, right after the key.
+        let value = record.value_bytes();
+        assert_eq!(value.as_ptr(), record.value().as_ptr());
+        assert_eq!(
+            value.as_ptr(),
+            record.buf_ptr().wrapping_add(3 + TRAILER_BYTES)
+        );
+    }
+
+    #[test]
+    fn tombstone_stores_no_value() {
+        let record = Record::new(b"key", 7, ValueKind::Delete, b"ignored");
+        assert_eq!(record.value(), b"");
+        assert_eq!(record.kind(), ValueKind::Delete);
+        assert_eq!(record.charge(), 3 + TRAILER_BYTES + ENTRY_OVERHEAD_BYTES);
+    }
+
+    #[test]
+    fn internal_key_ref_views_the_same_bytes() {
+        let encoded = InternalKey::new(b"abc", 1, ValueKind::Put);
+        let view = InternalKeyRef::new(encoded.as_bytes());
+        assert_eq!(view.as_bytes(), encoded.as_bytes());
+        assert_eq!(view.as_bytes().as_ptr(), encoded.as_bytes().as_ptr());
+        assert_eq!(view.as_bytes().len(), encoded.as_bytes().len());
+        assert_eq!(std::mem::size_of_val(view), encoded.as_bytes().len());
+    }
+
+    #[test]
+    fn borrowed_key_orders_like_the_record() {
+        let keys: [(&[u8], SeqNo, ValueKind); 6] = [
+            (b"", 3, ValueKind::Put),
+            (b"a", 9, ValueKind::Put),
+            (b"a", 9, ValueKind::Delete),
+            (b"a", 2, ValueKind::Put),
+            (b"ab", 1, ValueKind::Put),
+            (b"b", 0, ValueKind::Delete),
+        ];
+        let records: Vec<Record> = keys
+            .iter()
+            .map(|&(k, s, kind)| Record::new(k, s, kind, b"v"))
+            .collect();
+        for (i, a) in records.iter().enumerate() {
+            for (j, b) in records.iter().enumerate() {
+                let by_record = a.cmp(b);
+                let by_ref = Borrow::<InternalKeyRef>::borrow(a).cmp(b.borrow());
+                assert_eq!(by_record, by_ref, "{i} vs {j}");
+                // The table above is in internal-key order.
+                assert_eq!(by_record, i.cmp(&j), "{i} vs {j}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            // Few cases under Miri, which runs this to check the unsized cast.
+            cases: if cfg!(miri) { 8 } else { 1024 },
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn compare_matches_kevo_core(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+            shared in 0usize..12,
+        ) {
+            // Often share a prefix so user keys tie and trailers decide.
+            let mut b2 = a[..shared.min(a.len())].to_vec();
+            b2.extend_from_slice(&b);
+            for b in [&b, &b2] {
+                proptest::prop_assert_eq!(compare(&a, b), compare_internal_keys(&a, b));
+                proptest::prop_assert_eq!(compare(b, &a), compare_internal_keys(b, &a));
+            }
+        }
+    }
+
+    #[test]
+    fn entry_overhead_is_a_node_with_two_links_and_two_allocations() {
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(ENTRY_OVERHEAD_BYTES, 48 + 2 * 8 + 2 * 8);
+        assert_eq!(size_of::<Record>(), size_of::<Bytes>() + size_of::<u64>());
+    }
+}
