@@ -1,0 +1,494 @@
+//! The block codec: sorted entries with shared-prefix compression and
+//! restart points. `BlockBuilder` writes one; [`Block`] checks and holds a
+//! decoded one; `BlockIter` walks it in both directions. No I/O here.
+//!
+//! ```text
+//! entry*  restart[0] .. restart[n-1]  n
+//! entry = varint32 shared | varint32 unshared | varint32 value_len
+//!         | key bytes [shared..] | value
+//! restart[i], n: u32 little-endian; restart[0] = 0
+//! ```
+//!
+//! An entry at a restart point stores its whole key (`shared = 0`), so a
+//! seek binary-searches the restart points and then scans at most one
+//! restart interval.
+
+use std::cmp::Ordering;
+
+use bytes::Bytes;
+use kevo_core::{Reader, compare_internal_keys, put_varint32};
+
+use crate::format::{BLOCK_BYTES_MAX, INTERNAL_KEY_BYTES_MAX};
+
+/// Bytes of one restart offset and of the restart count.
+const RESTART_BYTES: usize = 4;
+
+/// Builds one block from entries added in order.
+#[derive(Debug)]
+pub(crate) struct BlockBuilder {
+    buf: Vec<u8>,
+    restarts: Vec<u32>,
+    restart_interval: usize,
+    /// Entries since the last restart point.
+    counter: usize,
+    last_key: Vec<u8>,
+    entries: usize,
+}
+
+impl BlockBuilder {
+    /// An empty builder; `restart_interval` is at least 1.
+    pub(crate) fn new(restart_interval: usize) -> Self {
+        BlockBuilder {
+            buf: Vec::new(),
+            restarts: vec![0],
+            restart_interval: restart_interval.max(1),
+            counter: 0,
+            last_key: Vec::new(),
+            entries: 0,
+        }
+    }
+
+    /// Whether no entry was added since the last reset.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// The block's size if it were finished now.
+    pub(crate) fn size_estimate(&self) -> usize {
+        self.buf.len() + (self.restarts.len() + 1) * RESTART_BYTES
+    }
+
+    /// Appends an entry. REQUIRES: `key` sorts after every key added since
+    /// the last reset (the table writer checks this).
+    pub(crate) fn add(&mut self, key: &[u8], value: &[u8]) {
+        debug_assert!(
+            self.is_empty() || compare_internal_keys(&self.last_key, key) == Ordering::Less
+        );
+        let shared = if self.counter < self.restart_interval {
+            common_prefix(&self.last_key, key)
+        } else {
+            self.restarts.push(self.buf.len() as u32);
+            self.counter = 0;
+            0
+        };
+        put_varint32(&mut self.buf, shared as u32);
+        put_varint32(&mut self.buf, (key.len() - shared) as u32);
+        put_varint32(&mut self.buf, value.len() as u32);
+        self.buf.extend_from_slice(&key[shared..]);
+        self.buf.extend_from_slice(value);
+        self.last_key.truncate(shared);
+        self.last_key.extend_from_slice(&key[shared..]);
+        self.counter += 1;
+        self.entries += 1;
+    }
+
+    /// The last key added.
+    pub(crate) fn last_key(&self) -> &[u8] {
+        &self.last_key
+    }
+
+    /// Appends the restart array and returns the finished block's bytes.
+    /// Call [`BlockBuilder::reset`] before adding again.
+    pub(crate) fn finish(&mut self) -> &[u8] {
+        for &restart in &self.restarts {
+            self.buf.extend_from_slice(&restart.to_le_bytes());
+        }
+        self.buf
+            .extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
+        &self.buf
+    }
+
+    /// Empties the builder, keeping its buffers.
+    pub(crate) fn reset(&mut self) {
+        self.buf.clear();
+        self.restarts.clear();
+        self.restarts.push(0);
+        self.counter = 0;
+        self.last_key.clear();
+        self.entries = 0;
+    }
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// A decoded (uncompressed) block whose restart array has been checked.
+///
+/// Blocks are immutable and shared (`Arc<Block>`) between the block cache
+/// and cursors. Values handed out are zero-copy slices of its bytes.
+#[derive(Debug, Clone)]
+pub struct Block {
+    data: Bytes,
+    /// Where the restart array starts (= end of the entries).
+    restarts_offset: u32,
+    num_restarts: u32,
+}
+
+impl Block {
+    /// Checks the restart array of `data` (the block's uncompressed bytes):
+    /// at least one restart, the first at 0, strictly increasing, all inside
+    /// the entry area. Returns why not as a static reason.
+    pub(crate) fn new(data: Bytes) -> Result<Block, &'static str> {
+        if data.len() > BLOCK_BYTES_MAX {
+            return Err("block longer than BLOCK_BYTES_MAX");
+        }
+        let count_at = data
+            .len()
+            .checked_sub(RESTART_BYTES)
+            .ok_or("block too short for its restart count")?;
+        let num_restarts = Reader::new(&data[count_at..])
+            .u32_le()
+            .ok_or("block too short for its restart count")?;
+        let array_bytes = (num_restarts as usize)
+            .checked_mul(RESTART_BYTES)
+            .ok_or("restart count overflows")?;
+        let restarts_offset = count_at
+            .checked_sub(array_bytes)
+            .ok_or("restart count larger than the block")?;
+        if num_restarts == 0 {
+            return Err("block has no restart point");
+        }
+        let block = Block {
+            restarts_offset: restarts_offset as u32,
+            num_restarts,
+            data,
+        };
+        let mut previous = None;
+        for i in 0..num_restarts {
+            let point = block.restart_point(i);
+            let ok = match previous {
+                None => point == 0,
+                Some(p) => point > p,
+            };
+            if !ok || point >= block.restarts_offset {
+                return Err("restart points out of order or outside the entries");
+            }
+            previous = Some(point);
+        }
+        Ok(block)
+    }
+
+    /// The block's uncompressed bytes.
+    pub fn data(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// Bytes this block occupies in memory, as charged to a block cache.
+    pub fn charge(&self) -> usize {
+        self.data.len() + std::mem::size_of::<Block>()
+    }
+
+    /// Number of restart points.
+    pub fn restart_count(&self) -> u32 {
+        self.num_restarts
+    }
+
+    fn restart_point(&self, index: u32) -> u32 {
+        let at = self.restarts_offset as usize + index as usize * RESTART_BYTES;
+        let mut bytes = [0u8; RESTART_BYTES];
+        // In bounds: `Block::new` checked the array fits.
+        if let Some(src) = self.data.get(at..at + RESTART_BYTES) {
+            bytes.copy_from_slice(src);
+        }
+        u32::from_le_bytes(bytes)
+    }
+}
+
+/// Why an entry did not decode.
+pub(crate) type Damage = &'static str;
+
+/// Decodes an entry header: `(shared, unshared, value_len, header bytes)`.
+/// Most headers are three one-byte varints; that case is decoded directly.
+fn entry_header(input: &[u8]) -> Result<(usize, usize, usize, usize), Damage> {
+    if let [a, b, c, ..] = *input
+        && (a | b | c) < 0x80
+    {
+        return Ok((usize::from(a), usize::from(b), usize::from(c), 3));
+    }
+    let mut reader = Reader::new(input);
+    let bad_header = "truncated entry header";
+    let shared = reader.varint32().ok_or(bad_header)? as usize;
+    let unshared = reader.varint32().ok_or(bad_header)? as usize;
+    let value_len = reader.varint32().ok_or(bad_header)? as usize;
+    Ok((shared, unshared, value_len, reader.position()))
+}
+
+impl Block {
+    /// The whole key stored at restart point `index`, read in place.
+    fn restart_key(&self, index: u32) -> Result<&[u8], Damage> {
+        let at = self.restart_point(index) as usize;
+        let input = self
+            .data
+            .get(at..self.restarts_offset as usize)
+            .ok_or("entry outside block")?;
+        let (shared, unshared, _, header) = entry_header(input)?;
+        if shared != 0 {
+            return Err("entry at a restart point shares bytes");
+        }
+        input
+            .get(header..header + unshared)
+            .ok_or("key runs past the entries")
+    }
+}
+
+/// A position in a [`Block`], owning a handle on it.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockIter {
+    block: std::sync::Arc<Block>,
+    /// Offset of the current entry; `restarts_offset` when invalid.
+    current: u32,
+    /// Offset just past the current entry.
+    next: u32,
+    /// The restart interval holding the current entry.
+    restart_index: u32,
+    key: Vec<u8>,
+    value_start: u32,
+    value_end: u32,
+}
+
+impl BlockIter {
+    /// An unpositioned iterator over `block`.
+    pub(crate) fn new(block: std::sync::Arc<Block>) -> Self {
+        let end = block.restarts_offset;
+        BlockIter {
+            block,
+            current: end,
+            next: end,
+            restart_index: 0,
+            key: Vec::new(),
+            value_start: 0,
+            value_end: 0,
+        }
+    }
+
+    pub(crate) fn valid(&self) -> bool {
+        self.current < self.block.restarts_offset
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.block.data[self.value_start as usize..self.value_end as usize]
+    }
+
+    /// The current value as a zero-copy slice of the block.
+    pub(crate) fn value_bytes(&self) -> Bytes {
+        self.block
+            .data
+            .slice(self.value_start as usize..self.value_end as usize)
+    }
+
+    fn invalidate(&mut self) {
+        self.current = self.block.restarts_offset;
+        self.next = self.current;
+        self.key.clear();
+    }
+
+    /// Decodes the entry at `self.next`, which must be before the restart
+    /// array; the key buffer holds the previous key.
+    fn parse_next(&mut self) -> Result<(), Damage> {
+        let limit = self.block.restarts_offset as usize;
+        let at = self.next as usize;
+        let result = self.parse_at(at, limit);
+        if result.is_err() {
+            self.invalidate();
+        }
+        result
+    }
+
+    fn parse_at(&mut self, at: usize, limit: usize) -> Result<(), Damage> {
+        let input = self
+            .block
+            .data
+            .get(at..limit)
+            .ok_or("entry outside block")?;
+        let (shared, unshared, value_len, header) = entry_header(input)?;
+        if shared > self.key.len() {
+            return Err("entry shares more bytes than the previous key has");
+        }
+        if shared + unshared > INTERNAL_KEY_BYTES_MAX {
+            return Err("key longer than INTERNAL_KEY_BYTES_MAX");
+        }
+        let value_offset = at + header + unshared;
+        let end = value_offset + value_len;
+        if end > limit {
+            return Err("entry runs past the entries");
+        }
+        self.key.truncate(shared);
+        self.key
+            .extend_from_slice(&self.block.data[at + header..value_offset]);
+        self.current = at as u32;
+        self.next = end as u32;
+        self.value_start = value_offset as u32;
+        self.value_end = (value_offset + value_len) as u32;
+        while self.restart_index + 1 < self.block.num_restarts
+            && self.block.restart_point(self.restart_index + 1) <= self.current
+        {
+            self.restart_index += 1;
+        }
+        Ok(())
+    }
+
+    fn seek_to_restart(&mut self, index: u32) {
+        self.key.clear();
+        self.restart_index = index;
+        let point = self.block.restart_point(index);
+        self.current = point;
+        self.next = point;
+    }
+
+    pub(crate) fn seek_to_first(&mut self) -> Result<(), Damage> {
+        self.seek_to_restart(0);
+        self.parse_next()
+    }
+
+    pub(crate) fn seek_to_last(&mut self) -> Result<(), Damage> {
+        self.seek_to_restart(self.block.num_restarts - 1);
+        self.parse_next()?;
+        while self.next < self.block.restarts_offset {
+            self.parse_next()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn next(&mut self) -> Result<(), Damage> {
+        debug_assert!(self.valid());
+        if self.next >= self.block.restarts_offset {
+            self.invalidate();
+            return Ok(());
+        }
+        self.parse_next()
+    }
+
+    pub(crate) fn prev(&mut self) -> Result<(), Damage> {
+        debug_assert!(self.valid());
+        let original = self.current;
+        while self.block.restart_point(self.restart_index) >= original {
+            if self.restart_index == 0 {
+                self.invalidate();
+                return Ok(());
+            }
+            self.restart_index -= 1;
+        }
+        self.seek_to_restart(self.restart_index);
+        loop {
+            self.parse_next()?;
+            if self.next >= original {
+                break;
+            }
+        }
+        if self.next != original {
+            self.invalidate();
+            return Err("entries do not chain up to the previous position");
+        }
+        Ok(())
+    }
+
+    /// Positions at the first entry `>= target`, or invalid if none.
+    pub(crate) fn seek(&mut self, target: &[u8]) -> Result<(), Damage> {
+        // The last restart whose key is < target (or restart 0).
+        let (mut left, mut right) = (0u32, self.block.num_restarts - 1);
+        while left < right {
+            let mid = left + (right - left).div_ceil(2);
+            let below = self
+                .block
+                .restart_key(mid)
+                .map(|key| compare_internal_keys(key, target) == Ordering::Less);
+            match below {
+                Ok(true) => left = mid,
+                Ok(false) => right = mid - 1,
+                Err(reason) => {
+                    self.invalidate();
+                    return Err(reason);
+                }
+            }
+        }
+        self.seek_to_restart(left);
+        loop {
+            if self.next >= self.block.restarts_offset {
+                self.invalidate();
+                return Ok(());
+            }
+            self.parse_next()?;
+            if compare_internal_keys(&self.key, target) != Ordering::Less {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kevo_core::{InternalKey, ValueKind};
+    use std::sync::Arc;
+
+    fn ik(key: &str, seqno: u64) -> Vec<u8> {
+        InternalKey::new(key.as_bytes(), seqno, ValueKind::Put)
+            .as_bytes()
+            .to_vec()
+    }
+
+    fn build(entries: &[(Vec<u8>, Vec<u8>)], interval: usize) -> Arc<Block> {
+        let mut builder = BlockBuilder::new(interval);
+        for (k, v) in entries {
+            builder.add(k, v);
+        }
+        Arc::new(Block::new(Bytes::copy_from_slice(builder.finish())).unwrap())
+    }
+
+    fn entries(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        (0..n)
+            .map(|i| (ik(&format!("key{i:04}"), 1), format!("v{i}").into_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn forward_and_backward_walks_see_every_entry() {
+        for interval in [1, 2, 3, 16] {
+            let entries = entries(37);
+            let mut it = BlockIter::new(build(&entries, interval));
+            it.seek_to_first().unwrap();
+            for (k, v) in &entries {
+                assert_eq!((it.key(), it.value()), (&k[..], &v[..]));
+                it.next().unwrap();
+            }
+            assert!(!it.valid());
+            it.seek_to_last().unwrap();
+            for (k, _) in entries.iter().rev() {
+                assert_eq!(it.key(), &k[..]);
+                it.prev().unwrap();
+            }
+            assert!(!it.valid());
+        }
+    }
+
+    #[test]
+    fn seek_lands_on_first_key_at_or_after_target() {
+        let entries = entries(50);
+        let mut it = BlockIter::new(build(&entries, 4));
+        for (i, (k, _)) in entries.iter().enumerate() {
+            it.seek(k).unwrap();
+            assert_eq!(it.key(), &k[..]);
+            // Just after key i (an older seqno of the same user key).
+            let after = ik(&format!("key{i:04}"), 0);
+            it.seek(&after).unwrap();
+            match entries.get(i + 1) {
+                Some((next, _)) => assert_eq!(it.key(), &next[..]),
+                None => assert!(!it.valid()),
+            }
+        }
+    }
+
+    #[test]
+    fn restart_array_damage_is_rejected() {
+        assert!(Block::new(Bytes::from_static(&[])).is_err());
+        assert!(Block::new(Bytes::from_static(&[0, 0, 0, 0])).is_err());
+        assert!(Block::new(Bytes::from_static(&[255, 255, 255, 255])).is_err());
+        // One restart at 0, but no entries.
+        assert!(Block::new(Bytes::from_static(&[0, 0, 0, 0, 1, 0, 0, 0])).is_err());
+    }
+}

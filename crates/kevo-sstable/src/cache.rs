@@ -1,0 +1,299 @@
+//! The block cache: decoded blocks shared between tables and cursors.
+//!
+//! [`BlockCache`] is the interface tables use; [`LruBlockCache`] is the
+//! implementation: a byte-bounded CLOCK (approximate LRU) split into shards, each behind its own
+//! mutex, so concurrent readers rarely contend.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::block::Block;
+
+/// Identifies a block in a cache: the table's cache id and the block's
+/// offset in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// Unique per opened table ([`Table::cache_id`](crate::Table::cache_id)).
+    pub table_id: u64,
+    /// Offset of the block in its file.
+    pub offset: u64,
+}
+
+/// A cache of decoded blocks, shared by tables.
+///
+/// Implementations must be cheap to call concurrently and must never return
+/// a block for a key it was not inserted under.
+pub trait BlockCache: Send + Sync + fmt::Debug {
+    /// The block cached under `key`, marking it recently used.
+    fn get(&self, key: CacheKey) -> Option<Arc<Block>>;
+
+    /// Caches `block` under `key` (replacing any block there), evicting
+    /// blocks not used recently to stay within the capacity.
+    fn insert(&self, key: CacheKey, block: Arc<Block>);
+
+    /// Bytes of blocks held now (sum of [`Block::charge`]).
+    fn used_bytes(&self) -> usize;
+}
+
+/// Shards in an [`LruBlockCache`].
+const SHARDS: usize = 16;
+
+/// A sharded, byte-bounded [`BlockCache`] with approximately-LRU eviction.
+///
+/// 16 shards, each behind its own mutex, each evicting by CLOCK (second
+/// chance): a hit sets a bit; the eviction hand clears set bits and evicts
+/// the first block whose bit is clear.
+///
+/// # Thread safety and invariants
+/// - Every method takes `&self`; the cache is `Send + Sync` and meant to be
+///   shared (`Arc<dyn BlockCache>`) by every table of a database.
+/// - Per shard: the sum of the charges of the blocks it holds is at most
+///   its capacity (`capacity_bytes / shard count`), except that a single
+///   block larger than that is not cached at all.
+/// - A shard's lock is held only for a hash-map lookup and a few pointer
+///   moves, never during I/O or decoding.
+pub struct LruBlockCache {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl LruBlockCache {
+    /// A cache holding at most about `capacity_bytes` of blocks.
+    pub fn new(capacity_bytes: usize) -> Self {
+        let per_shard = capacity_bytes / SHARDS;
+        let shards = (0..SHARDS)
+            .map(|_| Mutex::new(Shard::new(per_shard)))
+            .collect();
+        LruBlockCache { shards }
+    }
+
+    /// Blocks held now.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).map.len()).sum()
+    }
+
+    /// Whether the cache holds no block.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, key: CacheKey) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[(mix(key) >> 60) as usize % SHARDS])
+    }
+}
+
+impl fmt::Debug for LruBlockCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LruBlockCache")
+            .field("blocks", &self.len())
+            .field("used_bytes", &self.used_bytes())
+            .finish()
+    }
+}
+
+impl BlockCache for LruBlockCache {
+    fn get(&self, key: CacheKey) -> Option<Arc<Block>> {
+        self.shard(key).get(key)
+    }
+
+    fn insert(&self, key: CacheKey, block: Arc<Block>) {
+        self.shard(key).insert(key, block);
+    }
+
+    fn used_bytes(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).used).sum()
+    }
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    // A panic while holding the lock cannot leave the list half-linked in a
+    // way later calls rely on for memory safety; keep serving.
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Mixes both fields of a key into 64 well-spread bits (blocks of one table
+/// are usually about 4 KiB apart).
+fn mix(key: CacheKey) -> u64 {
+    ((key.offset >> 10) ^ key.table_id.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// A hasher for [`CacheKey`]s: keys are not attacker-chosen, so a multiply
+/// per field is enough (SipHash would cost more than the rest of a lookup).
+#[derive(Debug, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(29) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type KeyMap = HashMap<CacheKey, usize, BuildHasherDefault<KeyHasher>>;
+
+#[derive(Debug)]
+struct Slot {
+    key: CacheKey,
+    block: Option<Arc<Block>>,
+    charge: usize,
+    /// Set by a hit, cleared when the clock hand passes.
+    referenced: bool,
+}
+
+/// One shard: a hash map into a ring of slots swept by a clock hand
+/// (CLOCK, the second-chance approximation of LRU: a hit only sets a bit,
+/// instead of relinking list neighbours that are likely cache misses).
+#[derive(Debug)]
+struct Shard {
+    map: KeyMap,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    hand: usize,
+    used: usize,
+    capacity: usize,
+}
+
+impl Shard {
+    fn new(capacity: usize) -> Self {
+        Shard {
+            map: KeyMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            hand: 0,
+            used: 0,
+            capacity,
+        }
+    }
+
+    fn get(&mut self, key: CacheKey) -> Option<Arc<Block>> {
+        let slot = &mut self.slots[*self.map.get(&key)?];
+        slot.referenced = true;
+        slot.block.clone()
+    }
+
+    fn insert(&mut self, key: CacheKey, block: Arc<Block>) {
+        if let Some(index) = self.map.remove(&key) {
+            self.evict(index);
+        }
+        let charge = block.charge();
+        if charge > self.capacity {
+            return;
+        }
+        // Each full turn clears every bit, so this ends within two turns
+        // once anything is held.
+        while self.used + charge > self.capacity && !self.map.is_empty() {
+            self.hand = (self.hand + 1) % self.slots.len();
+            let slot = &mut self.slots[self.hand];
+            if slot.block.is_none() {
+                continue;
+            }
+            if slot.referenced {
+                slot.referenced = false;
+            } else {
+                let key = slot.key;
+                self.map.remove(&key);
+                self.evict(self.hand);
+            }
+        }
+        let slot = Slot {
+            key,
+            block: Some(block),
+            charge,
+            referenced: false,
+        };
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index] = slot;
+                index
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
+        self.map.insert(key, index);
+        self.used += charge;
+    }
+
+    /// Empties a slot that is no longer in the map.
+    fn evict(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        if slot.block.take().is_some() {
+            self.used -= slot.charge;
+            self.free.push(index);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn block(len: usize) -> Arc<Block> {
+        // One entry: shared 0, unshared 0, value_len n, value, restart array.
+        let mut data = vec![0, 0];
+        kevo_core::put_varint32(&mut data, len as u32);
+        data.resize(data.len() + len, 7);
+        data.extend_from_slice(&0u32.to_le_bytes());
+        data.extend_from_slice(&1u32.to_le_bytes());
+        Arc::new(Block::new(Bytes::from(data)).unwrap())
+    }
+
+    fn key(table_id: u64, offset: u64) -> CacheKey {
+        CacheKey { table_id, offset }
+    }
+
+    #[test]
+    fn cached_block_is_returned_for_its_key_only() {
+        let cache = LruBlockCache::new(1 << 20);
+        let b = block(100);
+        cache.insert(key(1, 0), b.clone());
+        assert!(Arc::ptr_eq(&cache.get(key(1, 0)).unwrap(), &b));
+        assert!(cache.get(key(2, 0)).is_none());
+        assert!(cache.get(key(1, 4096)).is_none());
+    }
+
+    #[test]
+    fn unreferenced_block_is_evicted_before_a_recently_used_one() {
+        let mut shard = Shard::new(3 * block(100).charge());
+        for offset in 0..3 {
+            shard.insert(key(1, offset), block(100));
+        }
+        shard.get(key(1, 0)); // 0 gets a second chance; 1 goes first
+        shard.insert(key(1, 3), block(100));
+        assert!(shard.get(key(1, 1)).is_none());
+        for offset in [0, 2, 3] {
+            assert!(shard.get(key(1, offset)).is_some(), "offset {offset}");
+        }
+        assert!(shard.used <= shard.capacity);
+    }
+
+    #[test]
+    fn used_bytes_never_exceed_capacity() {
+        let cache = LruBlockCache::new(64 * 1024);
+        for offset in 0..1000 {
+            cache.insert(key(offset % 7, offset * 4096), block(500));
+            assert!(cache.used_bytes() <= 64 * 1024);
+        }
+        assert!(!cache.is_empty());
+    }
+
+    #[test]
+    fn block_larger_than_a_shard_is_not_cached() {
+        let cache = LruBlockCache::new(16 * 1024);
+        cache.insert(key(1, 0), block(4096));
+        assert!(cache.get(key(1, 0)).is_none());
+        assert_eq!(cache.used_bytes(), 0);
+    }
+}

@@ -1,0 +1,215 @@
+//! [`TableCursor`]: a [`Cursor`] over one table, in both directions.
+
+use std::sync::Arc;
+
+use kevo_core::{Cursor, Result};
+
+use crate::block::{BlockIter, Damage};
+use crate::table::Table;
+
+/// A [`Cursor`] over every entry of a [`Table`], in internal-key order.
+///
+/// It owns what it needs (an `Arc<Table>` and the blocks it is positioned
+/// in), so it can be stored, moved across threads and outlive the handle it
+/// came from. It walks the index block and loads one data block at a time
+/// through the table's block cache. Damage found on the way is
+/// [`kevo_core::Error::Corruption`] and leaves the cursor invalid, as the
+/// [`Cursor`] contract says.
+#[derive(Debug)]
+pub struct TableCursor {
+    table: Arc<Table>,
+    index: BlockIter,
+    data: Option<BlockIter>,
+    /// File offset of the block `data` walks.
+    data_offset: u64,
+}
+
+impl TableCursor {
+    /// An unpositioned cursor over `table`.
+    pub fn new(table: Arc<Table>) -> Self {
+        let index = BlockIter::new(Arc::clone(table.index_block()));
+        TableCursor {
+            table,
+            index,
+            data: None,
+            data_offset: 0,
+        }
+    }
+
+    /// The table this cursor walks.
+    pub fn table(&self) -> &Arc<Table> {
+        &self.table
+    }
+
+    fn index_damage(&self, reason: Damage) -> kevo_core::Error {
+        self.table.corrupt(self.table.footer().index.offset, reason)
+    }
+
+    fn data_damage(&self, reason: Damage) -> kevo_core::Error {
+        self.table.corrupt(self.data_offset, reason)
+    }
+
+    /// Loads the data block the index is positioned at (keeping the current
+    /// one if it is the same block).
+    fn load_block(&mut self) -> Result<()> {
+        let handle = self.table.index_value(self.index.value())?;
+        if self.data.is_some() && self.data_offset == handle.offset {
+            return Ok(());
+        }
+        self.data = None;
+        let block = self.table.data_block(handle)?;
+        self.data_offset = handle.offset;
+        self.data = Some(BlockIter::new(block));
+        Ok(())
+    }
+
+    /// Applies a move to the loaded data block (none loaded: nothing to do).
+    fn move_data(&mut self, step: impl FnOnce(&mut BlockIter) -> Result<(), Damage>) -> Result<()> {
+        match self.data.as_mut().map(step) {
+            Some(Err(reason)) => Err(self.data_damage(reason)),
+            _ => Ok(()),
+        }
+    }
+
+    /// While the data block is exhausted, moves to the next block's first
+    /// entry.
+    fn skip_forward(&mut self) -> Result<()> {
+        while !self.data.as_ref().is_some_and(BlockIter::valid) {
+            if !self.index.valid() {
+                self.data = None;
+                return Ok(());
+            }
+            self.index.next().map_err(|r| self.index_damage(r))?;
+            if !self.index.valid() {
+                self.data = None;
+                return Ok(());
+            }
+            self.load_block()?;
+            self.move_data(|d| d.seek_to_first())?;
+        }
+        Ok(())
+    }
+
+    /// While the data block is exhausted, moves to the previous block's
+    /// last entry.
+    fn skip_backward(&mut self) -> Result<()> {
+        while !self.data.as_ref().is_some_and(BlockIter::valid) {
+            if !self.index.valid() {
+                self.data = None;
+                return Ok(());
+            }
+            self.index.prev().map_err(|r| self.index_damage(r))?;
+            if !self.index.valid() {
+                self.data = None;
+                return Ok(());
+            }
+            self.load_block()?;
+            self.move_data(|d| d.seek_to_last())?;
+        }
+        Ok(())
+    }
+
+    fn seek_inner(&mut self, target: &[u8]) -> Result<()> {
+        self.index.seek(target).map_err(|r| self.index_damage(r))?;
+        if !self.index.valid() {
+            self.data = None;
+            return Ok(());
+        }
+        self.load_block()?;
+        self.move_data(|d| d.seek(target))?;
+        self.skip_forward()
+    }
+
+    fn seek_to_first_inner(&mut self) -> Result<()> {
+        self.index
+            .seek_to_first()
+            .map_err(|r| self.index_damage(r))?;
+        self.load_block()?;
+        self.move_data(|d| d.seek_to_first())?;
+        self.skip_forward()
+    }
+
+    fn seek_to_last_inner(&mut self) -> Result<()> {
+        self.index
+            .seek_to_last()
+            .map_err(|r| self.index_damage(r))?;
+        self.load_block()?;
+        self.move_data(|d| d.seek_to_last())?;
+        self.skip_backward()
+    }
+
+    fn seek_for_prev_inner(&mut self, target: &[u8]) -> Result<()> {
+        self.seek_inner(target)?;
+        if !self.valid() {
+            return self.seek_to_last_inner();
+        }
+        if self.key() != target {
+            // Positioned at the first key > target: step back once.
+            self.prev_inner()?;
+        }
+        Ok(())
+    }
+
+    fn next_inner(&mut self) -> Result<()> {
+        self.move_data(|d| d.next())?;
+        self.skip_forward()
+    }
+
+    fn prev_inner(&mut self) -> Result<()> {
+        self.move_data(|d| d.prev())?;
+        self.skip_backward()
+    }
+
+    /// Runs a move; on error leaves the cursor invalid.
+    fn run(&mut self, step: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        let result = step(self);
+        if result.is_err() {
+            self.data = None;
+        }
+        result
+    }
+}
+
+impl Cursor for TableCursor {
+    fn valid(&self) -> bool {
+        self.data.as_ref().is_some_and(BlockIter::valid)
+    }
+
+    fn key(&self) -> &[u8] {
+        self.data.as_ref().map_or(&[], BlockIter::key)
+    }
+
+    fn value(&self) -> &[u8] {
+        self.data.as_ref().map_or(&[], BlockIter::value)
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        self.run(|c| c.seek_inner(target))
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        self.run(|c| c.seek_for_prev_inner(target))
+    }
+
+    fn seek_to_first(&mut self) -> Result<()> {
+        self.run(Self::seek_to_first_inner)
+    }
+
+    fn seek_to_last(&mut self) -> Result<()> {
+        self.run(Self::seek_to_last_inner)
+    }
+
+    fn next(&mut self) -> Result<()> {
+        if !self.valid() {
+            return Ok(());
+        }
+        self.run(Self::next_inner)
+    }
+
+    fn prev(&mut self) -> Result<()> {
+        if !self.valid() {
+            return Ok(());
+        }
+        self.run(Self::prev_inner)
+    }
+}

@@ -1,0 +1,614 @@
+//! [`Table`]: an open table file serving point lookups, cursors, and the
+//! block walk that dump and verify tools are built on.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
+use bytes::Bytes;
+use kevo_core::{
+    Error, File, Fs, InternalKey, Result, SEQNO_MAX, SeqNo, ValueKind, compare_internal_keys,
+    parse_internal_key,
+};
+
+use crate::block::{Block, BlockIter};
+use crate::cache::{BlockCache, CacheKey};
+use crate::cursor::TableCursor;
+use crate::filter::BloomFilter;
+use crate::format::{
+    BLOCK_BYTES_MAX, BLOCK_TRAILER_BYTES, BlockHandle, Compression, FOOTER_BYTES, FilterType,
+    Footer, check_trailer,
+};
+use crate::properties::Properties;
+
+/// Source of [`Table::cache_id`]s: unique for the life of the process.
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How a table is opened.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    cache: Option<Arc<dyn BlockCache>>,
+}
+
+impl ReadOptions {
+    /// Data blocks go through `cache` (shared by any number of tables).
+    /// Without a cache every lookup reads its block from the file.
+    #[must_use]
+    pub fn with_cache(mut self, cache: Arc<dyn BlockCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+}
+
+/// The entry [`Table::get`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Its seqno (at most the snapshot asked for).
+    pub seqno: SeqNo,
+    /// A value or a tombstone.
+    pub kind: ValueKind,
+    /// The value (a zero-copy slice of the cached block).
+    pub value: Bytes,
+}
+
+/// An open, immutable table file.
+///
+/// `Table` is `Send + Sync`; share it as `Arc<Table>` (cursors hold one).
+/// The index block, the filter and the properties are kept in memory from
+/// [`Table::open`] on; data blocks are read on demand through the block
+/// cache, each read verifying the block's checksum.
+pub struct Table {
+    src: TableFile,
+    cache_id: u64,
+    cache: Option<Arc<dyn BlockCache>>,
+    footer: Footer,
+    index: Arc<Block>,
+    filter: Option<BloomFilter>,
+    properties: Properties,
+}
+
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("path", &self.src.path)
+            .field("file_size", &self.src.size)
+            .field("cache_id", &self.cache_id)
+            .field("footer", &self.footer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Table {
+    /// Opens the table at `path`: reads and checks the footer, then the
+    /// index, filter and properties blocks (every checksum verified).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be opened or read;
+    /// [`Error::Corruption`] with the file and offset if any of those
+    /// structures is damaged, truncated or inconsistent (including a file
+    /// too short for a footer, or of an unsupported format version);
+    /// [`Error::InvalidArgument`] if a block is LZ4-compressed and this
+    /// build lacks the `lz4` feature.
+    pub fn open(fs: &dyn Fs, path: &Path, options: ReadOptions) -> Result<Table> {
+        let file = fs
+            .open_read(path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let file_size = file
+            .len()
+            .map_err(|e| Error::io(format!("sizing {}", path.display()), e))?;
+        let corrupt = |offset: u64, reason: String| Error::corruption(path, offset, reason);
+        let footer_offset = file_size
+            .checked_sub(FOOTER_BYTES as u64)
+            .ok_or_else(|| corrupt(0, format!("file of {file_size} bytes has no footer")))?;
+        let src = TableFile {
+            file,
+            path: path.to_path_buf(),
+            size: file_size,
+        };
+        let mut footer_bytes = [0u8; FOOTER_BYTES];
+        read_exact(&*src.file, path, &mut footer_bytes, footer_offset)?;
+        let footer =
+            Footer::decode(&footer_bytes).map_err(|e| corrupt(footer_offset, e.to_string()))?;
+        check_layout(&footer, footer_offset)
+            .map_err(|reason| corrupt(footer_offset, reason.into()))?;
+        let index = src.read_block(footer.index)?;
+        let properties = src.read_contents(footer.properties)?;
+        let properties = Properties::decode(&properties)
+            .map_err(|reason| corrupt(footer.properties.offset, reason.into()))?;
+        if properties.format_version != footer.format_version {
+            return Err(corrupt(
+                footer.properties.offset,
+                "properties and footer disagree on the format version".into(),
+            ));
+        }
+        let filter = match footer.filter_type {
+            FilterType::None => None,
+            FilterType::Bloom => {
+                let bytes = src.read_contents(footer.filter)?;
+                Some(
+                    BloomFilter::new(bytes.to_vec())
+                        .map_err(|reason| corrupt(footer.filter.offset, reason.into()))?,
+                )
+            }
+        };
+        Ok(Table {
+            src,
+            cache_id: NEXT_CACHE_ID.fetch_add(1, AtomicOrdering::Relaxed),
+            cache: options.cache,
+            footer,
+            index: Arc::new(index),
+            filter,
+            properties,
+        })
+    }
+
+    /// The newest entry for `user_key` with seqno `<= snapshot`, if the
+    /// table holds one (a tombstone is returned as such). Consults the
+    /// filter first, then reads at most one data block.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Corruption`] reading the data block.
+    pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Result<Option<Found>> {
+        if !self.may_contain(user_key) {
+            return Ok(None);
+        }
+        let lookup = InternalKey::for_lookup(user_key, snapshot.min(SEQNO_MAX));
+        let mut index = BlockIter::new(Arc::clone(&self.index));
+        index
+            .seek(lookup.as_bytes())
+            .map_err(|reason| self.corrupt(self.footer.index.offset, reason))?;
+        if !index.valid() {
+            return Ok(None);
+        }
+        let handle = self.index_value(index.value())?;
+        let mut data = BlockIter::new(self.data_block(handle)?);
+        data.seek(lookup.as_bytes())
+            .map_err(|reason| self.corrupt(handle.offset, reason))?;
+        if !data.valid() {
+            return Ok(None);
+        }
+        let parsed = parse_internal_key(data.key())
+            .ok_or_else(|| self.corrupt(handle.offset, "entry key does not parse"))?;
+        if parsed.user_key != user_key {
+            return Ok(None);
+        }
+        Ok(Some(Found {
+            seqno: parsed.seqno,
+            kind: parsed.kind,
+            value: data.value_bytes(),
+        }))
+    }
+
+    /// Whether the filter lets `user_key` through (`true` without a filter).
+    /// `false` means the table certainly holds no entry for it.
+    pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.may_contain(user_key))
+    }
+
+    /// A cursor over every entry, in internal-key order. It is unpositioned
+    /// until a `seek*` call.
+    pub fn cursor(self: &Arc<Self>) -> TableCursor {
+        TableCursor::new(Arc::clone(self))
+    }
+
+    /// The properties block.
+    pub fn properties(&self) -> &Properties {
+        &self.properties
+    }
+
+    /// The footer.
+    pub fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.src.path
+    }
+
+    /// The file's size in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.src.size
+    }
+
+    /// This table's namespace in the block cache: unique per [`Table::open`]
+    /// in this process, so a reopened or replaced file never sees stale blocks.
+    pub fn cache_id(&self) -> u64 {
+        self.cache_id
+    }
+
+    /// Bloom filter size in bits and probes per key, if the table has one.
+    pub fn filter_shape(&self) -> Option<(u64, u8)> {
+        self.filter.as_ref().map(|f| (f.bit_count(), f.probes()))
+    }
+
+    pub(crate) fn index_block(&self) -> &Arc<Block> {
+        &self.index
+    }
+
+    pub(crate) fn corrupt(&self, offset: u64, reason: &str) -> Error {
+        self.src.corrupt(offset, reason)
+    }
+
+    /// The data block handle in an index entry's value.
+    pub(crate) fn index_value(&self, value: &[u8]) -> Result<BlockHandle> {
+        let handle = BlockHandle::decode_varint(value)
+            .ok_or_else(|| self.corrupt(self.footer.index.offset, "bad block handle in index"))?;
+        let data_end = self.src.size - FOOTER_BYTES as u64;
+        match handle.end_with_trailer() {
+            Some(end) if end <= data_end && handle.size <= BLOCK_BYTES_MAX as u64 => Ok(handle),
+            _ => Err(self.corrupt(
+                self.footer.index.offset,
+                "index entry points outside the file",
+            )),
+        }
+    }
+
+    /// The data block at `handle`, from the cache or the file.
+    pub(crate) fn data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+        let key = CacheKey {
+            table_id: self.cache_id,
+            offset: handle.offset,
+        };
+        if let Some(block) = self.cache.as_ref().and_then(|c| c.get(key)) {
+            return Ok(block);
+        }
+        let block = Arc::new(self.src.read_block(handle)?);
+        if let Some(cache) = &self.cache {
+            cache.insert(key, Arc::clone(&block));
+        }
+        Ok(block)
+    }
+
+    /// Walks every block of the table in file order (data blocks, then the
+    /// filter, properties and index blocks), reading each one once without
+    /// the cache and reporting its handle, compression and checksum status.
+    pub fn blocks(&self) -> BlockWalk<'_> {
+        BlockWalk {
+            table: self,
+            index: BlockIter::new(Arc::clone(&self.index)),
+            stage: WalkStage::Start,
+        }
+    }
+
+    /// Checks the whole table: every block's checksum, every entry's key
+    /// (valid, strictly increasing, within its index separator) and the
+    /// properties' counts, key range and seqno range.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] at the first problem found; [`Error::Io`].
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let mut last: Option<Vec<u8>> = None;
+        let (mut smallest_seqno, mut largest_seqno) = (SeqNo::MAX, 0);
+        let mut index = BlockIter::new(Arc::clone(&self.index));
+        let index_err = |reason| self.corrupt(self.footer.index.offset, reason);
+        index.seek_to_first().map_err(index_err)?;
+        while index.valid() {
+            let handle = self.index_value(index.value())?;
+            let mut data = BlockIter::new(Arc::new(self.src.read_block(handle)?));
+            let bad = |reason: &str| self.corrupt(handle.offset, reason);
+            data.seek_to_first().map_err(bad)?;
+            while data.valid() {
+                let parsed = parse_internal_key(data.key()).ok_or_else(|| bad("bad key"))?;
+                if last
+                    .as_ref()
+                    .is_some_and(|l| compare_internal_keys(l, data.key()) != Ordering::Less)
+                {
+                    return Err(bad("keys out of order"));
+                }
+                if compare_internal_keys(data.key(), index.key()) == Ordering::Greater {
+                    return Err(bad("key sorts after its index separator"));
+                }
+                smallest_seqno = smallest_seqno.min(parsed.seqno);
+                largest_seqno = largest_seqno.max(parsed.seqno);
+                report.entries += 1;
+                report.tombstones += u64::from(parsed.kind == ValueKind::Delete);
+                last = Some(data.key().to_vec());
+                data.next().map_err(bad)?;
+            }
+            report.data_blocks += 1;
+            report.data_bytes += handle.size;
+            index.next().map_err(index_err)?;
+        }
+        let p = &self.properties;
+        let consistent = report.entries == p.entry_count
+            && report.tombstones == p.tombstone_count
+            && report.data_blocks == p.data_block_count
+            && smallest_seqno == p.smallest_seqno
+            && largest_seqno == p.largest_seqno
+            && last.as_deref() == Some(p.largest_key.as_bytes());
+        if !consistent {
+            return Err(self.corrupt(
+                self.footer.properties.offset,
+                "properties disagree with the data blocks",
+            ));
+        }
+        let mut cursor = BlockIter::new(Arc::clone(&self.index));
+        cursor.seek_to_first().map_err(index_err)?;
+        let first = self.index_value(cursor.value())?;
+        let mut data = BlockIter::new(Arc::new(self.src.read_block(first)?));
+        data.seek_to_first()
+            .map_err(|reason| self.corrupt(first.offset, reason))?;
+        if data.key() != p.smallest_key.as_bytes() {
+            return Err(self.corrupt(
+                self.footer.properties.offset,
+                "properties' smallest key is not the first key",
+            ));
+        }
+        Ok(report)
+    }
+}
+
+/// What [`Table::verify`] checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Data blocks read and checked.
+    pub data_blocks: u64,
+    /// Stored bytes of those blocks.
+    pub data_bytes: u64,
+    /// Entries decoded.
+    pub entries: u64,
+    /// Tombstones among them.
+    pub tombstones: u64,
+}
+
+/// Which structure a block is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockKind {
+    /// Entries.
+    Data,
+    /// The Bloom filter.
+    Filter,
+    /// The properties.
+    Properties,
+    /// The index.
+    Index,
+}
+
+/// Whether a block's stored checksum matches its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumStatus {
+    /// The checksum matches.
+    Ok,
+    /// It does not.
+    Mismatch {
+        /// The checksum in the trailer.
+        stored: u64,
+        /// The checksum of the bytes.
+        computed: u64,
+    },
+}
+
+/// One block as [`Table::blocks`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Which structure it is.
+    pub kind: BlockKind,
+    /// Where it lies (stored size, trailer excluded).
+    pub handle: BlockHandle,
+    /// The compression tag in its trailer, if it is a known one.
+    pub compression: Option<Compression>,
+    /// Uncompressed size, when the checksum matches and it is known
+    /// without decompressing.
+    pub uncompressed_bytes: Option<u64>,
+    /// Whether the checksum matches.
+    pub checksum: ChecksumStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WalkStage {
+    Start,
+    Data,
+    Filter,
+    Properties,
+    Index,
+    Done,
+}
+
+/// The iterator [`Table::blocks`] returns. Yields `Err` (and then ends) on
+/// an I/O error or an undecodable index entry; checksum mismatches are
+/// reported in [`BlockInfo::checksum`] and the walk goes on.
+#[derive(Debug)]
+pub struct BlockWalk<'a> {
+    table: &'a Table,
+    index: BlockIter,
+    stage: WalkStage,
+}
+
+impl BlockWalk<'_> {
+    fn step(&mut self) -> Result<Option<BlockInfo>> {
+        let table = self.table;
+        let index_err = |reason| table.corrupt(table.footer.index.offset, reason);
+        loop {
+            let (kind, handle) = match self.stage {
+                WalkStage::Start => {
+                    self.index.seek_to_first().map_err(index_err)?;
+                    self.stage = WalkStage::Data;
+                    continue;
+                }
+                WalkStage::Data if self.index.valid() => {
+                    let handle = table.index_value(self.index.value())?;
+                    self.index.next().map_err(index_err)?;
+                    (BlockKind::Data, handle)
+                }
+                WalkStage::Data => {
+                    self.stage = WalkStage::Filter;
+                    if table.footer.filter_type == FilterType::None {
+                        continue;
+                    }
+                    (BlockKind::Filter, table.footer.filter)
+                }
+                WalkStage::Filter => {
+                    self.stage = WalkStage::Properties;
+                    (BlockKind::Properties, table.footer.properties)
+                }
+                WalkStage::Properties => {
+                    self.stage = WalkStage::Index;
+                    (BlockKind::Index, table.footer.index)
+                }
+                WalkStage::Index | WalkStage::Done => {
+                    self.stage = WalkStage::Done;
+                    return Ok(None);
+                }
+            };
+            return table.block_info(kind, handle).map(Some);
+        }
+    }
+}
+
+impl Iterator for BlockWalk<'_> {
+    type Item = Result<BlockInfo>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.stage == WalkStage::Done {
+            return None;
+        }
+        let item = self.step();
+        if item.is_err() {
+            self.stage = WalkStage::Done;
+        }
+        item.transpose()
+    }
+}
+
+impl Table {
+    fn block_info(&self, kind: BlockKind, handle: BlockHandle) -> Result<BlockInfo> {
+        let raw = self.src.read_raw(handle)?;
+        let check = check_trailer(&raw).ok_or_else(|| self.corrupt(handle.offset, "no trailer"))?;
+        let compression = Compression::from_u8(check.compression_tag);
+        let checksum = if check.stored == check.computed {
+            ChecksumStatus::Ok
+        } else {
+            ChecksumStatus::Mismatch {
+                stored: check.stored,
+                computed: check.computed,
+            }
+        };
+        let uncompressed_bytes = match (checksum, compression) {
+            (ChecksumStatus::Ok, Some(Compression::None)) => Some(handle.size),
+            (ChecksumStatus::Ok, Some(Compression::Lz4)) => {
+                kevo_core::get_varint32(&raw).map(|(len, _)| u64::from(len))
+            }
+            _ => None,
+        };
+        Ok(BlockInfo {
+            kind,
+            handle,
+            compression,
+            uncompressed_bytes,
+            checksum,
+        })
+    }
+}
+
+/// The open file and what errors about it need.
+#[derive(Debug)]
+pub(crate) struct TableFile {
+    file: Arc<dyn File>,
+    path: PathBuf,
+    size: u64,
+}
+
+impl TableFile {
+    fn corrupt(&self, offset: u64, reason: &str) -> Error {
+        Error::corruption(&self.path, offset, reason)
+    }
+
+    /// Reads, verifies, decompresses and checks the block at `handle`,
+    /// bypassing the cache.
+    pub(crate) fn read_block(&self, handle: BlockHandle) -> Result<Block> {
+        let contents = self.read_contents(handle)?;
+        Block::new(contents).map_err(|reason| self.corrupt(handle.offset, reason))
+    }
+
+    /// The stored bytes and trailer of the block at `handle` (one read).
+    pub(crate) fn read_raw(&self, handle: BlockHandle) -> Result<Vec<u8>> {
+        let len = usize::try_from(handle.size)
+            .ok()
+            .filter(|&size| size <= BLOCK_BYTES_MAX)
+            .ok_or_else(|| self.corrupt(handle.offset, "block longer than BLOCK_BYTES_MAX"))?;
+        let in_file = handle
+            .end_with_trailer()
+            .is_some_and(|end| end <= self.size);
+        if !in_file {
+            return Err(self.corrupt(handle.offset, "block extends past the end of the file"));
+        }
+        let mut raw = vec![0u8; len + BLOCK_TRAILER_BYTES];
+        read_exact(&*self.file, &self.path, &mut raw, handle.offset)?;
+        Ok(raw)
+    }
+
+    /// The uncompressed contents of the block at `handle`, checksum verified.
+    pub(crate) fn read_contents(&self, handle: BlockHandle) -> Result<Bytes> {
+        let mut raw = self.read_raw(handle)?;
+        let check =
+            check_trailer(&raw).ok_or_else(|| self.corrupt(handle.offset, "missing trailer"))?;
+        if check.stored != check.computed {
+            return Err(self.corrupt(
+                handle.offset,
+                &format!(
+                    "block checksum mismatch (stored {:#018x}, computed {:#018x})",
+                    check.stored, check.computed
+                ),
+            ));
+        }
+        raw.truncate(raw.len() - BLOCK_TRAILER_BYTES);
+        match Compression::from_u8(check.compression_tag) {
+            Some(Compression::None) => Ok(Bytes::from(raw)),
+            Some(Compression::Lz4) => self.decompress_lz4(&raw, handle.offset).map(Bytes::from),
+            None => Err(self.corrupt(handle.offset, "unknown compression type")),
+        }
+    }
+
+    #[cfg(feature = "lz4")]
+    fn decompress_lz4(&self, stored: &[u8], offset: u64) -> Result<Vec<u8>> {
+        let mut reader = kevo_core::Reader::new(stored);
+        let len = reader
+            .varint32()
+            .map(|len| len as usize)
+            .filter(|&len| len <= BLOCK_BYTES_MAX)
+            .ok_or_else(|| self.corrupt(offset, "bad uncompressed length"))?;
+        let mut out = vec![0u8; len];
+        let compressed = &stored[reader.position()..];
+        match lz4_flex::block::decompress_into(compressed, &mut out) {
+            Ok(n) if n == len => Ok(out),
+            _ => Err(self.corrupt(offset, "LZ4 block does not decompress to its length")),
+        }
+    }
+
+    #[cfg(not(feature = "lz4"))]
+    fn decompress_lz4(&self, _stored: &[u8], offset: u64) -> Result<Vec<u8>> {
+        Err(Error::InvalidArgument(format!(
+            "{} holds an LZ4 block at offset {offset}; this build lacks the `lz4` feature",
+            self.path.display()
+        )))
+    }
+}
+
+/// Handles must lie in order before the footer, the index block last.
+fn check_layout(footer: &Footer, footer_offset: u64) -> Result<(), &'static str> {
+    let end = |h: &BlockHandle| h.end_with_trailer().ok_or("block handle overflows");
+    if end(&footer.index)? != footer_offset {
+        return Err("index block does not end at the footer");
+    }
+    if end(&footer.properties)? > footer.index.offset {
+        return Err("properties block overlaps the index");
+    }
+    if footer.filter_type == FilterType::Bloom && end(&footer.filter)? > footer.properties.offset {
+        return Err("filter block overlaps the properties");
+    }
+    Ok(())
+}
+
+fn read_exact(file: &dyn File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::corruption(path, offset, "file ends inside a block")
+        } else {
+            Error::io(format!("reading {} at {offset}", path.display()), e)
+        }
+    })
+}

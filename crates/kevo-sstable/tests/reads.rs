@@ -1,0 +1,126 @@
+//! How reads reach the disk: filter first, one data block, the cache.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use kevo_core::{FaultFs, FaultOp, Fs, MemFs, SEQNO_MAX};
+use kevo_sstable::{LruBlockCache, ReadOptions, Table, TableOptions};
+
+fn fault_fs_with_table(model: &[Entry]) -> FaultFs {
+    let mem = MemFs::new();
+    write_table(&mem, PATH, model, options());
+    FaultFs::new(Arc::new(mem))
+}
+
+fn open_cached(fs: &dyn Fs) -> Table {
+    let cache = Arc::new(LruBlockCache::new(8 << 20));
+    Table::open(
+        fs,
+        Path::new(PATH),
+        ReadOptions::default().with_cache(cache),
+    )
+    .unwrap()
+}
+
+#[test]
+fn cold_get_reads_exactly_one_data_block_and_warm_get_reads_nothing() {
+    let model = entries(2000, 50);
+    let fs = fault_fs_with_table(&model);
+    let table = open_cached(&fs);
+    assert!(table.properties().data_block_count > 10);
+    for (i, user_key) in [b"key000007", b"key001234", b"key001999"]
+        .iter()
+        .enumerate()
+    {
+        let before = fs.op_count(FaultOp::Read);
+        let found = table.get(*user_key, SEQNO_MAX).unwrap();
+        assert!(found.is_some(), "lookup {i}");
+        assert_eq!(fs.op_count(FaultOp::Read) - before, 1, "cold lookup {i}");
+        let before = fs.op_count(FaultOp::Read);
+        let again = table.get(*user_key, SEQNO_MAX).unwrap();
+        assert_eq!(again, found);
+        assert_eq!(fs.op_count(FaultOp::Read) - before, 0, "warm lookup {i}");
+    }
+}
+
+#[test]
+fn filtered_miss_reads_nothing() {
+    let model = entries(2000, 50);
+    let fs = fault_fs_with_table(&model);
+    let table = open_cached(&fs);
+    let before = fs.op_count(FaultOp::Read);
+    let mut passed = 0;
+    for i in 0..1000 {
+        let key = format!("absent{i}");
+        assert!(table.get(key.as_bytes(), SEQNO_MAX).unwrap().is_none());
+        passed += usize::from(table.may_contain(key.as_bytes()));
+    }
+    // Each false positive costs at most one data-block read.
+    assert!(fs.op_count(FaultOp::Read) - before <= passed as u64);
+    assert!(
+        passed < 50,
+        "{passed} of 1000 absent keys passed the filter"
+    );
+}
+
+#[test]
+fn open_reads_footer_index_properties_and_filter_once_each() {
+    let model = entries(100, 10);
+    let fs = fault_fs_with_table(&model);
+    let _table = open_cached(&fs);
+    assert_eq!(fs.op_count(FaultOp::Read), 4);
+}
+
+#[test]
+fn bottom_level_table_skips_its_filter_only_when_asked() {
+    let model = entries(100, 10);
+    let fs = MemFs::new();
+    for (filter_bottom_level, has_filter) in [(true, true), (false, false)] {
+        write_table(
+            &fs,
+            PATH,
+            &model,
+            TableOptions {
+                bottom_level: true,
+                filter_bottom_level,
+                ..options()
+            },
+        );
+        let table = open(&fs);
+        assert_eq!(table.filter_shape().is_some(), has_filter);
+        assert!(table.get(b"key000010", SEQNO_MAX).unwrap().is_some());
+    }
+}
+
+#[test]
+fn bloom_false_positive_rate_matches_theory_at_10_bits_per_key() {
+    let n = 100_000u64;
+    let model: Vec<Entry> = (0..n)
+        .map(|i| {
+            Entry::new(
+                format!("present-{i}").as_bytes(),
+                1,
+                kevo_core::ValueKind::Put,
+                b"",
+            )
+        })
+        .collect();
+    let fs = memfs_with_table(&sorted(model), options());
+    let table = open(&fs);
+    let (bits, probes) = table.filter_shape().unwrap();
+    assert_eq!((bits, probes), (n * 10, 7));
+    let false_positives = (0..n)
+        .filter(|i| table.may_contain(format!("absent-{i}").as_bytes()))
+        .count();
+    let measured = false_positives as f64 / n as f64;
+    let k = f64::from(probes);
+    let theory = (1.0 - (-k * n as f64 / bits as f64).exp()).powf(k);
+    assert!(
+        (measured - theory).abs() <= 0.005,
+        "measured {measured:.5}, theory {theory:.5}"
+    );
+}
