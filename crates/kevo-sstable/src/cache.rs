@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::block::Block;
 
@@ -27,11 +27,11 @@ pub struct CacheKey {
 /// a block for a key it was not inserted under.
 pub trait BlockCache: Send + Sync + fmt::Debug {
     /// The block cached under `key`, marking it recently used.
-    fn get(&self, key: CacheKey) -> Option<Arc<Block>>;
+    fn get(&self, key: CacheKey) -> Option<Block>;
 
     /// Caches `block` under `key` (replacing any block there), evicting
     /// blocks not used recently to stay within the capacity.
-    fn insert(&self, key: CacheKey, block: Arc<Block>);
+    fn insert(&self, key: CacheKey, block: Block);
 
     /// Bytes of blocks held now (sum of [`Block::charge`]).
     fn used_bytes(&self) -> usize;
@@ -93,11 +93,11 @@ impl fmt::Debug for LruBlockCache {
 }
 
 impl BlockCache for LruBlockCache {
-    fn get(&self, key: CacheKey) -> Option<Arc<Block>> {
+    fn get(&self, key: CacheKey) -> Option<Block> {
         self.shard(key).get(key)
     }
 
-    fn insert(&self, key: CacheKey, block: Arc<Block>) {
+    fn insert(&self, key: CacheKey, block: Block) {
         self.shard(key).insert(key, block);
     }
 
@@ -139,24 +139,36 @@ impl Hasher for KeyHasher {
     }
 }
 
-type KeyMap = HashMap<CacheKey, usize, BuildHasherDefault<KeyHasher>>;
+type KeyMap = HashMap<CacheKey, Entry, BuildHasherDefault<KeyHasher>>;
 
+/// What the map holds for a cached block: the block itself, so that a hit
+/// reads the map's bucket and nothing else of the shard, and the slot that
+/// stands for it in the clock ring.
 #[derive(Debug)]
-struct Slot {
-    key: CacheKey,
-    block: Option<Arc<Block>>,
-    charge: usize,
-    /// Set by a hit, cleared when the clock hand passes.
-    referenced: bool,
+struct Entry {
+    block: Block,
+    slot: usize,
 }
 
-/// One shard: a hash map into a ring of slots swept by a clock hand
-/// (CLOCK, the second-chance approximation of LRU: a hit only sets a bit,
-/// instead of relinking list neighbours that are likely cache misses).
+/// A block's place in the clock ring.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// The block's key; `None` for a free slot.
+    key: Option<CacheKey>,
+    charge: usize,
+}
+
+/// One shard: a hash map from keys to blocks, and a ring of slots swept by
+/// a clock hand (CLOCK, the second-chance approximation of LRU: a hit only
+/// sets a bit, instead of relinking list neighbours that are likely cache
+/// misses). The bits live in their own dense array, which stays in the CPU
+/// cache, so a hit touches no slot.
 #[derive(Debug)]
 struct Shard {
     map: KeyMap,
     slots: Vec<Slot>,
+    /// Per slot: set by a hit, cleared when the clock hand passes.
+    referenced: Vec<bool>,
     free: Vec<usize>,
     hand: usize,
     used: usize,
@@ -168,6 +180,7 @@ impl Shard {
         Shard {
             map: KeyMap::default(),
             slots: Vec::new(),
+            referenced: Vec::new(),
             free: Vec::new(),
             hand: 0,
             used: 0,
@@ -175,15 +188,20 @@ impl Shard {
         }
     }
 
-    fn get(&mut self, key: CacheKey) -> Option<Arc<Block>> {
-        let slot = &mut self.slots[*self.map.get(&key)?];
-        slot.referenced = true;
-        slot.block.clone()
+    fn get(&mut self, key: CacheKey) -> Option<Block> {
+        let entry = self.map.get(&key)?;
+        self.referenced[entry.slot] = true;
+        // The caller searches the block next, starting with its restart
+        // keys. Start fetching them now: the clone's atomic increment
+        // waits for every earlier load, so these misses overlap instead of
+        // following each other.
+        entry.block.touch_restart_keys();
+        Some(entry.block.clone())
     }
 
-    fn insert(&mut self, key: CacheKey, block: Arc<Block>) {
-        if let Some(index) = self.map.remove(&key) {
-            self.evict(index);
+    fn insert(&mut self, key: CacheKey, block: Block) {
+        if let Some(entry) = self.map.remove(&key) {
+            self.release(entry.slot);
         }
         let charge = block.charge();
         if charge > self.capacity {
@@ -193,42 +211,40 @@ impl Shard {
         // once anything is held.
         while self.used + charge > self.capacity && !self.map.is_empty() {
             self.hand = (self.hand + 1) % self.slots.len();
-            let slot = &mut self.slots[self.hand];
-            if slot.block.is_none() {
+            let Some(key) = self.slots[self.hand].key else {
                 continue;
-            }
-            if slot.referenced {
-                slot.referenced = false;
+            };
+            if self.referenced[self.hand] {
+                self.referenced[self.hand] = false;
             } else {
-                let key = slot.key;
                 self.map.remove(&key);
-                self.evict(self.hand);
+                self.release(self.hand);
             }
         }
         let slot = Slot {
-            key,
-            block: Some(block),
+            key: Some(key),
             charge,
-            referenced: false,
         };
         let index = match self.free.pop() {
             Some(index) => {
                 self.slots[index] = slot;
+                self.referenced[index] = false;
                 index
             }
             None => {
                 self.slots.push(slot);
+                self.referenced.push(false);
                 self.slots.len() - 1
             }
         };
-        self.map.insert(key, index);
+        self.map.insert(key, Entry { block, slot: index });
         self.used += charge;
     }
 
-    /// Empties a slot that is no longer in the map.
-    fn evict(&mut self, index: usize) {
+    /// Frees a slot whose entry has left the map.
+    fn release(&mut self, index: usize) {
         let slot = &mut self.slots[index];
-        if slot.block.take().is_some() {
+        if slot.key.take().is_some() {
             self.used -= slot.charge;
             self.free.push(index);
         }
@@ -240,14 +256,14 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn block(len: usize) -> Arc<Block> {
+    fn block(len: usize) -> Block {
         // One entry: shared 0, unshared 0, value_len n, value, restart array.
         let mut data = vec![0, 0];
         kevo_core::put_varint32(&mut data, len as u32);
         data.resize(data.len() + len, 7);
         data.extend_from_slice(&0u32.to_le_bytes());
         data.extend_from_slice(&1u32.to_le_bytes());
-        Arc::new(Block::new(Bytes::from(data)).unwrap())
+        Block::new(Bytes::from(data)).unwrap()
     }
 
     fn key(table_id: u64, offset: u64) -> CacheKey {
@@ -259,7 +275,8 @@ mod tests {
         let cache = LruBlockCache::new(1 << 20);
         let b = block(100);
         cache.insert(key(1, 0), b.clone());
-        assert!(Arc::ptr_eq(&cache.get(key(1, 0)).unwrap(), &b));
+        let got = cache.get(key(1, 0)).unwrap();
+        assert_eq!(got.data().as_ptr(), b.data().as_ptr());
         assert!(cache.get(key(2, 0)).is_none());
         assert!(cache.get(key(1, 4096)).is_none());
     }

@@ -11,14 +11,15 @@ use crate::table::Table;
 ///
 /// It owns what it needs (an `Arc<Table>` and the blocks it is positioned
 /// in), so it can be stored, moved across threads and outlive the handle it
-/// came from. It walks the index block and loads one data block at a time
-/// through the table's block cache. Damage found on the way is
+/// came from. It walks the table's in-memory index and loads one data block
+/// at a time through the table's block cache. Damage found on the way is
 /// [`kevo_core::Error::Corruption`] and leaves the cursor invalid, as the
 /// [`Cursor`] contract says.
 #[derive(Debug)]
 pub struct TableCursor {
     table: Arc<Table>,
-    index: BlockIter,
+    /// Position in the index of the data block `data` walks, if any.
+    block: Option<usize>,
     data: Option<BlockIter>,
     /// File offset of the block `data` walks.
     data_offset: u64,
@@ -27,10 +28,9 @@ pub struct TableCursor {
 impl TableCursor {
     /// An unpositioned cursor over `table`.
     pub fn new(table: Arc<Table>) -> Self {
-        let index = BlockIter::new(Arc::clone(table.index_block()));
         TableCursor {
             table,
-            index,
+            block: None,
             data: None,
             data_offset: 0,
         }
@@ -41,18 +41,19 @@ impl TableCursor {
         &self.table
     }
 
-    fn index_damage(&self, reason: Damage) -> kevo_core::Error {
-        self.table.corrupt(self.table.footer().index.offset, reason)
-    }
-
     fn data_damage(&self, reason: Damage) -> kevo_core::Error {
         self.table.corrupt(self.data_offset, reason)
     }
 
-    /// Loads the data block the index is positioned at (keeping the current
-    /// one if it is the same block).
-    fn load_block(&mut self) -> Result<()> {
-        let handle = self.table.index_value(self.index.value())?;
+    /// Loads data block `position` of the index (keeping the current one if
+    /// it is the same block), or unloads everything if `position` is `None`.
+    fn load_block(&mut self, position: Option<usize>) -> Result<()> {
+        self.block = position;
+        let Some(position) = position else {
+            self.data = None;
+            return Ok(());
+        };
+        let handle = self.table.index().handle(position);
         if self.data.is_some() && self.data_offset == handle.offset {
             return Ok(());
         }
@@ -75,16 +76,12 @@ impl TableCursor {
     /// entry.
     fn skip_forward(&mut self) -> Result<()> {
         while !self.data.as_ref().is_some_and(BlockIter::valid) {
-            if !self.index.valid() {
+            let Some(current) = self.block else {
                 self.data = None;
                 return Ok(());
-            }
-            self.index.next().map_err(|r| self.index_damage(r))?;
-            if !self.index.valid() {
-                self.data = None;
-                return Ok(());
-            }
-            self.load_block()?;
+            };
+            let next = Some(current + 1).filter(|&next| next < self.table.index().len());
+            self.load_block(next)?;
             self.move_data(|d| d.seek_to_first())?;
         }
         Ok(())
@@ -94,46 +91,31 @@ impl TableCursor {
     /// last entry.
     fn skip_backward(&mut self) -> Result<()> {
         while !self.data.as_ref().is_some_and(BlockIter::valid) {
-            if !self.index.valid() {
+            let Some(current) = self.block else {
                 self.data = None;
                 return Ok(());
-            }
-            self.index.prev().map_err(|r| self.index_damage(r))?;
-            if !self.index.valid() {
-                self.data = None;
-                return Ok(());
-            }
-            self.load_block()?;
+            };
+            self.load_block(current.checked_sub(1))?;
             self.move_data(|d| d.seek_to_last())?;
         }
         Ok(())
     }
 
     fn seek_inner(&mut self, target: &[u8]) -> Result<()> {
-        self.index.seek(target).map_err(|r| self.index_damage(r))?;
-        if !self.index.valid() {
-            self.data = None;
-            return Ok(());
-        }
-        self.load_block()?;
+        let position = self.table.index().find_key(target);
+        self.load_block(Some(position).filter(|&p| p < self.table.index().len()))?;
         self.move_data(|d| d.seek(target))?;
         self.skip_forward()
     }
 
     fn seek_to_first_inner(&mut self) -> Result<()> {
-        self.index
-            .seek_to_first()
-            .map_err(|r| self.index_damage(r))?;
-        self.load_block()?;
+        self.load_block(Some(0))?;
         self.move_data(|d| d.seek_to_first())?;
         self.skip_forward()
     }
 
     fn seek_to_last_inner(&mut self) -> Result<()> {
-        self.index
-            .seek_to_last()
-            .map_err(|r| self.index_damage(r))?;
-        self.load_block()?;
+        self.load_block(Some(self.table.index().len() - 1))?;
         self.move_data(|d| d.seek_to_last())?;
         self.skip_backward()
     }

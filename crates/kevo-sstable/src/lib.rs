@@ -11,7 +11,9 @@
 //!
 //! - [`TableWriter`] streams sorted entries into a new file through a
 //!   [`kevo_core::Fs`] and returns a [`TableMeta`] for the manifest.
-//! - [`Table::open`] checks the footer, index, filter and properties;
+//! - [`Table::open`] checks the footer, index, filter and properties and
+//!   keeps them in memory, the index decoded into flat arrays (28 bytes
+//!   plus the separator key per data block; see [`Table`]);
 //!   [`Table::get`] consults the Bloom filter and then reads one data block;
 //!   [`Table::cursor`] returns a [`TableCursor`], a [`kevo_core::Cursor`]
 //!   in both directions.
@@ -39,6 +41,7 @@ mod cache;
 mod cursor;
 mod filter;
 mod format;
+mod index;
 mod properties;
 mod table;
 mod writer;

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use bytes::Bytes;
 use kevo_core::{
-    Error, File, Fs, InternalKey, Result, SEQNO_MAX, SeqNo, ValueKind, compare_internal_keys,
-    parse_internal_key,
+    Error, File, Fs, LOOKUP_KIND, Result, SEQNO_MAX, SeqNo, ValueKind, compare_internal_keys,
+    pack_trailer, parse_internal_key, unpack_trailer,
 };
 
 use crate::block::{Block, BlockIter};
@@ -21,6 +21,7 @@ use crate::format::{
     BLOCK_BYTES_MAX, BLOCK_TRAILER_BYTES, BlockHandle, Compression, FOOTER_BYTES, FilterType,
     Footer, check_trailer,
 };
+use crate::index::BlockIndex;
 use crate::properties::Properties;
 
 /// Source of [`Table::cache_id`]s: unique for the life of the process.
@@ -56,15 +57,26 @@ pub struct Found {
 /// An open, immutable table file.
 ///
 /// `Table` is `Send + Sync`; share it as `Arc<Table>` (cursors hold one).
-/// The index block, the filter and the properties are kept in memory from
+/// The index, the filter and the properties are kept in memory from
 /// [`Table::open`] on; data blocks are read on demand through the block
 /// cache, each read verifying the block's checksum.
+///
+/// # Memory
+/// The index block is decoded at open into flat arrays that a lookup
+/// binary-searches without decoding anything: per data block, its handle
+/// (16 bytes), its separator key's bytes and offset (4 bytes) and an 8-byte
+/// slice of the separator's user key (the bytes after the prefix all
+/// separators share) for the search. That is `28 bytes + separator length`
+/// per data block: about 52 bytes for 16-byte user keys, 1.4 MiB for a
+/// table of 1 M such entries in 4 KiB blocks (the raw index block, which
+/// is not kept, is about 37 bytes per block). The Bloom filter takes its
+/// on-disk size (`bits_per_key / 8` bytes per key).
 pub struct Table {
     src: TableFile,
     cache_id: u64,
     cache: Option<Arc<dyn BlockCache>>,
     footer: Footer,
-    index: Arc<Block>,
+    index: BlockIndex,
     filter: Option<BloomFilter>,
     properties: Properties,
 }
@@ -82,7 +94,9 @@ impl fmt::Debug for Table {
 
 impl Table {
     /// Opens the table at `path`: reads and checks the footer, then the
-    /// index, filter and properties blocks (every checksum verified).
+    /// index, filter and properties blocks (every checksum verified), and
+    /// decodes the index into memory (checking that its separators are in
+    /// order and its handles inside the file).
     ///
     /// # Errors
     /// [`Error::Io`] if the file cannot be opened or read;
@@ -113,7 +127,8 @@ impl Table {
             Footer::decode(&footer_bytes).map_err(|e| corrupt(footer_offset, e.to_string()))?;
         check_layout(&footer, footer_offset)
             .map_err(|reason| corrupt(footer_offset, reason.into()))?;
-        let index = src.read_block(footer.index)?;
+        let index = BlockIndex::decode(src.read_block(footer.index)?, footer_offset)
+            .map_err(|reason| corrupt(footer.index.offset, reason.into()))?;
         let properties = src.read_contents(footer.properties)?;
         let properties = Properties::decode(&properties)
             .map_err(|reason| corrupt(footer.properties.offset, reason.into()))?;
@@ -138,7 +153,7 @@ impl Table {
             cache_id: NEXT_CACHE_ID.fetch_add(1, AtomicOrdering::Relaxed),
             cache: options.cache,
             footer,
-            index: Arc::new(index),
+            index,
             filter,
             properties,
         })
@@ -154,30 +169,29 @@ impl Table {
         if !self.may_contain(user_key) {
             return Ok(None);
         }
-        let lookup = InternalKey::for_lookup(user_key, snapshot.min(SEQNO_MAX));
-        let mut index = BlockIter::new(Arc::clone(&self.index));
-        index
-            .seek(lookup.as_bytes())
-            .map_err(|reason| self.corrupt(self.footer.index.offset, reason))?;
-        if !index.valid() {
+        // The lookup key `(user_key, snapshot, LOOKUP_KIND)` sorts before
+        // every version of `user_key` visible at `snapshot`; it is compared
+        // as a (user key, trailer) pair and never encoded.
+        let trailer = pack_trailer(snapshot.min(SEQNO_MAX), LOOKUP_KIND);
+        let position = self.index.find(user_key, trailer);
+        if position == self.index.len() {
             return Ok(None);
         }
-        let handle = self.index_value(index.value())?;
-        let mut data = BlockIter::new(self.data_block(handle)?);
-        data.seek(lookup.as_bytes())
+        let handle = self.index.handle(position);
+        let block = self.data_block(handle)?;
+        let hit = block
+            .get(user_key, trailer)
             .map_err(|reason| self.corrupt(handle.offset, reason))?;
-        if !data.valid() {
+        let Some(hit) = hit else {
             return Ok(None);
-        }
-        let parsed = parse_internal_key(data.key())
+        };
+        let (seqno, tag) = unpack_trailer(hit.trailer);
+        let kind = ValueKind::from_u8(tag)
             .ok_or_else(|| self.corrupt(handle.offset, "entry key does not parse"))?;
-        if parsed.user_key != user_key {
-            return Ok(None);
-        }
         Ok(Some(Found {
-            seqno: parsed.seqno,
-            kind: parsed.kind,
-            value: data.value_bytes(),
+            seqno,
+            kind,
+            value: block.data().slice(hit.value),
         }))
     }
 
@@ -224,7 +238,8 @@ impl Table {
         self.filter.as_ref().map(|f| (f.bit_count(), f.probes()))
     }
 
-    pub(crate) fn index_block(&self) -> &Arc<Block> {
+    /// The decoded index.
+    pub(crate) fn index(&self) -> &BlockIndex {
         &self.index
     }
 
@@ -232,22 +247,8 @@ impl Table {
         self.src.corrupt(offset, reason)
     }
 
-    /// The data block handle in an index entry's value.
-    pub(crate) fn index_value(&self, value: &[u8]) -> Result<BlockHandle> {
-        let handle = BlockHandle::decode_varint(value)
-            .ok_or_else(|| self.corrupt(self.footer.index.offset, "bad block handle in index"))?;
-        let data_end = self.src.size - FOOTER_BYTES as u64;
-        match handle.end_with_trailer() {
-            Some(end) if end <= data_end && handle.size <= BLOCK_BYTES_MAX as u64 => Ok(handle),
-            _ => Err(self.corrupt(
-                self.footer.index.offset,
-                "index entry points outside the file",
-            )),
-        }
-    }
-
     /// The data block at `handle`, from the cache or the file.
-    pub(crate) fn data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+    pub(crate) fn data_block(&self, handle: BlockHandle) -> Result<Block> {
         let key = CacheKey {
             table_id: self.cache_id,
             offset: handle.offset,
@@ -255,9 +256,9 @@ impl Table {
         if let Some(block) = self.cache.as_ref().and_then(|c| c.get(key)) {
             return Ok(block);
         }
-        let block = Arc::new(self.src.read_block(handle)?);
+        let block = self.src.read_block(handle)?;
         if let Some(cache) = &self.cache {
-            cache.insert(key, Arc::clone(&block));
+            cache.insert(key, block.clone());
         }
         Ok(block)
     }
@@ -268,8 +269,8 @@ impl Table {
     pub fn blocks(&self) -> BlockWalk<'_> {
         BlockWalk {
             table: self,
-            index: BlockIter::new(Arc::clone(&self.index)),
-            stage: WalkStage::Start,
+            next_data_block: 0,
+            stage: WalkStage::Data,
         }
     }
 
@@ -283,12 +284,10 @@ impl Table {
         let mut report = VerifyReport::default();
         let mut last: Option<Vec<u8>> = None;
         let (mut smallest_seqno, mut largest_seqno) = (SeqNo::MAX, 0);
-        let mut index = BlockIter::new(Arc::clone(&self.index));
-        let index_err = |reason| self.corrupt(self.footer.index.offset, reason);
-        index.seek_to_first().map_err(index_err)?;
-        while index.valid() {
-            let handle = self.index_value(index.value())?;
-            let mut data = BlockIter::new(Arc::new(self.src.read_block(handle)?));
+        for position in 0..self.index.len() {
+            let handle = self.index.handle(position);
+            let separator = self.index.key(position);
+            let mut data = BlockIter::new(self.src.read_block(handle)?);
             let bad = |reason: &str| self.corrupt(handle.offset, reason);
             data.seek_to_first().map_err(bad)?;
             while data.valid() {
@@ -299,7 +298,7 @@ impl Table {
                 {
                     return Err(bad("keys out of order"));
                 }
-                if compare_internal_keys(data.key(), index.key()) == Ordering::Greater {
+                if compare_internal_keys(data.key(), separator) == Ordering::Greater {
                     return Err(bad("key sorts after its index separator"));
                 }
                 smallest_seqno = smallest_seqno.min(parsed.seqno);
@@ -311,7 +310,6 @@ impl Table {
             }
             report.data_blocks += 1;
             report.data_bytes += handle.size;
-            index.next().map_err(index_err)?;
         }
         let p = &self.properties;
         let consistent = report.entries == p.entry_count
@@ -326,10 +324,8 @@ impl Table {
                 "properties disagree with the data blocks",
             ));
         }
-        let mut cursor = BlockIter::new(Arc::clone(&self.index));
-        cursor.seek_to_first().map_err(index_err)?;
-        let first = self.index_value(cursor.value())?;
-        let mut data = BlockIter::new(Arc::new(self.src.read_block(first)?));
+        let first = self.index.handle(0);
+        let mut data = BlockIter::new(self.src.read_block(first)?);
         data.seek_to_first()
             .map_err(|reason| self.corrupt(first.offset, reason))?;
         if data.key() != p.smallest_key.as_bytes() {
@@ -400,7 +396,6 @@ pub struct BlockInfo {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WalkStage {
-    Start,
     Data,
     Filter,
     Properties,
@@ -409,29 +404,24 @@ enum WalkStage {
 }
 
 /// The iterator [`Table::blocks`] returns. Yields `Err` (and then ends) on
-/// an I/O error or an undecodable index entry; checksum mismatches are
-/// reported in [`BlockInfo::checksum`] and the walk goes on.
+/// an I/O error; checksum mismatches are reported in
+/// [`BlockInfo::checksum`] and the walk goes on.
 #[derive(Debug)]
 pub struct BlockWalk<'a> {
     table: &'a Table,
-    index: BlockIter,
+    /// Position in the index of the next data block to report.
+    next_data_block: usize,
     stage: WalkStage,
 }
 
 impl BlockWalk<'_> {
     fn step(&mut self) -> Result<Option<BlockInfo>> {
         let table = self.table;
-        let index_err = |reason| table.corrupt(table.footer.index.offset, reason);
         loop {
             let (kind, handle) = match self.stage {
-                WalkStage::Start => {
-                    self.index.seek_to_first().map_err(index_err)?;
-                    self.stage = WalkStage::Data;
-                    continue;
-                }
-                WalkStage::Data if self.index.valid() => {
-                    let handle = table.index_value(self.index.value())?;
-                    self.index.next().map_err(index_err)?;
+                WalkStage::Data if self.next_data_block < table.index.len() => {
+                    let handle = table.index.handle(self.next_data_block);
+                    self.next_data_block += 1;
                     (BlockKind::Data, handle)
                 }
                 WalkStage::Data => {

@@ -1,0 +1,179 @@
+//! Writes the seed tables of the `sstable_read` fuzz target: small tables
+//! made by the real `TableWriter` (each under 8 KiB), with and without LZ4,
+//! with and without a filter, with tombstones and several versions of a key.
+//!
+//! `cargo run -p kevo-sstable --example fuzz_seeds -- fuzz/seeds/sstable_read`
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use kevo_core::{InternalKey, OsFs, ValueKind};
+use kevo_sstable::{Compression, Table, TableOptions, TableWriter};
+
+/// Seeds are at most this big, so libFuzzer's `-max_len` stays small.
+const SEED_BYTES_MAX: u64 = 8 << 10;
+
+struct Seed {
+    name: &'static str,
+    options: TableOptions,
+    /// `(user key, seqno, kind, value)`, in internal-key order.
+    entries: Vec<(Vec<u8>, u64, ValueKind, Vec<u8>)>,
+}
+
+fn options(
+    compression: Compression,
+    bloom_bits_per_key: u32,
+    block_bytes_target: usize,
+    restart_interval: usize,
+) -> TableOptions {
+    TableOptions {
+        block_bytes_target,
+        restart_interval,
+        compression,
+        bloom_bits_per_key,
+        creation_time_unix_s: Some(1_700_000_000),
+        ..TableOptions::default()
+    }
+}
+
+fn put(key: &str, seqno: u64, value: &[u8]) -> (Vec<u8>, u64, ValueKind, Vec<u8>) {
+    (key.into(), seqno, ValueKind::Put, value.to_vec())
+}
+
+fn delete(key: &str, seqno: u64) -> (Vec<u8>, u64, ValueKind, Vec<u8>) {
+    (key.into(), seqno, ValueKind::Delete, Vec::new())
+}
+
+/// A compressible value: `len` bytes cycling through a short pattern.
+fn value(i: usize, len: usize) -> Vec<u8> {
+    format!("v{i:03}-abc-").bytes().cycle().take(len).collect()
+}
+
+fn seeds() -> Vec<Seed> {
+    vec![
+        Seed {
+            name: "small_plain",
+            options: options(Compression::None, 10, 4096, 16),
+            entries: vec![
+                put("apple", 3, b"red"),
+                put("banana", 2, b"yellow"),
+                put("cherry", 5, b"dark red"),
+                put("date", 1, b""),
+                put("elderberry", 4, b"purple"),
+            ],
+        },
+        Seed {
+            name: "small_lz4",
+            options: options(Compression::Lz4, 10, 4096, 16),
+            entries: (0..40)
+                .map(|i| put(&format!("key{i:04}"), 100 + i as u64, &value(i, 48)))
+                .collect(),
+        },
+        Seed {
+            // Several versions per key, tombstones, many small blocks with
+            // short restart intervals, LZ4 where it pays.
+            name: "versions_tombstones_lz4",
+            options: options(Compression::Lz4, 10, 160, 2),
+            entries: (0..24)
+                .flat_map(|i| {
+                    let key = format!("user/{:03}", i * 7);
+                    let base = 1000 - 10 * i as u64;
+                    let mut versions = vec![put(&key, base + 5, &value(i, 24))];
+                    if i % 3 == 0 {
+                        versions.insert(0, delete(&key, base + 8));
+                    }
+                    if i % 4 == 1 {
+                        versions.push(put(&key, base + 1, &value(i + 1, 40)));
+                    }
+                    versions
+                })
+                .collect(),
+        },
+        Seed {
+            // No filter; keys of varied length, the empty user key first;
+            // uncompressed 64-byte blocks, a restart at every third entry.
+            name: "no_filter_multi_block",
+            options: options(Compression::None, 0, 64, 3),
+            entries: (0..20)
+                .map(|i| {
+                    let key = if i == 0 {
+                        String::new()
+                    } else {
+                        format!("{}{i:02}", "k".repeat(i % 5))
+                    };
+                    (key, i)
+                })
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .map(|(key, i)| {
+                    if i % 5 == 2 {
+                        delete(&key, 50 + i as u64)
+                    } else {
+                        put(&key, 50 + i as u64, &value(i, i * 3))
+                    }
+                })
+                .collect(),
+        },
+        Seed {
+            // Uncompressed blocks of ~10 entries with a restart at every
+            // other one, and an uncompressed index.
+            name: "plain_restarts",
+            options: options(Compression::None, 10, 256, 2),
+            entries: (0..36)
+                .map(|i| {
+                    let key = format!("row{:04}", i * 3);
+                    if i % 7 == 3 {
+                        delete(&key, 500 + i as u64)
+                    } else {
+                        put(&key, 500 + i as u64, &value(i, 12))
+                    }
+                })
+                .collect(),
+        },
+        Seed {
+            name: "one_tombstone",
+            options: options(Compression::Lz4, 10, 4096, 16),
+            entries: vec![delete("gone", 7)],
+        },
+    ]
+}
+
+fn main() {
+    let dir: PathBuf = std::env::args_os()
+        .nth(1)
+        .expect("usage: fuzz_seeds <output directory>")
+        .into();
+    std::fs::create_dir_all(&dir).unwrap();
+    let fs = OsFs::new();
+    for seed in seeds() {
+        let path = dir.join(seed.name);
+        let mut writer = TableWriter::create(&fs, &path, seed.options).unwrap();
+        for (key, seqno, kind, value) in &seed.entries {
+            writer
+                .add(InternalKey::new(key, *seqno, *kind).as_bytes(), value)
+                .unwrap();
+        }
+        let meta = writer.finish().unwrap();
+        assert!(
+            meta.file_size <= SEED_BYTES_MAX,
+            "{}: {} bytes",
+            seed.name,
+            meta.file_size
+        );
+        let table = Table::open(&fs, &path, Default::default()).unwrap();
+        let report = table.verify().unwrap();
+        let blocks: Vec<_> = table.blocks().collect::<Result<_, _>>().unwrap();
+        let lz4 = blocks
+            .iter()
+            .filter(|b| b.compression == Some(Compression::Lz4))
+            .count();
+        println!(
+            "{}: {} bytes, {} entries ({} tombstones), {} data blocks, {lz4} LZ4 blocks",
+            path.display(),
+            meta.file_size,
+            report.entries,
+            report.tombstones,
+            report.data_blocks,
+        );
+    }
+}
