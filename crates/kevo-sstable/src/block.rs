@@ -257,6 +257,39 @@ fn entry_header(input: &[u8]) -> Result<(usize, usize, usize, usize), Damage> {
 }
 
 impl Block {
+    /// Checks that every restart point is the start of an entry that
+    /// stores its whole key, by walking every entry. Seeks trust the
+    /// restart array; [`Table::verify`](crate::Table::verify) calls this.
+    pub(crate) fn check_restarts(&self) -> Result<(), Damage> {
+        let end = self.restarts_offset as usize;
+        let (mut pos, mut next_restart) = (0usize, 0u32);
+        while pos < end {
+            let input = self.data.get(pos..end).ok_or("entry outside block")?;
+            let (shared, unshared, value_len, header) = entry_header(input)?;
+            if next_restart < self.num_restarts && self.restart_point(next_restart) as usize == pos
+            {
+                if shared != 0 {
+                    return Err("entry at a restart point shares bytes");
+                }
+                next_restart += 1;
+            }
+            if next_restart < self.num_restarts && (self.restart_point(next_restart) as usize) < pos
+            {
+                return Err("restart point inside an entry");
+            }
+            let len = header
+                .checked_add(unshared)
+                .and_then(|n| n.checked_add(value_len))
+                .filter(|&n| n <= input.len())
+                .ok_or("entry runs past the entries")?;
+            pos += len;
+        }
+        if next_restart != self.num_restarts {
+            return Err("restart point inside an entry");
+        }
+        Ok(())
+    }
+
     /// The whole key stored at restart point `index`, read in place.
     fn restart_key(&self, index: u32) -> Result<&[u8], Damage> {
         let at = self.restart_point(index) as usize;

@@ -287,9 +287,12 @@ impl Table {
         for position in 0..self.index.len() {
             let handle = self.index.handle(position);
             let separator = self.index.key(position);
-            let mut data = BlockIter::new(self.src.read_block(handle)?);
             let bad = |reason: &str| self.corrupt(handle.offset, reason);
+            let block = self.src.read_block(handle)?;
+            block.check_restarts().map_err(bad)?;
+            let mut data = BlockIter::new(block);
             data.seek_to_first().map_err(bad)?;
+            let mut first_in_block = true;
             while data.valid() {
                 let parsed = parse_internal_key(data.key()).ok_or_else(|| bad("bad key"))?;
                 if last
@@ -300,6 +303,24 @@ impl Table {
                 }
                 if compare_internal_keys(data.key(), separator) == Ordering::Greater {
                     return Err(bad("key sorts after its index separator"));
+                }
+                // A get seeks the index: a key at or before the previous
+                // separator would be looked for in the previous block.
+                if first_in_block
+                    && position > 0
+                    && compare_internal_keys(data.key(), self.index.key(position - 1))
+                        != Ordering::Greater
+                {
+                    return Err(bad(
+                        "block's first key does not sort after the previous separator",
+                    ));
+                }
+                first_in_block = false;
+                if !self.may_contain(parsed.user_key) {
+                    return Err(self.corrupt(
+                        self.footer.filter.offset,
+                        "the filter rejects a key the table holds",
+                    ));
                 }
                 smallest_seqno = smallest_seqno.min(parsed.seqno);
                 largest_seqno = largest_seqno.max(parsed.seqno);
@@ -556,10 +577,16 @@ impl TableFile {
     #[cfg(feature = "lz4")]
     fn decompress_lz4(&self, stored: &[u8], offset: u64) -> Result<Vec<u8>> {
         let mut reader = kevo_core::Reader::new(stored);
+        let compressed_len = stored.len().saturating_sub(reader.position());
+        // An LZ4 block expands at most 255-fold (each length byte adds 255):
+        // never allocate more than the stored bytes can produce.
+        let expansion_max = compressed_len
+            .saturating_mul(LZ4_EXPANSION_MAX)
+            .saturating_add(16);
         let len = reader
             .varint32()
             .map(|len| len as usize)
-            .filter(|&len| len <= BLOCK_BYTES_MAX)
+            .filter(|&len| len <= BLOCK_BYTES_MAX && len <= expansion_max)
             .ok_or_else(|| self.corrupt(offset, "bad uncompressed length"))?;
         let mut out = vec![0u8; len];
         let compressed = &stored[reader.position()..];
@@ -577,6 +604,10 @@ impl TableFile {
         )))
     }
 }
+
+/// How many bytes one byte of an LZ4 block can decompress to, at most.
+#[cfg(feature = "lz4")]
+const LZ4_EXPANSION_MAX: usize = 255;
 
 /// Handles must lie in order before the footer, the index block last.
 fn check_layout(footer: &Footer, footer_offset: u64) -> Result<(), &'static str> {
