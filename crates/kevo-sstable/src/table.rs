@@ -576,20 +576,10 @@ impl TableFile {
 
     #[cfg(feature = "lz4")]
     fn decompress_lz4(&self, stored: &[u8], offset: u64) -> Result<Vec<u8>> {
-        let mut reader = kevo_core::Reader::new(stored);
-        let compressed_len = stored.len().saturating_sub(reader.position());
-        // An LZ4 block expands at most 255-fold (each length byte adds 255):
-        // never allocate more than the stored bytes can produce.
-        let expansion_max = compressed_len
-            .saturating_mul(LZ4_EXPANSION_MAX)
-            .saturating_add(16);
-        let len = reader
-            .varint32()
-            .map(|len| len as usize)
-            .filter(|&len| len <= BLOCK_BYTES_MAX && len <= expansion_max)
+        let (len, header) = lz4_uncompressed_len(stored)
             .ok_or_else(|| self.corrupt(offset, "bad uncompressed length"))?;
         let mut out = vec![0u8; len];
-        let compressed = &stored[reader.position()..];
+        let compressed = &stored[header..];
         match lz4_flex::block::decompress_into(compressed, &mut out) {
             Ok(n) if n == len => Ok(out),
             _ => Err(self.corrupt(offset, "LZ4 block does not decompress to its length")),
@@ -608,6 +598,40 @@ impl TableFile {
 /// How many bytes one byte of an LZ4 block can decompress to, at most.
 #[cfg(feature = "lz4")]
 const LZ4_EXPANSION_MAX: usize = 255;
+
+/// The uncompressed length an LZ4 stored block claims, and the bytes its
+/// varint takes; `None` if it is unreadable, over [`BLOCK_BYTES_MAX`], or
+/// more than the compressed bytes can expand to (so that a damaged length
+/// never makes the reader allocate more than the file warrants).
+#[cfg(feature = "lz4")]
+fn lz4_uncompressed_len(stored: &[u8]) -> Option<(usize, usize)> {
+    let mut reader = kevo_core::Reader::new(stored);
+    let len = reader.varint32()? as usize;
+    let header = reader.position();
+    let compressed_len = stored.len() - header;
+    let expansion_max = compressed_len
+        .saturating_mul(LZ4_EXPANSION_MAX)
+        .saturating_add(16);
+    (len <= BLOCK_BYTES_MAX && len <= expansion_max).then_some((len, header))
+}
+
+#[cfg(all(test, feature = "lz4"))]
+mod lz4_tests {
+    use super::*;
+
+    #[test]
+    fn lz4_length_is_bounded_by_what_the_stored_bytes_can_expand_to() {
+        let mut stored = Vec::new();
+        kevo_core::put_varint32(&mut stored, 100_000);
+        stored.extend_from_slice(&[0u8; 10]);
+        assert_eq!(lz4_uncompressed_len(&stored), None);
+        let mut honest = Vec::new();
+        kevo_core::put_varint32(&mut honest, 2_000);
+        honest.extend_from_slice(&[0u8; 10]);
+        assert_eq!(lz4_uncompressed_len(&honest), Some((2_000, 2)));
+        assert_eq!(lz4_uncompressed_len(&[0xFF]), None);
+    }
+}
 
 /// Handles must lie in order before the footer, the index block last.
 fn check_layout(footer: &Footer, footer_offset: u64) -> Result<(), &'static str> {
