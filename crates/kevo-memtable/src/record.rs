@@ -22,7 +22,7 @@ use std::mem::size_of;
 use std::sync::atomic::AtomicUsize;
 
 use bytes::Bytes;
-use kevo_core::{SeqNo, TRAILER_BYTES, ValueKind, pack_trailer};
+use kevo_core::{SeqNo, TRAILER_BYTES, ValueKind, compare_internal_keys, pack_trailer};
 
 /// Bytes a memtable entry is charged beyond its user key, trailer and value:
 /// the skip-list node's fixed part (the inline record with its `Bytes`
@@ -157,7 +157,7 @@ impl PartialOrd for Record {
 impl Ord for Record {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        compare(self.internal_key(), other.internal_key())
+        compare_internal_keys(self.internal_key(), other.internal_key())
     }
 }
 
@@ -211,38 +211,14 @@ impl PartialOrd for InternalKeyRef {
 impl Ord for InternalKeyRef {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        compare(self.as_bytes(), other.as_bytes())
-    }
-}
-
-/// [`kevo_core::compare_internal_keys`], inlined into the skip list's
-/// search loops.
-///
-/// The skip list compares keys some 20–40 times per operation; the
-/// out-of-line call into `kevo-core` made a backward scan about 10% slower.
-/// Same order, short slices included (they compare as a user key with
-/// trailer 0); `compare_matches_kevo_core` checks it stays so.
-#[inline]
-fn compare(a: &[u8], b: &[u8]) -> Ordering {
-    let (a_user, a_trailer) = split(a);
-    let (b_user, b_trailer) = split(b);
-    a_user.cmp(b_user).then_with(|| b_trailer.cmp(&a_trailer))
-}
-
-/// User key and trailer; a slice too short for a trailer is all user key,
-/// with trailer 0.
-#[inline]
-fn split(key: &[u8]) -> (&[u8], u64) {
-    match key.split_last_chunk::<TRAILER_BYTES>() {
-        Some((user_key, trailer)) => (user_key, u64::from_le_bytes(*trailer)),
-        None => (key, 0),
+        compare_internal_keys(self.as_bytes(), other.as_bytes())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kevo_core::{InternalKey, compare_internal_keys};
+    use kevo_core::InternalKey;
 
     #[test]
     fn record_holds_key_and_value_in_one_exact_buffer() {
@@ -305,30 +281,6 @@ mod tests {
                 assert_eq!(by_record, by_ref, "{i} vs {j}");
                 // The table above is in internal-key order.
                 assert_eq!(by_record, i.cmp(&j), "{i} vs {j}");
-            }
-        }
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            // Few cases under Miri, which runs this to check the unsized cast.
-            cases: if cfg!(miri) { 8 } else { 1024 },
-            failure_persistence: None,
-            ..proptest::prelude::ProptestConfig::default()
-        })]
-
-        #[test]
-        fn compare_matches_kevo_core(
-            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
-            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
-            shared in 0usize..12,
-        ) {
-            // Often share a prefix so user keys tie and trailers decide.
-            let mut b2 = a[..shared.min(a.len())].to_vec();
-            b2.extend_from_slice(&b);
-            for b in [&b, &b2] {
-                proptest::prop_assert_eq!(compare(&a, b), compare_internal_keys(&a, b));
-                proptest::prop_assert_eq!(compare(b, &a), compare_internal_keys(b, &a));
             }
         }
     }

@@ -145,7 +145,10 @@ impl SegmentReader {
                 if self.block[in_block..].iter().all(|&b| b == 0) {
                     return Ok(Step::End);
                 }
-                return Ok(self.damage(offset, "fragment header is cut off by the end of the file"));
+                return Ok(damage(
+                    offset,
+                    "fragment header is cut off by the end of the file",
+                ));
             }
             let header = &self.block[in_block..in_block + FRAGMENT_HEADER_BYTES];
             if header.iter().all(|&b| b == 0) {
@@ -156,21 +159,21 @@ impl SegmentReader {
             let type_tag = header[6];
             let tag = u32::from_le_bytes([header[7], header[8], header[9], header[10]]);
             if length > left_in_block - FRAGMENT_HEADER_BYTES {
-                return Ok(self.damage(offset, "fragment length overruns its block"));
+                return Ok(damage(offset, "fragment length overruns its block"));
             }
             if length > available - FRAGMENT_HEADER_BYTES {
-                return Ok(self.damage(offset, "fragment is cut off by the end of the file"));
+                return Ok(damage(offset, "fragment is cut off by the end of the file"));
             }
             let payload =
                 in_block + FRAGMENT_HEADER_BYTES..in_block + FRAGMENT_HEADER_BYTES + length;
             if crc != fragment_crc(&header[4..], &self.block[payload.clone()]) {
-                return Ok(self.damage(offset, "fragment checksum mismatch"));
+                return Ok(damage(offset, "fragment checksum mismatch"));
             }
             if tag != self.tag {
                 return self.clean_end(offset, "a fragment of another segment");
             }
             let Some(kind) = FragmentType::from_u8(type_tag) else {
-                return Ok(self.damage(offset, format!("unknown fragment type {type_tag}")));
+                return Ok(damage(offset, format!("unknown fragment type {type_tag}")));
             };
             self.pos += (FRAGMENT_HEADER_BYTES + length) as u64;
             return Ok(Step::Fragment {
@@ -181,19 +184,11 @@ impl SegmentReader {
         }
     }
 
-    fn damage(&mut self, offset: u64, reason: impl Into<String>) -> Step {
-        Step::Damage {
-            offset,
-            reason: reason.into(),
-            fatal: false,
-        }
-    }
-
     /// Zeroed space or stale bytes end the segment, unless a valid fragment
     /// of this segment follows: then they are damage.
     fn clean_end(&mut self, offset: u64, what: &str) -> io::Result<Step> {
         if self.valid_fragment_after(offset + 1)?.is_some() {
-            return Ok(self.damage(offset, format!("{what} before valid fragments")));
+            return Ok(damage(offset, format!("{what} before valid fragments")));
         }
         self.pos = self.len;
         Ok(Step::End)
@@ -243,5 +238,14 @@ impl SegmentReader {
             index += 1;
         }
         Ok(None)
+    }
+}
+
+/// A [`Step::Damage`] that recovery may skip or trim.
+fn damage(offset: u64, reason: impl Into<String>) -> Step {
+    Step::Damage {
+        offset,
+        reason: reason.into(),
+        fatal: false,
     }
 }
