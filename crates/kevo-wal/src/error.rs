@@ -1,6 +1,7 @@
 //! The WAL's error type.
 
 use std::io;
+use std::path::PathBuf;
 
 /// Errors from the write-ahead log.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,17 @@ pub enum Error {
         /// Number of the damaged segment (`NNNNNN.wal`).
         segment: u64,
         /// Byte offset of the damage within the segment file.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A log file read by a [`LogReader`](crate::log::LogReader) holds
+    /// bytes that are not a valid record before its tail.
+    #[error("corruption in {} at offset {offset}: {reason}", file.display())]
+    FileCorruption {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the damage within the file.
         offset: u64,
         /// What was wrong.
         reason: String,
@@ -49,7 +61,10 @@ pub enum Error {
 impl Error {
     /// Whether this error reports damaged data.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corruption { .. })
+        matches!(
+            self,
+            Error::Corruption { .. } | Error::FileCorruption { .. }
+        )
     }
 
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {

@@ -72,7 +72,7 @@ impl FragmentType {
     }
 }
 
-/// The tag written in every fragment of segment `segment`.
+/// The tag written in every fragment of segment (or log file) `segment`.
 pub(crate) fn segment_tag(segment: u64) -> u32 {
     segment as u32
 }
@@ -104,11 +104,18 @@ fn parse_numbered(name: &str, suffix: &str) -> Option<u64> {
 
 /// Encodes a segment header.
 pub(crate) fn encode_segment_header(segment: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+    encode_file_header(SEGMENT_MAGIC, segment)
+}
+
+/// Encodes the header of a log file: a segment header with `magic` in
+/// place of [`SEGMENT_MAGIC`] (the WAL's segments and other logs written
+/// with the same framing, such as the manifest, share this layout).
+pub(crate) fn encode_file_header(magic: [u8; 8], number: u64) -> [u8; SEGMENT_HEADER_BYTES] {
     let mut out = [0u8; SEGMENT_HEADER_BYTES];
-    out[0..8].copy_from_slice(&SEGMENT_MAGIC);
+    out[0..8].copy_from_slice(&magic);
     out[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     // 10..12: flags, all zero in version 1.
-    out[12..20].copy_from_slice(&segment.to_le_bytes());
+    out[12..20].copy_from_slice(&number.to_le_bytes());
     let crc = crc32(&[&out[..20]]);
     out[20..24].copy_from_slice(&crc.to_le_bytes());
     out
@@ -124,36 +131,34 @@ pub(crate) enum HeaderError {
 }
 
 /// Decodes a segment header and returns its segment number.
+#[cfg(test)]
 pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<u64, HeaderError> {
+    decode_file_header(bytes, SEGMENT_MAGIC)
+}
+
+/// Decodes the header of a log file whose magic must be `magic` and
+/// returns the file number it holds.
+pub(crate) fn decode_file_header(bytes: &[u8], magic: [u8; 8]) -> Result<u64, HeaderError> {
     let mut r = Reader::new(bytes);
-    let magic = r
-        .array::<8>()
-        .ok_or(HeaderError::Damaged("segment header is truncated"))?;
-    let version = r
-        .u16_le()
-        .ok_or(HeaderError::Damaged("segment header is truncated"))?;
-    let flags = r
-        .u16_le()
-        .ok_or(HeaderError::Damaged("segment header is truncated"))?;
-    let segment = r
-        .u64_le()
-        .ok_or(HeaderError::Damaged("segment header is truncated"))?;
-    let crc = r
-        .u32_le()
-        .ok_or(HeaderError::Damaged("segment header is truncated"))?;
-    if magic != SEGMENT_MAGIC {
-        return Err(HeaderError::Damaged("bad segment magic"));
+    let truncated = HeaderError::Damaged("file header is truncated");
+    let found_magic = r.array::<8>().ok_or(truncated.clone())?;
+    let version = r.u16_le().ok_or(truncated.clone())?;
+    let flags = r.u16_le().ok_or(truncated.clone())?;
+    let number = r.u64_le().ok_or(truncated.clone())?;
+    let crc = r.u32_le().ok_or(truncated)?;
+    if found_magic != magic {
+        return Err(HeaderError::Damaged("bad file magic"));
     }
     if crc != crc32(&[&bytes[..20]]) {
-        return Err(HeaderError::Damaged("segment header checksum mismatch"));
+        return Err(HeaderError::Damaged("file header checksum mismatch"));
     }
     if version != FORMAT_VERSION {
         return Err(HeaderError::UnsupportedVersion(version));
     }
     if flags != 0 {
-        return Err(HeaderError::Damaged("unknown segment header flags"));
+        return Err(HeaderError::Damaged("unknown file header flags"));
     }
-    Ok(segment)
+    Ok(number)
 }
 
 /// Checksum of a fragment: over length, type, tag and payload.

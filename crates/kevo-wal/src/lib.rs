@@ -10,6 +10,9 @@
 //!   [`SyncMode`] says (concurrent appenders share syncs), rotates and
 //!   recycles segments. After a failed write or sync it refuses all further
 //!   work ([`Error::Poisoned`]).
+//! - [`log`]: the same framing as a standalone record log over one file
+//!   ([`log::LogWriter`], [`log::LogReader`]), with the caller's magic; the
+//!   manifest is written with it.
 //! - [`Replay`]: reads every intact batch back in order under a
 //!   [`RecoveryMode`], trimming a torn tail or reporting damage as
 //!   [`Error::Corruption`] with the segment and offset.
@@ -42,6 +45,7 @@
 mod batch;
 mod error;
 mod format;
+pub mod log;
 mod reader;
 mod replay;
 mod wal;

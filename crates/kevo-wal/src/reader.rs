@@ -3,7 +3,9 @@
 //! [`SegmentReader`] walks a segment block by block and classifies what it
 //! finds at each position as a fragment, a clean end, or damage. It knows
 //! nothing about records, batches or recovery modes: that is
-//! [`Replay`](crate::Replay)'s job.
+//! [`Replay`](crate::Replay)'s job for the WAL, and
+//! [`LogReader`](crate::log::LogReader)'s for other logs written with the
+//! same framing (opened with their own magic).
 //!
 //! A *clean end* is the end of the file, zeroed space, or a well-formed
 //! fragment of another segment (bytes left by the previous life of a
@@ -18,7 +20,7 @@ use kevo_core::File;
 
 use crate::format::{
     BLOCK_BYTES, FRAGMENT_HEADER_BYTES, FragmentType, HeaderError, SEGMENT_HEADER_BYTES,
-    decode_segment_header, fragment_crc, segment_tag,
+    SEGMENT_MAGIC, decode_file_header, fragment_crc, segment_tag,
 };
 
 /// What the reader found at its position.
@@ -60,6 +62,16 @@ pub(crate) struct SegmentReader {
 impl SegmentReader {
     /// Opens segment `segment` read from `file`, checking its header.
     pub(crate) fn open(file: Arc<dyn File>, segment: u64) -> io::Result<Self> {
+        Self::open_with_magic(file, segment, SEGMENT_MAGIC)
+    }
+
+    /// Opens log file `segment` read from `file`, checking that its header
+    /// holds `magic` and that number.
+    pub(crate) fn open_with_magic(
+        file: Arc<dyn File>,
+        segment: u64,
+        magic: [u8; 8],
+    ) -> io::Result<Self> {
         let len = file.len()?;
         let mut reader = SegmentReader {
             file,
@@ -78,7 +90,7 @@ impl SegmentReader {
         let mut header = [0u8; SEGMENT_HEADER_BYTES];
         let available = (len as usize).min(SEGMENT_HEADER_BYTES);
         reader.file.read_exact_at(&mut header[..available], 0)?;
-        reader.header_damage = match decode_segment_header(&header[..available]) {
+        reader.header_damage = match decode_file_header(&header[..available], magic) {
             Ok(number) if number == segment => None,
             Ok(number) => Some((format!("header names segment {number}"), false)),
             Err(HeaderError::Damaged(reason)) => Some((reason.to_string(), false)),

@@ -1,0 +1,763 @@
+//! [`VersionSet`]: the current [`Version`], the file counter, and the
+//! manifest that makes them durable.
+//!
+//! The protocols (open, rewrite, the `CURRENT` switch) and why they are
+//! crash-safe are in `docs/format/manifest.md`.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use kevo_core::{Error, Fs, Result, SEQNO_MAX, SeqNo};
+use kevo_wal::log::{LogEnd, LogReader, LogWriter};
+
+use crate::edit::VersionEdit;
+use crate::names::{
+    CURRENT_FILE, CURRENT_TEMP_FILE, manifest_file_name, parse_manifest_file_name,
+    parse_table_file_name,
+};
+use crate::version::{FILE_NUMBER_MAX, Version};
+
+/// The magic number in a manifest file's header (where a WAL segment has
+/// `KEVOWAL\0`).
+pub const MANIFEST_MAGIC: [u8; 8] = *b"KEVOMAN\0";
+
+/// Largest manifest number `CURRENT` may name. The counter starts at most
+/// just above [`FILE_NUMBER_MAX`] (counters read from disk are clamped), so
+/// this leaves 2^62 numbers to hand out and `number + 1` never overflows.
+const MANIFEST_NUMBER_MAX: u64 = u64::MAX / 2;
+
+/// Largest `CURRENT` file read: the longest manifest name and a newline,
+/// with room to spare.
+const CURRENT_BYTES_MAX: u64 = 64;
+
+/// How a [`VersionSet`] is opened and run.
+#[derive(Debug, Clone)]
+pub struct ManifestOptions {
+    /// Rewrite the manifest from a snapshot once the log grows past this
+    /// (and past twice the size it had right after its own snapshot, so a
+    /// large version does not roll on every edit). Default: 8 MiB.
+    pub rewrite_bytes: u64,
+    /// Create a new, empty version set when `CURRENT` is missing (default
+    /// true).
+    pub create_if_missing: bool,
+}
+
+impl Default for ManifestOptions {
+    fn default() -> Self {
+        ManifestOptions {
+            rewrite_bytes: 8 * 1024 * 1024,
+            create_if_missing: true,
+        }
+    }
+}
+
+/// Counters since the set was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestStats {
+    /// Edits appended by [`VersionSet::log_and_apply`].
+    pub edits: u64,
+    /// Bytes written to manifest files (headers, snapshots and framing
+    /// included), the manifest written by open included.
+    pub bytes_written: u64,
+    /// Manifest rewrites by [`VersionSet::log_and_apply`] (not counting the
+    /// one every open does).
+    pub rewrites: u64,
+    /// The live manifest's number.
+    pub manifest_number: u64,
+}
+
+/// What [`VersionSet::open`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestRecovery {
+    /// `CURRENT` was missing and a new, empty version set was created.
+    pub created: bool,
+    /// Edits read from the old manifest (its snapshot included).
+    pub edits_replayed: u64,
+    /// Bytes dropped from the end of the old manifest: an edit torn by a
+    /// crash, which was never acknowledged. 0 if it ended cleanly.
+    pub tail_bytes_dropped: u64,
+    /// The number of the manifest open started (the live one).
+    pub manifest_number: u64,
+}
+
+/// The version set: the current [`Version`] of the tree, the file counter,
+/// the last sequence number and the WAL's log number, kept durable in a
+/// manifest.
+///
+/// # Thread safety
+/// `Send + Sync`; shared by the engine's flush and compaction threads.
+/// [`VersionSet::log_and_apply`] calls are serialised by the writer mutex,
+/// held across the manifest write and sync. Everything else
+/// ([`VersionSet::current`], the counters, [`VersionSet::take_obsolete_tables`])
+/// takes only a short state mutex (or an atomic) and never waits for an
+/// fsync. The file counter is an atomic: [`VersionSet::new_file_number`]
+/// never blocks.
+///
+/// # Invariants
+/// - The current version is the one the manifest named by `CURRENT` leads
+///   to: a version is installed only after its edit is synced.
+/// - Every edit written records the file counter, so numbers handed out
+///   before it are never handed out again after a reopen.
+/// - `last_seqno` and `log_number` never decrease.
+///
+/// # Failure
+/// After a failed write, sync, create, rename or directory sync of a
+/// manifest or of `CURRENT`, the set is unusable: every later
+/// [`VersionSet::log_and_apply`] returns [`Error::Io`] saying so. What
+/// reached the disk is unknown, so nothing is appended after a possibly
+/// partial record and no fsync is retried. Reopen to recover: the state on
+/// disk is the one before or the one after the failed call.
+#[derive(Debug)]
+pub struct VersionSet {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    options: ManifestOptions,
+    /// The next file number to hand out.
+    next_file_number: AtomicU64,
+    manifest_number: AtomicU64,
+    writer: Mutex<Writer>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct Writer {
+    log: LogWriter,
+    manifest_number: u64,
+    /// The manifest's length right after its snapshot.
+    snapshot_end: u64,
+    /// Why the set is unusable, after a failed write.
+    poison: Option<String>,
+}
+
+#[derive(Debug)]
+struct State {
+    current: Arc<Version>,
+    last_seqno: SeqNo,
+    log_number: u64,
+    /// Every version installed since open; dead ones are pruned.
+    live: Vec<Weak<Version>>,
+    /// Tables removed by an edit and not yet returned by
+    /// `take_obsolete_tables`.
+    removed: BTreeSet<u64>,
+    stats: ManifestStats,
+}
+
+/// The durable state a manifest describes.
+#[derive(Debug, Default)]
+struct Recovered {
+    version: Version,
+    next_file_number: u64,
+    last_seqno: SeqNo,
+    log_number: u64,
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves its
+/// state consistent before anything can panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A kevo-wal error as the kevo-core error this crate reports.
+fn from_wal(e: kevo_wal::Error) -> Error {
+    match e {
+        kevo_wal::Error::Io { context, source } => Error::Io { context, source },
+        kevo_wal::Error::FileCorruption {
+            file,
+            offset,
+            reason,
+        } => Error::Corruption {
+            file,
+            offset,
+            reason,
+        },
+        kevo_wal::Error::InvalidArgument(reason) => Error::InvalidArgument(reason),
+        other => Error::io("writing the manifest", io::Error::other(other.to_string())),
+    }
+}
+
+impl VersionSet {
+    /// Opens the version set of the database in `dir`.
+    ///
+    /// Reads `CURRENT` and replays the manifest it names: a torn last
+    /// record is dropped and reported in
+    /// [`ManifestRecovery::tail_bytes_dropped`]. Then it always starts a
+    /// fresh manifest holding one snapshot edit of the whole state, syncs it
+    /// and the directory, switches `CURRENT` to it atomically (write
+    /// `CURRENT.dbtmp`, sync, rename, sync the directory) and deletes every
+    /// other `MANIFEST-*` file. So nothing is ever appended after a torn
+    /// tail. The file counter starts above every manifest and table number
+    /// found in `dir`.
+    ///
+    /// # Errors
+    /// - [`Error::Corruption`] naming the manifest and offset for damage
+    ///   before its tail or an edit that does not decode or apply; naming
+    ///   `CURRENT` when it holds garbage or names a missing manifest.
+    /// - [`Error::InvalidArgument`] when `CURRENT` is missing and
+    ///   `options.create_if_missing` is false.
+    /// - [`Error::Io`] when a file operation fails.
+    pub fn open(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        options: ManifestOptions,
+    ) -> Result<(VersionSet, ManifestRecovery)> {
+        let mut recovery = ManifestRecovery::default();
+        let recovered = if Self::exists(fs.as_ref(), dir)? {
+            replay(fs.as_ref(), dir, &mut recovery)?
+        } else if options.create_if_missing {
+            fs.create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            recovery.created = true;
+            Recovered::default()
+        } else {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds no {CURRENT_FILE} file and create_if_missing is off",
+                dir.display()
+            )));
+        };
+
+        let names = fs
+            .list_dir(dir)
+            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let mut next_file_number = recovered.next_file_number.max(1);
+        for name in &names {
+            if let Some(n) = parse_manifest_file_name(name).or_else(|| parse_table_file_name(name))
+            {
+                next_file_number = next_file_number.max(n.min(FILE_NUMBER_MAX) + 1);
+            }
+        }
+        let number = next_file_number;
+        next_file_number += 1;
+        let current = Arc::new(recovered.version);
+        let snapshot = snapshot_edit(
+            &current,
+            next_file_number,
+            recovered.last_seqno,
+            recovered.log_number,
+        );
+        let log = start_manifest(fs.as_ref(), dir, number, &snapshot)?;
+        let bytes_written = log.offset();
+        let set = VersionSet {
+            dir: dir.to_path_buf(),
+            options,
+            next_file_number: AtomicU64::new(next_file_number),
+            manifest_number: AtomicU64::new(number),
+            writer: Mutex::new(Writer {
+                snapshot_end: log.offset(),
+                manifest_number: number,
+                poison: None,
+                log,
+            }),
+            state: Mutex::new(State {
+                live: vec![Arc::downgrade(&current)],
+                current,
+                last_seqno: recovered.last_seqno,
+                log_number: recovered.log_number,
+                removed: BTreeSet::new(),
+                stats: ManifestStats {
+                    bytes_written,
+                    ..ManifestStats::default()
+                },
+            }),
+            fs,
+        };
+        for name in &names {
+            let stale = parse_manifest_file_name(name).is_some_and(|n| n != number)
+                || name == CURRENT_TEMP_FILE;
+            if stale {
+                remove_quietly(set.fs.as_ref(), dir, name);
+            }
+        }
+        recovery.manifest_number = number;
+        tracing::info!(
+            dir = %dir.display(),
+            manifest = number,
+            created = recovery.created,
+            edits_replayed = recovery.edits_replayed,
+            tail_bytes_dropped = recovery.tail_bytes_dropped,
+            "opened the version set"
+        );
+        Ok((set, recovery))
+    }
+
+    /// Whether `dir` holds a `CURRENT` file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file system cannot tell.
+    pub fn exists(fs: &dyn Fs, dir: &Path) -> Result<bool> {
+        let path = dir.join(CURRENT_FILE);
+        fs.exists(&path)
+            .map_err(|e| Error::io(format!("looking for {}", path.display()), e))
+    }
+
+    /// The current version.
+    pub fn current(&self) -> Arc<Version> {
+        Arc::clone(&lock(&self.state).current)
+    }
+
+    /// Allocates a file number. Tables, manifests and OPTIONS files share
+    /// one counter; a number is never handed out twice (across reopens too,
+    /// once an edit has recorded the counter, and for every numbered file
+    /// found on disk).
+    pub fn new_file_number(&self) -> u64 {
+        self.next_file_number.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Makes sure every later [`VersionSet::new_file_number`] is above
+    /// `number` (the engine calls it for every numbered file found on disk).
+    /// Numbers above an internal maximum (2^62) are treated as that maximum.
+    pub fn mark_file_number_used(&self, number: u64) {
+        self.next_file_number
+            .fetch_max(number.min(FILE_NUMBER_MAX) + 1, Ordering::AcqRel);
+    }
+
+    /// The number the next [`VersionSet::new_file_number`] would return.
+    pub fn next_file_number(&self) -> u64 {
+        self.next_file_number.load(Ordering::Acquire)
+    }
+
+    /// The largest sequence number recorded by an edit.
+    pub fn last_seqno(&self) -> SeqNo {
+        lock(&self.state).last_seqno
+    }
+
+    /// WAL segments numbered below this are no longer needed.
+    pub fn log_number(&self) -> u64 {
+        lock(&self.state).log_number
+    }
+
+    /// The live manifest's number (`MANIFEST-NNNNNN`).
+    pub fn manifest_number(&self) -> u64 {
+        self.manifest_number.load(Ordering::Acquire)
+    }
+
+    /// Validates `edit` against the current version, writes it to the
+    /// manifest as one record, syncs, and only then installs and returns the
+    /// new version.
+    ///
+    /// The record always carries the file counter; `last_seqno` and
+    /// `log_number`, when set, are raised to at least their current values
+    /// (they never decrease). When the manifest has grown past
+    /// [`ManifestOptions::rewrite_bytes`], the set first rolls to a new one
+    /// (snapshot edit, sync, `CURRENT` switch, old manifest deleted).
+    /// Callable from several threads; calls are serialised.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] when the edit does not apply: it removes
+    ///   a table that is not at that level, adds a number that is already
+    ///   there or twice, names a level past the last, holds an impossible
+    ///   table, or makes tables overlap in a level from L1 on. Nothing is
+    ///   written and the set stays usable.
+    /// - [`Error::Io`] when a write or sync fails. The set is then unusable:
+    ///   this and every later call return `Error::Io`; reopen it. The
+    ///   in-memory current version is unchanged by a failed call.
+    pub fn log_and_apply(&self, edit: VersionEdit) -> Result<Arc<Version>> {
+        let mut writer = lock(&self.writer);
+        if let Some(cause) = &writer.poison {
+            return Err(poisoned(cause));
+        }
+        let (base, last_seqno, log_number) = self.snapshot_state();
+        let version = base.apply(&edit).map_err(Error::InvalidArgument)?;
+        check_counters(&edit)?;
+        for (_, table) in &edit.added {
+            self.mark_file_number_used(table.number);
+        }
+        if let Some(next) = edit.next_file_number {
+            self.next_file_number.fetch_max(next, Ordering::AcqRel);
+        }
+        let threshold = self
+            .options
+            .rewrite_bytes
+            .max(writer.snapshot_end.saturating_mul(2));
+        if writer.log.offset() >= threshold {
+            self.roll(&mut writer, &base, last_seqno, log_number)?;
+        }
+
+        let mut record = edit;
+        record.next_file_number = Some(self.next_file_number());
+        record.last_seqno = record.last_seqno.map(|s| s.max(last_seqno));
+        record.log_number = record.log_number.map(|n| n.max(log_number));
+        let start = writer.log.offset();
+        let written = writer
+            .log
+            .add_record(&record.encode())
+            .and_then(|()| writer.log.sync());
+        if let Err(kevo_wal::Error::InvalidArgument(reason)) = written {
+            // Too large a record: refused before anything was written.
+            return Err(Error::InvalidArgument(reason));
+        }
+        if let Err(e) = written {
+            let e = from_wal(e);
+            writer.poison = Some(format!(
+                "appending to {}: {e}",
+                manifest_file_name(writer.manifest_number)
+            ));
+            return Err(e);
+        }
+        let bytes = writer.log.offset() - start;
+
+        let version = Arc::new(version);
+        let moved: BTreeSet<u64> = record.added.iter().map(|(_, t)| t.number).collect();
+        let mut state = lock(&self.state);
+        state.current = Arc::clone(&version);
+        state.live.retain(|v| v.strong_count() > 0);
+        state.live.push(Arc::downgrade(&version));
+        if let Some(s) = record.last_seqno {
+            state.last_seqno = s;
+        }
+        if let Some(n) = record.log_number {
+            state.log_number = n;
+        }
+        let removed = record
+            .removed
+            .iter()
+            .map(|&(_, n)| n)
+            .filter(|n| !moved.contains(n));
+        state.removed.extend(removed);
+        state.stats.edits += 1;
+        state.stats.bytes_written += bytes;
+        Ok(version)
+    }
+
+    /// Table numbers referenced by any version still alive: the current one
+    /// or one a reader holds.
+    pub fn live_table_numbers(&self) -> BTreeSet<u64> {
+        let mut state = lock(&self.state);
+        live_numbers(&mut state)
+    }
+
+    /// Tables removed by an edit that no live version refers to any more.
+    /// Each number is returned once; the caller deletes the files.
+    ///
+    /// Tables dropped before this open (files a crash left behind) are not
+    /// reported: the engine finds them as `.sst` files missing from
+    /// [`VersionSet::live_table_numbers`].
+    pub fn take_obsolete_tables(&self) -> Vec<u64> {
+        let mut state = lock(&self.state);
+        let live = live_numbers(&mut state);
+        let obsolete: Vec<u64> = state
+            .removed
+            .iter()
+            .copied()
+            .filter(|n| !live.contains(n))
+            .collect();
+        for n in &obsolete {
+            state.removed.remove(n);
+        }
+        obsolete
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> ManifestStats {
+        let mut stats = lock(&self.state).stats.clone();
+        stats.manifest_number = self.manifest_number();
+        stats
+    }
+
+    fn snapshot_state(&self) -> (Arc<Version>, SeqNo, u64) {
+        let state = lock(&self.state);
+        (
+            Arc::clone(&state.current),
+            state.last_seqno,
+            state.log_number,
+        )
+    }
+
+    /// Moves to a new manifest holding a snapshot of `base`. Poisons the set
+    /// on failure.
+    fn roll(
+        &self,
+        writer: &mut Writer,
+        base: &Version,
+        last_seqno: SeqNo,
+        log_number: u64,
+    ) -> Result<()> {
+        let number = self.new_file_number();
+        let snapshot = snapshot_edit(base, self.next_file_number(), last_seqno, log_number);
+        let log = match start_manifest(self.fs.as_ref(), &self.dir, number, &snapshot) {
+            Ok(log) => log,
+            Err(e) => {
+                writer.poison = Some(format!("rolling to {}: {e}", manifest_file_name(number)));
+                return Err(e);
+            }
+        };
+        let old = writer.manifest_number;
+        let bytes = log.offset();
+        writer.snapshot_end = log.offset();
+        writer.log = log;
+        writer.manifest_number = number;
+        self.manifest_number.store(number, Ordering::Release);
+        {
+            let mut state = lock(&self.state);
+            state.stats.rewrites += 1;
+            state.stats.bytes_written += bytes;
+        }
+        remove_quietly(self.fs.as_ref(), &self.dir, &manifest_file_name(old));
+        tracing::debug!(old, new = number, "rolled the manifest");
+        Ok(())
+    }
+}
+
+/// Refuses counters that could not be read back: a last seqno past
+/// [`SEQNO_MAX`] or a file counter past the maximum.
+fn check_counters(edit: &VersionEdit) -> Result<()> {
+    if let Some(seqno) = edit.last_seqno.filter(|&s| s > SEQNO_MAX) {
+        return Err(Error::InvalidArgument(format!(
+            "last seqno {seqno} exceeds the maximum {SEQNO_MAX}"
+        )));
+    }
+    if let Some(next) = edit.next_file_number.filter(|&n| n > FILE_NUMBER_MAX + 1) {
+        return Err(Error::InvalidArgument(format!(
+            "next file number {next} exceeds the maximum {}",
+            FILE_NUMBER_MAX + 1
+        )));
+    }
+    Ok(())
+}
+
+fn poisoned(cause: &str) -> Error {
+    Error::io(
+        format!("the manifest is unusable after an earlier failure ({cause}); reopen to recover"),
+        io::Error::other("manifest poisoned"),
+    )
+}
+
+fn live_numbers(state: &mut State) -> BTreeSet<u64> {
+    state.live.retain(|v| v.strong_count() > 0);
+    let mut numbers: BTreeSet<u64> = state.current.table_numbers().collect();
+    for version in state.live.iter().filter_map(Weak::upgrade) {
+        numbers.extend(version.table_numbers());
+    }
+    numbers
+}
+
+/// An edit that recreates `version` and the counters from nothing: the
+/// first record of every manifest.
+fn snapshot_edit(
+    version: &Version,
+    next_file_number: u64,
+    last_seqno: SeqNo,
+    log_number: u64,
+) -> VersionEdit {
+    VersionEdit {
+        added: version.tables().map(|(l, t)| (l, (**t).clone())).collect(),
+        removed: Vec::new(),
+        next_file_number: Some(next_file_number),
+        last_seqno: Some(last_seqno),
+        log_number: Some(log_number),
+    }
+}
+
+/// Writes manifest `number` in `dir` holding `snapshot`, syncs it and the
+/// directory, and points `CURRENT` at it. Returns the writer, positioned
+/// after the snapshot.
+fn start_manifest(
+    fs: &dyn Fs,
+    dir: &Path,
+    number: u64,
+    snapshot: &VersionEdit,
+) -> Result<LogWriter> {
+    let name = manifest_file_name(number);
+    let path = dir.join(&name);
+    let file = fs
+        .create(&path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let mut log = LogWriter::new(file, number, MANIFEST_MAGIC).map_err(from_wal)?;
+    log.add_record(&snapshot.encode()).map_err(from_wal)?;
+    log.sync().map_err(from_wal)?;
+    sync_dir(fs, dir)?;
+    set_current(fs, dir, &name)?;
+    Ok(log)
+}
+
+/// Points `CURRENT` in `dir` at manifest `name` atomically: writes
+/// `CURRENT.dbtmp`, syncs it, renames it over `CURRENT`, syncs the
+/// directory.
+fn set_current(fs: &dyn Fs, dir: &Path, name: &str) -> Result<()> {
+    let temp = dir.join(CURRENT_TEMP_FILE);
+    let current = dir.join(CURRENT_FILE);
+    let context = |what: &str, path: &Path| format!("{what} {}", path.display());
+    let file = fs
+        .create(&temp)
+        .map_err(|e| Error::io(context("creating", &temp), e))?;
+    file.write_all_at(format!("{name}\n").as_bytes(), 0)
+        .map_err(|e| Error::io(context("writing", &temp), e))?;
+    file.sync_all()
+        .map_err(|e| Error::io(context("syncing", &temp), e))?;
+    fs.rename(&temp, &current)
+        .map_err(|e| Error::io(context("renaming into", &current), e))?;
+    sync_dir(fs, dir)
+}
+
+fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))
+}
+
+/// Deletes a file that is no longer needed; a failure is only logged (the
+/// next open deletes it again).
+fn remove_quietly(fs: &dyn Fs, dir: &Path, name: &str) {
+    let path = dir.join(name);
+    if let Err(e) = fs.remove_file(&path) {
+        tracing::warn!(file = %path.display(), error = %e, "could not delete an old manifest file");
+    }
+}
+
+/// Reads `CURRENT` and replays the manifest it names.
+fn replay(fs: &dyn Fs, dir: &Path, recovery: &mut ManifestRecovery) -> Result<Recovered> {
+    let current_path = dir.join(CURRENT_FILE);
+    let (name, number) = read_current(fs, &current_path)?;
+    let path = dir.join(&name);
+    let file = match fs.open_read(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::corruption(
+                &current_path,
+                0,
+                format!("names {name}, which does not exist"),
+            ));
+        }
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+    };
+    let mut reader = LogReader::open(file, &path, number, MANIFEST_MAGIC).map_err(from_wal)?;
+    let mut recovered = Recovered::default();
+    while let Some(record) = reader.read_record().map_err(from_wal)? {
+        let edit = VersionEdit::decode(&record.bytes).map_err(|reason| {
+            Error::corruption(
+                &path,
+                record.offset,
+                format!("undecodable version edit: {reason}"),
+            )
+        })?;
+        recovered.version = recovered.version.apply(&edit).map_err(|reason| {
+            Error::corruption(
+                &path,
+                record.offset,
+                format!("version edit does not apply: {reason}"),
+            )
+        })?;
+        for (_, table) in &edit.added {
+            // Checked against FILE_NUMBER_MAX by `apply`.
+            recovered.next_file_number = recovered.next_file_number.max(table.number + 1);
+        }
+        let max = |slot: &mut u64, value: Option<u64>| *slot = (*slot).max(value.unwrap_or(0));
+        // An absurd counter is clamped so that allocating never overflows.
+        let next = edit.next_file_number.map(|n| n.min(FILE_NUMBER_MAX + 1));
+        max(&mut recovered.next_file_number, next);
+        max(&mut recovered.last_seqno, edit.last_seqno);
+        max(&mut recovered.log_number, edit.log_number);
+        recovery.edits_replayed += 1;
+    }
+    if let Some(LogEnd::TornTail { bytes_dropped, .. }) = reader.end() {
+        recovery.tail_bytes_dropped = *bytes_dropped;
+    }
+    if recovery.edits_replayed == 0 {
+        return Err(Error::corruption(
+            &path,
+            0,
+            "the manifest holds no version edit",
+        ));
+    }
+    // The manifest's own number was handed out by the counter too (checked
+    // against MANIFEST_NUMBER_MAX by `read_current`).
+    recovered.next_file_number = recovered.next_file_number.max(number + 1);
+    Ok(recovered)
+}
+
+/// The manifest name and number `CURRENT` holds.
+fn read_current(fs: &dyn Fs, path: &Path) -> Result<(String, u64)> {
+    let io_error = |e| Error::io(format!("reading {}", path.display()), e);
+    let file = fs.open_read(path).map_err(io_error)?;
+    let len = file.len().map_err(io_error)?;
+    if len > CURRENT_BYTES_MAX {
+        return Err(Error::corruption(
+            path,
+            0,
+            format!("{len} bytes is too long for CURRENT"),
+        ));
+    }
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0).map_err(io_error)?;
+    let parsed = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| text.strip_suffix('\n'))
+        .and_then(|name| Some((name.to_string(), parse_manifest_file_name(name)?)))
+        .filter(|&(_, number)| number <= MANIFEST_NUMBER_MAX);
+    parsed.ok_or_else(|| {
+        Error::corruption(
+            path,
+            0,
+            format!(
+                "does not name a manifest: {:?}",
+                String::from_utf8_lossy(&bytes)
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kevo_core::{InternalKey, MemFs, ValueKind};
+
+    use crate::version::TableMeta;
+
+    /// The example of `docs/format/manifest.md`, byte for byte.
+    #[test]
+    fn worked_example_matches_the_format_spec() {
+        let mem = MemFs::new();
+        let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+        let (set, _) = VersionSet::open(fs, Path::new("/db"), ManifestOptions::default()).unwrap();
+        let number = set.new_file_number();
+        let table = TableMeta {
+            number,
+            file_size: 1000,
+            smallest: InternalKey::new(b"a", 5, ValueKind::Put),
+            largest: InternalKey::new(b"c", 3, ValueKind::Delete),
+            smallest_seqno: 3,
+            largest_seqno: 5,
+            entries: 3,
+            tombstones: 1,
+        };
+        set.log_and_apply(VersionEdit {
+            added: vec![(0, table)],
+            last_seqno: Some(5),
+            log_number: Some(1),
+            ..VersionEdit::default()
+        })
+        .unwrap();
+        let current = mem.read_file(Path::new("/db/CURRENT")).unwrap();
+        assert_eq!(current, b"MANIFEST-000001\n");
+        let bytes = mem.read_file(Path::new("/db/MANIFEST-000001")).unwrap();
+        let expected: &[u8] = &[
+            0x4b, 0x45, 0x56, 0x4f, 0x4d, 0x41, 0x4e, 0x00, // magic "KEVOMAN\0"
+            0x01, 0x00, 0x00, 0x00, // version 1, flags
+            0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // manifest 1
+            0x1b, 0xfd, 0x52, 0xf3, // header crc
+            // Record 1: the snapshot written by open.
+            0x9f, 0xd7, 0xd6, 0x01, // fragment crc
+            0x07, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, // length 7, Full, tag 1
+            0x01, // edit format 1
+            0x01, 0x00, // log number 0
+            0x02, 0x02, // next file number 2
+            0x03, 0x00, // last seqno 0
+            // Record 2: the edit adding table 2.
+            0x66, 0xad, 0x43, 0xa3, // fragment crc
+            0x24, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, // length 36, Full, tag 1
+            0x01, // edit format 1
+            0x01, 0x01, // log number 1
+            0x02, 0x03, // next file number 3
+            0x03, 0x05, // last seqno 5
+            0x05, 0x00, 0x02, // added table: level 0, number 2
+            0xe8, 0x07, // file size 1000
+            0x09, 0x61, 0x02, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // smallest "a"@5 Put
+            0x09, 0x63, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, // largest "c"@3 Delete
+            0x03, 0x05, // seqnos 3..=5
+            0x03, 0x01, // 3 entries, 1 tombstone
+        ];
+        assert_eq!(bytes, expected);
+    }
+}
