@@ -3,12 +3,14 @@
 //! ```text
 //! cargo xtask ci                      the test gate: fmt, clippy, tests, docs, smoke runs
 //!                                     (bench, and each fuzz target for 10 s if cargo-fuzz is here)
-//! cargo xtask bench [--seconds S]     the db_bench-style table (today: WAL throughput)
-//! cargo xtask crash [--cases N]       the long crash-recovery property run
+//! cargo xtask bench [ARGS]            the db_bench-style workloads on the engine (benches/,
+//!                                     `--num N --threads T --only a,b`; see benches/src/main.rs)
+//! cargo xtask bench-wal [--seconds S] the write-ahead log's own throughput table
+//! cargo xtask crash [--cases N]       the long crash-recovery property runs (WAL and engine)
 //! cargo xtask fuzz <target> <secs>    one cargo-fuzz target for a while (nightly)
 //! ```
 
-mod bench;
+mod wal_bench;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -18,12 +20,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
-        Some("bench") => bench::run(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        Some("bench-wal") => wal_bench::run(&args[1..]),
         Some("crash") => crash(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [--seconds S] | crash [--cases N] | fuzz <target> <seconds>>"
+                "usage: cargo xtask <ci | bench [ARGS] | bench-wal [--seconds S] | crash [--cases N] | fuzz <target> <seconds>>"
             );
             return ExitCode::from(2);
         }
@@ -88,11 +91,25 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    for example in ["basic", "batch", "snapshot"] {
+        step(
+            &format!("example {example}"),
+            &cargo,
+            &["run", "--quiet", "-p", "kevo-engine", "--example", example],
+            &[],
+        )?;
+    }
     // Smoke runs of the long jobs, so that they cannot rot.
     step(
         "bench smoke",
         &cargo,
-        &["xtask", "bench", "--seconds", "0.2"],
+        &["xtask", "bench", "--num", "20000"],
+        &[],
+    )?;
+    step(
+        "bench-wal smoke",
+        &cargo,
+        &["xtask", "bench-wal", "--seconds", "0.1"],
         &[],
     )?;
     fuzz_smoke()?;
@@ -123,7 +140,24 @@ fn crash(args: &[String]) -> Result<(), String> {
             "--nocapture",
         ],
         &[("KEVO_CRASH_CASES", &cases)],
+    )?;
+    // The engine's model test crashes in most of its cases; a tenth as many.
+    let model_cases = (cases.parse::<u64>().unwrap_or(20_000) / 10)
+        .max(1)
+        .to_string();
+    step(
+        "engine model",
+        &cargo(),
+        &["test", "--release", "-p", "kevo-engine", "--test", "model"],
+        &[("KEVO_MODEL_CASES", &model_cases)],
     )
+}
+
+/// `cargo xtask bench ARGS`: the engine workloads, built with optimisations.
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut cargo_args = vec!["run", "--release", "--quiet", "-p", "kevo-bench", "--"];
+    cargo_args.extend(args.iter().map(String::as_str));
+    step("bench", &cargo(), &cargo_args, &[])
 }
 
 /// Whether `cargo +nightly fuzz` works here.

@@ -1,6 +1,7 @@
-//! `cargo xtask bench [--seconds S]`: the db_bench-style throughput table.
+//! `cargo xtask bench-wal [--seconds S]`: the write-ahead log's own
+//! throughput table (the engine's workloads are `cargo xtask bench`).
 //!
-//! Until the engine exists it measures the write-ahead log alone: writer
+//! It measures the write-ahead log alone: writer
 //! threads append batches of one put (16-byte key, 100-byte value) to a `Wal`
 //! in a fresh temp directory on the real file system, for `S` seconds per row.
 
@@ -42,7 +43,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .ok()
             .filter(|s| s.is_finite() && *s > 0.0)
             .ok_or_else(|| format!("--seconds wants a positive number, not `{s}`"))?,
-        _ => return Err("usage: cargo xtask bench [--seconds S]".to_string()),
+        _ => return Err("usage: cargo xtask bench-wal [--seconds S]".to_string()),
     };
     let per_row = Duration::from_secs_f64(seconds);
     let tmp = std::env::temp_dir();

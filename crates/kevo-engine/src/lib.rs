@@ -1,0 +1,77 @@
+//! The kevo storage engine: an embeddable, crash-safe LSM-tree key-value
+//! store. Depend on this crate for the whole database.
+//!
+//! [`Db`] is a thin facade: it owns the threads, the write queue and the
+//! order in which the lower crates are called; the formats and algorithms
+//! live in `kevo-wal` (the log), `kevo-memtable`, `kevo-sstable` (tables),
+//! `kevo-iter` (merging and visibility) and `kevo-manifest` (which files
+//! are live).
+//!
+//! ```
+//! use kevo_engine::{Db, Options, WriteBatch, WriteOptions};
+//!
+//! # fn main() -> kevo_engine::Result<()> {
+//! let dir = tempfile::tempdir().expect("temp dir");
+//! let db = Db::open_with(dir.path(), Options::default().memtable_bytes(1 << 20))?;
+//! db.put("apple", "red")?;
+//! let mut batch = WriteBatch::new();
+//! batch.put("banana", "yellow");
+//! batch.delete("apple");
+//! db.write_with(batch, &WriteOptions { sync: true })?; // on disk when it returns
+//!
+//! let snapshot = db.snapshot();
+//! db.put("cherry", "dark")?;
+//! assert_eq!(snapshot.get("cherry")?, None);
+//! for item in db.range::<&str, _>(..).rev() {
+//!     let (key, value) = item?;
+//!     println!("{key:?} = {value:?}");
+//! }
+//! db.close()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - **Writes** go through one queue: a group leader appends every waiting
+//!   batch to the WAL as one record, syncs as [`Options::sync_mode`] or
+//!   [`WriteOptions::sync`] asks, applies them to the memtable and makes
+//!   them visible. A batch is all-or-nothing, also after a crash.
+//! - **Flushes**: a full memtable becomes immutable and a background thread
+//!   writes it to an L0 table, records it in the manifest and retires the
+//!   WAL segments it no longer needs. Writers slow down, then wait, when
+//!   immutable memtables pile up; they never fail for it.
+//! - **Reads** ([`Db::get`], [`Db::range`], [`Db::prefix`], [`Snapshot`])
+//!   look newest first and never wait for writers.
+//! - **Failures**: a failed background flush or manifest write makes the
+//!   database read-only ([`Error::ReadOnly`] carries the cause); nothing
+//!   acknowledged is lost, and reopening recovers.
+//!
+//! What survives a crash under each sync mode is in `docs/durability.md`;
+//! the map of the code in `docs/architecture.md`.
+
+mod batch;
+mod db;
+mod error;
+mod flush;
+mod open;
+mod options;
+mod read;
+mod stats;
+mod tables;
+mod write;
+
+pub use batch::WriteBatch;
+pub use db::Db;
+pub use error::{Error, Result};
+pub use kevo_core::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+pub use kevo_sstable::Compression;
+pub use kevo_wal::{BATCH_BYTES_MAX, RecoveryMode, SyncMode};
+pub use open::{LOCK_FILE, OPTIONS_FILE_PREFIX};
+pub use options::{MEMTABLE_BYTES_MAX, MEMTABLE_BYTES_MIN, Options, WriteOptions};
+pub use read::{DbIter, Snapshot};
+pub use stats::{LevelStats, Stats};
+
+/// Locks a mutex, ignoring poisoning: no critical section in the engine
+/// leaves its state inconsistent if it panics.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,119 @@
+//! The table cache (open table readers by file number) and the block cache
+//! wrapper that counts hits and misses.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kevo_core::Fs;
+use kevo_manifest::{TableMeta, table_file_name};
+use kevo_sstable::{Block, BlockCache, CacheKey, LruBlockCache, ReadOptions, Table};
+
+use crate::error::Result;
+use crate::lock;
+
+/// The shared block cache, counting hits and misses for `stats()`.
+#[derive(Debug)]
+pub(crate) struct CountingCache {
+    inner: LruBlockCache,
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+}
+
+impl CountingCache {
+    pub(crate) fn new(bytes: usize) -> Self {
+        CountingCache {
+            inner: LruBlockCache::new(bytes),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+}
+
+impl BlockCache for CountingCache {
+    fn get(&self, key: CacheKey) -> Option<Block> {
+        let block = self.inner.get(key);
+        let counter = if block.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        block
+    }
+
+    fn insert(&self, key: CacheKey, block: Block) {
+        self.inner.insert(key, block);
+    }
+
+    fn used_bytes(&self) -> usize {
+        self.inner.used_bytes()
+    }
+}
+
+/// Open table readers by file number, at most `capacity` of them.
+///
+/// Readers are shared (`Arc<Table>`): evicting one only closes it once the
+/// last cursor using it is dropped. A table is opened outside the lock, so
+/// two threads missing at once may both open it; one copy wins.
+#[derive(Debug)]
+pub(crate) struct TableCache {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    block_cache: Option<Arc<CountingCache>>,
+    capacity: usize,
+    open: Mutex<HashMap<u64, Arc<Table>>>,
+}
+
+impl TableCache {
+    pub(crate) fn new(
+        fs: Arc<dyn Fs>,
+        dir: PathBuf,
+        block_cache: Option<Arc<CountingCache>>,
+        capacity: usize,
+    ) -> Self {
+        TableCache {
+            fs,
+            dir,
+            block_cache,
+            capacity,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The reader of `meta`'s table, opened if needed.
+    pub(crate) fn get(&self, meta: &TableMeta) -> Result<Arc<Table>> {
+        if let Some(table) = lock(&self.open).get(&meta.number) {
+            return Ok(table.clone());
+        }
+        let path = self.dir.join(table_file_name(meta.number));
+        let mut options = ReadOptions::default();
+        if let Some(cache) = &self.block_cache {
+            options = options.with_cache(cache.clone() as Arc<dyn BlockCache>);
+        }
+        let table = Arc::new(Table::open(self.fs.as_ref(), &path, options)?);
+        let mut open = lock(&self.open);
+        if open.len() >= self.capacity {
+            // Any victim will do: the cache only saves the cost of opening.
+            if let Some(victim) = open.keys().next().copied() {
+                open.remove(&victim);
+            }
+        }
+        Ok(open.entry(meta.number).or_insert(table).clone())
+    }
+
+    /// Forgets the reader of table `number` (its file is being deleted).
+    pub(crate) fn evict(&self, number: u64) {
+        lock(&self.open).remove(&number);
+    }
+
+    /// Readers open now.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.open).len()
+    }
+
+    pub(crate) fn block_cache(&self) -> Option<&Arc<CountingCache>> {
+        self.block_cache.as_ref()
+    }
+}

@@ -1,0 +1,303 @@
+//! The write path: one queue, one group leader at a time.
+//!
+//! A writer enqueues its batch and waits. The writer at the front of the
+//! queue, when no leader is active, becomes the leader: it takes every
+//! waiting batch (up to [`GROUP_BYTES_MAX`]), and under the writer mutex
+//! makes room in the memtable (switching it, or stalling, as needed),
+//! assigns consecutive seqnos, appends the group to the WAL as **one**
+//! record, syncs if any member asked for it, inserts the entries into the
+//! memtable, and publishes the last seqno as visible. Then it hands each
+//! member its result and wakes the next leader.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use kevo_core::SEQNO_MAX;
+use kevo_memtable::MemTable;
+use kevo_wal::{Batch, SyncMode};
+
+use crate::db::{Immutable, Shared};
+use crate::error::{Error, Result, from_wal};
+use crate::lock;
+
+/// A leader stops adding batches to its group past this many bytes, so that
+/// one huge group does not delay a small synced write for long.
+pub(crate) const GROUP_BYTES_MAX: usize = 1 << 20;
+
+/// Writers waiting for a leader.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    next_ticket: u64,
+    waiting: VecDeque<Pending>,
+    /// Results for writers whose batch a leader wrote.
+    done: HashMap<u64, std::result::Result<(), Arc<Error>>>,
+    leader_active: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    ticket: u64,
+    batch: Batch,
+    sync: bool,
+}
+
+impl Shared {
+    /// Writes `batch` through the queue (see the module documentation).
+    pub(crate) fn write(&self, batch: Batch, sync: bool) -> Result<()> {
+        self.check_writable()?;
+        batch.check_limits().map_err(Error::InvalidArgument)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut queue = lock(&self.queue);
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.waiting.push_back(Pending {
+            ticket,
+            batch,
+            sync,
+        });
+        loop {
+            if let Some(result) = queue.done.remove(&ticket) {
+                return result.map_err(|cause| match &*cause {
+                    Error::Closed => Error::Closed,
+                    _ => Error::ReadOnly { cause },
+                });
+            }
+            let at_front = queue.waiting.front().is_some_and(|p| p.ticket == ticket);
+            if at_front && !queue.leader_active {
+                break;
+            }
+            queue = self.queue_cv.wait(queue).unwrap_or_else(|e| e.into_inner());
+        }
+        // Leader: take the group.
+        queue.leader_active = true;
+        let mut group = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = queue.waiting.front() {
+            let size = next.batch.as_bytes().len();
+            if !group.is_empty() && bytes + size > GROUP_BYTES_MAX {
+                break;
+            }
+            bytes += size;
+            if let Some(pending) = queue.waiting.pop_front() {
+                group.push(pending);
+            }
+        }
+        drop(queue);
+
+        let result = self.write_group(&mut group);
+
+        let mut queue = lock(&self.queue);
+        let shared_result = result.as_ref().map(|_| ()).map_err(|e| match e {
+            Error::Closed => Arc::new(Error::Closed),
+            _ => self
+                .bg_error
+                .get()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Error::InvalidArgument(e.to_string()))),
+        });
+        for member in group.iter().skip(1) {
+            queue.done.insert(member.ticket, shared_result.clone());
+        }
+        queue.leader_active = false;
+        drop(queue);
+        self.queue_cv.notify_all();
+        result
+    }
+
+    /// The leader's work for one group, under the writer mutex.
+    fn write_group(&self, group: &mut [Pending]) -> Result<()> {
+        let mut last_seqno = lock(&self.writer);
+        // Checked again under the writer mutex: `close` takes it first.
+        self.check_writable()?;
+        self.make_room()?;
+        let count: u64 = group.iter().map(|p| p.batch.len() as u64).sum();
+        let first = *last_seqno + 1;
+        if first.saturating_add(count) > SEQNO_MAX {
+            return Err(Error::InvalidArgument(
+                "sequence numbers are exhausted".to_string(),
+            ));
+        }
+        let sync = group.iter().any(|p| p.sync);
+        let (head, rest) = group.split_first_mut().ok_or(Error::Closed)?;
+        let combined = &mut head.batch;
+        for member in rest.iter() {
+            combined.extend(&member.batch);
+        }
+        combined.set_seqno(first);
+        combined.check_limits().map_err(Error::InvalidArgument)?;
+
+        {
+            let wal = self.wal.read().unwrap_or_else(|e| e.into_inner());
+            let wal = wal.as_ref().ok_or(Error::Closed)?;
+            let appended = wal.append(combined).and_then(|_| {
+                if sync && self.options.sync_mode != SyncMode::Always {
+                    wal.sync()
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = appended {
+                // The WAL is poisoned: nothing more can be made durable.
+                let e = from_wal(&self.dir, e);
+                let cause = self.set_background_error(e);
+                return Err(Error::ReadOnly { cause });
+            }
+        }
+        let mem = lock(&self.mem).mem.clone();
+        for (i, entry) in combined.iter().enumerate() {
+            mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
+        }
+        let last = first + count - 1;
+        *last_seqno = last;
+        self.visible_seqno.store(last, Ordering::Release);
+        self.counters.record_write_group(group.len() as u64, count);
+        Ok(())
+    }
+
+    /// Makes room for a write: switches a full memtable, delaying or
+    /// waiting while immutable memtables or L0 tables pile up. Called with
+    /// the writer mutex held.
+    fn make_room(&self) -> Result<()> {
+        let mut slowed = false;
+        loop {
+            self.check_writable()?;
+            let (mem_bytes, imm_count, l0) = {
+                let state = lock(&self.mem);
+                (
+                    state.mem.approximate_bytes(),
+                    state.imms.len(),
+                    state.version.level(0).len(),
+                )
+            };
+            if !slowed && l0 >= self.options.l0_slowdown_trigger {
+                // Spread the delay over many writes rather than stopping one.
+                let started = Instant::now();
+                std::thread::sleep(Self::SLOWDOWN_STEP);
+                self.counters.record_stall(started.elapsed(), false);
+                slowed = true;
+                continue;
+            }
+            if mem_bytes < self.options.memtable_bytes {
+                return Ok(());
+            }
+            if imm_count >= self.options.max_immutable_memtables {
+                self.wait_for_flush(|bg_state| {
+                    let state = lock(&self.mem);
+                    let _ = bg_state;
+                    state.imms.len() < self.options.max_immutable_memtables
+                })?;
+                continue;
+            }
+            if l0 >= self.options.l0_stop_trigger && crate::flush::COMPACTION_RUNS {
+                self.wait_for_flush(|_| {
+                    lock(&self.mem).version.level(0).len() < self.options.l0_stop_trigger
+                })?;
+                continue;
+            }
+            self.switch_memtable()?;
+            return Ok(());
+        }
+    }
+
+    /// Blocks (counting the stall) until `ready` holds, re-checking it each
+    /// time a background job ends.
+    fn wait_for_flush(&self, ready: impl Fn(&crate::db::BgState) -> bool) -> Result<()> {
+        let started = Instant::now();
+        let mut bg = lock(&self.bg);
+        while !ready(&bg) {
+            if let Some(cause) = self.bg_error.get() {
+                return Err(Error::ReadOnly {
+                    cause: cause.clone(),
+                });
+            }
+            if bg.shutdown {
+                return Err(Error::Closed);
+            }
+            bg = self
+                .bg_cv
+                .wait_timeout(bg, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(bg);
+        self.counters.record_stall(started.elapsed(), true);
+        Ok(())
+    }
+
+    /// Freezes the memtable (if it holds anything) and starts a new WAL
+    /// segment for its successor; wakes the flush thread. Returns the id of
+    /// the newest immutable memtable, if any. Called with the writer mutex
+    /// held.
+    pub(crate) fn switch_memtable(&self) -> Result<Option<u64>> {
+        {
+            let state = lock(&self.mem);
+            if state.mem.is_empty() {
+                return Ok(state.imms.back().map(|imm| imm.id));
+            }
+        }
+        let next_log = {
+            let wal = self.wal.read().unwrap_or_else(|e| e.into_inner());
+            let wal = wal.as_ref().ok_or(Error::Closed)?;
+            match wal.rotate() {
+                Ok(segment) => segment,
+                Err(e) => {
+                    let cause = self.set_background_error(from_wal(&self.dir, e));
+                    return Err(Error::ReadOnly { cause });
+                }
+            }
+        };
+        let id = {
+            let mut state = lock(&self.mem);
+            let id = state.next_imm_id;
+            state.next_imm_id += 1;
+            let frozen = std::mem::replace(&mut state.mem, Arc::new(MemTable::new()));
+            state.imms.push_back(Immutable {
+                table: frozen,
+                id,
+                next_log,
+            });
+            self.publish(&state);
+            id
+        };
+        tracing::debug!(id, next_log, "memtable switched");
+        self.bg_cv.notify_all();
+        Ok(Some(id))
+    }
+
+    /// `Db::flush`: freeze the memtable and wait until it and every older
+    /// immutable memtable are in tables.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        let target = {
+            let _writer = lock(&self.writer);
+            self.check_writable()?;
+            self.switch_memtable()?
+        };
+        let Some(target) = target else {
+            return Ok(());
+        };
+        let mut bg = lock(&self.bg);
+        loop {
+            if bg.flushed_id.is_some_and(|id| id >= target) {
+                return Ok(());
+            }
+            if let Some(cause) = self.bg_error.get() {
+                return Err(Error::ReadOnly {
+                    cause: cause.clone(),
+                });
+            }
+            if bg.shutdown {
+                return Err(Error::Closed);
+            }
+            bg = self
+                .bg_cv
+                .wait_timeout(bg, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
