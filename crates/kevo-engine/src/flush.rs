@@ -27,8 +27,9 @@ use crate::error::{Error, Result};
 use crate::lock;
 
 /// Whether a compaction thread exists to bring L0 down. Until compaction
-/// lands, writers never *wait* on the L0 stop trigger (nothing would ever
-/// wake them); they are still slowed down at the slowdown trigger.
+/// lands, the L0 triggers are not applied: nothing would ever bring L0
+/// below them, so a delay would be permanent and a wait endless. Writers
+/// still wait for immutable memtables to flush.
 pub(crate) const COMPACTION_RUNS: bool = false;
 
 /// Starts `options.background_threads` threads; they hold the shared state

@@ -61,9 +61,13 @@ impl Shared {
         });
         loop {
             if let Some(result) = queue.done.remove(&ticket) {
-                return result.map_err(|cause| match &*cause {
+                return result.map_err(|shared| match &*shared {
                     Error::Closed => Error::Closed,
-                    _ => Error::ReadOnly { cause },
+                    Error::ReadOnly { cause } => Error::ReadOnly {
+                        cause: cause.clone(),
+                    },
+                    Error::InvalidArgument(message) => Error::InvalidArgument(message.clone()),
+                    _ => Error::ReadOnly { cause: shared },
                 });
             }
             let at_front = queue.waiting.front().is_some_and(|p| p.ticket == ticket);
@@ -91,13 +95,19 @@ impl Shared {
         let result = self.write_group(&mut group);
 
         let mut queue = lock(&self.queue);
+        // What the other members of the group get: the same error, shared.
         let shared_result = result.as_ref().map(|_| ()).map_err(|e| match e {
             Error::Closed => Arc::new(Error::Closed),
-            _ => self
-                .bg_error
-                .get()
-                .cloned()
-                .unwrap_or_else(|| Arc::new(Error::InvalidArgument(e.to_string()))),
+            Error::ReadOnly { cause } => Arc::new(Error::ReadOnly {
+                cause: cause.clone(),
+            }),
+            Error::InvalidArgument(message) => Arc::new(Error::InvalidArgument(message.clone())),
+            other => self.bg_error.get().cloned().unwrap_or_else(|| {
+                Arc::new(Error::io(
+                    "writing",
+                    std::io::Error::other(other.to_string()),
+                ))
+            }),
         });
         for member in group.iter().skip(1) {
             queue.done.insert(member.ticket, shared_result.clone());
@@ -173,7 +183,7 @@ impl Shared {
                     state.version.level(0).len(),
                 )
             };
-            if !slowed && l0 >= self.options.l0_slowdown_trigger {
+            if !slowed && l0 >= self.options.l0_slowdown_trigger && crate::flush::COMPACTION_RUNS {
                 // Spread the delay over many writes rather than stopping one.
                 let started = Instant::now();
                 std::thread::sleep(Self::SLOWDOWN_STEP);

@@ -9,8 +9,18 @@ use kevo_engine::{Db, Error};
 
 const CHILD_ENV: &str = "KEVO_LOCK_TEST_DIR";
 
+/// The tests here run one at a time: while a test spawns its child process,
+/// the child briefly holds copies of this process's descriptors (between
+/// `fork` and `exec`), and with them any lock another test just released.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn a_second_open_in_this_process_is_busy() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Db::open(dir.path()).expect("open");
     match Db::open(dir.path()) {
@@ -44,6 +54,7 @@ fn lock_child() {
 
 #[test]
 fn a_second_open_in_another_process_is_busy() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Db::open(dir.path()).expect("open");
     db.put("k", "v").expect("put");
