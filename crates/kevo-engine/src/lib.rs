@@ -75,3 +75,18 @@ pub use stats::{LevelStats, Stats};
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The handles the public API promises can move across threads.
+    #[test]
+    fn public_handles_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<crate::Db>();
+        send_sync::<crate::Snapshot>();
+        send::<crate::DbIter>();
+        send_sync::<crate::Error>();
+        send_sync::<crate::WriteBatch>();
+    }
+}

@@ -95,6 +95,8 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
 
     // Replay the WAL into a fresh memtable.
     let recovery_started = Instant::now();
+    let recovery_span = tracing::info_span!("kevo.recovery", log_number);
+    let recovery_entered = recovery_span.enter();
     let mem = Arc::new(MemTable::new());
     let wal_options = WalOptions {
         sync_mode: options.sync_mode,
@@ -124,6 +126,7 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         ms = recovery_started.elapsed().as_millis() as u64,
         "replayed the WAL"
     );
+    drop(recovery_entered);
 
     // Tables: every named one must exist; unnamed ones are orphans.
     let version = versions.current();
