@@ -34,6 +34,9 @@ pub(crate) struct Queue {
     /// Results for writers whose batch a leader wrote.
     done: HashMap<u64, std::result::Result<(), Arc<Error>>>,
     leader_active: bool,
+    /// Writers blocked on the condition variable: a leader wakes them only
+    /// if there are any (a wake-up is a system call even with no waiter).
+    sleepers: usize,
 }
 
 #[derive(Debug)]
@@ -74,7 +77,9 @@ impl Shared {
             if at_front && !queue.leader_active {
                 break;
             }
+            queue.sleepers += 1;
             queue = self.queue_cv.wait(queue).unwrap_or_else(|e| e.into_inner());
+            queue.sleepers -= 1;
         }
         // Leader: take the group.
         queue.leader_active = true;
@@ -113,8 +118,11 @@ impl Shared {
             queue.done.insert(member.ticket, shared_result.clone());
         }
         queue.leader_active = false;
+        let wake = queue.sleepers > 0;
         drop(queue);
-        self.queue_cv.notify_all();
+        if wake {
+            self.queue_cv.notify_all();
+        }
         result
     }
 
