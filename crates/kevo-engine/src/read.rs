@@ -15,7 +15,10 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use kevo_core::{Cursor, SeqNo, ValueKind};
-use kevo_iter::{BoundedCursor, KeyBounds, MergingCursor, RangeIter, UserCursor, VisibleCursor};
+use kevo_iter::{
+    BoundedCursor, ConcatCursor, ConcatSource, KeyBounds, MergingCursor, RangeIter, UserCursor,
+    VisibleCursor,
+};
 use kevo_manifest::TableMeta;
 use kevo_memtable::Lookup;
 
@@ -107,10 +110,20 @@ impl DbIter {
                 sources.push(Box::new(imm.cursor()));
             }
             let (start, end) = (bounds.start(), bounds.end());
-            for (_, meta) in sv.version.tables() {
+            for meta in sv.version.level(0) {
                 if meta.smallest_seqno <= seqno && meta.overlaps(start, end) {
                     let table = shared.tables.get(meta).map_err(to_core)?;
                     sources.push(Box::new(table.cursor()));
+                }
+            }
+            // Deeper levels: one cursor per level, opening one table at a time.
+            for level in 1..sv.version.num_levels() {
+                let tables = sv.version.overlapping(level, start, end);
+                if !tables.is_empty() {
+                    sources.push(Box::new(ConcatCursor::new(LevelTables {
+                        shared: shared.clone(),
+                        tables,
+                    })));
                 }
             }
             let merged = MergingCursor::new(sources);
@@ -140,6 +153,33 @@ impl DbIter {
             return Some(Err(error));
         }
         item.map(|r| r.map_err(Error::from))
+    }
+}
+
+/// The tables of one level (L1+) that a range may touch, in key order.
+struct LevelTables {
+    shared: Arc<Shared>,
+    tables: Vec<Arc<TableMeta>>,
+}
+
+impl ConcatSource for LevelTables {
+    type Cursor = kevo_sstable::TableCursor;
+
+    fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    fn smallest(&self, i: usize) -> &[u8] {
+        self.tables[i].smallest.as_bytes()
+    }
+
+    fn largest(&self, i: usize) -> &[u8] {
+        self.tables[i].largest.as_bytes()
+    }
+
+    fn open(&self, i: usize) -> kevo_core::Result<kevo_sstable::TableCursor> {
+        let table = self.shared.tables.get(&self.tables[i]).map_err(to_core)?;
+        Ok(table.cursor())
     }
 }
 

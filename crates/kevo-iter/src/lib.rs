@@ -33,6 +33,8 @@
 //! - [`RangeIter`] is the user-facing iterator: its front and back meet in
 //!   the middle without repeating or skipping an entry, like
 //!   `BTreeMap::range`, and it is fused after an error.
+//! - [`ConcatCursor`] is one `Cursor` over a run of disjoint sorted sources
+//!   (the tables of one level), opening only the source it stands in.
 //! - [`VecCursor`] is a `Cursor` over a sorted in-memory list, for tests,
 //!   benchmarks and callers without a memtable.
 //!
@@ -71,6 +73,7 @@
 //! ```
 
 mod bounds;
+mod concat;
 mod merging;
 mod range_iter;
 mod user_cursor;
@@ -78,6 +81,7 @@ mod vec_cursor;
 mod visible;
 
 pub use bounds::{BoundedCursor, KeyBounds};
+pub use concat::{ConcatCursor, ConcatSource};
 pub use merging::MergingCursor;
 pub use range_iter::RangeIter;
 pub use user_cursor::UserCursor;
