@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use bytes::Bytes;
 use kevo_core::{FileLock, Fs, OsFs, SeqNo};
@@ -104,6 +103,9 @@ pub(crate) struct MemState {
     pub(crate) imms: VecDeque<Immutable>,
     pub(crate) version: Arc<Version>,
     pub(crate) next_imm_id: u64,
+    /// The strategy's estimate of the bytes compaction is behind, for the
+    /// version installed (write stalls read it).
+    pub(crate) pending_compaction_bytes: u64,
 }
 
 /// State of the background threads.
@@ -114,6 +116,13 @@ pub(crate) struct BgState {
     pub(crate) shutdown: bool,
     /// Id of the newest immutable memtable flushed.
     pub(crate) flushed_id: Option<u64>,
+    /// Tables that running compactions read (automatic and manual).
+    pub(crate) compacting: std::collections::BTreeSet<u64>,
+    /// Automatic compactions running.
+    pub(crate) running_compactions: usize,
+    /// Failed automatic compactions in a row, and when to try again.
+    pub(crate) compaction_failures: u32,
+    pub(crate) retry_at: Option<std::time::Instant>,
 }
 
 /// Everything the handles and the background threads share.
@@ -144,6 +153,11 @@ pub(crate) struct Shared {
     pub(crate) snapshots: Mutex<BTreeMap<SeqNo, usize>>,
     pub(crate) tables: TableCache,
     pub(crate) counters: Counters,
+    pub(crate) strategy: Box<dyn kevo_compaction::CompactionStrategy>,
+    /// Set by `close`: running compactions abort.
+    pub(crate) stop: AtomicBool,
+    /// Bytes written since the last delay, while writes are delayed.
+    pub(crate) delayed_bytes: AtomicU64,
 }
 
 impl Db {
@@ -291,14 +305,46 @@ impl Db {
         self.inner.shared.flush()
     }
 
-    /// Compacts the tables overlapping `range`. Until compaction lands this
-    /// flushes the memtables, so that the range is on disk.
+    /// Flushes, then compacts every table overlapping `range` down to the
+    /// bottom of the tree, dropping the tombstones and overwritten versions
+    /// no snapshot needs: after deleting keys, this reclaims their space.
+    /// Runs in the calling thread, alongside background compactions.
     ///
     /// # Errors
-    /// As [`Db::flush`].
+    /// [`Error::Io`] if a compaction failed (nothing is lost; the database
+    /// stays writable and the call may be retried); [`Error::ReadOnly`] if a
+    /// flush or manifest write failed; [`Error::Closed`].
     pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
-        let _ = KeyBounds::new(range);
-        self.flush()
+        use std::ops::Bound;
+        let bound = |b: Bound<&K>| match b {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref().to_vec()),
+            Bound::Unbounded => None,
+        };
+        // Inclusive either way: compacting one key too many is harmless.
+        let (start, end) = (bound(range.start_bound()), bound(range.end_bound()));
+        self.inner
+            .shared
+            .compact_range(start.as_deref(), end.as_deref())
+    }
+
+    /// The live tables, level by level (L0 newest first): for inspection
+    /// and tools.
+    pub fn table_files(&self) -> Vec<crate::stats::TableFile> {
+        let version = lock(&self.inner.shared.mem).version.clone();
+        version
+            .tables()
+            .map(|(level, t)| crate::stats::TableFile {
+                level,
+                number: t.number,
+                file_size: t.file_size,
+                smallest_key: Bytes::copy_from_slice(t.smallest_user_key()),
+                largest_key: Bytes::copy_from_slice(t.largest_user_key()),
+                smallest_seqno: t.smallest_seqno,
+                largest_seqno: t.largest_seqno,
+                entries: t.entries,
+                tombstones: t.tombstones,
+            })
+            .collect()
     }
 
     /// Counters and sizes (see [`Stats`]); `Display` renders them.
@@ -382,6 +428,7 @@ impl Shared {
         let _span = tracing::info_span!("kevo.close", dir = %self.dir.display()).entered();
         // Wait for the group leader in flight, then stop the threads.
         let writer = lock(&self.writer);
+        self.stop.store(true, Ordering::Release);
         {
             let mut bg = lock(&self.bg);
             bg.shutdown = true;
@@ -428,11 +475,11 @@ impl Shared {
 
     /// The seqnos of the live snapshots, ascending (for compaction to keep
     /// what each of them can see).
-    #[allow(dead_code)] // read by compaction (the next issue) and by tests
     pub(crate) fn live_snapshots(&self) -> Vec<SeqNo> {
         lock(&self.snapshots).keys().copied().collect()
     }
 
-    /// How long a stalled writer sleeps per slowdown step.
-    pub(crate) const SLOWDOWN_STEP: Duration = Duration::from_millis(1);
+    /// While compaction is behind, writers sleep 1 ms per this many bytes
+    /// written (about 16 MB/s, RocksDB's default delayed write rate).
+    pub(crate) const DELAYED_WRITE_BYTES_PER_MS: u64 = 16 * 1024;
 }

@@ -16,21 +16,15 @@
 //! database in read-only mode; the memtable stays readable.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use kevo_core::Cursor as _;
+use kevo_compaction::{GcFilter, GcIter};
 use kevo_manifest::{TableMeta, VersionEdit, table_file_name};
 use kevo_sstable::{TableOptions, TableWriter};
 
 use crate::db::{Immutable, Shared};
 use crate::error::{Error, Result};
 use crate::lock;
-
-/// Whether a compaction thread exists to bring L0 down. Until compaction
-/// lands, the L0 triggers are not applied: nothing would ever bring L0
-/// below them, so a delay would be permanent and a wait endless. Writers
-/// still wait for immutable memtables to flush.
-pub(crate) const COMPACTION_RUNS: bool = false;
 
 /// Starts `options.background_threads` threads; they hold the shared state
 /// but not the handle, so dropping the last handle still closes the
@@ -51,6 +45,16 @@ pub(crate) fn start_threads(shared: &Arc<Shared>) {
     }
 }
 
+/// Work for a background thread.
+enum Job {
+    Flush(Immutable),
+    Compact(kevo_compaction::CompactionTask),
+}
+
+/// Each background thread: flushes first (oldest immutable memtable, one
+/// flush at a time), then compactions by score (at most
+/// `background_threads - 1` at once, so that a thread stays free for
+/// flushes), until shutdown or a background error.
 fn background_loop(shared: &Shared) {
     loop {
         let job = {
@@ -59,27 +63,50 @@ fn background_loop(shared: &Shared) {
                 if bg.shutdown {
                     return;
                 }
-                if !bg.flushing
-                    && shared.bg_error.get().is_none()
-                    && let Some(imm) = lock(&shared.mem).imms.front().cloned()
-                {
-                    bg.flushing = true;
-                    break imm;
+                if shared.bg_error.get().is_none() {
+                    if !bg.flushing
+                        && let Some(imm) = lock(&shared.mem).imms.front().cloned()
+                    {
+                        bg.flushing = true;
+                        break Job::Flush(imm);
+                    }
+                    if let Some(task) = crate::compact::pick(shared, &mut bg) {
+                        break Job::Compact(task);
+                    }
                 }
-                bg = shared.bg_cv.wait(bg).unwrap_or_else(|e| e.into_inner());
+                // Wake for new work, or when a back-off ends.
+                let wait = bg.retry_at.map_or(Duration::from_secs(1), |at| {
+                    at.saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(1))
+                });
+                bg = shared
+                    .bg_cv
+                    .wait_timeout(bg, wait)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
         };
-        let id = job.id;
-        let result = flush_memtable(shared, job);
-        {
-            let mut bg = lock(&shared.bg);
-            bg.flushing = false;
-            if result.is_ok() {
-                bg.flushed_id = Some(id);
+        match job {
+            Job::Flush(imm) => {
+                let id = imm.id;
+                let result = flush_memtable(shared, imm);
+                {
+                    let mut bg = lock(&shared.bg);
+                    bg.flushing = false;
+                    if result.is_ok() {
+                        bg.flushed_id = Some(id);
+                    }
+                }
+                if let Err(e) = result
+                    && !shared.stop.load(std::sync::atomic::Ordering::Acquire)
+                {
+                    shared.set_background_error(e);
+                }
             }
-        }
-        if let Err(e) = result {
-            shared.set_background_error(e);
+            Job::Compact(task) => {
+                let outcome = crate::compact::run_task(shared, &task);
+                crate::compact::finish_background(shared, &task, outcome);
+            }
         }
         shared.bg_cv.notify_all();
     }
@@ -121,13 +148,16 @@ fn flush_memtable(shared: &Shared, imm: Immutable) -> Result<()> {
         written = Some((meta.file_size, meta.entries));
         edit.added.push((0, meta));
     }
-    let version = shared.versions.log_and_apply(edit)?;
+    shared.versions.log_and_apply(edit)?;
     {
+        // The version set's current version, not the one returned: a
+        // compaction may have installed a newer one in between.
         let mut state = lock(&shared.mem);
         if state.imms.front().map(|front| front.id) == Some(imm.id) {
             state.imms.pop_front();
         }
-        state.version = version;
+        state.version = shared.versions.current();
+        state.pending_compaction_bytes = shared.strategy.pending_bytes(&state.version);
         shared.publish(&state);
     }
     let (bytes, entries) = written.unwrap_or((0, 0));
@@ -140,18 +170,28 @@ fn flush_memtable(shared: &Shared, imm: Immutable) -> Result<()> {
         ms = started.elapsed().as_millis() as u64,
         "flushed memtable to L0"
     );
-    retire_files(shared, imm.next_log);
+    retire_files(shared, Some(imm.next_log));
     Ok(())
 }
 
 fn write_table(shared: &Shared, imm: &Immutable, number: u64) -> Result<TableMeta> {
     let path = shared.dir.join(table_file_name(number));
     let mut writer = TableWriter::create(shared.fs.as_ref(), &path, table_options(shared))?;
-    let mut cursor = imm.table.cursor();
-    cursor.seek_to_first()?;
-    while cursor.valid() {
-        writer.add(cursor.key(), cursor.value())?;
-        cursor.next()?;
+    // Versions no snapshot can see are dropped; tombstones stay (older
+    // data may lie in the tables below).
+    let filter = GcFilter::new(&shared.live_snapshots(), false);
+    let mut entries = GcIter::new(imm.table.cursor(), filter);
+    entries.seek_to_first()?;
+    while entries.valid() {
+        writer.add(entries.key(), entries.value())?;
+        entries.next()?;
+    }
+    if writer.entry_count() == 0 {
+        // Cannot happen (the newest version of each key is kept), but an
+        // empty table is refused by the writer: say why.
+        return Err(Error::InvalidArgument(
+            "a non-empty memtable flushed to no entry".to_string(),
+        ));
     }
     let meta = writer.finish()?;
     shared
@@ -170,11 +210,11 @@ fn write_table(shared: &Shared, imm: &Immutable, number: u64) -> Result<TableMet
     })
 }
 
-/// Retires WAL segments below `log_number` and deletes obsolete tables.
-/// Failures here lose nothing (the files are orphans, deleted at the next
-/// open), so they are logged, not fatal.
-pub(crate) fn retire_files(shared: &Shared, log_number: u64) {
-    {
+/// Retires WAL segments below `log_number` (if given) and deletes obsolete
+/// tables. Failures here lose nothing (the files are orphans, deleted at
+/// the next open), so they are logged, not fatal.
+pub(crate) fn retire_files(shared: &Shared, log_number: Option<u64>) {
+    if let Some(log_number) = log_number {
         let wal = shared.wal.read().unwrap_or_else(|e| e.into_inner());
         if let Some(wal) = wal.as_ref()
             && let Err(e) = wal.remove_segments_before(log_number)

@@ -49,6 +49,7 @@
 //! the map of the code in `docs/architecture.md`.
 
 mod batch;
+mod compact;
 mod db;
 mod error;
 mod flush;
@@ -66,9 +67,9 @@ pub use kevo_core::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 pub use kevo_sstable::Compression;
 pub use kevo_wal::{BATCH_BYTES_MAX, RecoveryMode, SyncMode};
 pub use open::{LOCK_FILE, OPTIONS_FILE_PREFIX};
-pub use options::{MEMTABLE_BYTES_MAX, MEMTABLE_BYTES_MIN, Options, WriteOptions};
+pub use options::{CompactionStyle, MEMTABLE_BYTES_MAX, MEMTABLE_BYTES_MIN, Options, WriteOptions};
 pub use read::{DbIter, Snapshot};
-pub use stats::{LevelStats, Stats};
+pub use stats::{LevelCompactionStats, LevelStats, Stats, TableFile};
 
 /// Locks a mutex, ignoring poisoning: no critical section in the engine
 /// leaves its state inconsistent if it panics.

@@ -181,6 +181,7 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         block_cache,
         options.table_cache_tables,
     );
+    let strategy = crate::compact::strategy(&options);
     let sv = Arc::new(SuperVersion {
         mem: mem.clone(),
         imms: Vec::new(),
@@ -205,6 +206,7 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         mem: Mutex::new(MemState {
             mem,
             imms: VecDeque::new(),
+            pending_compaction_bytes: strategy.pending_bytes(&version),
             version,
             next_imm_id: 1,
         }),
@@ -219,6 +221,9 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         snapshots: Mutex::new(Default::default()),
         tables,
         counters: Counters::new(report.tail_bytes_dropped),
+        strategy,
+        stop: AtomicBool::new(false),
+        delayed_bytes: AtomicU64::new(0),
         options,
     }))
 }

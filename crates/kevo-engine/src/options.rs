@@ -42,6 +42,27 @@ pub struct Options {
     pub(crate) l0_stop_trigger: usize,
     pub(crate) background_threads: usize,
     pub(crate) manifest_rewrite_bytes: u64,
+    pub(crate) compaction_style: CompactionStyle,
+    pub(crate) l0_compaction_trigger: usize,
+    pub(crate) target_file_bytes: u64,
+    pub(crate) base_level_bytes: u64,
+    pub(crate) level_multiplier: u64,
+    pub(crate) pending_compaction_bytes_slowdown: u64,
+    pub(crate) pending_compaction_bytes_stop: u64,
+    pub(crate) auto_compactions: bool,
+}
+
+/// How tables are compacted; see `docs/compaction.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompactionStyle {
+    /// Leveled compaction with dynamic level sizes: the least space
+    /// (about 1.1x the live data) and the fastest reads, for more rewriting.
+    #[default]
+    Leveled,
+    /// Size-tiered compaction: runs of similar size are merged once enough
+    /// accumulate, bounded by a space-amplification limit: less rewriting
+    /// for write-heavy loads, more space and slower reads.
+    Tiered,
 }
 
 /// Smallest accepted [`Options::memtable_bytes`].
@@ -72,6 +93,14 @@ impl Default for Options {
             l0_stop_trigger: 36,
             background_threads: 2,
             manifest_rewrite_bytes: 8 << 20,
+            compaction_style: CompactionStyle::Leveled,
+            l0_compaction_trigger: 4,
+            target_file_bytes: 64 << 20,
+            base_level_bytes: 256 << 20,
+            level_multiplier: 10,
+            pending_compaction_bytes_slowdown: 64 << 30,
+            pending_compaction_bytes_stop: 256 << 30,
+            auto_compactions: true,
         }
     }
 }
@@ -176,6 +205,52 @@ impl Options {
         manifest_rewrite_bytes, get_manifest_rewrite_bytes: u64
     );
 
+    setter!(
+        /// The compaction strategy. Default: [`CompactionStyle::Leveled`].
+        compaction_style, get_compaction_style: CompactionStyle
+    );
+    setter!(
+        /// L0 tables that trigger a compaction out of L0 (leveled), or the
+        /// number of similar runs merged at once (tiered) (2 ..= 64).
+        /// Default: 4.
+        l0_compaction_trigger, get_l0_compaction_trigger: usize
+    );
+    setter!(
+        /// Size at which compaction output is cut into a new table (at least
+        /// 64 KiB). Default: 64 MiB.
+        target_file_bytes, get_target_file_bytes: u64
+    );
+    setter!(
+        /// Leveled: the smallest target size of a level below L0; the last
+        /// level's size sets the others (each `level_multiplier` times
+        /// smaller), and levels whose target would fall below this stay
+        /// empty (at least 64 KiB). Default: 256 MiB.
+        base_level_bytes, get_base_level_bytes: u64
+    );
+    setter!(
+        /// Leveled: size ratio between adjacent levels (2 ..= 100).
+        /// Default: 10.
+        level_multiplier, get_level_multiplier: u64
+    );
+    setter!(
+        /// Bytes compaction is behind at which each write is delayed a
+        /// little. Default: 64 GiB.
+        pending_compaction_bytes_slowdown, get_pending_compaction_bytes_slowdown: u64
+    );
+    setter!(
+        /// Bytes compaction is behind at which writes wait (above the
+        /// slowdown limit). Default: 256 GiB.
+        pending_compaction_bytes_stop, get_pending_compaction_bytes_stop: u64
+    );
+
+    setter!(
+        /// Run compactions in the background as the tree needs them. With
+        /// `false` only [`Db::compact_range`](crate::Db::compact_range)
+        /// compacts (and the L0 triggers do not stall writers). Default:
+        /// `true`.
+        auto_compactions, get_auto_compactions: bool
+    );
+
     /// Checks every field.
     ///
     /// # Errors
@@ -259,6 +334,42 @@ impl Options {
             self.background_threads,
         )?;
         check(
+            (2..=64).contains(&self.l0_compaction_trigger),
+            "l0_compaction_trigger",
+            "between 2 and 64",
+            self.l0_compaction_trigger,
+        )?;
+        check(
+            self.l0_slowdown_trigger > self.l0_compaction_trigger,
+            "l0_slowdown_trigger",
+            "above l0_compaction_trigger",
+            self.l0_slowdown_trigger,
+        )?;
+        check(
+            self.target_file_bytes >= 64 * 1024,
+            "target_file_bytes",
+            "at least 64 KiB",
+            self.target_file_bytes,
+        )?;
+        check(
+            self.base_level_bytes >= 64 * 1024,
+            "base_level_bytes",
+            "at least 64 KiB",
+            self.base_level_bytes,
+        )?;
+        check(
+            (2..=100).contains(&self.level_multiplier),
+            "level_multiplier",
+            "between 2 and 100",
+            self.level_multiplier,
+        )?;
+        check(
+            self.pending_compaction_bytes_stop > self.pending_compaction_bytes_slowdown,
+            "pending_compaction_bytes_stop",
+            "above pending_compaction_bytes_slowdown",
+            self.pending_compaction_bytes_stop,
+        )?;
+        check(
             self.manifest_rewrite_bytes >= 64 * 1024,
             "manifest_rewrite_bytes",
             "at least 64 KiB",
@@ -270,7 +381,7 @@ impl Options {
     /// The options as the human-readable text of an `OPTIONS-NNNNNN` file.
     pub fn to_options_file(&self) -> String {
         let mut out = String::from("# kevo options, written when the database was opened\n");
-        let lines: [(&str, String); 16] = [
+        let lines: [(&str, String); 24] = [
             ("create_if_missing", self.create_if_missing.to_string()),
             ("error_if_exists", self.error_if_exists.to_string()),
             ("memtable_bytes", self.memtable_bytes.to_string()),
@@ -293,6 +404,23 @@ impl Options {
                 "manifest_rewrite_bytes",
                 self.manifest_rewrite_bytes.to_string(),
             ),
+            ("compaction_style", format!("{:?}", self.compaction_style)),
+            (
+                "l0_compaction_trigger",
+                self.l0_compaction_trigger.to_string(),
+            ),
+            ("target_file_bytes", self.target_file_bytes.to_string()),
+            ("base_level_bytes", self.base_level_bytes.to_string()),
+            ("level_multiplier", self.level_multiplier.to_string()),
+            (
+                "pending_compaction_bytes_slowdown",
+                self.pending_compaction_bytes_slowdown.to_string(),
+            ),
+            (
+                "pending_compaction_bytes_stop",
+                self.pending_compaction_bytes_stop.to_string(),
+            ),
+            ("auto_compactions", self.auto_compactions.to_string()),
         ];
         for (name, value) in lines {
             let _ = writeln!(out, "{name} = {value}");
@@ -345,6 +473,17 @@ mod tests {
             ),
             (Options::new().background_threads(0), "background_threads"),
             (
+                Options::new().l0_compaction_trigger(1),
+                "l0_compaction_trigger",
+            ),
+            (Options::new().target_file_bytes(1), "target_file_bytes"),
+            (Options::new().base_level_bytes(1), "base_level_bytes"),
+            (Options::new().level_multiplier(1), "level_multiplier"),
+            (
+                Options::new().pending_compaction_bytes_stop(1),
+                "pending_compaction_bytes_stop",
+            ),
+            (
                 Options::new().manifest_rewrite_bytes(1),
                 "manifest_rewrite_bytes",
             ),
@@ -364,6 +503,6 @@ mod tests {
         let text = Options::default().to_options_file();
         assert!(text.contains("memtable_bytes = 67108864"));
         assert!(text.contains("sync_mode = Interval(100ms)"));
-        assert_eq!(text.lines().filter(|l| l.contains(" = ")).count(), 16);
+        assert_eq!(text.lines().filter(|l| l.contains(" = ")).count(), 24);
     }
 }

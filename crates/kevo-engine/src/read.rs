@@ -1,8 +1,8 @@
 //! The read path: point reads, iterators and snapshots.
 //!
-//! A read takes the visible seqno, then the current [`SuperVersion`] (in
-//! that order: every write at or below the seqno is in that super version's
-//! memtables or tables), and looks newest first: the memtable, the
+//! A read takes the visible seqno and the current [`SuperVersion`] together
+//! ([`read_view`]: every write at or below the seqno is in that super
+//! version's memtables or tables), and looks newest first: the memtable, the
 //! immutable memtables, L0 tables newest first, then the one table per
 //! deeper level whose key range holds the key. Tables whose key range
 //! misses the key are skipped; a table's Bloom filter is checked before any
@@ -185,7 +185,7 @@ impl ConcatSource for LevelTables {
 
 /// The table cache speaks the engine's error; the cursor stack speaks
 /// kevo-core's. Only I/O and corruption can come from opening a table.
-fn to_core(e: Error) -> kevo_core::Error {
+pub(crate) fn to_core(e: Error) -> kevo_core::Error {
     match e {
         Error::Io { context, source } => kevo_core::Error::Io { context, source },
         Error::Corruption {
@@ -301,9 +301,18 @@ impl Drop for Snapshot {
     }
 }
 
-/// Keeps the visible-seqno load and the super version load in the order
-/// the module documentation requires.
+/// The visible seqno and the super version to read it in.
+///
+/// The seqno is loaded under the super version's read lock: a flush or
+/// compaction that drops versions no snapshot needs publishes under the
+/// write lock, so a reader either gets the super version from before it
+/// (which still holds those versions) or a seqno at least as new as every
+/// entry it rewrote.
 pub(crate) fn read_view(shared: &Shared) -> (SeqNo, Arc<SuperVersion>) {
+    let guard = shared
+        .super_version
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
     let seqno = shared.visible_seqno.load(Ordering::Acquire);
-    (seqno, shared.super_version())
+    (seqno, guard.clone())
 }

@@ -4,6 +4,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use kevo_compaction::CompactionStats;
+use kevo_manifest::NUM_LEVELS;
+
 use crate::db::Shared;
 use crate::lock;
 
@@ -21,6 +24,23 @@ pub(crate) struct Counters {
     slowdowns: AtomicU64,
     stops: AtomicU64,
     wal_tail_bytes_dropped: AtomicU64,
+    user_bytes: AtomicU64,
+    /// Per output level.
+    compaction: [LevelCounters; NUM_LEVELS],
+    pub(crate) compaction_errors: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct LevelCounters {
+    compactions: AtomicU64,
+    trivial_moves: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+    tables_read: AtomicU64,
+    tables_written: AtomicU64,
+    versions_dropped: AtomicU64,
+    tombstones_dropped: AtomicU64,
+    micros: AtomicU64,
 }
 
 impl Counters {
@@ -32,7 +52,8 @@ impl Counters {
         counters
     }
 
-    pub(crate) fn record_write_group(&self, batches: u64, entries: u64) {
+    pub(crate) fn record_write_group(&self, batches: u64, entries: u64, user_bytes: u64) {
+        self.user_bytes.fetch_add(user_bytes, Ordering::Relaxed);
         self.writes.fetch_add(batches, Ordering::Relaxed);
         self.write_groups.fetch_add(1, Ordering::Relaxed);
         self.entries_written.fetch_add(entries, Ordering::Relaxed);
@@ -44,6 +65,27 @@ impl Counters {
         self.flush_entries.fetch_add(entries, Ordering::Relaxed);
         self.flush_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_compaction(&self, output_level: usize, stats: &CompactionStats) {
+        let Some(level) = self.compaction.get(output_level) else {
+            return;
+        };
+        let add = |counter: &AtomicU64, value: u64| {
+            counter.fetch_add(value, Ordering::Relaxed);
+        };
+        add(&level.compactions, 1);
+        if stats.tables_written == 0 && stats.bytes_written == 0 && stats.tables_read > 0 {
+            add(&level.trivial_moves, 1);
+        } else {
+            add(&level.bytes_read, stats.bytes_read);
+            add(&level.bytes_written, stats.bytes_written);
+            add(&level.tables_read, stats.tables_read);
+            add(&level.tables_written, stats.tables_written);
+        }
+        add(&level.versions_dropped, stats.versions_dropped);
+        add(&level.tombstones_dropped, stats.tombstones_dropped);
+        add(&level.micros, stats.duration.as_micros() as u64);
     }
 
     /// A writer was delayed (`stopped == false`) or waited (`true`).
@@ -59,8 +101,54 @@ impl Counters {
     }
 }
 
-/// Sizes of one level.
+/// Compactions whose output went to one level, since open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LevelCompactionStats {
+    /// Compactions (trivial moves included).
+    pub compactions: u64,
+    /// Tables moved down without rewriting.
+    pub trivial_moves: u64,
+    /// Bytes of input tables read.
+    pub bytes_read: u64,
+    /// Bytes of output tables written.
+    pub bytes_written: u64,
+    /// Input tables.
+    pub tables_read: u64,
+    /// Output tables.
+    pub tables_written: u64,
+    /// Overwritten versions no snapshot needed, dropped.
+    pub versions_dropped: u64,
+    /// Tombstones dropped at the bottom.
+    pub tombstones_dropped: u64,
+    /// Time spent.
+    pub time: Duration,
+}
+
+/// One live table, from [`Db::table_files`](crate::Db::table_files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFile {
+    /// Its level.
+    pub level: usize,
+    /// Its file number (`NNNNNN.sst`).
+    pub number: u64,
+    /// Its size in bytes.
+    pub file_size: u64,
+    /// Smallest user key.
+    pub smallest_key: bytes::Bytes,
+    /// Largest user key.
+    pub largest_key: bytes::Bytes,
+    /// Smallest seqno.
+    pub smallest_seqno: u64,
+    /// Largest seqno.
+    pub largest_seqno: u64,
+    /// Entries, tombstones included.
+    pub entries: u64,
+    /// Tombstones.
+    pub tombstones: u64,
+}
+
+/// Sizes of one level.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LevelStats {
     /// Tables in the level.
     pub tables: usize,
@@ -68,12 +156,18 @@ pub struct LevelStats {
     pub bytes: u64,
     /// Entries in them (tombstones included).
     pub entries: u64,
+    /// The compaction strategy's target size (0 where it sets none).
+    pub target_bytes: u64,
+    /// The strategy's score: a compaction is due at 1 or more.
+    pub score: f64,
+    /// Compactions into this level.
+    pub compaction: LevelCompactionStats,
 }
 
 /// A plain snapshot of the database's counters and sizes, from
 /// [`Db::stats`](crate::Db::stats). Counters run since the database was
 /// opened. `Display` prints it for humans.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Per level, L0 first.
@@ -132,9 +226,35 @@ pub struct Stats {
     pub manifest_rewrites: u64,
     /// Why the database is read-only, if it is.
     pub read_only_cause: Option<String>,
+    /// Key and value bytes the caller wrote (puts and deletes).
+    pub user_bytes_written: u64,
+    /// Compactions run (all levels).
+    pub compactions: u64,
+    /// Bytes read by compactions.
+    pub compaction_bytes_read: u64,
+    /// Bytes written by compactions.
+    pub compaction_bytes_written: u64,
+    /// Time spent in compactions.
+    pub compaction_time: Duration,
+    /// Compactions that failed (retried later).
+    pub compaction_errors: u64,
+    /// The strategy's estimate of bytes compaction is behind.
+    pub pending_compaction_bytes: u64,
+    /// The compaction strategy (`leveled` or `tiered`).
+    pub compaction_style: &'static str,
 }
 
 impl Stats {
+    /// Write amplification: bytes written to disk (WAL, flushes,
+    /// compactions) per byte the caller wrote; 0 before any write.
+    pub fn write_amplification(&self) -> f64 {
+        if self.user_bytes_written == 0 {
+            return 0.0;
+        }
+        (self.wal_bytes_written + self.flush_bytes_written + self.compaction_bytes_written) as f64
+            / self.user_bytes_written as f64
+    }
+
     /// Bytes of all live tables.
     pub fn table_bytes(&self) -> u64 {
         self.levels.iter().map(|l| l.bytes).sum()
@@ -162,13 +282,32 @@ pub(crate) fn collect(shared: &Shared) -> Stats {
             state.version.clone(),
         )
     };
-    let levels = (0..version.num_levels())
-        .map(|level| LevelStats {
-            tables: version.level(level).len(),
-            bytes: version.level_bytes(level),
-            entries: version.level(level).iter().map(|t| t.entries).sum(),
+    let scores = shared.strategy.level_scores(&version);
+    let levels: Vec<LevelStats> = (0..version.num_levels())
+        .map(|level| {
+            let score = scores.iter().find(|s| s.level == level);
+            let l = &c.compaction[level.min(NUM_LEVELS - 1)];
+            LevelStats {
+                tables: version.level(level).len(),
+                bytes: version.level_bytes(level),
+                entries: version.level(level).iter().map(|t| t.entries).sum(),
+                target_bytes: score.map_or(0, |s| s.target_bytes),
+                score: score.map_or(0.0, |s| s.score),
+                compaction: LevelCompactionStats {
+                    compactions: get(&l.compactions),
+                    trivial_moves: get(&l.trivial_moves),
+                    bytes_read: get(&l.bytes_read),
+                    bytes_written: get(&l.bytes_written),
+                    tables_read: get(&l.tables_read),
+                    tables_written: get(&l.tables_written),
+                    versions_dropped: get(&l.versions_dropped),
+                    tombstones_dropped: get(&l.tombstones_dropped),
+                    time: Duration::from_micros(get(&l.micros)),
+                },
+            }
         })
         .collect();
+    let pending_compaction_bytes = lock(&shared.mem).pending_compaction_bytes;
     let wal = shared
         .wal
         .read()
@@ -190,7 +329,6 @@ pub(crate) fn collect(shared: &Shared) -> Stats {
         )
     });
     Stats {
-        levels,
         memtable_bytes,
         immutable_memtables,
         immutable_memtable_bytes,
@@ -217,6 +355,15 @@ pub(crate) fn collect(shared: &Shared) -> Stats {
         manifest_edits: manifest.edits,
         manifest_rewrites: manifest.rewrites,
         read_only_cause: shared.bg_error.get().map(|e| e.to_string()),
+        user_bytes_written: get(&c.user_bytes),
+        compactions: levels.iter().map(|l| l.compaction.compactions).sum(),
+        compaction_bytes_read: levels.iter().map(|l| l.compaction.bytes_read).sum(),
+        compaction_bytes_written: levels.iter().map(|l| l.compaction.bytes_written).sum(),
+        compaction_time: levels.iter().map(|l| l.compaction.time).sum(),
+        compaction_errors: get(&c.compaction_errors),
+        pending_compaction_bytes,
+        compaction_style: shared.strategy.name(),
+        levels,
     }
 }
 
@@ -226,15 +373,26 @@ fn mib(bytes: u64) -> f64 {
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "level  tables      MiB      entries")?;
+        writeln!(
+            f,
+            "level  tables      MiB   target MiB  score      entries | compactions  read MiB  written MiB  moves      s"
+        )?;
         for (level, l) in self.levels.iter().enumerate() {
-            if l.tables > 0 || level == 0 {
+            if l.tables > 0 || level == 0 || l.compaction.compactions > 0 {
+                let c = &l.compaction;
                 writeln!(
                     f,
-                    "L{level:<5} {:>6} {:>8.1} {:>12}",
+                    "L{level:<5} {:>6} {:>8.1} {:>12.1} {:>6.2} {:>12} | {:>11} {:>9.1} {:>12.1} {:>6} {:>6.2}",
                     l.tables,
                     mib(l.bytes),
-                    l.entries
+                    mib(l.target_bytes),
+                    l.score,
+                    l.entries,
+                    c.compactions,
+                    mib(c.bytes_read),
+                    mib(c.bytes_written),
+                    c.trivial_moves,
+                    c.time.as_secs_f64()
                 )?;
             }
         }
@@ -291,6 +449,23 @@ impl fmt::Display for Stats {
             self.block_cache_misses,
             self.open_tables,
             self.snapshots
+        )?;
+        writeln!(
+            f,
+            "compaction ({}): {} runs, {:.1} MiB read, {:.1} MiB written, {:.2} s, {} errors, {:.1} MiB pending",
+            self.compaction_style,
+            self.compactions,
+            mib(self.compaction_bytes_read),
+            mib(self.compaction_bytes_written),
+            self.compaction_time.as_secs_f64(),
+            self.compaction_errors,
+            mib(self.pending_compaction_bytes)
+        )?;
+        writeln!(
+            f,
+            "write amplification {:.2} (WAL + flushes + compactions per user byte, {:.1} MiB written by the user)",
+            self.write_amplification(),
+            mib(self.user_bytes_written)
         )?;
         write!(
             f,

@@ -131,7 +131,8 @@ impl Shared {
         let mut last_seqno = lock(&self.writer);
         // Checked again under the writer mutex: `close` takes it first.
         self.check_writable()?;
-        self.make_room()?;
+        let bytes = group.iter().map(|p| p.batch.as_bytes().len()).sum();
+        self.make_room(bytes)?;
         let count: u64 = group.iter().map(|p| p.batch.len() as u64).sum();
         let first = *last_seqno + 1;
         if first.saturating_add(count) > SEQNO_MAX {
@@ -172,30 +173,50 @@ impl Shared {
         let last = first + count - 1;
         *last_seqno = last;
         self.visible_seqno.store(last, Ordering::Release);
-        self.counters.record_write_group(group.len() as u64, count);
+        let user_bytes = combined
+            .iter()
+            .map(|e| (e.key.len() + e.value.len()) as u64)
+            .sum();
+        self.counters
+            .record_write_group(group.len() as u64, count, user_bytes);
         Ok(())
     }
 
-    /// Makes room for a write: switches a full memtable, delaying or
-    /// waiting while immutable memtables or L0 tables pile up. Called with
+    /// Makes room for a write of `bytes`: switches a full memtable, delays
+    /// writes while compaction falls behind (L0 tables or pending bytes past
+    /// the slowdown limits), and waits while immutable memtables, or L0
+    /// tables and pending bytes past the stop limits, pile up. Called with
     /// the writer mutex held.
-    fn make_room(&self) -> Result<()> {
+    fn make_room(&self, bytes: usize) -> Result<()> {
         let mut slowed = false;
+        let compacting = self.options.auto_compactions;
         loop {
             self.check_writable()?;
-            let (mem_bytes, imm_count, l0) = {
+            let (mem_bytes, imm_count, l0, pending) = {
                 let state = lock(&self.mem);
                 (
                     state.mem.approximate_bytes(),
                     state.imms.len(),
                     state.version.level(0).len(),
+                    state.pending_compaction_bytes,
                 )
             };
-            if !slowed && l0 >= self.options.l0_slowdown_trigger && crate::flush::COMPACTION_RUNS {
-                // Spread the delay over many writes rather than stopping one.
-                let started = Instant::now();
-                std::thread::sleep(Self::SLOWDOWN_STEP);
-                self.counters.record_stall(started.elapsed(), false);
+            let behind = l0 >= self.options.l0_slowdown_trigger
+                || pending >= self.options.pending_compaction_bytes_slowdown;
+            if compacting && behind && !slowed {
+                // Delayed writes: about DELAYED_WRITE_BYTES_PER_MS of writes
+                // per millisecond while compaction catches up, rather than
+                // stopping anyone.
+                let debt = self
+                    .delayed_bytes
+                    .fetch_add(bytes as u64, Ordering::Relaxed)
+                    + bytes as u64;
+                if debt >= Self::DELAYED_WRITE_BYTES_PER_MS {
+                    self.delayed_bytes.store(0, Ordering::Relaxed);
+                    let started = Instant::now();
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    self.counters.record_stall(started.elapsed(), false);
+                }
                 slowed = true;
                 continue;
             }
@@ -210,9 +231,14 @@ impl Shared {
                 })?;
                 continue;
             }
-            if l0 >= self.options.l0_stop_trigger && crate::flush::COMPACTION_RUNS {
+            let stopped = l0 >= self.options.l0_stop_trigger
+                || pending >= self.options.pending_compaction_bytes_stop;
+            if compacting && stopped {
                 self.wait_for_flush(|_| {
-                    lock(&self.mem).version.level(0).len() < self.options.l0_stop_trigger
+                    let state = lock(&self.mem);
+                    state.version.level(0).len() < self.options.l0_stop_trigger
+                        && state.pending_compaction_bytes
+                            < self.options.pending_compaction_bytes_stop
                 })?;
                 continue;
             }

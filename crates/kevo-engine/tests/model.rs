@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kevo_core::{FaultFs, FaultKind, FaultOp, FaultRule, FaultTrigger, MemFs};
-use kevo_engine::{Db, Options, Snapshot, SyncMode, WriteBatch, WriteOptions};
+use kevo_engine::{CompactionStyle, Db, Options, Snapshot, SyncMode, WriteBatch, WriteOptions};
 use proptest::prelude::*;
 
 type Model = BTreeMap<Bytes, Bytes>;
@@ -57,6 +57,10 @@ enum Op {
         key: u8,
     },
     Flush,
+    Compact {
+        a: u8,
+        b: u8,
+    },
     Reopen,
     Crash,
 }
@@ -74,8 +78,9 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (key.clone(), key.clone(), any::<bool>()).prop_map(|(a, b, rev)| Op::Range { a, b, rev }),
         3 => (0u8..7, any::<bool>()).prop_map(|(digit, rev)| Op::Prefix { digit, rev }),
         4 => Just(Op::TakeSnapshot),
-        5 => (any::<prop::sample::Index>(), key).prop_map(|(index, key)| Op::ReadSnapshot { index: index.index(usize::MAX), key }),
+        5 => (any::<prop::sample::Index>(), key.clone()).prop_map(|(index, key)| Op::ReadSnapshot { index: index.index(usize::MAX), key }),
         3 => Just(Op::Flush),
+        3 => (key.clone(), key.clone()).prop_map(|(a, b)| Op::Compact { a, b }),
         3 => Just(Op::Reopen),
         4 => Just(Op::Crash),
     ]
@@ -93,7 +98,15 @@ fn value_bytes(counter: &mut u64, len: u16) -> Bytes {
     Bytes::from(value)
 }
 
+/// `mode`: the sync mode (0 None, 1 Always, 2 Interval) and, from bit 2,
+/// the compaction style (0 leveled, 1 tiered).
 fn options(mode: u8) -> Options {
+    let style = if mode & 4 == 0 {
+        CompactionStyle::Leveled
+    } else {
+        CompactionStyle::Tiered
+    };
+    let mode = mode & 3;
     let sync_mode = match mode {
         0 => SyncMode::None,
         1 => SyncMode::Always,
@@ -108,6 +121,13 @@ fn options(mode: u8) -> Options {
         .background_threads(1)
         .sync_mode(sync_mode)
         .manifest_rewrite_bytes(64 * 1024)
+        .compaction_style(style)
+        .l0_compaction_trigger(2)
+        .l0_slowdown_trigger(8)
+        .l0_stop_trigger(12)
+        .target_file_bytes(64 * 1024)
+        .base_level_bytes(64 * 1024)
+        .level_multiplier(4)
 }
 
 struct Life {
@@ -156,6 +176,7 @@ fn expected<'a>(
 #[derive(Debug, Default)]
 struct Seen {
     flushes: u64,
+    compactions: u64,
     crashes: u64,
     tables_at_end: usize,
 }
@@ -171,7 +192,7 @@ fn run(ops: Vec<Op>, mode: u8, seed: u64) -> Result<Seen, TestCaseError> {
     let mut durable = 0usize;
     let mut snapshots: Vec<(Snapshot, Model)> = Vec::new();
     let mut counter = 0u64;
-    let always = mode == 1;
+    let always = mode & 3 == 1;
 
     for op in ops {
         match op {
@@ -271,8 +292,15 @@ fn run(ops: Vec<Op>, mode: u8, seed: u64) -> Result<Seen, TestCaseError> {
                 life.db.flush().expect("flush");
                 durable = history.len() - 1;
             }
+            Op::Compact { a, b } => {
+                let (a, b) = (key_bytes(a.min(b)), key_bytes(a.max(b)));
+                life.db.compact_range(a..=b).expect("compact");
+                // compact_range flushes first.
+                durable = history.len() - 1;
+            }
             Op::Reopen => {
                 seen.flushes += life.db.stats().flushes;
+                seen.compactions += life.db.stats().compactions;
                 life.db.close().expect("close");
                 snapshots.clear();
                 life = open(&mem, mode);
@@ -283,6 +311,7 @@ fn run(ops: Vec<Op>, mode: u8, seed: u64) -> Result<Seen, TestCaseError> {
             }
             Op::Crash => {
                 seen.flushes += life.db.stats().flushes;
+                seen.compactions += life.db.stats().compactions;
                 seen.crashes += 1;
                 kill(&life.fs);
                 mem.crash();
@@ -308,6 +337,7 @@ fn run(ops: Vec<Op>, mode: u8, seed: u64) -> Result<Seen, TestCaseError> {
     }
     // The end: a clean close and reopen shows the model exactly.
     seen.flushes += life.db.stats().flushes;
+    seen.compactions += life.db.stats().compactions;
     life.db.close().expect("final close");
     drop(snapshots);
     let life = open(&mem, mode);
@@ -330,7 +360,7 @@ proptest! {
     #[test]
     fn engine_matches_the_model(
         ops in prop::collection::vec(op(), 1..120),
-        mode in 0u8..3,
+        mode in prop_oneof![0u8..3, 4u8..7],
         seed in any::<u64>(),
     ) {
         run(ops, mode, seed)?;
@@ -371,10 +401,11 @@ fn a_long_history_with_crashes_and_flushes() {
             Op::Reopen
         });
     }
-    for mode in 0..3 {
+    for mode in [0, 1, 2, 4, 5, 6] {
         let seen = run(ops.clone(), mode, 42 + mode as u64).expect("long history");
+        assert!(seen.compactions > 0, "mode {mode}: {seen:?}");
         assert!(seen.flushes >= 6, "mode {mode}: {seen:?}");
         assert_eq!(seen.crashes, 3, "mode {mode}: {seen:?}");
-        assert!(seen.tables_at_end >= 6, "mode {mode}: {seen:?}");
+        assert!(seen.tables_at_end >= 1, "mode {mode}: {seen:?}");
     }
 }
