@@ -1,8 +1,9 @@
-//! `kevo-bench`: db_bench-style workloads on the kevo engine, run by
-//! `cargo xtask bench`.
+//! `kevo-bench`: db_bench-style workloads on the kevo engine and, for
+//! comparison, on peer engines, run by `cargo xtask bench`.
 //!
 //! ```text
 //! kevo-bench [--num N] [--threads T] [--value-bytes B] [--cache-mib M] [--only a,b,..]
+//!            [--compare fjall,sled,redb,rocksdb] [--rounds R]
 //! ```
 //!
 //! Keys are 16 decimal digits (`key(i)` = `2 i`, so that `2 i + 1` is a
@@ -26,26 +27,36 @@
 //! | seekrandom | `N / 10` seeks to a random key, each followed by 10 nexts |
 //! | deleterandom | `N` deletes of random keys |
 //! | fillsync | `N / 100` puts, each synced to disk, fresh database |
+//! | fillbig | only with `--only fillbig`: `N` puts of uniformly random keys in `0..N`, fresh database; write and space amplification, stalls |
+//!
+//! `--compare a,b` runs the same workloads on each named peer engine in the
+//! same process (each behind its cargo feature; `cargo xtask bench
+//! --compare a,b` turns them on) and ends with a table of medians over
+//! `--rounds R` and kevo's ratio to each peer. See `benches/README.md`.
 
+mod engine;
+mod workload;
+
+use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use kevo_engine::{Db, Options, WriteBatch, WriteOptions};
-
-const KEY_BYTES: usize = 16;
+use engine::{Engine, Res};
+use workload::{KEY_BYTES, Outcome, ProcIo, Values};
 
 #[derive(Debug, Clone)]
-struct Config {
+pub(crate) struct Config {
     num: u64,
     threads: usize,
     value_bytes: usize,
     cache_mib: usize,
     only: Option<Vec<String>>,
+    /// Peer engines, in the order given (kevo is always first and not here).
+    compare: Vec<String>,
+    rounds: usize,
 }
 
+/// The default workloads, in order.
 const WORKLOADS: [&str; 10] = [
     "fillseq",
     "fillrandom",
@@ -59,6 +70,19 @@ const WORKLOADS: [&str; 10] = [
     "fillsync",
 ];
 
+/// Workloads that run only when `--only` names them.
+const EXTRA_WORKLOADS: [&str; 1] = ["fillbig"];
+
+fn usage() -> String {
+    format!(
+        "usage: kevo-bench [--num N] [--threads T] [--value-bytes B] [--cache-mib M] \
+         [--only {},{}] [--compare {}] [--rounds R]",
+        WORKLOADS.join(","),
+        EXTRA_WORKLOADS.join(","),
+        engine::ALL[1..].join(",")
+    )
+}
+
 fn parse_args() -> Result<Config, String> {
     let mut config = Config {
         num: 1_000_000,
@@ -66,10 +90,15 @@ fn parse_args() -> Result<Config, String> {
         value_bytes: 100,
         cache_mib: 64,
         only: None,
+        compare: Vec::new(),
+        rounds: 1,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
+        if matches!(args[i].as_str(), "-h" | "--help") {
+            return Err(usage());
+        }
         let value = args
             .get(i + 1)
             .ok_or_else(|| format!("{} needs a value", args[i]))?;
@@ -84,400 +113,503 @@ fn parse_args() -> Result<Config, String> {
             "--threads" => config.threads = number()?.clamp(1, 256) as usize,
             "--value-bytes" => config.value_bytes = number()?.clamp(1, 1 << 20) as usize,
             "--cache-mib" => config.cache_mib = number()? as usize,
+            "--rounds" => config.rounds = number()?.clamp(1, 1000) as usize,
             "--only" => {
                 let names: Vec<String> = value.split(',').map(str::to_string).collect();
-                if let Some(bad) = names.iter().find(|n| !WORKLOADS.contains(&n.as_str())) {
+                let known = |n: &str| WORKLOADS.contains(&n) || EXTRA_WORKLOADS.contains(&n);
+                if let Some(bad) = names.iter().find(|n| !known(n)) {
                     return Err(format!(
-                        "unknown workload `{bad}`; known: {}",
-                        WORKLOADS.join(",")
+                        "unknown workload `{bad}`; known: {},{}",
+                        WORKLOADS.join(","),
+                        EXTRA_WORKLOADS.join(",")
                     ));
                 }
                 config.only = Some(names);
             }
-            other => {
-                return Err(format!(
-                    "unknown argument `{other}`\nusage: kevo-bench [--num N] [--threads T] \
-                     [--value-bytes B] [--cache-mib M] [--only {}]",
-                    WORKLOADS.join(",")
-                ));
+            "--compare" => {
+                for name in value.split(',').filter(|n| !n.is_empty()) {
+                    if !engine::built(name) {
+                        return Err(engine::not_built(name));
+                    }
+                    if name != "kevo" && !config.compare.iter().any(|n| n == name) {
+                        config.compare.push(name.to_string());
+                    }
+                }
             }
+            other => return Err(format!("unknown argument `{other}`\n{}", usage())),
         }
         i += 2;
     }
     Ok(config)
 }
 
-/// xorshift64*: a small, fast, seeded generator (no dependency needed).
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        ((self.next() as u128 * n as u128) >> 64) as u64
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }
 
-fn key(i: u64) -> [u8; KEY_BYTES] {
-    let mut out = [0u8; KEY_BYTES];
-    let text = format!("{:016}", i * 2);
-    out.copy_from_slice(&text.as_bytes()[text.len() - KEY_BYTES..]);
-    out
+/// What fillbig measured on one engine in one round.
+#[derive(Debug, Clone, Copy)]
+struct Big {
+    ops_per_sec: f64,
+    p99_us: f64,
+    max_us: f64,
+    /// `/proc/self/io` write_bytes over user bytes.
+    wamp_io: f64,
+    /// The same less the cancelled write-back.
+    wamp_net: f64,
+    /// The engine's own bytes written over user bytes, where it counts them.
+    wamp_own: Option<f64>,
+    /// Allocated bytes of the directory after flush and close over live data.
+    samp: f64,
+    disk_mib: f64,
+    /// The same as file sizes (`ls`, not `du`).
+    apparent_mib: f64,
+    /// The engine's own stall time, where it counts it.
+    stall_own: Option<f64>,
+    /// The sum of the write latencies above 1 ms.
+    stall_slow: f64,
+    flush_close_secs: f64,
 }
 
-fn missing_key(i: u64) -> [u8; KEY_BYTES] {
-    let mut out = [0u8; KEY_BYTES];
-    let text = format!("{:016}", i * 2 + 1);
-    out.copy_from_slice(&text.as_bytes()[text.len() - KEY_BYTES..]);
-    out
-}
-
-/// Values cut from a buffer that is half random, half repeated bytes.
-struct Values {
-    buf: Vec<u8>,
-    len: usize,
-}
-
-impl Values {
-    fn new(len: usize) -> Self {
-        let mut rng = Rng::new(301);
-        let mut buf = Vec::with_capacity(1 << 20);
-        while buf.len() < (1 << 20) {
-            let piece = len.div_ceil(2).max(1);
-            buf.extend((0..piece).map(|_| b' ' + (rng.next() % 95) as u8));
-            buf.extend(std::iter::repeat_n(b'x', piece));
+impl Big {
+    fn median(all: &[Big]) -> Big {
+        let m = |f: fn(&Big) -> f64| median(&all.iter().map(f).collect::<Vec<_>>());
+        let opt = |f: fn(&Big) -> Option<f64>| {
+            let some: Vec<f64> = all.iter().filter_map(f).collect();
+            (!some.is_empty()).then(|| median(&some))
+        };
+        Big {
+            ops_per_sec: m(|b| b.ops_per_sec),
+            p99_us: m(|b| b.p99_us),
+            max_us: m(|b| b.max_us),
+            wamp_io: m(|b| b.wamp_io),
+            wamp_net: m(|b| b.wamp_net),
+            wamp_own: opt(|b| b.wamp_own),
+            samp: m(|b| b.samp),
+            disk_mib: m(|b| b.disk_mib),
+            apparent_mib: m(|b| b.apparent_mib),
+            stall_own: opt(|b| b.stall_own),
+            stall_slow: m(|b| b.stall_slow),
+            flush_close_secs: m(|b| b.flush_close_secs),
         }
-        Values { buf, len }
-    }
-
-    fn get(&self, i: u64) -> &[u8] {
-        let start = (i as usize * 97) % (self.buf.len() - self.len);
-        &self.buf[start..start + self.len]
     }
 }
 
-/// A fixed random permutation of `0..n`.
-fn permutation(n: u64, seed: u64) -> Vec<u64> {
-    let mut order: Vec<u64> = (0..n).collect();
-    let mut rng = Rng::new(seed);
-    for i in (1..order.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        order.swap(i, j);
+/// Everything measured, for the summary tables.
+struct Bench<'c> {
+    config: &'c Config,
+    /// kevo first, then the peers.
+    engines: Vec<String>,
+    values: &'c Values,
+    /// ops/s per (engine, workload), one per round.
+    ops: HashMap<(String, &'static str), Vec<f64>>,
+    big: HashMap<String, Vec<Big>>,
+    /// Engine statistics after fillrandom..deleterandom (latest round).
+    stats: HashMap<String, String>,
+}
+
+impl Bench<'_> {
+    fn comparing(&self) -> bool {
+        self.engines.len() > 1
     }
-    order
-}
 
-fn histogram() -> Histogram<u64> {
-    // Explicit bounds: 1 ns to 60 s at 3 significant digits (FIELD-NOTES:
-    // `Histogram::new(3)` with saturating_record caps values near 2 µs).
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap_or_else(|e| {
-        eprintln!("histogram: {e}");
-        std::process::exit(2)
-    })
-}
-
-struct Outcome {
-    ops: u64,
-    bytes: u64,
-    elapsed: Duration,
-    latency: Histogram<u64>,
-    found: u64,
-}
-
-/// Runs `per_thread(thread, range_of_ops, histogram)` on `threads` threads,
-/// splitting `0..ops`; each returns (bytes, found).
-fn parallel<F>(threads: usize, ops: u64, per_thread: F) -> Result<Outcome, String>
-where
-    F: Fn(usize, std::ops::Range<u64>, &mut Histogram<u64>) -> Result<(u64, u64), String> + Sync,
-{
-    let started = Instant::now();
-    type ThreadResult = Result<(u64, u64, Histogram<u64>), String>;
-    let results: Vec<ThreadResult> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let per_thread = &per_thread;
-                scope.spawn(move || {
-                    let from = ops * t as u64 / threads as u64;
-                    let to = ops * (t as u64 + 1) / threads as u64;
-                    let mut hist = histogram();
-                    let (bytes, found) = per_thread(t, from..to, &mut hist)?;
-                    Ok((bytes, found, hist))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a thread panicked".to_string()))
-            })
-            .collect()
-    });
-    let elapsed = started.elapsed();
-    let mut latency = histogram();
-    let (mut bytes, mut found) = (0, 0);
-    for result in results {
-        let (b, f, hist) = result?;
-        bytes += b;
-        found += f;
-        latency.add(&hist).map_err(|e| e.to_string())?;
-    }
-    Ok(Outcome {
-        ops: latency.len(),
-        bytes,
-        elapsed,
-        latency,
-        found,
-    })
-}
-
-fn record(hist: &mut Histogram<u64>, started: Instant) {
-    hist.saturating_record(started.elapsed().as_nanos().max(1) as u64);
-}
-
-fn err(e: kevo_engine::Error) -> String {
-    e.to_string()
-}
-
-fn open(dir: &std::path::Path, config: &Config) -> Result<Db, String> {
-    Db::open_with(dir, options(config)).map_err(err)
-}
-
-fn options(config: &Config) -> Options {
-    Options::default().block_cache_bytes(config.cache_mib << 20)
-}
-
-/// Puts keys `order(i)` for `i` in `0..num`.
-fn fill(
-    db: &Db,
-    config: &Config,
-    values: &Values,
-    ops: u64,
-    order: &(dyn Fn(u64) -> u64 + Sync),
-    sync: bool,
-) -> Result<Outcome, String> {
-    let write_options = WriteOptions { sync };
-    parallel(config.threads, ops, |_, range, hist| {
-        let mut bytes = 0;
-        for i in range {
-            let k = order(i);
-            let value = values.get(k);
-            let mut batch = WriteBatch::new();
-            batch.put(key(k), value);
-            let started = Instant::now();
-            db.write_with(batch, &write_options).map_err(err)?;
-            record(hist, started);
-            bytes += (KEY_BYTES + value.len()) as u64;
+    fn wanted(&self, name: &str) -> bool {
+        match &self.config.only {
+            None => WORKLOADS.contains(&name),
+            Some(only) => only.iter().any(|n| n == name),
         }
-        Ok((bytes, 0))
-    })
-}
+    }
 
-fn read_random(db: &Db, config: &Config, present: bool, seed: u64) -> Result<Outcome, String> {
-    let num = config.num;
-    parallel(config.threads, num, |t, range, hist| {
-        let mut rng = Rng::new(seed + t as u64);
-        let (mut bytes, mut found) = (0, 0);
-        for _ in range {
-            let i = rng.below(num);
-            let k = if present { key(i) } else { missing_key(i) };
-            let started = Instant::now();
-            let value = db.get(k).map_err(err)?;
-            record(hist, started);
-            if let Some(value) = value {
-                found += 1;
-                bytes += (KEY_BYTES + value.len()) as u64;
+    fn print_header(&self) {
+        if self.comparing() {
+            print!("{:<8} ", "engine");
+        }
+        println!(
+            "{:<13} {:>9} {:>11} {:>8} {:>9} {:>9} {:>10} {:>8}",
+            "workload", "ops", "ops/s", "MB/s", "p50 µs", "p99 µs", "max µs", "found"
+        );
+    }
+
+    fn report(&mut self, engine: &str, name: &'static str, outcome: &Outcome) {
+        let secs = outcome.elapsed.as_secs_f64().max(1e-9);
+        let us = |q: f64| outcome.latency.value_at_quantile(q) as f64 / 1000.0;
+        if self.comparing() {
+            print!("{engine:<8} ");
+        }
+        println!(
+            "{:<13} {:>9} {:>11.0} {:>8.1} {:>9.2} {:>9.2} {:>10.1} {:>8}",
+            name,
+            outcome.ops,
+            outcome.ops_per_sec(),
+            outcome.bytes as f64 / secs / 1e6,
+            us(0.5),
+            us(0.99),
+            outcome.latency.max() as f64 / 1000.0,
+            outcome.found
+        );
+        self.ops
+            .entry((engine.to_string(), name))
+            .or_default()
+            .push(outcome.ops_per_sec());
+    }
+
+    fn open(&self, engine: &str) -> Res<(tempfile::TempDir, Box<dyn Engine>)> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let db = engine::open(engine, dir.path(), self.config)?;
+        Ok((dir, db))
+    }
+
+    fn fillseq(&mut self, engine: &str) -> Res<()> {
+        let (_dir, db) = self.open(engine)?;
+        let outcome = workload::fill(
+            &*db,
+            self.config,
+            self.values,
+            self.config.num,
+            &|i| i,
+            false,
+        )?;
+        self.report(engine, "fillseq", &outcome);
+        db.close()
+    }
+
+    /// fillrandom..deleterandom on one database.
+    fn chain(&mut self, engine: &str, order: &[u64], again: &[u64]) -> Res<()> {
+        let (_dir, boxed) = self.open(engine)?;
+        let db = &*boxed;
+        let (config, values) = (self.config, self.values);
+        let fill = |order: &[u64]| {
+            workload::fill(
+                db,
+                config,
+                values,
+                config.num,
+                &|i| order[i as usize],
+                false,
+            )
+        };
+        let outcome = fill(order)?;
+        if self.wanted("fillrandom") {
+            self.report(engine, "fillrandom", &outcome);
+        }
+        if self.wanted("overwrite") {
+            let outcome = fill(again)?;
+            self.report(engine, "overwrite", &outcome);
+        }
+        if self.wanted("readrandom") {
+            let outcome = workload::read_random(db, config, true, 21)?;
+            self.report(engine, "readrandom", &outcome);
+        }
+        if self.wanted("readmissing") {
+            let outcome = workload::read_random(db, config, false, 23)?;
+            self.report(engine, "readmissing", &outcome);
+        }
+        if self.wanted("readseq") {
+            let outcome = workload::scan(db, config, false)?;
+            self.report(engine, "readseq", &outcome);
+        }
+        if self.wanted("readreverse") {
+            let outcome = workload::scan(db, config, true)?;
+            self.report(engine, "readreverse", &outcome);
+        }
+        if self.wanted("seekrandom") {
+            let outcome = workload::seek_random(db, config, 31)?;
+            self.report(engine, "seekrandom", &outcome);
+        }
+        if self.wanted("deleterandom") {
+            let outcome = workload::delete_random(db, config, 41)?;
+            self.report(engine, "deleterandom", &outcome);
+        }
+        if let Some(text) = db.stats_text() {
+            self.stats.insert(engine.to_string(), text);
+        }
+        boxed.close()
+    }
+
+    fn fillsync(&mut self, engine: &str) -> Res<()> {
+        let (_dir, db) = self.open(engine)?;
+        let outcome = workload::fill_sync(&*db, self.config, self.values)?;
+        self.report(engine, "fillsync", &outcome);
+        db.close()
+    }
+
+    fn fillbig(&mut self, engine: &str, distinct: u64) -> Res<()> {
+        let config = self.config;
+        let (dir, db) = self.open(engine)?;
+        let before = ProcIo::now()?;
+        let outcome = workload::fill_big(&*db, config, self.values)?;
+        let closing = Instant::now();
+        db.flush()?;
+        let own = db.own_figures();
+        db.close()?;
+        let flush_close_secs = closing.elapsed().as_secs_f64();
+        let io = ProcIo::now()?.since(before);
+        let (apparent, allocated) = engine::dir_bytes(dir.path())?;
+        self.report(engine, "fillbig", &outcome);
+
+        let entry_bytes = (KEY_BYTES + config.value_bytes) as f64;
+        let user = config.num as f64 * entry_bytes;
+        let live = distinct as f64 * entry_bytes;
+        let big = Big {
+            ops_per_sec: outcome.ops_per_sec(),
+            p99_us: outcome.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            max_us: outcome.latency.max() as f64 / 1000.0,
+            wamp_io: io.write_bytes as f64 / user,
+            wamp_net: io.write_bytes.saturating_sub(io.cancelled_write_bytes) as f64 / user,
+            wamp_own: own.bytes_written.map(|b| b as f64 / user),
+            samp: allocated as f64 / live,
+            disk_mib: allocated as f64 / (1 << 20) as f64,
+            apparent_mib: apparent as f64 / (1 << 20) as f64,
+            stall_own: own.stall_time.map(|d| d.as_secs_f64()),
+            stall_slow: outcome.time_above(Duration::from_millis(1)).as_secs_f64(),
+            flush_close_secs,
+        };
+        self.big.entry(engine.to_string()).or_default().push(big);
+        Ok(())
+    }
+
+    fn round(&mut self, round: usize, order: &[u64], again: &[u64], distinct: u64) -> Res<()> {
+        // Engine order rotates by one each round, so that none always runs
+        // first (cold page cache, fresh disk) or last.
+        let mut engines = self.engines.clone();
+        let first = round % engines.len();
+        engines.rotate_left(first);
+        if self.config.rounds > 1 {
+            println!(
+                "\nround {}/{}: {}",
+                round + 1,
+                self.config.rounds,
+                engines.join(", ")
+            );
+        }
+        self.print_header();
+        if self.wanted("fillseq") {
+            for e in &engines {
+                self.fillseq(e)?;
             }
         }
-        Ok((bytes, found))
-    })
-}
-
-fn scan(db: &Db, config: &Config, reverse: bool) -> Result<Outcome, String> {
-    // A scan is one stream; with several threads each scans its share of
-    // the key space.
-    let num = config.num;
-    let threads = config.threads;
-    parallel(threads, threads as u64, |t, _, hist| {
-        let from = key(num * t as u64 / threads as u64);
-        let to = key(num * (t as u64 + 1) / threads as u64);
-        let mut iter = db.range(from..to);
-        let (mut bytes, mut found) = (0, 0);
-        loop {
-            let started = Instant::now();
-            let item = if reverse {
-                iter.next_back()
-            } else {
-                iter.next()
-            };
-            let Some(item) = item else { break };
-            let (k, v) = item.map_err(err)?;
-            record(hist, started);
-            found += 1;
-            bytes += (k.len() + v.len()) as u64;
+        if WORKLOADS[1..9].iter().any(|w| self.wanted(w)) {
+            for e in &engines {
+                self.chain(e, order, again)?;
+            }
         }
-        Ok((bytes, found))
-    })
-}
+        if self.wanted("fillsync") {
+            for e in &engines {
+                self.fillsync(e)?;
+            }
+        }
+        if self.wanted("fillbig") {
+            for e in &engines {
+                self.fillbig(e, distinct)?;
+            }
+        }
+        Ok(())
+    }
 
-fn seek_random(db: &Db, config: &Config, seed: u64) -> Result<Outcome, String> {
-    let num = config.num;
-    parallel(config.threads, (num / 10).max(1), |t, range, hist| {
-        let mut rng = Rng::new(seed + t as u64);
-        let (mut bytes, mut found) = (0, 0);
-        for _ in range {
-            let start = key(rng.below(num));
-            let started = Instant::now();
-            let mut iter = db.range(start..);
-            for _ in 0..11 {
-                match iter.next() {
-                    Some(item) => {
-                        let (k, v) = item.map_err(err)?;
-                        bytes += (k.len() + v.len()) as u64;
-                        found += 1;
-                    }
-                    None => break,
+    fn print_stats(&self) {
+        for engine in &self.engines {
+            let Some(text) = self.stats.get(engine) else {
+                continue;
+            };
+            if self.comparing() {
+                println!("\n{engine} stats after fillrandom..deleterandom:\n{text}");
+            } else {
+                println!("\nengine stats after fillrandom..deleterandom:\n{text}");
+            }
+        }
+    }
+
+    /// Median ops/s per workload and engine, and kevo's ratio to each peer.
+    fn print_summary(&self) {
+        let peers = &self.engines[1..];
+        println!(
+            "\nsummary: median ops/s over {} round(s){}",
+            self.config.rounds,
+            if peers.is_empty() {
+                ""
+            } else {
+                "; kevo/x = kevo's ops/s over x's (> 1: kevo faster)"
+            }
+        );
+        print!("{:<13}", "workload");
+        for e in &self.engines {
+            print!(" {e:>11}");
+        }
+        for p in peers {
+            print!(" {:>13}", format!("kevo/{p}"));
+        }
+        println!();
+        let all = WORKLOADS.iter().chain(EXTRA_WORKLOADS.iter());
+        for &w in all {
+            let get = |e: &String| self.ops.get(&(e.clone(), w)).map(|v| median(v));
+            let Some(kevo) = get(&self.engines[0]) else {
+                continue;
+            };
+            print!("{w:<13}");
+            for e in &self.engines {
+                match get(e) {
+                    Some(v) => print!(" {v:>11.0}"),
+                    None => print!(" {:>11}", "-"),
                 }
             }
-            record(hist, started);
+            for p in peers {
+                match get(p) {
+                    Some(v) if v > 0.0 => print!(" {:>12.2}x", kevo / v),
+                    _ => print!(" {:>13}", "-"),
+                }
+            }
+            println!();
         }
-        Ok((bytes, found))
-    })
-}
+    }
 
-fn delete_random(db: &Db, config: &Config, seed: u64) -> Result<Outcome, String> {
-    let num = config.num;
-    parallel(config.threads, num, |t, range, hist| {
-        let mut rng = Rng::new(seed + t as u64);
-        for _ in range {
-            let k = key(rng.below(num));
-            let started = Instant::now();
-            db.delete(k).map_err(err)?;
-            record(hist, started);
+    fn print_big(&self, distinct: u64) {
+        let config = self.config;
+        let entry = (KEY_BYTES + config.value_bytes) as u64;
+        println!(
+            "\nfillbig: {} puts of uniformly random keys in 0..{} ({} distinct), {:.1} MiB \
+             written by the user, {:.1} MiB live; median of {} round(s)",
+            config.num,
+            config.num,
+            distinct,
+            (config.num * entry) as f64 / (1 << 20) as f64,
+            (distinct * entry) as f64 / (1 << 20) as f64,
+            config.rounds
+        );
+        println!(
+            "  wamp io  = /proc/self/io write_bytes during the puts, flush and close / user bytes \
+             (net: less cancelled write-back)"
+        );
+        println!(
+            "  wamp own = the engine's own count (kevo: WAL + table bytes from Stats) / user bytes"
+        );
+        println!(
+            "  samp     = allocated bytes of the directory after flush and close / live bytes \
+             (distinct keys x {entry} B); disk = du, files = ls"
+        );
+        println!(
+            "  stall    = own: the engine's Stats::stall_time (kevo); >1ms: the sum of put \
+             latencies above 1 ms (every engine)"
+        );
+        println!(
+            "{:<8} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "engine",
+            "ops/s",
+            "p99 µs",
+            "max ms",
+            "wamp io",
+            "net",
+            "own",
+            "samp",
+            "disk MiB",
+            "files MiB",
+            "stall own",
+            "stall>1ms",
+            "close s"
+        );
+        for engine in &self.engines {
+            let Some(all) = self.big.get(engine) else {
+                continue;
+            };
+            let b = Big::median(all);
+            let opt = |v: Option<f64>, prec: usize| {
+                v.map_or_else(|| "-".to_string(), |v| format!("{v:.prec$}"))
+            };
+            println!(
+                "{:<8} {:>10.0} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8} {:>6.2} {:>9.1} {:>9.1} {:>9} {:>9.3} {:>8.2}",
+                engine,
+                b.ops_per_sec,
+                b.p99_us,
+                b.max_us / 1000.0,
+                b.wamp_io,
+                b.wamp_net,
+                opt(b.wamp_own, 2),
+                b.samp,
+                b.disk_mib,
+                b.apparent_mib,
+                opt(b.stall_own, 3),
+                b.stall_slow,
+                b.flush_close_secs
+            );
         }
-        Ok((0, 0))
-    })
+    }
 }
 
-fn print_header() {
-    println!(
-        "{:<13} {:>9} {:>11} {:>8} {:>9} {:>9} {:>10} {:>8}",
-        "workload", "ops", "ops/s", "MB/s", "p50 µs", "p99 µs", "max µs", "found"
-    );
-}
-
-fn print_row(name: &str, outcome: &Outcome) {
-    let secs = outcome.elapsed.as_secs_f64().max(1e-9);
-    let us = |q: f64| outcome.latency.value_at_quantile(q) as f64 / 1000.0;
-    println!(
-        "{:<13} {:>9} {:>11.0} {:>8.1} {:>9.2} {:>9.2} {:>10.1} {:>8}",
-        name,
-        outcome.ops,
-        outcome.ops as f64 / secs,
-        outcome.bytes as f64 / secs / 1e6,
-        us(0.5),
-        us(0.99),
-        outcome.latency.max() as f64 / 1000.0,
-        outcome.found
-    );
-}
-
-fn run(config: &Config) -> Result<(), String> {
-    let wanted = |name: &str| {
-        config
-            .only
-            .as_ref()
-            .is_none_or(|o| o.iter().any(|n| n == name))
-    };
+fn run(config: &Config) -> Res<()> {
+    let mut engines = vec!["kevo".to_string()];
+    engines.extend(config.compare.iter().cloned());
     let values = Values::new(config.value_bytes);
+    let mut bench = Bench {
+        config,
+        engines,
+        values: &values,
+        ops: HashMap::new(),
+        big: HashMap::new(),
+        stats: HashMap::new(),
+    };
     let tmp = std::env::temp_dir();
     println!(
         "kevo db_bench: {} keys of {KEY_BYTES} B, values of {} B (~50% compressible), {} thread(s)",
         config.num, config.value_bytes, config.threads
     );
-    println!("options: {:?}", options(config));
+    if bench.comparing() {
+        println!(
+            "engines: {}; {} round(s); cache {} MiB each; no fsync per write except in fillsync",
+            bench.engines.join(", "),
+            config.rounds,
+            config.cache_mib
+        );
+        for e in &bench.engines {
+            println!("options {e}: {}", engine::describe(e, config));
+        }
+        println!(
+            "order: phase by phase (fillseq | fillrandom..deleterandom | fillsync | fillbig), \
+             each engine in turn on its own fresh database, closed before the next engine \
+             opens; engine order rotates each round"
+        );
+    } else {
+        println!("options: {}", engine::describe("kevo", config));
+    }
     println!(
-        "temp dir: {}; one database for fillrandom..deleterandom, fresh ones for fillseq and fillsync",
+        "temp dir: {}; one database for fillrandom..deleterandom, fresh ones for fillseq, fillsync and fillbig",
         tmp.display()
     );
     if cfg!(debug_assertions) {
         println!("note: debug build; `cargo xtask bench` builds with optimisations");
     }
-    print_header();
     let num = config.num;
-
-    if wanted("fillseq") {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let db = open(dir.path(), config)?;
-        let outcome = fill(&db, config, &values, num, &|i| i, false)?;
-        print_row("fillseq", &outcome);
-        db.close().map_err(err)?;
+    let needs_chain = WORKLOADS[1..9].iter().any(|w| bench.wanted(w));
+    let order = if needs_chain {
+        workload::permutation(num, 7)
+    } else {
+        Vec::new()
+    };
+    let again = if bench.wanted("overwrite") {
+        workload::permutation(num, 11)
+    } else {
+        Vec::new()
+    };
+    let distinct = if bench.wanted("fillbig") {
+        workload::fill_big_distinct(config)
+    } else {
+        0
+    };
+    for round in 0..config.rounds {
+        bench.round(round, &order, &again, distinct)?;
     }
-
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let db = open(dir.path(), config)?;
-    let order = permutation(num, 7);
-    let needs_data = WORKLOADS[1..9].iter().any(|w| wanted(w));
-    if needs_data {
-        let outcome = fill(&db, config, &values, num, &|i| order[i as usize], false)?;
-        if wanted("fillrandom") {
-            print_row("fillrandom", &outcome);
-        }
+    bench.print_stats();
+    if bench.comparing() || config.rounds > 1 {
+        bench.print_summary();
     }
-    if wanted("overwrite") {
-        let again = permutation(num, 11);
-        let outcome = fill(&db, config, &values, num, &|i| again[i as usize], false)?;
-        print_row("overwrite", &outcome);
+    if bench.wanted("fillbig") {
+        bench.print_big(distinct);
     }
-    if wanted("readrandom") {
-        print_row("readrandom", &read_random(&db, config, true, 21)?);
-    }
-    if wanted("readmissing") {
-        print_row("readmissing", &read_random(&db, config, false, 23)?);
-    }
-    if wanted("readseq") {
-        print_row("readseq", &scan(&db, config, false)?);
-    }
-    if wanted("readreverse") {
-        print_row("readreverse", &scan(&db, config, true)?);
-    }
-    if wanted("seekrandom") {
-        print_row("seekrandom", &seek_random(&db, config, 31)?);
-    }
-    if wanted("deleterandom") {
-        print_row("deleterandom", &delete_random(&db, config, 41)?);
-    }
-    let stats = db.stats();
-    db.close().map_err(err)?;
-    drop(dir);
-
-    if wanted("fillsync") {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let db = open(dir.path(), config)?;
-        let ops = (num / 100).max(100);
-        let seq = AtomicU64::new(0);
-        let outcome = fill(
-            &db,
-            config,
-            &values,
-            ops,
-            &|_| seq.fetch_add(1, Ordering::Relaxed),
-            true,
-        )?;
-        print_row("fillsync", &outcome);
-        db.close().map_err(err)?;
-    }
-    println!("\nengine stats after fillrandom..deleterandom:\n{stats}");
     Ok(())
 }
 

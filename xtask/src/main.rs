@@ -4,7 +4,9 @@
 //! cargo xtask ci                      the test gate: fmt, clippy, tests, docs, smoke runs
 //!                                     (bench, and each fuzz target for 10 s if cargo-fuzz is here)
 //! cargo xtask bench [ARGS]            the db_bench-style workloads on the engine (benches/,
-//!                                     `--num N --threads T --only a,b`; see benches/src/main.rs)
+//!                                     `--num N --threads T --only a,b --rounds R`; see
+//!                                     benches/README.md); `--compare fjall,sled,redb[,rocksdb]`
+//!                                     also runs them on those peers (builds their features)
 //! cargo xtask bench-wal [--seconds S] the write-ahead log's own throughput table
 //! cargo xtask crash [--cases N]       the long crash-recovery property runs (WAL and engine)
 //! cargo xtask fuzz <target> <secs>    one cargo-fuzz target for a while (nightly)
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [ARGS] | bench-wal [--seconds S] | crash [--cases N] | fuzz <target> <seconds>>"
+                "usage: cargo xtask <ci | bench [--compare fjall,sled,redb,rocksdb] [ARGS] | bench-wal [--seconds S] | crash [--cases N] | fuzz <target> <seconds>>"
             );
             return ExitCode::from(2);
         }
@@ -153,10 +155,60 @@ fn crash(args: &[String]) -> Result<(), String> {
     )
 }
 
+/// Peer engines of `cargo xtask bench --compare`, each a kevo-bench feature.
+const BENCH_PEERS: [&str; 4] = ["fjall", "sled", "redb", "rocksdb"];
+
 /// `cargo xtask bench ARGS`: the engine workloads, built with optimisations.
+/// `--compare a,b` also turns on kevo-bench's features `a` and `b`, so that
+/// the peers are built (and only then).
 fn bench(args: &[String]) -> Result<(), String> {
-    let mut cargo_args = vec!["run", "--release", "--quiet", "-p", "kevo-bench", "--"];
-    cargo_args.extend(args.iter().map(String::as_str));
+    let mut features: Vec<&str> = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let list = match arg.strip_prefix("--compare") {
+            Some("") => iter.next().map(String::as_str).unwrap_or(""),
+            Some(rest) => rest.strip_prefix('=').unwrap_or(""),
+            None => continue,
+        };
+        if list.is_empty() {
+            return Err(format!(
+                "--compare needs a list of engines: {}",
+                BENCH_PEERS.join(",")
+            ));
+        }
+        for name in list.split(',').filter(|n| !n.is_empty() && *n != "kevo") {
+            if !BENCH_PEERS.contains(&name) {
+                return Err(format!(
+                    "unknown engine `{name}` in --compare; known: {}",
+                    BENCH_PEERS.join(",")
+                ));
+            }
+            if !features.contains(&name) {
+                features.push(name);
+            }
+        }
+    }
+    if features.contains(&"rocksdb") {
+        println!(
+            "note: --compare rocksdb builds RocksDB from C++ source (about 18 minutes on two \
+             cores the first time; needs clang and libclang-dev)"
+        );
+    }
+    let features = features.join(",");
+    let mut cargo_args = vec!["run", "--release", "--quiet", "-p", "kevo-bench"];
+    if !features.is_empty() {
+        cargo_args.extend(["--features", &features]);
+    }
+    cargo_args.push("--");
+    // kevo-bench reads `--compare a,b`; hand it the spaced form.
+    let mut rest: Vec<String> = Vec::new();
+    for arg in args {
+        match arg.strip_prefix("--compare=") {
+            Some(list) => rest.extend(["--compare".to_string(), list.to_string()]),
+            None => rest.push(arg.clone()),
+        }
+    }
+    cargo_args.extend(rest.iter().map(String::as_str));
     step("bench", &cargo(), &cargo_args, &[])
 }
 

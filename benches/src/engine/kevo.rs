@@ -1,0 +1,96 @@
+//! kevo itself ([`kevo_engine::Db`]).
+
+use std::path::Path;
+
+use kevo_engine::{Db, Options, WriteBatch, WriteOptions};
+
+use super::{Engine, OwnFigures, Res, Scan, bounds};
+
+fn err(e: kevo_engine::Error) -> String {
+    format!("kevo: {e}")
+}
+
+fn options(cache_bytes: usize) -> Options {
+    Options::default().block_cache_bytes(cache_bytes)
+}
+
+pub(super) fn describe(cache_bytes: usize) -> String {
+    let options = options(cache_bytes);
+    format!(
+        "defaults but the block cache: {:?}; memtable {} MiB, block cache {} MiB, \
+         {:?}, WAL synced as {:?} (not per write); fillsync: WriteOptions {{ sync: true }} \
+         (a WAL sync per write); each put is a one-entry WriteBatch",
+        options,
+        options.get_memtable_bytes() >> 20,
+        options.get_block_cache_bytes() >> 20,
+        options.get_compression(),
+        options.get_sync_mode(),
+    )
+}
+
+pub(super) struct Kevo {
+    db: Db,
+    synced: WriteOptions,
+    unsynced: WriteOptions,
+}
+
+impl Kevo {
+    pub(super) fn open(dir: &Path, cache_bytes: usize) -> Res<Self> {
+        Ok(Kevo {
+            db: Db::open_with(dir, options(cache_bytes)).map_err(err)?,
+            synced: WriteOptions { sync: true },
+            unsynced: WriteOptions { sync: false },
+        })
+    }
+}
+
+impl Engine for Kevo {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Res<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(key, value);
+        let options = if sync { &self.synced } else { &self.unsynced };
+        self.db.write_with(batch, options).map_err(err)
+    }
+
+    fn get(&self, key: &[u8]) -> Res<Option<usize>> {
+        Ok(self.db.get(key).map_err(err)?.map(|v| v.len()))
+    }
+
+    fn delete(&self, key: &[u8]) -> Res<()> {
+        self.db.delete(key).map_err(err)
+    }
+
+    fn scan<'a>(&'a self, from: &[u8], to: Option<&[u8]>, reverse: bool) -> Res<Scan<'a>> {
+        let iter = self.db.range::<&[u8], _>(bounds(from, to));
+        let bytes = |item: kevo_engine::Result<(bytes::Bytes, bytes::Bytes)>| {
+            item.map(|(k, v)| k.len() + v.len()).map_err(err)
+        };
+        Ok(if reverse {
+            Box::new(iter.rev().map(bytes))
+        } else {
+            Box::new(iter.map(bytes))
+        })
+    }
+
+    fn flush(&self) -> Res<()> {
+        self.db.flush().map_err(err)
+    }
+
+    fn close(self: Box<Self>) -> Res<()> {
+        self.db.close().map_err(err)
+    }
+
+    fn stats_text(&self) -> Option<String> {
+        Some(self.db.stats().to_string())
+    }
+
+    fn own_figures(&self) -> OwnFigures {
+        let stats = self.db.stats();
+        OwnFigures {
+            // No compaction yet: the WAL and the flushed tables are all it writes
+            // (the manifest is a few KiB).
+            bytes_written: Some(stats.wal_bytes_written + stats.flush_bytes_written),
+            stall_time: Some(stats.stall_time),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The [`Engine`] trait the workloads run against, and one implementation
+//! per engine: kevo always, each peer behind its own cargo feature.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::Config;
+
+mod kevo;
+
+#[cfg(feature = "fjall")]
+mod fjall;
+#[cfg(feature = "redb")]
+mod redb;
+#[cfg(feature = "rocksdb")]
+mod rocksdb;
+#[cfg(feature = "sled")]
+mod sled;
+
+/// Every error is reported as text: the harness only prints it.
+pub(crate) type Res<T> = Result<T, String>;
+
+/// A forward or reverse scan; each item is the bytes of one entry (key and
+/// value).
+pub(crate) type Scan<'a> = Box<dyn Iterator<Item = Res<usize>> + 'a>;
+
+/// `[from, to)`, or `[from, ..)` when `to` is `None`.
+pub(crate) fn bounds<'k>(
+    from: &'k [u8],
+    to: Option<&'k [u8]>,
+) -> (Bound<&'k [u8]>, Bound<&'k [u8]>) {
+    (
+        Bound::Included(from),
+        to.map_or(Bound::Unbounded, Bound::Excluded),
+    )
+}
+
+/// What a workload needs from a key-value engine. Implementations are
+/// shared by all the threads of a workload.
+pub(crate) trait Engine: Send + Sync {
+    /// One put. `sync`: durable on disk when it returns (fillsync);
+    /// otherwise the engine's ordinary, non-syncing write path.
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Res<()>;
+
+    /// One point read: the value's length if the key is present.
+    fn get(&self, key: &[u8]) -> Res<Option<usize>>;
+
+    /// One delete (not synced).
+    fn delete(&self, key: &[u8]) -> Res<()>;
+
+    /// An iterator over `[from, to)` (`to: None`: to the end), forward or
+    /// in reverse. Creating it is not timed; each step is.
+    fn scan<'a>(&'a self, from: &[u8], to: Option<&[u8]>, reverse: bool) -> Res<Scan<'a>>;
+
+    /// A seek to `from` and up to `n` steps forward: (entries, bytes).
+    fn seek_next(&self, from: &[u8], n: usize) -> Res<(u64, u64)> {
+        let (mut found, mut bytes) = (0, 0);
+        for item in self.scan(from, None, false)?.take(n) {
+            bytes += item? as u64;
+            found += 1;
+        }
+        Ok((found, bytes))
+    }
+
+    /// Writes every buffered write to the engine's files and syncs them
+    /// (LSMs: the memtable to a table), so that the directory's size is
+    /// what the data takes.
+    fn flush(&self) -> Res<()>;
+
+    /// Closes the database, waiting for its background threads.
+    fn close(self: Box<Self>) -> Res<()>;
+
+    /// The engine's own statistics, for humans, where it keeps some.
+    fn stats_text(&self) -> Option<String> {
+        None
+    }
+
+    /// The engine's own accounting, where it keeps one.
+    fn own_figures(&self) -> OwnFigures {
+        OwnFigures::default()
+    }
+}
+
+/// Figures an engine reports about itself (kevo's `Stats`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OwnFigures {
+    /// Bytes the engine says it wrote (WAL, tables, ...).
+    pub(crate) bytes_written: Option<u64>,
+    /// Time writers were delayed or waited for room.
+    pub(crate) stall_time: Option<Duration>,
+}
+
+/// The engines this build knows, kevo first.
+pub(crate) const ALL: [&str; 5] = ["kevo", "fjall", "sled", "redb", "rocksdb"];
+
+/// The engines in this build: kevo and the peers whose features are on.
+const BUILT: &[&str] = &[
+    "kevo",
+    #[cfg(feature = "fjall")]
+    "fjall",
+    #[cfg(feature = "sled")]
+    "sled",
+    #[cfg(feature = "redb")]
+    "redb",
+    #[cfg(feature = "rocksdb")]
+    "rocksdb",
+];
+
+/// Whether this build includes engine `name` (a peer needs its feature).
+pub(crate) fn built(name: &str) -> bool {
+    BUILT.contains(&name)
+}
+
+/// Opens engine `name` in the empty directory `dir` with the settings in
+/// `config` (cache size), the same for every engine.
+pub(crate) fn open(name: &str, dir: &Path, config: &Config) -> Res<Box<dyn Engine>> {
+    let cache_bytes = config.cache_mib << 20;
+    let engine: Box<dyn Engine> = match name {
+        "kevo" => Box::new(kevo::Kevo::open(dir, cache_bytes)?),
+        #[cfg(feature = "fjall")]
+        "fjall" => Box::new(fjall::Fjall::open(dir, cache_bytes)?),
+        #[cfg(feature = "sled")]
+        "sled" => Box::new(sled::Sled::open(dir, cache_bytes)?),
+        #[cfg(feature = "redb")]
+        "redb" => Box::new(redb::Redb::open(dir, cache_bytes)?),
+        #[cfg(feature = "rocksdb")]
+        "rocksdb" => Box::new(rocksdb::Rocks::open(dir, cache_bytes)?),
+        other => return Err(not_built(other)),
+    };
+    Ok(engine)
+}
+
+/// How engine `name` is configured, for the output.
+pub(crate) fn describe(name: &str, config: &Config) -> String {
+    let cache_bytes = config.cache_mib << 20;
+    match name {
+        "kevo" => kevo::describe(cache_bytes),
+        #[cfg(feature = "fjall")]
+        "fjall" => fjall::describe(cache_bytes),
+        #[cfg(feature = "sled")]
+        "sled" => sled::describe(cache_bytes),
+        #[cfg(feature = "redb")]
+        "redb" => redb::describe(cache_bytes),
+        #[cfg(feature = "rocksdb")]
+        "rocksdb" => rocksdb::describe(cache_bytes),
+        other => not_built(other),
+    }
+}
+
+pub(crate) fn not_built(name: &str) -> String {
+    if ALL.contains(&name) {
+        format!(
+            "engine `{name}` is not in this build: run `cargo xtask bench --compare {name}` \
+             (or build kevo-bench with `--features {name}`)"
+        )
+    } else {
+        format!("unknown engine `{name}`; known: {}", ALL.join(","))
+    }
+}
+
+/// Bytes on disk under `path`: (apparent file sizes, allocated blocks as
+/// `du` counts them).
+pub(crate) fn dir_bytes(path: &Path) -> Res<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (mut apparent, mut allocated) = (0, 0);
+    let entries =
+        std::fs::read_dir(path).map_err(|e| format!("listing {}: {e}", path.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("listing {}: {e}", path.display()))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| format!("stat {}: {e}", entry.path().display()))?;
+        if meta.is_dir() {
+            let (a, b) = dir_bytes(&entry.path())?;
+            apparent += a;
+            allocated += b;
+        } else {
+            apparent += meta.len();
+            allocated += meta.blocks() * 512;
+        }
+    }
+    Ok((apparent, allocated))
+}

@@ -1,0 +1,158 @@
+//! redb 3 (feature `redb`): a copy-on-write B-tree in Rust, one table.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, Durability, ReadableDatabase as _, ReadableTableMetadata as _, TableDefinition,
+};
+
+use super::{Engine, Res, Scan, bounds};
+
+const TABLE: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("bench");
+
+fn err(e: impl std::fmt::Display) -> String {
+    format!("redb: {e}")
+}
+
+pub(super) fn describe(cache_bytes: usize) -> String {
+    format!(
+        "redb 3.1: defaults but the cache: one table, cache {} MiB, no compression (it has \
+         none); each put or delete is its own write transaction with Durability::None (no \
+         fsync), except that one at least {} ms after the last durable commit is Immediate \
+         (as kevo syncs its WAL every 100 ms; without it, redb cannot reuse the pages freed \
+         since the last durable commit and slows down without end); fillsync: \
+         Durability::Immediate (fsync per commit); each get, scan and seek opens its own read transaction; flush \
+         before measuring disk: an empty Immediate commit",
+        cache_bytes >> 20,
+        DURABLE_EVERY.as_millis()
+    )
+}
+
+/// The longest a run of `Durability::None` commits lasts.
+const DURABLE_EVERY: Duration = Duration::from_millis(100);
+
+pub(super) struct Redb {
+    db: Database,
+    /// When the last `Durability::Immediate` commit began.
+    last_durable: Mutex<Instant>,
+}
+
+impl Redb {
+    pub(super) fn open(dir: &Path, cache_bytes: usize) -> Res<Self> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(dir.join("bench.redb"))
+            .map_err(err)?;
+        let redb = Redb {
+            db,
+            last_durable: Mutex::new(Instant::now()),
+        };
+        // Create the table, so that reads of an empty database find it.
+        redb.commit(true, |_| Ok(()))?;
+        Ok(redb)
+    }
+
+    /// One write transaction: `Immediate` if `sync` or if the last durable
+    /// commit is `DURABLE_EVERY` old, else `None`.
+    fn commit(
+        &self,
+        sync: bool,
+        work: impl FnOnce(&mut redb::Table<'_, &'static [u8], &'static [u8]>) -> Res<()>,
+    ) -> Res<()> {
+        let mut txn = self.db.begin_write().map_err(err)?;
+        // Write transactions are serialised: holding `txn`, this thread is
+        // the only one here.
+        let sync = {
+            let mut last = self
+                .last_durable
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = sync || last.elapsed() >= DURABLE_EVERY;
+            if due {
+                *last = Instant::now();
+            }
+            due
+        };
+        txn.set_durability(if sync {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(err)?;
+        {
+            let mut table = txn.open_table(TABLE).map_err(err)?;
+            work(&mut table)?;
+        }
+        txn.commit().map_err(err)
+    }
+
+    fn table(&self) -> Res<redb::ReadOnlyTable<&'static [u8], &'static [u8]>> {
+        let txn = self.db.begin_read().map_err(err)?;
+        txn.open_table(TABLE).map_err(err)
+    }
+}
+
+impl Engine for Redb {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Res<()> {
+        self.commit(sync, |table| {
+            table.insert(key, value).map(|_| ()).map_err(err)
+        })
+    }
+
+    fn get(&self, key: &[u8]) -> Res<Option<usize>> {
+        let table = self.table()?;
+        let value = table.get(key).map_err(err)?;
+        Ok(value.map(|v| v.value().len()))
+    }
+
+    fn delete(&self, key: &[u8]) -> Res<()> {
+        self.commit(false, |table| table.remove(key).map(|_| ()).map_err(err))
+    }
+
+    fn scan<'a>(&'a self, from: &[u8], to: Option<&[u8]>, reverse: bool) -> Res<Scan<'a>> {
+        let table = self.table()?;
+        // The range holds the read transaction open until it is dropped.
+        let iter = table.range::<&[u8]>(bounds(from, to)).map_err(err)?;
+        type Item = redb::Result<(
+            redb::AccessGuard<'static, &'static [u8]>,
+            redb::AccessGuard<'static, &'static [u8]>,
+        )>;
+        let bytes = |item: Item| {
+            item.map(|(k, v)| k.value().len() + v.value().len())
+                .map_err(err)
+        };
+        Ok(if reverse {
+            Box::new(iter.rev().map(bytes))
+        } else {
+            Box::new(iter.map(bytes))
+        })
+    }
+
+    fn flush(&self) -> Res<()> {
+        self.commit(true, |_| Ok(()))
+    }
+
+    fn close(self: Box<Self>) -> Res<()> {
+        self.flush()?;
+        drop(self);
+        Ok(())
+    }
+
+    fn stats_text(&self) -> Option<String> {
+        let stats = self.table().and_then(|t| t.stats().map_err(err));
+        Some(match stats {
+            Ok(s) => format!(
+                "tree height {}, {} leaf and {} branch pages, {:.1} MiB of leaf data, \
+                 {:.1} MiB fragmented",
+                s.tree_height(),
+                s.leaf_pages(),
+                s.branch_pages(),
+                s.stored_bytes() as f64 / (1 << 20) as f64,
+                s.fragmented_bytes() as f64 / (1 << 20) as f64
+            ),
+            Err(e) => e,
+        })
+    }
+}

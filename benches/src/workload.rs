@@ -1,0 +1,378 @@
+//! Keys, values, the thread split and the workloads themselves, written
+//! once against [`Engine`] so that every engine runs exactly the same
+//! operations in the same order.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::Config;
+use crate::engine::{Engine, Res};
+
+pub(crate) const KEY_BYTES: usize = 16;
+
+/// xorshift64*: a small, fast, seeded generator (no dependency needed).
+#[derive(Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        ((self.next() as u128 * n as u128) >> 64) as u64
+    }
+}
+
+fn digits(n: u64) -> [u8; KEY_BYTES] {
+    let mut out = [0u8; KEY_BYTES];
+    let text = format!("{n:016}");
+    out.copy_from_slice(&text.as_bytes()[text.len() - KEY_BYTES..]);
+    out
+}
+
+/// The `i`th present key: `2 i` in 16 decimal digits.
+pub(crate) fn key(i: u64) -> [u8; KEY_BYTES] {
+    digits(i * 2)
+}
+
+/// A key between `key(i)` and `key(i + 1)`, never written.
+pub(crate) fn missing_key(i: u64) -> [u8; KEY_BYTES] {
+    digits(i * 2 + 1)
+}
+
+/// Values cut from a buffer that is half random, half repeated bytes.
+pub(crate) struct Values {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Values {
+    pub(crate) fn new(len: usize) -> Self {
+        let mut rng = Rng::new(301);
+        let mut buf = Vec::with_capacity(1 << 20);
+        while buf.len() < (1 << 20) {
+            let piece = len.div_ceil(2).max(1);
+            buf.extend((0..piece).map(|_| b' ' + (rng.next() % 95) as u8));
+            buf.extend(std::iter::repeat_n(b'x', piece));
+        }
+        Values { buf, len }
+    }
+
+    pub(crate) fn get(&self, i: u64) -> &[u8] {
+        let start = (i as usize * 97) % (self.buf.len() - self.len);
+        &self.buf[start..start + self.len]
+    }
+}
+
+/// A fixed random permutation of `0..n`.
+pub(crate) fn permutation(n: u64, seed: u64) -> Vec<u64> {
+    let mut order: Vec<u64> = (0..n).collect();
+    let mut rng = Rng::new(seed);
+    for i in (1..order.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+pub(crate) fn histogram() -> Histogram<u64> {
+    // Explicit bounds: 1 ns to 60 s at 3 significant digits (FIELD-NOTES:
+    // `Histogram::new(3)` with saturating_record caps values near 2 µs).
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap_or_else(|e| {
+        eprintln!("histogram: {e}");
+        std::process::exit(2)
+    })
+}
+
+pub(crate) struct Outcome {
+    pub(crate) ops: u64,
+    pub(crate) bytes: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) latency: Histogram<u64>,
+    pub(crate) found: u64,
+}
+
+impl Outcome {
+    pub(crate) fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The total time of the operations slower than `threshold` (from the
+    /// histogram, so within its 0.1% precision).
+    pub(crate) fn time_above(&self, threshold: Duration) -> Duration {
+        let threshold = threshold.as_nanos() as u64;
+        let nanos: u64 = self
+            .latency
+            .iter_recorded()
+            .filter(|v| v.value_iterated_to() > threshold)
+            .map(|v| v.value_iterated_to() * v.count_at_value())
+            .sum();
+        Duration::from_nanos(nanos)
+    }
+}
+
+/// Runs `per_thread(thread, range_of_ops, histogram)` on `threads` threads,
+/// splitting `0..ops`; each returns (bytes, found).
+fn parallel<F>(threads: usize, ops: u64, per_thread: F) -> Res<Outcome>
+where
+    F: Fn(usize, std::ops::Range<u64>, &mut Histogram<u64>) -> Res<(u64, u64)> + Sync,
+{
+    let started = Instant::now();
+    type ThreadResult = Res<(u64, u64, Histogram<u64>)>;
+    let results: Vec<ThreadResult> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let per_thread = &per_thread;
+                scope.spawn(move || {
+                    let (from, to) = share(ops, threads, t);
+                    let mut hist = histogram();
+                    let (bytes, found) = per_thread(t, from..to, &mut hist)?;
+                    Ok((bytes, found, hist))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a thread panicked".to_string()))
+            })
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut latency = histogram();
+    let (mut bytes, mut found) = (0, 0);
+    for result in results {
+        let (b, f, hist) = result?;
+        bytes += b;
+        found += f;
+        latency.add(&hist).map_err(|e| e.to_string())?;
+    }
+    Ok(Outcome {
+        ops: latency.len(),
+        bytes,
+        elapsed,
+        latency,
+        found,
+    })
+}
+
+/// Thread `t`'s share `[from, to)` of `0..ops`.
+fn share(ops: u64, threads: usize, t: usize) -> (u64, u64) {
+    (
+        ops * t as u64 / threads as u64,
+        ops * (t as u64 + 1) / threads as u64,
+    )
+}
+
+fn record(hist: &mut Histogram<u64>, started: Instant) {
+    hist.saturating_record(started.elapsed().as_nanos().max(1) as u64);
+}
+
+/// Puts keys `order(i)` for `i` in `0..ops`.
+pub(crate) fn fill(
+    db: &dyn Engine,
+    config: &Config,
+    values: &Values,
+    ops: u64,
+    order: &(dyn Fn(u64) -> u64 + Sync),
+    sync: bool,
+) -> Res<Outcome> {
+    parallel(config.threads, ops, |_, range, hist| {
+        let mut bytes = 0;
+        for i in range {
+            let k = order(i);
+            let value = values.get(k);
+            let key = key(k);
+            let started = Instant::now();
+            db.put(&key, value, sync)?;
+            record(hist, started);
+            bytes += (KEY_BYTES + value.len()) as u64;
+        }
+        Ok((bytes, 0))
+    })
+}
+
+/// `N / 100` synced puts in key order (fresh database).
+pub(crate) fn fill_sync(db: &dyn Engine, config: &Config, values: &Values) -> Res<Outcome> {
+    let ops = (config.num / 100).max(100);
+    let seq = AtomicU64::new(0);
+    fill(
+        db,
+        config,
+        values,
+        ops,
+        &|_| seq.fetch_add(1, Ordering::Relaxed),
+        true,
+    )
+}
+
+pub(crate) fn read_random(
+    db: &dyn Engine,
+    config: &Config,
+    present: bool,
+    seed: u64,
+) -> Res<Outcome> {
+    let num = config.num;
+    parallel(config.threads, num, |t, range, hist| {
+        let mut rng = Rng::new(seed + t as u64);
+        let (mut bytes, mut found) = (0, 0);
+        for _ in range {
+            let i = rng.below(num);
+            let k = if present { key(i) } else { missing_key(i) };
+            let started = Instant::now();
+            let value = db.get(&k)?;
+            record(hist, started);
+            if let Some(len) = value {
+                found += 1;
+                bytes += (KEY_BYTES + len) as u64;
+            }
+        }
+        Ok((bytes, found))
+    })
+}
+
+pub(crate) fn scan(db: &dyn Engine, config: &Config, reverse: bool) -> Res<Outcome> {
+    // A scan is one stream; with several threads each scans its share of
+    // the key space.
+    let num = config.num;
+    let threads = config.threads;
+    parallel(threads, threads as u64, |t, _, hist| {
+        let (from, to) = share(num, threads, t);
+        let (from, to) = (key(from), key(to));
+        let mut iter = db.scan(&from, Some(&to), reverse)?;
+        let (mut bytes, mut found) = (0, 0);
+        loop {
+            let started = Instant::now();
+            let Some(item) = iter.next() else { break };
+            let len = item?;
+            record(hist, started);
+            found += 1;
+            bytes += len as u64;
+        }
+        Ok((bytes, found))
+    })
+}
+
+pub(crate) fn seek_random(db: &dyn Engine, config: &Config, seed: u64) -> Res<Outcome> {
+    let num = config.num;
+    parallel(config.threads, (num / 10).max(1), |t, range, hist| {
+        let mut rng = Rng::new(seed + t as u64);
+        let (mut bytes, mut found) = (0, 0);
+        for _ in range {
+            let start = key(rng.below(num));
+            let started = Instant::now();
+            // The seek's own entry and 10 nexts.
+            let (f, b) = db.seek_next(&start, 11)?;
+            record(hist, started);
+            found += f;
+            bytes += b;
+        }
+        Ok((bytes, found))
+    })
+}
+
+pub(crate) fn delete_random(db: &dyn Engine, config: &Config, seed: u64) -> Res<Outcome> {
+    let num = config.num;
+    parallel(config.threads, num, |t, range, hist| {
+        let mut rng = Rng::new(seed + t as u64);
+        for _ in range {
+            let k = key(rng.below(num));
+            let started = Instant::now();
+            db.delete(&k)?;
+            record(hist, started);
+        }
+        Ok((0, 0))
+    })
+}
+
+/// fillbig's key stream: thread `t` puts `rng(SEED + t).below(N)` for each
+/// op of its share, so about 63% of the keys are distinct and the rest
+/// overwrite.
+const BIG_SEED: u64 = 51;
+
+/// `N` puts of uniformly random keys in `0..N` (not synced).
+pub(crate) fn fill_big(db: &dyn Engine, config: &Config, values: &Values) -> Res<Outcome> {
+    let num = config.num;
+    parallel(config.threads, num, |t, range, hist| {
+        let mut rng = Rng::new(BIG_SEED + t as u64);
+        let mut bytes = 0;
+        for _ in range {
+            let k = rng.below(num);
+            let value = values.get(k);
+            let key = key(k);
+            let started = Instant::now();
+            db.put(&key, value, false)?;
+            record(hist, started);
+            bytes += (KEY_BYTES + value.len()) as u64;
+        }
+        Ok((bytes, 0))
+    })
+}
+
+/// The distinct keys fillbig writes (replays its generators).
+pub(crate) fn fill_big_distinct(config: &Config) -> u64 {
+    let num = config.num;
+    let mut seen = vec![0u64; num.div_ceil(64) as usize];
+    let mut distinct = 0;
+    for t in 0..config.threads {
+        let (from, to) = share(num, config.threads, t);
+        let mut rng = Rng::new(BIG_SEED + t as u64);
+        for _ in from..to {
+            let k = rng.below(num);
+            let (word, bit) = ((k / 64) as usize, 1u64 << (k % 64));
+            if seen[word] & bit == 0 {
+                seen[word] |= bit;
+                distinct += 1;
+            }
+        }
+    }
+    distinct
+}
+
+/// This process's I/O counters from `/proc/self/io`: bytes it caused to be
+/// written to storage (counted when a page is dirtied, whichever thread
+/// writes it back), and bytes whose write-back was cancelled because the
+/// file was truncated or deleted first.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ProcIo {
+    pub(crate) write_bytes: u64,
+    pub(crate) cancelled_write_bytes: u64,
+}
+
+impl ProcIo {
+    pub(crate) fn now() -> Res<ProcIo> {
+        let text = std::fs::read_to_string("/proc/self/io")
+            .map_err(|e| format!("reading /proc/self/io: {e}"))?;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| format!("/proc/self/io has no `{name}`"))
+        };
+        Ok(ProcIo {
+            write_bytes: field("write_bytes")?,
+            cancelled_write_bytes: field("cancelled_write_bytes")?,
+        })
+    }
+
+    pub(crate) fn since(self, earlier: ProcIo) -> ProcIo {
+        ProcIo {
+            write_bytes: self.write_bytes.saturating_sub(earlier.write_bytes),
+            cancelled_write_bytes: self
+                .cancelled_write_bytes
+                .saturating_sub(earlier.cancelled_write_bytes),
+        }
+    }
+}
