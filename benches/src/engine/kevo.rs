@@ -87,9 +87,13 @@ impl Engine for Kevo {
     fn own_figures(&self) -> OwnFigures {
         let stats = self.db.stats();
         OwnFigures {
-            // No compaction yet: the WAL and the flushed tables are all it writes
-            // (the manifest is a few KiB).
-            bytes_written: Some(stats.wal_bytes_written + stats.flush_bytes_written),
+            // The WAL, flushed tables and compaction output (the manifest
+            // is a few KiB).
+            bytes_written: Some(
+                stats.wal_bytes_written
+                    + stats.flush_bytes_written
+                    + stats.compaction_bytes_written,
+            ),
             stall_time: Some(stats.stall_time),
         }
     }
