@@ -11,7 +11,21 @@ fn err(e: kevo_engine::Error) -> String {
 }
 
 fn options(cache_bytes: usize) -> Options {
-    Options::default().block_cache_bytes(cache_bytes)
+    let mut options = Options::default().block_cache_bytes(cache_bytes);
+    // Experiment knobs (not documented): KEVO_MEMTABLE_MIB, KEVO_L0_TRIGGER.
+    if let Some(mib) = std::env::var("KEVO_MEMTABLE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options = options.memtable_bytes(mib << 20);
+    }
+    if let Some(n) = std::env::var("KEVO_L0_TRIGGER")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options = options.l0_compaction_trigger(n);
+    }
+    options
 }
 
 pub(super) fn describe(cache_bytes: usize) -> String {

@@ -102,6 +102,10 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         sync_mode: options.sync_mode,
         segment_bytes: options.wal_segment_bytes,
         recovery_mode: options.recovery_mode,
+        // Under None/Interval, gather appends in memory up to 64 KiB
+        // (written before every sync, rotation and close): a process crash
+        // may lose what a power loss could lose anyway under those modes.
+        buffer_bytes: 64 * 1024,
         ..WalOptions::default()
     };
     let mut recovery = Wal::open(fs.clone(), dir, wal_options).map_err(|e| from_wal(dir, e))?;

@@ -71,11 +71,15 @@ fn arb_mode() -> impl Strategy<Value = SyncMode> {
 }
 
 fn arb_options() -> impl Strategy<Value = WalOptions> {
-    (arb_mode(), 1usize..64, 0usize..3).prop_map(|(sync_mode, kib, recycle)| WalOptions {
-        sync_mode,
-        segment_bytes: kib as u64 * 1024,
-        recycle_segments: recycle,
-        recovery_mode: RecoveryMode::TolerateTornTail,
+    let buffer = prop_oneof![Just(0usize), 1usize..70_000];
+    (arb_mode(), 1usize..64, 0usize..3, buffer).prop_map(|(sync_mode, kib, recycle, buffer)| {
+        WalOptions {
+            sync_mode,
+            segment_bytes: kib as u64 * 1024,
+            recycle_segments: recycle,
+            recovery_mode: RecoveryMode::TolerateTornTail,
+            buffer_bytes: buffer,
+        }
     })
 }
 

@@ -27,6 +27,36 @@ fn appended_batches_replay_in_order() {
     assert_eq!(report.last_seqno, Some(19 * 1000 + 2));
 }
 
+/// With `buffer_bytes`, appends wait in memory until the buffer fills, a
+/// sync, a rotation, or the log is dropped; then they replay as usual.
+#[test]
+fn buffered_appends_reach_the_file_on_sync_rotation_and_drop() {
+    let (_, fs) = memfs();
+    let options = WalOptions {
+        sync_mode: SyncMode::None,
+        buffer_bytes: 1 << 20,
+        segment_bytes: 256 * 1024,
+        ..WalOptions::default()
+    };
+    let wal = open(fs.clone(), options.clone());
+    let path = segment_path(1);
+    let header = file_len(fs.as_ref(), &path);
+    wal.append(&batch(1, 2, 10)).unwrap();
+    assert_eq!(file_len(fs.as_ref(), &path), header, "still in memory");
+    wal.sync().unwrap();
+    assert!(file_len(fs.as_ref(), &path) > header, "written by the sync");
+    // Enough to rotate: the sealed segment holds everything before.
+    let big: Vec<Batch> = (2..=40).map(|i| batch(i, 1, 10_000)).collect();
+    for b in &big {
+        wal.append(b).unwrap();
+    }
+    drop(wal);
+    let (replayed, _) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    let mut want = vec![batch(1, 2, 10)];
+    want.extend(big);
+    assert_eq!(replayed, want);
+}
+
 #[test]
 fn empty_directory_replays_nothing() {
     let (_, fs) = memfs();
