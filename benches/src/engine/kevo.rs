@@ -90,6 +90,10 @@ impl Engine for Kevo {
         self.db.flush().map_err(err)
     }
 
+    fn settle(&self) -> Res<()> {
+        self.db.wait_for_compactions().map_err(err)
+    }
+
     fn close(self: Box<Self>) -> Res<()> {
         self.db.close().map_err(err)
     }

@@ -68,6 +68,13 @@ pub(crate) trait Engine: Send + Sync {
     /// what the data takes.
     fn flush(&self) -> Res<()>;
 
+    /// Waits until background compactions have brought the tree to its
+    /// target shape, where the engine offers a way to know (kevo's
+    /// `Db::wait_for_compactions`); a no-op otherwise.
+    fn settle(&self) -> Res<()> {
+        Ok(())
+    }
+
     /// Closes the database, waiting for its background threads.
     fn close(self: Box<Self>) -> Res<()>;
 

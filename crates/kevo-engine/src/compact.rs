@@ -187,6 +187,38 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// `Db::wait_for_compactions`.
+    pub(crate) fn wait_for_compactions(&self) -> Result<()> {
+        let mut bg = lock(&self.bg);
+        loop {
+            if let Some(cause) = self.bg_error.get() {
+                return Err(Error::ReadOnly {
+                    cause: cause.clone(),
+                });
+            }
+            if bg.shutdown || self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            let (flushes_pending, version) = {
+                let state = lock(&self.mem);
+                (!state.imms.is_empty(), state.version.clone())
+            };
+            let busy = bg.flushing || flushes_pending || bg.running_compactions > 0;
+            let due = self.options.auto_compactions
+                && self.strategy.pick(&version, &bg.compacting).is_some();
+            if !busy && !due {
+                return Ok(());
+            }
+            bg = self
+                .bg_cv
+                .wait_timeout(bg, Duration::from_millis(20))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
 /// Picks an automatic compaction, if one is due and allowed; marks its
 /// inputs busy. Called with the `bg` lock held.
 pub(crate) fn pick(shared: &Shared, bg: &mut crate::db::BgState) -> Option<CompactionTask> {

@@ -327,6 +327,17 @@ impl Db {
             .compact_range(start.as_deref(), end.as_deref())
     }
 
+    /// Waits until no flush is pending and no compaction is running or due
+    /// (with `auto_compactions` on), so that the tree has reached its
+    /// target shape: for benchmarks that measure space, and for tools.
+    /// Writes made meanwhile may keep it waiting.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] after a background failure; [`Error::Closed`].
+    pub fn wait_for_compactions(&self) -> Result<()> {
+        self.inner.shared.wait_for_compactions()
+    }
+
     /// The live tables, level by level (L0 newest first): for inspection
     /// and tools.
     pub fn table_files(&self) -> Vec<crate::stats::TableFile> {

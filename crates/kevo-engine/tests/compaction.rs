@@ -163,8 +163,13 @@ fn background_compactions_keep_up_and_lose_nothing() {
             }
         }
         db.flush().expect("flush");
+        db.wait_for_compactions().expect("settle");
         let stats = db.stats();
         assert!(stats.compactions > 0, "{style:?}\n{stats}");
+        assert!(
+            stats.levels.iter().all(|l| l.score < 1.0),
+            "{style:?}: a compaction is still due after settling\n{stats}"
+        );
         assert!(
             stats.levels[0].tables < 20,
             "{style:?}: L0 piled up\n{stats}"

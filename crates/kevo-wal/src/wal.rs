@@ -371,7 +371,8 @@ impl Wal {
     }
 
     /// Stops the background syncer and, unless the mode is
-    /// [`SyncMode::None`], syncs what was appended.
+    /// [`SyncMode::None`], syncs what was appended; writes any gathered
+    /// appends and removes the files kept for reuse.
     ///
     /// # Errors
     /// As [`Wal::sync`].
@@ -380,7 +381,17 @@ impl Wal {
         if self.shared.options.sync_mode != SyncMode::None {
             self.sync()?;
         }
-        self.shared.write_pending_now()
+        self.shared.write_pending_now()?;
+        // Files kept for reuse are no use to the next open (which deletes
+        // them, as it cannot trust their zeroing): free the space now.
+        let free: Vec<u64> = lock(&self.shared.writer).free.drain(..).collect();
+        for segment in free {
+            let path = free_path(&self.shared.dir, segment);
+            if let Err(e) = self.shared.fs.remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "removing a free WAL file");
+            }
+        }
+        Ok(())
     }
 
     fn stop_syncer(&mut self) {
