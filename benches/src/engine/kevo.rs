@@ -12,12 +12,15 @@ fn err(e: kevo_engine::Error) -> String {
 
 fn options(cache_bytes: usize) -> Options {
     let mut options = Options::default().block_cache_bytes(cache_bytes);
-    // Experiment knobs (not documented): KEVO_MEMTABLE_MIB, KEVO_L0_TRIGGER.
+    // Experiment knobs: KEVO_MEMTABLE_MIB, KEVO_L0_TRIGGER, KEVO_COMPACTION=tiered.
     if let Some(mib) = std::env::var("KEVO_MEMTABLE_MIB")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
     {
         options = options.memtable_bytes(mib << 20);
+    }
+    if std::env::var("KEVO_COMPACTION").is_ok_and(|v| v == "tiered") {
+        options = options.compaction_style(kevo_engine::CompactionStyle::Tiered);
     }
     if let Some(n) = std::env::var("KEVO_L0_TRIGGER")
         .ok()
