@@ -88,11 +88,23 @@ pub(crate) fn run_task(shared: &Shared, task: &CompactionTask) -> Outcome {
         Err(e) => return Outcome::Retry(e.into()),
     };
     let outputs: Vec<u64> = output.outputs.iter().map(|t| t.number).collect();
+    if shared.stop.load(Ordering::Acquire) {
+        // Closing: install nothing after the lock may be released.
+        let inputs = task.input_numbers();
+        for number in outputs.into_iter().filter(|n| !inputs.contains(n)) {
+            let _ = shared
+                .fs
+                .remove_file(&shared.dir.join(table_file_name(number)));
+        }
+        return Outcome::Retry(Error::Closed);
+    }
     match shared.versions.log_and_apply(output.edit) {
         Ok(_) => {}
         Err(kevo_core::Error::InvalidArgument(reason)) => {
-            // Stale against a racing edit: nothing was written.
-            for number in outputs {
+            // Stale against a racing edit: nothing was written. Remove the
+            // new outputs (a trivial move's "output" is its input, still live).
+            let inputs = task.input_numbers();
+            for number in outputs.into_iter().filter(|n| !inputs.contains(n)) {
                 let _ = shared
                     .fs
                     .remove_file(&shared.dir.join(table_file_name(number)));
@@ -151,7 +163,11 @@ impl Shared {
                         continue;
                     }
                     ManualStep::Task(task) => {
+                        if bg.shutdown {
+                            return Err(Error::Closed);
+                        }
                         bg.compacting.extend(task.input_numbers());
+                        bg.manual_running += 1;
                         task
                     }
                 }
@@ -162,6 +178,7 @@ impl Shared {
                 for number in task.input_numbers() {
                     bg.compacting.remove(&number);
                 }
+                bg.manual_running -= 1;
             }
             self.bg_cv.notify_all();
             match outcome {

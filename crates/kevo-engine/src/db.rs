@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kevo_core::{FileLock, Fs, OsFs, SeqNo};
@@ -120,6 +121,9 @@ pub(crate) struct BgState {
     pub(crate) compacting: std::collections::BTreeSet<u64>,
     /// Automatic compactions running.
     pub(crate) running_compactions: usize,
+    /// Manual compaction tasks running in callers' threads (`close` waits
+    /// for them).
+    pub(crate) manual_running: usize,
     /// Failed automatic compactions in a row, and when to try again.
     pub(crate) compaction_failures: u32,
     pub(crate) retry_at: Option<std::time::Instant>,
@@ -451,13 +455,30 @@ impl Shared {
                 tracing::error!("a background thread panicked");
             }
         }
+        // Manual compactions in callers' threads see `stop` and end soon.
+        {
+            let mut bg = lock(&self.bg);
+            while bg.manual_running > 0 {
+                bg = self
+                    .bg_cv
+                    .wait_timeout(bg, Duration::from_millis(10))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        // The WAL is synced even after a background error: the writes it
+        // acknowledged must reach the disk. Only a poisoned WAL cannot.
         let wal = self.wal.write().unwrap_or_else(|e| e.into_inner()).take();
         let result = match wal {
-            Some(wal) if self.bg_error.get().is_none() => wal
-                .sync()
-                .and_then(|()| wal.close())
-                .map_err(|e| crate::error::from_wal(&self.dir, e)),
-            _ => Ok(()),
+            Some(wal) => match wal.sync().and_then(|()| wal.close()) {
+                Ok(()) => Ok(()),
+                Err(e) if self.bg_error.get().is_some() => {
+                    tracing::warn!(error = %e, "syncing the WAL at close after a background error");
+                    Ok(())
+                }
+                Err(e) => Err(crate::error::from_wal(&self.dir, e)),
+            },
+            None => Ok(()),
         };
         drop(writer);
         // Wake writers queued behind the closing: they see `closed`.

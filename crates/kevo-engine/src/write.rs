@@ -26,6 +26,18 @@ use crate::lock;
 /// one huge group does not delay a small synced write for long.
 pub(crate) const GROUP_BYTES_MAX: usize = 1 << 20;
 
+/// Clears `leader_active` if the leader unwinds.
+struct LeaderGuard<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).leader_active = false;
+        self.shared.queue_cv.notify_all();
+    }
+}
+
 /// Writers waiting for a leader.
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
@@ -97,7 +109,11 @@ impl Shared {
         }
         drop(queue);
 
+        // If the leader's work panics, the guard still hands leadership on,
+        // so that the other writers do not wait forever.
+        let guard = LeaderGuard { shared: self };
         let result = self.write_group(&mut group);
+        std::mem::forget(guard);
 
         let mut queue = lock(&self.queue);
         // What the other members of the group get: the same error, shared.
@@ -258,7 +274,7 @@ impl Shared {
                     cause: cause.clone(),
                 });
             }
-            if bg.shutdown {
+            if bg.shutdown || self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
             bg = self
@@ -308,6 +324,9 @@ impl Shared {
             id
         };
         tracing::debug!(id, next_log, "memtable switched");
+        // Taking `bg` orders this wake-up after any background thread's
+        // check of the immutable list: none can miss it.
+        drop(lock(&self.bg));
         self.bg_cv.notify_all();
         Ok(Some(id))
     }

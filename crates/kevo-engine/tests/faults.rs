@@ -288,3 +288,20 @@ fn every_failure_during_open_is_reported_and_recoverable() {
     }
     assert!(fired >= 10, "only {fired} faults made the open fail");
 }
+
+/// After a background failure, `close` still syncs the WAL: writes
+/// acknowledged under `SyncMode::None` survive a crash after the close.
+#[test]
+fn close_after_a_background_failure_still_syncs_the_wal() {
+    let mem = Arc::new(MemFs::new());
+    let fs = Arc::new(FaultFs::new(mem.clone()));
+    let options = options().sync_mode(SyncMode::None);
+    let db = Db::open_with_fs(fs.clone(), "/db", options.clone()).expect("open");
+    write_all(&db, 1);
+    fs.add_rule(rule(FaultOp::Create, ".sst"));
+    assert!(matches!(db.flush(), Err(Error::ReadOnly { .. })));
+    db.close().expect("close syncs the WAL");
+    mem.crash_keep_nothing_unsynced();
+    let db = Db::open_with_fs(mem, "/db", options).expect("reopen");
+    check_all(&db, 1);
+}
