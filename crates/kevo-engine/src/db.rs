@@ -158,6 +158,8 @@ pub(crate) struct Shared {
     pub(crate) tables: TableCache,
     pub(crate) counters: Counters,
     pub(crate) strategy: Box<dyn kevo_compaction::CompactionStrategy>,
+    /// Recent commits, for transactions' conflict checks.
+    pub(crate) tracker: Mutex<kevo_txn::ConflictTracker>,
     /// Set by `close`: running compactions abort.
     pub(crate) stop: AtomicBool,
     /// Bytes written since the last delay, while writes are delayed.

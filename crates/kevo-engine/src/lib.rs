@@ -58,6 +58,7 @@ mod options;
 mod read;
 mod stats;
 mod tables;
+mod txn;
 mod write;
 
 pub use batch::WriteBatch;
@@ -65,11 +66,15 @@ pub use db::Db;
 pub use error::{Error, Result};
 pub use kevo_core::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 pub use kevo_sstable::Compression;
+/// The iterator of [`Transaction::range`] and [`Transaction::prefix`]: the
+/// transaction's writes merged over its snapshot, both directions.
+pub use kevo_txn::MergedIter;
 pub use kevo_wal::{BATCH_BYTES_MAX, RecoveryMode, SyncMode};
 pub use open::{LOCK_FILE, OPTIONS_FILE_PREFIX};
 pub use options::{CompactionStyle, MEMTABLE_BYTES_MAX, MEMTABLE_BYTES_MIN, Options, WriteOptions};
 pub use read::{DbIter, Snapshot};
 pub use stats::{LevelCompactionStats, LevelStats, Stats, TableFile};
+pub use txn::{TRANSACTION_ATTEMPTS_MAX, Transaction};
 
 /// Locks a mutex, ignoring poisoning: no critical section in the engine
 /// leaves its state inconsistent if it panics.

@@ -226,6 +226,9 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         tables,
         counters: Counters::new(report.tail_bytes_dropped),
         strategy,
+        tracker: Mutex::new(kevo_txn::ConflictTracker::new(
+            kevo_txn::TrackerOptions::default(),
+        )),
         stop: AtomicBool::new(false),
         delayed_bytes: AtomicU64::new(0),
         options,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use kevo_core::SEQNO_MAX;
+use kevo_core::{SEQNO_MAX, SeqNo};
 use kevo_memtable::MemTable;
 use kevo_wal::{Batch, SyncMode};
 
@@ -56,11 +56,34 @@ struct Pending {
     ticket: u64,
     batch: Batch,
     sync: bool,
+    /// A transaction's commit: checked for conflicts under the writer
+    /// mutex, alone in its group.
+    txn: Option<TxnCheck>,
+}
+
+/// What a committing transaction read and writes, to check against the
+/// commits after its snapshot.
+#[derive(Debug)]
+pub(crate) struct TxnCheck {
+    pub(crate) snapshot: SeqNo,
+    pub(crate) reads: kevo_txn::ReadSet,
+    pub(crate) writes: Vec<bytes::Bytes>,
 }
 
 impl Shared {
     /// Writes `batch` through the queue (see the module documentation).
     pub(crate) fn write(&self, batch: Batch, sync: bool) -> Result<()> {
+        self.write_checked(batch, sync, None)
+    }
+
+    /// Writes `batch`; with `txn`, only if the transaction does not
+    /// conflict with a commit after its snapshot (`Error::Conflict`).
+    pub(crate) fn write_checked(
+        &self,
+        batch: Batch,
+        sync: bool,
+        txn: Option<TxnCheck>,
+    ) -> Result<()> {
         self.check_writable()?;
         batch.check_limits().map_err(Error::InvalidArgument)?;
         if batch.is_empty() {
@@ -73,6 +96,7 @@ impl Shared {
             ticket,
             batch,
             sync,
+            txn,
         });
         loop {
             if let Some(result) = queue.done.remove(&ticket) {
@@ -99,7 +123,11 @@ impl Shared {
         let mut bytes = 0;
         while let Some(next) = queue.waiting.front() {
             let size = next.batch.as_bytes().len();
-            if !group.is_empty() && bytes + size > GROUP_BYTES_MAX {
+            // A transaction's commit is checked on its own: it leads a
+            // group of one, and ends no one else's group.
+            let alone =
+                next.txn.is_some() || group.first().is_some_and(|p: &Pending| p.txn.is_some());
+            if !group.is_empty() && (bytes + size > GROUP_BYTES_MAX || alone) {
                 break;
             }
             bytes += size;
@@ -157,6 +185,20 @@ impl Shared {
             ));
         }
         let sync = group.iter().any(|p| p.sync);
+        if let Some(check) = group.first().and_then(|p| p.txn.as_ref()) {
+            let tracker = lock(&self.tracker);
+            if let Err(conflict) = tracker.check(check.snapshot, &check.reads, &check.writes) {
+                return Err(Error::Conflict {
+                    reason: format!(
+                        "{:?} on key {:?} (committed at seqno {}, after this transaction's snapshot {})",
+                        conflict.reason,
+                        String::from_utf8_lossy(&conflict.key),
+                        conflict.committed_seqno,
+                        check.snapshot
+                    ),
+                });
+            }
+        }
         let (head, rest) = group.split_first_mut().ok_or(Error::Closed)?;
         let combined = &mut head.batch;
         for member in rest.iter() {
@@ -188,7 +230,20 @@ impl Shared {
         }
         let last = first + count - 1;
         *last_seqno = last;
-        self.visible_seqno.store(last, Ordering::Release);
+        {
+            // Recorded for open transactions' conflict checks, and made
+            // visible, under the tracker mutex: a transaction beginning now
+            // either sees this write in its snapshot or finds it recorded.
+            let mut tracker = lock(&self.tracker);
+            if tracker.has_active() {
+                let keys: Vec<bytes::Bytes> = combined
+                    .iter()
+                    .map(|e| bytes::Bytes::copy_from_slice(e.key))
+                    .collect();
+                tracker.record(last, keys);
+            }
+            self.visible_seqno.store(last, Ordering::Release);
+        }
         let user_bytes = combined
             .iter()
             .map(|e| (e.key.len() + e.value.len()) as u64)
