@@ -93,7 +93,7 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
-    for example in ["basic", "batch", "snapshot"] {
+    for example in ["basic", "batch", "snapshot", "transaction"] {
         step(
             &format!("example {example}"),
             &cargo,
