@@ -27,6 +27,7 @@
 //! | seekrandom | `N / 10` seeks to a random key, each followed by 10 nexts |
 //! | deleterandom | `N` deletes of random keys |
 //! | fillsync | `N / 100` puts, each synced to disk, fresh database |
+//! | txn | optimistic transactions, each reading 2 random keys and writing both; 4 rows: low contention (keys of all `N`) and high (the first 16 keys), 1 and 4 threads; `max(N / 10, 10 000)` commits each; commits/s and abort rate; engines without them (sled, redb, rocksdb): n/a |
 //! | fillbig | only with `--only fillbig`: `N` puts of uniformly random keys in `0..N`, fresh database; write and space amplification, stalls |
 //!
 //! `--compare a,b` runs the same workloads on each named peer engine in the
@@ -42,7 +43,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use engine::{Engine, Res};
-use workload::{KEY_BYTES, Outcome, ProcIo, Values};
+use workload::{KEY_BYTES, Outcome, ProcIo, TXN_HOT_KEYS, TxnOutcome, Values};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -57,7 +58,7 @@ pub(crate) struct Config {
 }
 
 /// The default workloads, in order.
-const WORKLOADS: [&str; 10] = [
+const WORKLOADS: [&str; 11] = [
     "fillseq",
     "fillrandom",
     "overwrite",
@@ -68,6 +69,16 @@ const WORKLOADS: [&str; 10] = [
     "seekrandom",
     "deleterandom",
     "fillsync",
+    "txn",
+];
+
+/// The txn workload's rows: (name, high contention, threads). The thread
+/// counts are fixed (`--threads` does not apply).
+const TXN_ROWS: [(&str, bool, usize); 4] = [
+    ("txn low 1t", false, 1),
+    ("txn low 4t", false, 4),
+    ("txn high 1t", true, 1),
+    ("txn high 4t", true, 4),
 ];
 
 /// Workloads that run only when `--only` names them.
@@ -211,6 +222,8 @@ struct Bench<'c> {
     /// ops/s per (engine, workload), one per round.
     ops: HashMap<(String, &'static str), Vec<f64>>,
     big: HashMap<String, Vec<Big>>,
+    /// txn abort rates per (engine, row), one per round.
+    aborts: HashMap<(String, &'static str), Vec<f64>>,
     /// Engine statistics after fillrandom..deleterandom (latest round).
     stats: HashMap<String, String>,
 }
@@ -340,6 +353,88 @@ impl Bench<'_> {
         db.close()
     }
 
+    fn print_txn_header(&self) {
+        if self.comparing() {
+            print!("{:<8} ", "engine");
+        }
+        println!(
+            "{:<13} {:>9} {:>11} {:>8} {:>8} {:>9} {:>9} {:>10}",
+            "txn", "commits", "commits/s", "aborts", "abort %", "p50 µs", "p99 µs", "max µs"
+        );
+    }
+
+    /// The txn rows on one fresh database, pre-filled with `N` keys in
+    /// order (not measured).
+    fn txn(&mut self, engine: &str) -> Res<()> {
+        let config = self.config;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let Some(boxed) = engine::open_txn(engine, dir.path(), config)? else {
+            if self.comparing() {
+                print!("{engine:<8} ");
+            }
+            println!("{:<13} n/a (no optimistic transactions here)", "txn");
+            return Ok(());
+        };
+        let db = &*boxed;
+        let txn = db
+            .txn()
+            .ok_or_else(|| format!("{engine}: opened for txn without transactions"))?;
+        workload::fill(db, config, self.values, config.num, &|i| i, false)?;
+        let commits = (config.num / 10).max(10_000);
+        let hot = TXN_HOT_KEYS.min(config.num);
+        // Each transaction moves one unit between two counters, so the sum
+        // of the hot keys' counters is the same before and after the high
+        // rows (which touch nothing else): a check that every transaction
+        // counted as committed was applied whole, and no aborted one was.
+        let mut hot_sum = None;
+        for (row, &(name, high, threads)) in TXN_ROWS.iter().enumerate() {
+            if high && hot_sum.is_none() {
+                hot_sum = Some(workload::txn_counter_sum(txn, hot)?);
+            }
+            let keys = if high { hot } else { config.num };
+            let seed = 61 + 8 * row as u64;
+            let outcome = workload::txn(txn, self.values, commits, threads, keys, seed)?;
+            self.report_txn(engine, name, &outcome);
+        }
+        if let Some(before) = hot_sum {
+            let after = workload::txn_counter_sum(txn, hot)?;
+            if after != before {
+                return Err(format!(
+                    "{engine}: txn: the hot keys' counters sum to {after} after the high \
+                     rows, {before} before"
+                ));
+            }
+        }
+        boxed.close()
+    }
+
+    fn report_txn(&mut self, engine: &str, name: &'static str, txn: &TxnOutcome) {
+        let outcome = &txn.outcome;
+        let us = |q: f64| outcome.latency.value_at_quantile(q) as f64 / 1000.0;
+        if self.comparing() {
+            print!("{engine:<8} ");
+        }
+        println!(
+            "{:<13} {:>9} {:>11.0} {:>8} {:>8.2} {:>9.2} {:>9.2} {:>10.1}",
+            name,
+            outcome.ops,
+            outcome.ops_per_sec(),
+            txn.aborts,
+            txn.abort_rate() * 100.0,
+            us(0.5),
+            us(0.99),
+            outcome.latency.max() as f64 / 1000.0,
+        );
+        self.ops
+            .entry((engine.to_string(), name))
+            .or_default()
+            .push(outcome.ops_per_sec());
+        self.aborts
+            .entry((engine.to_string(), name))
+            .or_default()
+            .push(txn.abort_rate());
+    }
+
     fn fillbig(&mut self, engine: &str, distinct: u64) -> Res<()> {
         let config = self.config;
         let (dir, db) = self.open(engine)?;
@@ -393,7 +488,10 @@ impl Bench<'_> {
                 engines.join(", ")
             );
         }
-        self.print_header();
+        let all = WORKLOADS.iter().chain(EXTRA_WORKLOADS.iter());
+        if all.filter(|&&w| w != "txn").any(|w| self.wanted(w)) {
+            self.print_header();
+        }
         if self.wanted("fillseq") {
             for e in &engines {
                 self.fillseq(e)?;
@@ -409,7 +507,17 @@ impl Bench<'_> {
                 self.fillsync(e)?;
             }
         }
+        if self.wanted("txn") {
+            self.print_txn_header();
+            for e in &engines {
+                self.txn(e)?;
+            }
+        }
         if self.wanted("fillbig") {
+            if self.wanted("txn") {
+                // fillbig's rows have the columns of the first table.
+                self.print_header();
+            }
             for e in &engines {
                 self.fillbig(e, distinct)?;
             }
@@ -434,7 +542,7 @@ impl Bench<'_> {
     fn print_summary(&self) {
         let peers = &self.engines[1..];
         println!(
-            "\nsummary: median ops/s over {} round(s){}",
+            "\nsummary: median ops/s (txn rows: commits/s) over {} round(s){}",
             self.config.rounds,
             if peers.is_empty() {
                 ""
@@ -451,7 +559,14 @@ impl Bench<'_> {
         }
         println!();
         let all = WORKLOADS.iter().chain(EXTRA_WORKLOADS.iter());
-        for &w in all {
+        let rows = all.flat_map(|&w| {
+            if w == "txn" {
+                TXN_ROWS.iter().map(|r| r.0).collect()
+            } else {
+                vec![w]
+            }
+        });
+        for w in rows {
             let get = |e: &String| self.ops.get(&(e.clone(), w)).map(|v| median(v));
             let Some(kevo) = get(&self.engines[0]) else {
                 continue;
@@ -467,6 +582,29 @@ impl Bench<'_> {
                 match get(p) {
                     Some(v) if v > 0.0 => print!(" {:>12.2}x", kevo / v),
                     _ => print!(" {:>13}", "-"),
+                }
+            }
+            println!();
+        }
+    }
+
+    /// Median txn abort rate per row and engine.
+    fn print_aborts(&self) {
+        println!(
+            "\ntxn abort rate: aborts / (commits + aborts), %, median over {} round(s)",
+            self.config.rounds
+        );
+        print!("{:<13}", "txn");
+        for e in &self.engines {
+            print!(" {e:>11}");
+        }
+        println!();
+        for (name, _, _) in TXN_ROWS {
+            print!("{name:<13}");
+            for e in &self.engines {
+                match self.aborts.get(&(e.clone(), name)) {
+                    Some(v) => print!(" {:>11.2}", median(v) * 100.0),
+                    None => print!(" {:>11}", "n/a"),
                 }
             }
             println!();
@@ -555,6 +693,7 @@ fn run(config: &Config) -> Res<()> {
         values: &values,
         ops: HashMap::new(),
         big: HashMap::new(),
+        aborts: HashMap::new(),
         stats: HashMap::new(),
     };
     let tmp = std::env::temp_dir();
@@ -573,7 +712,7 @@ fn run(config: &Config) -> Res<()> {
             println!("options {e}: {}", engine::describe(e, config));
         }
         println!(
-            "order: phase by phase (fillseq | fillrandom..deleterandom | fillsync | fillbig), \
+            "order: phase by phase (fillseq | fillrandom..deleterandom | fillsync | txn | fillbig), \
              each engine in turn on its own fresh database, closed before the next engine \
              opens; engine order rotates each round"
         );
@@ -581,7 +720,7 @@ fn run(config: &Config) -> Res<()> {
         println!("options: {}", engine::describe("kevo", config));
     }
     println!(
-        "temp dir: {}; one database for fillrandom..deleterandom, fresh ones for fillseq, fillsync and fillbig",
+        "temp dir: {}; one database for fillrandom..deleterandom, fresh ones for fillseq, fillsync, txn and fillbig",
         tmp.display()
     );
     if cfg!(debug_assertions) {
@@ -610,6 +749,9 @@ fn run(config: &Config) -> Res<()> {
     bench.print_stats();
     if bench.comparing() || config.rounds > 1 {
         bench.print_summary();
+        if !bench.aborts.is_empty() {
+            bench.print_aborts();
+        }
     }
     if bench.wanted("fillbig") {
         bench.print_big(distinct);

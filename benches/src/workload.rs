@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::Config;
-use crate::engine::{Engine, Res};
+use crate::engine::{Engine, Res, TxnEngine};
 
 pub(crate) const KEY_BYTES: usize = 16;
 
@@ -295,6 +295,118 @@ pub(crate) fn delete_random(db: &dyn Engine, config: &Config, seed: u64) -> Res<
         }
         Ok((0, 0))
     })
+}
+
+/// The keys the high-contention txn rows draw from: `key(0..16)`.
+pub(crate) const TXN_HOT_KEYS: u64 = 16;
+
+/// A txn value's counter: its first 8 bytes, little-endian (the rest of
+/// the value is carried over unchanged).
+fn counter(value: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = value.len().min(8);
+    bytes[..n].copy_from_slice(&value[..n]);
+    u64::from_le_bytes(bytes)
+}
+
+/// `value` with its counter moved by `delta` (wrapping).
+fn with_counter(value: &[u8], delta: i64) -> Vec<u8> {
+    let mut out = value.to_vec();
+    let n = out.len().min(8);
+    let bytes = counter(value).wrapping_add_signed(delta).to_le_bytes();
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
+}
+
+/// What a txn row measured: `outcome.ops` are the commits, its histogram
+/// the time from the first `begin` to the successful commit of each
+/// logical transaction (every retry included).
+pub(crate) struct TxnOutcome {
+    pub(crate) outcome: Outcome,
+    pub(crate) aborts: u64,
+}
+
+impl TxnOutcome {
+    /// aborts / (commits + aborts): the share of commit attempts that lost.
+    pub(crate) fn abort_rate(&self) -> f64 {
+        let attempts = self.outcome.ops + self.aborts;
+        if attempts == 0 {
+            0.0
+        } else {
+            self.aborts as f64 / attempts as f64
+        }
+    }
+}
+
+/// `commits` transactions in all over `threads` threads, each reading two
+/// distinct random keys of `key(0..keys)` and writing both back with one
+/// unit moved from the first's counter to the second's; a transaction whose
+/// commit loses to a conflict is counted as an abort and run again (same
+/// keys, fresh reads) until it commits.
+pub(crate) fn txn(
+    db: &dyn TxnEngine,
+    values: &Values,
+    commits: u64,
+    threads: usize,
+    keys: u64,
+    seed: u64,
+) -> Res<TxnOutcome> {
+    let keys = keys.max(2);
+    let outcome = parallel(threads, commits, |t, range, hist| {
+        let mut rng = Rng::new(seed + t as u64);
+        let (mut bytes, mut aborts) = (0, 0);
+        for _ in range {
+            let a = rng.below(keys);
+            let b = loop {
+                let b = rng.below(keys);
+                if b != a {
+                    break b;
+                }
+            };
+            let (key_a, key_b) = (key(a), key(b));
+            let mut update = |i: usize, old: Option<&[u8]>| {
+                let old = old.unwrap_or_else(|| values.get([a, b][i]));
+                with_counter(old, if i == 0 { -1 } else { 1 })
+            };
+            let started = Instant::now();
+            while !db.read2_write2([&key_a, &key_b], &mut update)? {
+                aborts += 1;
+            }
+            record(hist, started);
+            bytes += 2 * (KEY_BYTES + values.len) as u64;
+        }
+        // `found` carries the aborts out of `parallel`.
+        Ok((bytes, aborts))
+    })?;
+    let aborts = outcome.found;
+    Ok(TxnOutcome {
+        outcome: Outcome {
+            found: 0,
+            ..outcome
+        },
+        aborts,
+    })
+}
+
+/// The wrapping sum of the counters of `key(0..keys)`, read in one
+/// transaction per pair (each written back unchanged): transfers keep it.
+pub(crate) fn txn_counter_sum(db: &dyn TxnEngine, keys: u64) -> Res<u64> {
+    let mut sum = 0u64;
+    for pair in (0..keys).step_by(2) {
+        let (key_a, key_b) = (key(pair), key((pair + 1).min(keys - 1)));
+        if key_a == key_b {
+            return Err("txn_counter_sum wants an even number of keys".to_string());
+        }
+        let mut seen = [0u64; 2];
+        let mut same = |i: usize, old: Option<&[u8]>| {
+            let old = old.unwrap_or_default();
+            seen[i] = counter(old);
+            old.to_vec()
+        };
+        while !db.read2_write2([&key_a, &key_b], &mut same)? {}
+        sum = sum.wrapping_add(seen[0]).wrapping_add(seen[1]);
+    }
+    Ok(sum)
 }
 
 /// fillbig's key stream: thread `t` puts `rng(SEED + t).below(N)` for each

@@ -2,9 +2,12 @@
 
 use std::path::Path;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{
+    Database, Keyspace, KeyspaceCreateOptions, OptimisticTxDatabase, OptimisticTxKeyspace,
+    PersistMode, Readable as _,
+};
 
-use super::{Engine, Res, Scan, bounds};
+use super::{Engine, OwnFigures, Res, Scan, TxnEngine, Update, bounds};
 
 fn err(e: fjall::Error) -> String {
     format!("fjall: {e}")
@@ -16,7 +19,11 @@ pub(super) fn describe(cache_bytes: usize) -> String {
          (its default), LZ4 (its default); puts are `Keyspace::insert` (journal written to \
          the OS per write, never fsynced per write); fillsync: a one-entry batch with \
          durability PersistMode::SyncData (fdatasync per write); flush before measuring \
-         disk: memtable rotated and flushed, journal SyncAll",
+         disk: memtable rotated and flushed, journal SyncAll; txn: a separate \
+         OptimisticTxDatabase (its optimistic transactions need that database type; same \
+         cache and keyspace defaults, pre-filled with plain `Keyspace::insert`), `write_tx()` \
+         (durability PersistMode::Buffer, its default), `get` x2, `insert` x2, `commit()`, \
+         `Conflict` counted as an abort",
         cache_bytes >> 20
     )
 }
@@ -95,5 +102,89 @@ impl Engine for Fjall {
             self.db.compactions_completed(),
             self.db.time_compacting().as_secs_f64(),
         ))
+    }
+}
+
+/// fjall's optimistic transactions (the txn workload): an
+/// `OptimisticTxDatabase`, whose plain handles serve the [`Engine`] methods
+/// (the pre-fill) exactly as [`Fjall`] does.
+pub(super) struct FjallTx {
+    plain: Fjall,
+    db: OptimisticTxDatabase,
+    keyspace: OptimisticTxKeyspace,
+}
+
+impl FjallTx {
+    pub(super) fn open(dir: &Path, cache_bytes: usize) -> Res<Self> {
+        let db = OptimisticTxDatabase::builder(dir)
+            .cache_size(cache_bytes as u64)
+            .open()
+            .map_err(err)?;
+        let keyspace = db
+            .keyspace("bench", KeyspaceCreateOptions::default)
+            .map_err(err)?;
+        let plain = Fjall {
+            db: db.inner().clone(),
+            keyspace: keyspace.inner().clone(),
+        };
+        Ok(FjallTx {
+            plain,
+            db,
+            keyspace,
+        })
+    }
+}
+
+impl Engine for FjallTx {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Res<()> {
+        self.plain.put(key, value, sync)
+    }
+
+    fn get(&self, key: &[u8]) -> Res<Option<usize>> {
+        self.plain.get(key)
+    }
+
+    fn delete(&self, key: &[u8]) -> Res<()> {
+        self.plain.delete(key)
+    }
+
+    fn scan<'a>(&'a self, from: &[u8], to: Option<&[u8]>, reverse: bool) -> Res<Scan<'a>> {
+        self.plain.scan(from, to, reverse)
+    }
+
+    fn flush(&self) -> Res<()> {
+        self.plain.flush()
+    }
+
+    fn close(self: Box<Self>) -> Res<()> {
+        self.db.persist(PersistMode::SyncAll).map_err(err)?;
+        drop(self);
+        Ok(())
+    }
+
+    fn stats_text(&self) -> Option<String> {
+        self.plain.stats_text()
+    }
+
+    fn own_figures(&self) -> OwnFigures {
+        self.plain.own_figures()
+    }
+
+    fn txn(&self) -> Option<&dyn TxnEngine> {
+        Some(self)
+    }
+}
+
+impl TxnEngine for FjallTx {
+    fn read2_write2(&self, keys: [&[u8]; 2], update: Update<'_>) -> Res<bool> {
+        let mut tx = self.db.write_tx().map_err(err)?;
+        let old = [
+            tx.get(&self.keyspace, keys[0]).map_err(err)?,
+            tx.get(&self.keyspace, keys[1]).map_err(err)?,
+        ];
+        for (i, key) in keys.into_iter().enumerate() {
+            tx.insert(&self.keyspace, key, update(i, old[i].as_deref()));
+        }
+        Ok(tx.commit().map_err(err)?.is_ok())
     }
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use kevo_engine::{Db, Options, WriteBatch, WriteOptions};
 
-use super::{Engine, OwnFigures, Res, Scan, bounds};
+use super::{Engine, OwnFigures, Res, Scan, TxnEngine, Update, bounds};
 
 fn err(e: kevo_engine::Error) -> String {
     format!("kevo: {e}")
@@ -36,7 +36,9 @@ pub(super) fn describe(cache_bytes: usize) -> String {
     format!(
         "defaults but the block cache: {:?}; memtable {} MiB, block cache {} MiB, \
          {:?}, WAL synced as {:?} (not per write); fillsync: WriteOptions {{ sync: true }} \
-         (a WAL sync per write); each put is a one-entry WriteBatch",
+         (a WAL sync per write); each put is a one-entry WriteBatch; txn: `Db::begin`, \
+         `Transaction::get` x2, `put` x2, `commit` (same database type and WAL settings), \
+         `Error::Conflict` counted as an abort",
         options,
         options.get_memtable_bytes() >> 20,
         options.get_block_cache_bytes() >> 20,
@@ -116,6 +118,27 @@ impl Engine for Kevo {
                     + stats.compaction_bytes_written,
             ),
             stall_time: Some(stats.stall_time),
+        }
+    }
+
+    fn txn(&self) -> Option<&dyn TxnEngine> {
+        Some(self)
+    }
+}
+
+impl TxnEngine for Kevo {
+    fn read2_write2(&self, keys: [&[u8]; 2], update: Update<'_>) -> Res<bool> {
+        // Not `Db::transaction`, which retries by itself: the workload
+        // counts each lost commit.
+        let mut tx = self.db.begin();
+        let old = [tx.get(keys[0]).map_err(err)?, tx.get(keys[1]).map_err(err)?];
+        for (i, key) in keys.into_iter().enumerate() {
+            tx.put(key, update(i, old[i].as_deref())).map_err(err)?;
+        }
+        match tx.commit() {
+            Ok(()) => Ok(true),
+            Err(kevo_engine::Error::Conflict { .. }) => Ok(false),
+            Err(e) => Err(err(e)),
         }
     }
 }

@@ -87,6 +87,26 @@ pub(crate) trait Engine: Send + Sync {
     fn own_figures(&self) -> OwnFigures {
         OwnFigures::default()
     }
+
+    /// Optimistic read-write transactions, where the engine has them (the
+    /// txn workload; engines without them are reported as n/a).
+    fn txn(&self) -> Option<&dyn TxnEngine> {
+        None
+    }
+}
+
+/// A transaction's writes: `update(i, old value of keys[i])` is the new
+/// value of `keys[i]`.
+pub(crate) type Update<'u> = &'u mut dyn FnMut(usize, Option<&[u8]>) -> Vec<u8>;
+
+/// An engine's optimistic read-write transactions.
+pub(crate) trait TxnEngine: Sync {
+    /// One attempt at one transaction: begin, read both `keys` (at the
+    /// transaction's snapshot), put `update(i, old value of keys[i])` to
+    /// each, commit. `Ok(true)`: committed; `Ok(false)`: the commit lost to
+    /// a conflict and wrote nothing (the caller counts an abort and runs the
+    /// same transaction again); `Err`: anything else.
+    fn read2_write2(&self, keys: [&[u8]; 2], update: Update<'_>) -> Res<bool>;
 }
 
 /// Figures an engine reports about itself (kevo's `Stats`).
@@ -136,6 +156,23 @@ pub(crate) fn open(name: &str, dir: &Path, config: &Config) -> Res<Box<dyn Engin
         other => return Err(not_built(other)),
     };
     Ok(engine)
+}
+
+/// Opens engine `name` for the txn workload, in the empty directory `dir`:
+/// an engine whose [`Engine::txn`] is `Some`, or `None` where the engine
+/// has no optimistic transactions in this harness (sled, redb, RocksDB).
+/// kevo opens as for every workload; fjall's optimistic transactions need
+/// their own database type (`OptimisticTxDatabase`), so it opens one.
+pub(crate) fn open_txn(name: &str, dir: &Path, config: &Config) -> Res<Option<Box<dyn Engine>>> {
+    let cache_bytes = config.cache_mib << 20;
+    let engine: Box<dyn Engine> = match name {
+        "kevo" => Box::new(kevo::Kevo::open(dir, cache_bytes)?),
+        #[cfg(feature = "fjall")]
+        "fjall" => Box::new(fjall::FjallTx::open(dir, cache_bytes)?),
+        other if built(other) => return Ok(None),
+        other => return Err(not_built(other)),
+    };
+    Ok(Some(engine))
 }
 
 /// How engine `name` is configured, for the output.
