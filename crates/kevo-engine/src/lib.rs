@@ -94,5 +94,6 @@ mod tests {
         send::<crate::DbIter>();
         send_sync::<crate::Error>();
         send_sync::<crate::WriteBatch>();
+        send_sync::<crate::Transaction>();
     }
 }
