@@ -179,15 +179,7 @@ impl Transaction {
             // commit so far: it must not have read anything they changed.
             let checked = lock(&self.db.shared.tracker).check(self.snapshot, &self.reads, &[]);
             self.end();
-            return checked.map_err(|conflict| Error::Conflict {
-                reason: format!(
-                    "{:?} on key {:?} (committed at seqno {}, after this transaction's snapshot {})",
-                    conflict.reason,
-                    String::from_utf8_lossy(&conflict.key),
-                    conflict.committed_seqno,
-                    self.snapshot
-                ),
-            });
+            return checked.map_err(|conflict| conflict_error(&conflict, self.snapshot));
         }
         let mut batch = WriteBatch::new();
         let mut writes = Vec::with_capacity(self.buffer.len());
@@ -229,6 +221,18 @@ impl Transaction {
 impl Drop for Transaction {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+/// The error a transaction that read at `snapshot` gets for `conflict`.
+pub(crate) fn conflict_error(conflict: &kevo_txn::Conflict, snapshot: SeqNo) -> Error {
+    Error::Conflict {
+        reason: format!(
+            "{:?} on key {:?} (committed at seqno {}, after this transaction's snapshot {snapshot})",
+            conflict.reason,
+            String::from_utf8_lossy(&conflict.key),
+            conflict.committed_seqno,
+        ),
     }
 }
 

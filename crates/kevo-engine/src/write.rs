@@ -187,17 +187,9 @@ impl Shared {
         let sync = group.iter().any(|p| p.sync);
         if let Some(check) = group.first().and_then(|p| p.txn.as_ref()) {
             let tracker = lock(&self.tracker);
-            if let Err(conflict) = tracker.check(check.snapshot, &check.reads, &check.writes) {
-                return Err(Error::Conflict {
-                    reason: format!(
-                        "{:?} on key {:?} (committed at seqno {}, after this transaction's snapshot {})",
-                        conflict.reason,
-                        String::from_utf8_lossy(&conflict.key),
-                        conflict.committed_seqno,
-                        check.snapshot
-                    ),
-                });
-            }
+            tracker
+                .check(check.snapshot, &check.reads, &check.writes)
+                .map_err(|conflict| crate::txn::conflict_error(&conflict, check.snapshot))?;
         }
         let (head, rest) = group.split_first_mut().ok_or(Error::Closed)?;
         let combined = &mut head.batch;
