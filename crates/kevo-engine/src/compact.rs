@@ -90,25 +90,14 @@ pub(crate) fn run_task(shared: &Shared, task: &CompactionTask) -> Outcome {
     let outputs: Vec<u64> = output.outputs.iter().map(|t| t.number).collect();
     if shared.stop.load(Ordering::Acquire) {
         // Closing: install nothing after the lock may be released.
-        let inputs = task.input_numbers();
-        for number in outputs.into_iter().filter(|n| !inputs.contains(n)) {
-            let _ = shared
-                .fs
-                .remove_file(&shared.dir.join(table_file_name(number)));
-        }
+        remove_new_outputs(shared, task, outputs);
         return Outcome::Retry(Error::Closed);
     }
     match shared.versions.log_and_apply(output.edit) {
         Ok(_) => {}
         Err(kevo_core::Error::InvalidArgument(reason)) => {
-            // Stale against a racing edit: nothing was written. Remove the
-            // new outputs (a trivial move's "output" is its input, still live).
-            let inputs = task.input_numbers();
-            for number in outputs.into_iter().filter(|n| !inputs.contains(n)) {
-                let _ = shared
-                    .fs
-                    .remove_file(&shared.dir.join(table_file_name(number)));
-            }
+            // Stale against a racing edit: nothing was written.
+            remove_new_outputs(shared, task, outputs);
             return Outcome::Retry(Error::InvalidArgument(format!(
                 "compaction edit refused: {reason}"
             )));
@@ -130,6 +119,17 @@ pub(crate) fn run_task(shared: &Shared, task: &CompactionTask) -> Outcome {
     );
     crate::flush::retire_files(shared, None);
     Outcome::Done
+}
+
+/// Removes the tables a compaction wrote that no edit installed. A trivial
+/// move's "output" is its input, still live: it stays.
+fn remove_new_outputs(shared: &Shared, task: &CompactionTask, outputs: Vec<u64>) {
+    let inputs = task.input_numbers();
+    for number in outputs.into_iter().filter(|n| !inputs.contains(n)) {
+        let _ = shared
+            .fs
+            .remove_file(&shared.dir.join(table_file_name(number)));
+    }
 }
 
 impl Shared {

@@ -217,8 +217,10 @@ impl Shared {
             }
         }
         let mem = lock(&self.mem).mem.clone();
+        let mut user_bytes = 0u64;
         for (i, entry) in combined.iter().enumerate() {
             mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
+            user_bytes += (entry.key.len() + entry.value.len()) as u64;
         }
         let last = first + count - 1;
         *last_seqno = last;
@@ -236,10 +238,6 @@ impl Shared {
             }
             self.visible_seqno.store(last, Ordering::Release);
         }
-        let user_bytes = combined
-            .iter()
-            .map(|e| (e.key.len() + e.value.len()) as u64)
-            .sum();
         self.counters
             .record_write_group(group.len() as u64, count, user_bytes);
         Ok(())

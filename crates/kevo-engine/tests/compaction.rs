@@ -270,15 +270,7 @@ fn a_crash_at_every_sync_point_of_a_compaction_loses_nothing() {
             ));
             let result = db.compact_range::<&[u8], _>(..);
             let fired = fs.injected_count() > 0;
-            for op in [
-                FaultOp::Write,
-                FaultOp::Create,
-                FaultOp::Rename,
-                FaultOp::Remove,
-                FaultOp::SetLen,
-            ] {
-                fs.add_rule(FaultRule::new(op, FaultTrigger::Always, FaultKind::Eio));
-            }
+            fs.fail_every_change();
             mem.crash();
             drop(db);
             let context = format!("{style:?}, crash at sync #{n}");

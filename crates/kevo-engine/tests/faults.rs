@@ -188,21 +188,27 @@ fn retiring_wal_segments_fails_harmlessly() {
     check_all(&db, 2);
 }
 
-/// A failed WAL write fails that write, turns the database read-only, and
-/// loses nothing acknowledged before it.
-#[test]
-fn a_failed_wal_write_makes_the_database_read_only() {
+/// `op` on the WAL fails once: that write fails (and is not applied), the
+/// database turns read-only, and nothing acknowledged before is lost, also
+/// after a crash. A write whose fsync failed may have reached the file, so
+/// it may come back after the crash: its outcome was never acknowledged.
+fn a_failed_wal_operation_makes_the_database_read_only(op: FaultOp) {
     let mem = Arc::new(MemFs::new());
     let fs = Arc::new(FaultFs::new(mem.clone()));
     let db = Db::open_with_fs(fs.clone(), "/db", options()).expect("open");
     write_all(&db, 1);
-    fs.add_rule(rule(FaultOp::Write, ".wal"));
-    assert!(db.put("lost", "write").is_err());
+    fs.add_rule(rule(op, ".wal"));
+    assert!(db.put("failed", "write").is_err());
     assert!(matches!(
         db.put("next", "write"),
         Err(Error::ReadOnly { .. })
     ));
     check_all(&db, 1);
+    assert_eq!(
+        db.get("failed").expect("get"),
+        None,
+        "a failed write is not applied"
+    );
     drop(db);
     mem.crash();
     let db = Db::open_with_fs(mem, "/db", options()).expect("reopen");
@@ -210,33 +216,15 @@ fn a_failed_wal_write_makes_the_database_read_only() {
     assert_eq!(db.get("next").expect("get"), None);
 }
 
-/// A failed fsync of the WAL is never retried: the write fails and the
-/// database turns read-only.
+#[test]
+fn a_failed_wal_write_makes_the_database_read_only() {
+    a_failed_wal_operation_makes_the_database_read_only(FaultOp::Write);
+}
+
+/// A failed fsync of the WAL is never retried.
 #[test]
 fn a_failed_wal_sync_makes_the_database_read_only() {
-    let mem = Arc::new(MemFs::new());
-    let fs = Arc::new(FaultFs::new(mem.clone()));
-    let db = Db::open_with_fs(fs.clone(), "/db", options()).expect("open");
-    write_all(&db, 1);
-    fs.add_rule(rule(FaultOp::Sync, ".wal"));
-    assert!(db.put("unsure", "write").is_err());
-    assert!(matches!(
-        db.put("next", "write"),
-        Err(Error::ReadOnly { .. })
-    ));
-    check_all(&db, 1);
-    assert_eq!(
-        db.get("unsure").expect("get"),
-        None,
-        "a failed write is not applied"
-    );
-    drop(db);
-    mem.crash();
-    let db = Db::open_with_fs(mem, "/db", options()).expect("reopen");
-    // The failed write reached the file before its sync failed, so it may
-    // come back after the crash: its outcome was never acknowledged.
-    check_all(&db, 1);
-    assert_eq!(db.get("next").expect("get"), None);
+    a_failed_wal_operation_makes_the_database_read_only(FaultOp::Sync);
 }
 
 /// Each file operation of the open (the fresh manifest, the `CURRENT`

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kevo_core::{FaultFs, FaultKind, FaultOp, FaultRule, FaultTrigger, MemFs};
+use kevo_core::{FaultFs, MemFs};
 use kevo_engine::{CompactionStyle, Db, Options, Snapshot, SyncMode, WriteBatch, WriteOptions};
 use proptest::prelude::*;
 
@@ -139,21 +139,6 @@ fn open(mem: &Arc<MemFs>, mode: u8) -> Life {
     let fs = Arc::new(FaultFs::new(mem.clone()));
     let db = Db::open_with_fs(fs.clone(), "/db", options(mode)).expect("open");
     Life { fs, db }
-}
-
-/// Every mutating operation of this instance fails from now on.
-fn kill(fs: &FaultFs) {
-    for op in [
-        FaultOp::Write,
-        FaultOp::Sync,
-        FaultOp::Create,
-        FaultOp::Rename,
-        FaultOp::Remove,
-        FaultOp::SyncDir,
-        FaultOp::SetLen,
-    ] {
-        fs.add_rule(FaultRule::new(op, FaultTrigger::Always, FaultKind::Eio));
-    }
 }
 
 fn scan(iter: impl Iterator<Item = kevo_engine::Result<(Bytes, Bytes)>>) -> Vec<(Bytes, Bytes)> {
@@ -313,7 +298,7 @@ fn run(ops: Vec<Op>, mode: u8, seed: u64) -> Result<Seen, TestCaseError> {
                 seen.flushes += life.db.stats().flushes;
                 seen.compactions += life.db.stats().compactions;
                 seen.crashes += 1;
-                kill(&life.fs);
+                life.fs.fail_every_change();
                 mem.crash();
                 snapshots.clear();
                 drop(life);

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kevo_core::{FaultFs, FaultKind, FaultOp, FaultRule, FaultTrigger, MemFs};
+use kevo_core::{FaultFs, MemFs};
 use kevo_engine::{Db, Error, Options, SyncMode};
 use proptest::prelude::*;
 
@@ -421,17 +421,7 @@ fn a_crash_during_commits_keeps_each_transaction_whole() {
         while committed.load(Ordering::Relaxed) < 50 + seed * 10 {
             thread::yield_now();
         }
-        for op in [
-            FaultOp::Write,
-            FaultOp::Sync,
-            FaultOp::Create,
-            FaultOp::Rename,
-            FaultOp::Remove,
-            FaultOp::SyncDir,
-            FaultOp::SetLen,
-        ] {
-            fs.add_rule(FaultRule::new(op, FaultTrigger::Always, FaultKind::Eio));
-        }
+        fs.fail_every_change();
         mem.crash();
         for writer in writers {
             writer.join().expect("writer");

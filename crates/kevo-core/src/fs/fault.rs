@@ -170,6 +170,25 @@ impl FaultFs {
             .push(ActiveRule { rule, matched: 0 });
     }
 
+    /// Fails every operation that would change the disk from now on
+    /// (writes, syncs, creations, renames, removals, directory syncs,
+    /// `set_len`) with `EIO`; reads still work. Tests use it as a process
+    /// kill: the instance can change nothing more, then `MemFs::crash()`
+    /// drops what it had not synced.
+    pub fn fail_every_change(&self) {
+        for op in [
+            FaultOp::Write,
+            FaultOp::Sync,
+            FaultOp::Create,
+            FaultOp::Rename,
+            FaultOp::Remove,
+            FaultOp::SyncDir,
+            FaultOp::SetLen,
+        ] {
+            self.add_rule(FaultRule::new(op, FaultTrigger::Always, FaultKind::Eio));
+        }
+    }
+
     /// Removes every rule. The counters of [`FaultFs::op_count`] and
     /// [`FaultFs::injected_count`] keep going.
     pub fn clear_rules(&self) {
@@ -628,5 +647,24 @@ mod tests {
         assert_eq!(raw(&f.write_at(b"ab", 0).unwrap_err()), Some(ENOSPC));
         assert_eq!(raw(&f.write_at(b"ab", 0).unwrap_err()), Some(ENOSPC));
         assert_eq!(fs.injected_count(), 2);
+    }
+
+    #[test]
+    fn fail_every_change_fails_changes_and_lets_reads_through() {
+        let mem = Arc::new(MemFs::new());
+        mem.write_file(Path::new("/f"), b"data").unwrap();
+        let fs = FaultFs::new(mem);
+        let file = fs.open_write(Path::new("/f")).unwrap();
+        fs.fail_every_change();
+        assert!(file.write_at(b"x", 0).is_err());
+        assert!(file.sync_data().is_err());
+        assert!(file.set_len(1).is_err());
+        assert!(fs.create(Path::new("/g")).is_err());
+        assert!(fs.rename(Path::new("/f"), Path::new("/h")).is_err());
+        assert!(fs.remove_file(Path::new("/f")).is_err());
+        assert!(fs.sync_dir(Path::new("/")).is_err());
+        let mut buf = [0u8; 4];
+        file.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"data");
     }
 }
