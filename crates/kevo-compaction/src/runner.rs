@@ -33,8 +33,9 @@ pub struct RunContext<'a> {
     pub dir: &'a Path,
     /// Opens an input table (normally through the engine's table cache).
     pub open_table: &'a (dyn Fn(&TableMeta) -> Result<Arc<Table>> + Sync),
-    /// Hands out a fresh file number for each output table.
-    pub new_file_number: &'a (dyn Fn() -> u64 + Sync),
+    /// Hands out a fresh file number for each output table (normally
+    /// `VersionSet::reserve_file_number`, which makes it durable first).
+    pub new_file_number: &'a (dyn Fn() -> Result<u64> + Sync),
     /// How output tables are written (`bottom_level` is set from the task).
     pub table_options: TableOptions,
     /// Live snapshot seqnos, ascending.
@@ -265,7 +266,7 @@ impl Merge<'_, '_> {
         if ctx.stop.load(Ordering::Relaxed) {
             return Err(stopped());
         }
-        let number = (ctx.new_file_number)();
+        let number = (ctx.new_file_number)()?;
         let path = ctx.dir.join(table_file_name(number));
         let options = TableOptions {
             bottom_level: self.task.drop_tombstones,

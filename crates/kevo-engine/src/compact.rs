@@ -73,7 +73,7 @@ pub(crate) fn run_task(shared: &Shared, task: &CompactionTask) -> Outcome {
     let snapshots = shared.live_snapshots();
     let open_table =
         |meta: &kevo_manifest::TableMeta| shared.tables.get(meta).map_err(crate::read::to_core);
-    let new_file_number = || shared.versions.new_file_number();
+    let new_file_number = || shared.versions.reserve_file_number();
     let ctx = RunContext {
         fs: shared.fs.as_ref(),
         dir: &shared.dir,

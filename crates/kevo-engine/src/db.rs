@@ -83,6 +83,10 @@ pub(crate) struct Immutable {
     /// The WAL segment started when it was frozen: once it is flushed, every
     /// segment below this one is no longer needed.
     pub(crate) next_log: u64,
+    /// The last seqno assigned when it was frozen: it holds every write up
+    /// to here that is not in a table yet, and `next_log` on holds the
+    /// writes after it.
+    pub(crate) last_seqno: SeqNo,
 }
 
 /// What a read needs, published as one `Arc` so that a reader sees a
@@ -134,7 +138,7 @@ pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) fs: Arc<dyn Fs>,
     pub(crate) options: Options,
-    pub(crate) versions: VersionSet,
+    pub(crate) versions: Arc<VersionSet>,
     /// `None` once closed.
     pub(crate) wal: RwLock<Option<Wal>>,
     /// Held by the group leader for the whole write, and by memtable
@@ -164,6 +168,9 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     /// Bytes written since the last delay, while writes are delayed.
     pub(crate) delayed_bytes: AtomicU64,
+    /// kevo's files the manifest could not explain at open: left in place
+    /// and reported in [`Stats`].
+    pub(crate) unexplained_files: Vec<String>,
 }
 
 impl Db {
@@ -472,8 +479,14 @@ impl Shared {
         // acknowledged must reach the disk. Only a poisoned WAL cannot.
         let wal = self.wal.write().unwrap_or_else(|e| e.into_inner()).take();
         let result = match wal {
-            Some(wal) => match wal.sync().and_then(|()| wal.close()) {
-                Ok(()) => Ok(()),
+            Some(wal) => match wal.sync().and_then(|()| {
+                let end = wal.position();
+                wal.close().map(|()| end)
+            }) {
+                Ok(end) => {
+                    self.seal_wal_segment(end);
+                    Ok(())
+                }
                 Err(e) if self.bg_error.get().is_some() => {
                     tracing::warn!(error = %e, "syncing the WAL at close after a background error");
                     Ok(())
@@ -487,6 +500,22 @@ impl Shared {
         self.queue_cv.notify_all();
         lock(&self.lock_file).take();
         result
+    }
+
+    /// Records the last WAL segment as sealed at `end` (synced): the next
+    /// open then knows its exact length, so a cut or emptied segment is
+    /// damage, not a torn tail. A failure only loses that knowledge.
+    fn seal_wal_segment(&self, end: kevo_wal::WalPosition) {
+        if self.versions.is_poisoned() {
+            return;
+        }
+        let edit = kevo_manifest::VersionEdit {
+            wal_segments_sealed: vec![(end.segment, end.offset)],
+            ..Default::default()
+        };
+        if let Err(e) = self.versions.log_and_apply(edit) {
+            tracing::warn!(error = %e, segment = end.segment, "recording the last WAL segment as sealed");
+        }
     }
 
     /// Registers a snapshot at the current visible seqno.

@@ -114,10 +114,16 @@ fn background_loop(shared: &Shared) {
 
 /// Table options for new tables.
 pub(crate) fn table_options(shared: &Shared) -> TableOptions {
+    table_options_for(&shared.options)
+}
+
+/// Table options for new tables under `options`.
+pub(crate) fn table_options_for(options: &crate::Options) -> TableOptions {
     TableOptions {
-        block_bytes_target: shared.options.block_bytes,
-        compression: shared.options.compression,
-        bloom_bits_per_key: shared.options.bloom_bits_per_key,
+        block_bytes_target: options.block_bytes,
+        restart_interval: options.block_restart_interval,
+        compression: options.compression,
+        bloom_bits_per_key: options.bloom_bits_per_key,
         ..TableOptions::default()
     }
 }
@@ -127,18 +133,16 @@ fn flush_memtable(shared: &Shared, imm: Immutable) -> Result<()> {
     let started = Instant::now();
     let span = tracing::info_span!("kevo.flush", memtable = imm.id);
     let _entered = span.enter();
+    // Every write up to the freeze is in this memtable or in tables, and
+    // the segments from `next_log` on hold exactly the writes after it.
     let mut edit = VersionEdit {
         log_number: Some(imm.next_log),
-        last_seqno: Some(
-            shared
-                .visible_seqno
-                .load(std::sync::atomic::Ordering::Acquire),
-        ),
+        last_seqno: Some(imm.last_seqno),
         ..VersionEdit::default()
     };
     let mut written = None;
     if !imm.table.is_empty() {
-        let number = shared.versions.new_file_number();
+        let number = shared.versions.reserve_file_number()?;
         let meta = write_table(shared, &imm, number).inspect_err(|_| {
             // The partial file is an orphan either way; try to tidy now.
             let _ = shared
@@ -175,12 +179,32 @@ fn flush_memtable(shared: &Shared, imm: Immutable) -> Result<()> {
 }
 
 fn write_table(shared: &Shared, imm: &Immutable, number: u64) -> Result<TableMeta> {
-    let path = shared.dir.join(table_file_name(number));
-    let mut writer = TableWriter::create(shared.fs.as_ref(), &path, table_options(shared))?;
-    // Versions no snapshot can see are dropped; tombstones stay (older
-    // data may lie in the tables below).
-    let filter = GcFilter::new(&shared.live_snapshots(), false);
-    let mut entries = GcIter::new(imm.table.cursor(), filter);
+    write_memtable(
+        shared.fs.as_ref(),
+        &shared.dir,
+        table_options(shared),
+        &imm.table,
+        number,
+        &shared.live_snapshots(),
+    )
+}
+
+/// Writes every entry of `mem` that a reader at one of `snapshots` (or the
+/// latest) can see to table `number` in `dir`, syncs it and the directory,
+/// and returns what the manifest records of it. Tombstones stay (older
+/// data may lie in the tables below).
+pub(crate) fn write_memtable(
+    fs: &dyn kevo_core::Fs,
+    dir: &std::path::Path,
+    options: TableOptions,
+    mem: &Arc<kevo_memtable::MemTable>,
+    number: u64,
+    snapshots: &[kevo_core::SeqNo],
+) -> Result<TableMeta> {
+    let path = dir.join(table_file_name(number));
+    let mut writer = TableWriter::create(fs, &path, options)?;
+    let filter = GcFilter::new(snapshots, false);
+    let mut entries = GcIter::new(mem.cursor(), filter);
     entries.seek_to_first()?;
     while entries.valid() {
         writer.add(entries.key(), entries.value())?;
@@ -194,10 +218,8 @@ fn write_table(shared: &Shared, imm: &Immutable, number: u64) -> Result<TableMet
         ));
     }
     let meta = writer.finish()?;
-    shared
-        .fs
-        .sync_dir(&shared.dir)
-        .map_err(|e| Error::io(format!("syncing directory {}", shared.dir.display()), e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
     Ok(TableMeta {
         number,
         file_size: meta.file_size,

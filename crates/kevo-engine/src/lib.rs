@@ -56,6 +56,8 @@ mod flush;
 mod open;
 mod options;
 mod read;
+mod recover;
+mod repair;
 mod stats;
 mod tables;
 mod txn;
@@ -73,6 +75,7 @@ pub use kevo_wal::{BATCH_BYTES_MAX, RecoveryMode, SyncMode};
 pub use open::{LOCK_FILE, OPTIONS_FILE_PREFIX};
 pub use options::{CompactionStyle, MEMTABLE_BYTES_MAX, MEMTABLE_BYTES_MIN, Options, WriteOptions};
 pub use read::{DbIter, Snapshot};
+pub use repair::{LOST_DIR, MovedFile, RepairReport, Unreadable, repair, repair_with_fs};
 pub use stats::{LevelCompactionStats, LevelStats, Stats, TableFile};
 pub use txn::{TRANSACTION_ATTEMPTS_MAX, Transaction};
 

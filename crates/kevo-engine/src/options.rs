@@ -3,7 +3,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use kevo_sstable::{BLOCK_BYTES_TARGET_MAX, BLOOM_BITS_PER_KEY_MAX, Compression};
+use kevo_sstable::{
+    BLOCK_BYTES_TARGET_MAX, BLOOM_BITS_PER_KEY_MAX, Compression, RESTART_INTERVAL_MAX,
+};
 use kevo_wal::{RecoveryMode, SyncMode};
 
 use crate::error::{Error, Result};
@@ -31,6 +33,7 @@ pub struct Options {
     pub(crate) memtable_bytes: usize,
     pub(crate) max_immutable_memtables: usize,
     pub(crate) block_bytes: usize,
+    pub(crate) block_restart_interval: usize,
     pub(crate) block_cache_bytes: usize,
     pub(crate) table_cache_tables: usize,
     pub(crate) bloom_bits_per_key: u32,
@@ -78,6 +81,7 @@ impl Default for Options {
             memtable_bytes: 16 << 20,
             max_immutable_memtables: 2,
             block_bytes: 4096,
+            block_restart_interval: 16,
             block_cache_bytes: 64 << 20,
             table_cache_tables: 1000,
             bloom_bits_per_key: 10,
@@ -151,6 +155,12 @@ impl Options {
         /// Target size of an uncompressed table data block (256 B ..= the
         /// table format's limit). Default: 4 KiB.
         block_bytes, get_block_bytes: usize
+    );
+    setter!(
+        /// Entries between restart points in a table's data blocks: fewer
+        /// make seeks inside a block faster and blocks larger (1 ..= the
+        /// table format's limit). Default: 16.
+        block_restart_interval, get_block_restart_interval: usize
     );
     setter!(
         /// Bytes of uncompressed blocks held by the shared block cache; 0
@@ -286,6 +296,12 @@ impl Options {
             self.block_bytes,
         )?;
         check(
+            (1..=RESTART_INTERVAL_MAX).contains(&self.block_restart_interval),
+            "block_restart_interval",
+            &format!("between 1 and {RESTART_INTERVAL_MAX}"),
+            self.block_restart_interval,
+        )?;
+        check(
             self.table_cache_tables >= 16,
             "table_cache_tables",
             "at least 16",
@@ -383,7 +399,7 @@ impl Options {
     /// The options as the human-readable text of an `OPTIONS-NNNNNN` file.
     pub fn to_options_file(&self) -> String {
         let mut out = String::from("# kevo options, written when the database was opened\n");
-        let lines: [(&str, String); 24] = [
+        let lines: [(&str, String); 25] = [
             ("create_if_missing", self.create_if_missing.to_string()),
             ("error_if_exists", self.error_if_exists.to_string()),
             ("memtable_bytes", self.memtable_bytes.to_string()),
@@ -392,6 +408,10 @@ impl Options {
                 self.max_immutable_memtables.to_string(),
             ),
             ("block_bytes", self.block_bytes.to_string()),
+            (
+                "block_restart_interval",
+                self.block_restart_interval.to_string(),
+            ),
             ("block_cache_bytes", self.block_cache_bytes.to_string()),
             ("table_cache_tables", self.table_cache_tables.to_string()),
             ("bloom_bits_per_key", self.bloom_bits_per_key.to_string()),
@@ -458,6 +478,10 @@ mod tests {
                 "max_immutable_memtables",
             ),
             (Options::new().block_bytes(0), "block_bytes"),
+            (
+                Options::new().block_restart_interval(0),
+                "block_restart_interval",
+            ),
             (Options::new().table_cache_tables(1), "table_cache_tables"),
             (
                 Options::new().bloom_bits_per_key(1000),
@@ -505,6 +529,6 @@ mod tests {
         let text = Options::default().to_options_file();
         assert!(text.contains("memtable_bytes = 16777216"));
         assert!(text.contains("sync_mode = Interval(100ms)"));
-        assert_eq!(text.lines().filter(|l| l.contains(" = ")).count(), 24);
+        assert_eq!(text.lines().filter(|l| l.contains(" = ")).count(), 25);
     }
 }

@@ -82,7 +82,8 @@ type Factory = Box<dyn FnMut() -> kevo_core::Result<Box<dyn UserCursor + Send>> 
 ///
 /// It reads a consistent view: the snapshot it was made at. It holds the
 /// database open and pins every file it reads until it is dropped. After
-/// an error it returns `None`.
+/// an error it returns `None`; once the database is closed it returns
+/// [`Error::Closed`] (once), whether it was advanced or not.
 pub struct DbIter {
     inner: Option<RangeIter<Box<dyn UserCursor + Send>, Factory>>,
     error: Option<Error>,
@@ -145,6 +146,19 @@ impl DbIter {
         }
     }
 
+    /// `Closed` (once: the iterator is then exhausted) if the database
+    /// was closed.
+    fn check_open(&mut self) -> Option<Error> {
+        let closed = self
+            ._db
+            .as_ref()
+            .is_some_and(|db| db.shared.check_open().is_err());
+        if closed && self.inner.take().is_some() {
+            return Some(Error::Closed);
+        }
+        None
+    }
+
     fn map(
         &mut self,
         item: Option<kevo_core::Result<(Bytes, Bytes)>>,
@@ -205,6 +219,9 @@ impl Iterator for DbIter {
     type Item = Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(closed) = self.check_open() {
+            return Some(Err(closed));
+        }
         let item = self.inner.as_mut().and_then(|inner| inner.next());
         self.map(item)
     }
@@ -212,6 +229,9 @@ impl Iterator for DbIter {
 
 impl DoubleEndedIterator for DbIter {
     fn next_back(&mut self) -> Option<Self::Item> {
+        if let Some(closed) = self.check_open() {
+            return Some(Err(closed));
+        }
         let item = self.inner.as_mut().and_then(|inner| inner.next_back());
         self.map(item)
     }

@@ -242,6 +242,11 @@ pub struct Stats {
     pub pending_compaction_bytes: u64,
     /// The compaction strategy (`leveled` or `tiered`).
     pub compaction_style: &'static str,
+    /// kevo's files in the directory that the manifest could not explain
+    /// at open (say, a table a format 1 manifest never named): left in
+    /// place, never deleted on a guess. Look at them with the file tools,
+    /// or let `repair` decide.
+    pub unexplained_files: Vec<String>,
 }
 
 impl Stats {
@@ -363,6 +368,7 @@ pub(crate) fn collect(shared: &Shared) -> Stats {
         compaction_errors: get(&c.compaction_errors),
         pending_compaction_bytes,
         compaction_style: shared.strategy.name(),
+        unexplained_files: shared.unexplained_files.clone(),
         levels,
     }
 }
@@ -472,6 +478,13 @@ impl fmt::Display for Stats {
             "manifest {} edits, {} rewrites",
             self.manifest_edits, self.manifest_rewrites
         )?;
+        if !self.unexplained_files.is_empty() {
+            write!(
+                f,
+                "\nunexplained files (left in place): {}",
+                self.unexplained_files.join(", ")
+            )?;
+        }
         if let Some(cause) = &self.read_only_cause {
             write!(f, "\nREAD-ONLY: {cause}")?;
         }

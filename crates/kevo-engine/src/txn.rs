@@ -103,6 +103,7 @@ impl Transaction {
     /// table.
     pub fn get(&mut self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
+        self.db.shared.check_open()?;
         if let Some(buffered) = self.buffer.get(key) {
             return Ok(buffered.cloned());
         }
@@ -116,9 +117,11 @@ impl Transaction {
     /// Sets `key` to `value` when the transaction commits.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the key or value is over its limit.
+    /// [`Error::InvalidArgument`] if the key or value is over its limit;
+    /// [`Error::Closed`].
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let (key, value) = (key.as_ref(), value.as_ref());
+        self.db.shared.check_open()?;
         check_sizes(key, value)?;
         self.buffer
             .put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
@@ -128,9 +131,11 @@ impl Transaction {
     /// Deletes `key` when the transaction commits.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the key is over its limit.
+    /// [`Error::InvalidArgument`] if the key is over its limit;
+    /// [`Error::Closed`].
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
         let key = key.as_ref();
+        self.db.shared.check_open()?;
         check_sizes(key, &[])?;
         self.buffer.delete(Bytes::copy_from_slice(key));
         Ok(())
@@ -172,8 +177,14 @@ impl Transaction {
     /// commit order); use [`Db::begin_read`] for reads that never conflict.
     ///
     /// # Errors
-    /// [`Error::Conflict`]; those of [`Db::write`].
+    /// [`Error::Conflict`]; [`Error::Closed`] once the database is closed
+    /// (a transaction that only read included: its reads can no longer be
+    /// ordered after the commits before the close); those of [`Db::write`].
     pub fn commit(mut self) -> Result<()> {
+        if let Err(closed) = self.db.shared.check_open() {
+            self.end();
+            return Err(closed);
+        }
         if self.buffer.is_empty() {
             // Nothing to write, but the commit still orders it after every
             // commit so far: it must not have read anything they changed.

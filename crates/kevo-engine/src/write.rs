@@ -176,7 +176,7 @@ impl Shared {
         // Checked again under the writer mutex: `close` takes it first.
         self.check_writable()?;
         let bytes = group.iter().map(|p| p.batch.as_bytes().len()).sum();
-        self.make_room(bytes)?;
+        self.make_room(bytes, *last_seqno)?;
         let count: u64 = group.iter().map(|p| p.batch.len() as u64).sum();
         let first = *last_seqno + 1;
         if first.saturating_add(count) > SEQNO_MAX {
@@ -247,8 +247,8 @@ impl Shared {
     /// writes while compaction falls behind (L0 tables or pending bytes past
     /// the slowdown limits), and waits while immutable memtables, or L0
     /// tables and pending bytes past the stop limits, pile up. Called with
-    /// the writer mutex held.
-    fn make_room(&self, bytes: usize) -> Result<()> {
+    /// the writer mutex held; `last_seqno` is the last seqno assigned.
+    fn make_room(&self, bytes: usize, last_seqno: SeqNo) -> Result<()> {
         let mut slowed = false;
         let compacting = self.options.auto_compactions;
         loop {
@@ -303,7 +303,7 @@ impl Shared {
                 })?;
                 continue;
             }
-            self.switch_memtable()?;
+            self.switch_memtable(last_seqno)?;
             return Ok(());
         }
     }
@@ -336,8 +336,9 @@ impl Shared {
     /// Freezes the memtable (if it holds anything) and starts a new WAL
     /// segment for its successor; wakes the flush thread. Returns the id of
     /// the newest immutable memtable, if any. Called with the writer mutex
-    /// held.
-    pub(crate) fn switch_memtable(&self) -> Result<Option<u64>> {
+    /// held; `last_seqno` is the last seqno assigned (the memtable holds
+    /// every write up to it).
+    pub(crate) fn switch_memtable(&self, last_seqno: SeqNo) -> Result<Option<u64>> {
         {
             let state = lock(&self.mem);
             if state.mem.is_empty() {
@@ -364,6 +365,7 @@ impl Shared {
                 table: frozen,
                 id,
                 next_log,
+                last_seqno,
             });
             self.publish(&state);
             id
@@ -381,9 +383,9 @@ impl Shared {
     pub(crate) fn flush(&self) -> Result<()> {
         self.check_writable()?;
         let target = {
-            let _writer = lock(&self.writer);
+            let writer = lock(&self.writer);
             self.check_writable()?;
-            self.switch_memtable()?
+            self.switch_memtable(*writer)?
         };
         let Some(target) = target else {
             return Ok(());

@@ -92,8 +92,15 @@ fn create_if_missing_and_error_if_exists() {
     );
 }
 
+fn names(mem: &MemFs) -> Vec<String> {
+    mem.file_names()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
 #[test]
-fn foreign_files_are_left_alone_and_orphans_removed() {
+fn foreign_files_are_left_alone_and_orphans_below_the_counter_removed() {
     let mem = Arc::new(MemFs::new());
     mem.create_dir_all("/db".as_ref()).expect("mkdir");
     mem.write_file("/db/README.txt".as_ref(), b"not ours")
@@ -104,17 +111,20 @@ fn foreign_files_are_left_alone_and_orphans_removed() {
     db.put("k", "v").expect("put");
     db.flush().expect("flush");
     db.close().expect("close");
-    // An orphan table (named like ours, in no version) is deleted at open;
-    // files that are not ours stay.
-    mem.write_file("/db/999999.sst".as_ref(), b"garbage")
+    // A table named like ours that no version names, numbered below the
+    // manifest's file counter (as an interrupted flush leaves one), is
+    // deleted at open; files that are not ours stay.
+    let state = kevo_manifest::VersionSet::recover(mem.as_ref(), "/db".as_ref())
+        .expect("recover")
+        .expect("a database");
+    let orphan = state.next_file_number - 1;
+    let orphan_path = format!("/db/{}", kevo_manifest::table_file_name(orphan));
+    assert!(!names(&mem).contains(&orphan_path), "{orphan} is in use");
+    mem.write_file(orphan_path.as_ref(), b"garbage")
         .expect("write");
     let db = mem_db(&mem);
-    let names: Vec<String> = mem
-        .file_names()
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    assert!(!names.contains(&"/db/999999.sst".to_string()), "{names:?}");
+    let names = names(&mem);
+    assert!(!names.contains(&orphan_path), "{names:?}");
     assert!(names.contains(&"/db/README.txt".to_string()), "{names:?}");
     assert!(
         names.contains(&"/db/notes.sst.bak".to_string()),
@@ -125,10 +135,33 @@ fn foreign_files_are_left_alone_and_orphans_removed() {
         "{names:?}"
     );
     assert_eq!(db.get("k").expect("get").as_deref(), Some(&b"v"[..]));
-    // New file numbers went past the orphan's.
+    assert!(db.stats().unexplained_files.is_empty());
     db.put("k2", "v2").expect("put");
     db.flush().expect("flush");
     db.close().expect("close");
+}
+
+/// A table past the file counter cannot be an interrupted flush's (its
+/// number would have been reserved first): edits were lost, and the open
+/// refuses without deleting it.
+#[test]
+fn a_table_past_the_file_counter_is_corruption() {
+    let mem = Arc::new(MemFs::new());
+    let db = mem_db(&mem);
+    db.put("k", "v").expect("put");
+    db.flush().expect("flush");
+    db.close().expect("close");
+    mem.write_file("/db/999999.sst".as_ref(), b"garbage")
+        .expect("write");
+    let before = names(&mem);
+    match Db::open_with_fs(mem.clone(), "/db", Options::default()) {
+        Err(Error::Corruption { file, reason, .. }) => {
+            assert!(file.to_string_lossy().contains("MANIFEST"), "{file:?}");
+            assert!(reason.contains("999999.sst"), "{reason}");
+        }
+        other => panic!("expected Corruption, got {other:?}"),
+    }
+    assert_eq!(names(&mem), before);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! See `docs/format/manifest.md` for the byte tables and a worked example.
 //!
 //! ```text
-//! edit  = format version u8 (= 1) | field*
+//! edit  = format version u8 (= 2; 1 is still read) | field*
 //! field = tag u8 | body
 //!   1 log number        varint64
 //!   2 next file number  varint64
@@ -14,12 +14,15 @@
 //!                       | smallest key (varint32 length, bytes) | largest key (same)
 //!                       | smallest seqno varint64 | largest seqno varint64
 //!                       | entries varint64 | tombstones varint64
+//!   6 WAL segment added   number varint64                      (format 2 only)
+//!   7 WAL segment sealed  number varint64 | bytes varint64     (format 2 only)
 //! ```
 //!
-//! Tags 1 to 3 appear at most once each. An unknown tag, a level past
-//! [`NUM_LEVELS`], a key that is not an internal key or is longer than
-//! [`KEY_BYTES_MAX`] plus the trailer, a seqno past [`SEQNO_MAX`] or trailing
-//! bytes make the whole edit undecodable.
+//! Tags 1 to 3 appear at most once each. An unknown tag, a WAL tag in a
+//! format 1 edit, a level past [`NUM_LEVELS`], a key that is not an
+//! internal key or is longer than [`KEY_BYTES_MAX`] plus the trailer, a
+//! seqno past [`SEQNO_MAX`] or trailing bytes make the whole edit
+//! undecodable.
 
 use kevo_core::{
     InternalKey, KEY_BYTES_MAX, Reader, SEQNO_MAX, SeqNo, TRAILER_BYTES, put_varint32, put_varint64,
@@ -27,8 +30,13 @@ use kevo_core::{
 
 use crate::version::{NUM_LEVELS, TableMeta};
 
-/// The edit encoding this code writes. Decoders reject other versions.
-pub(crate) const EDIT_FORMAT_VERSION: u8 = 1;
+/// The edit encoding this code writes: 2, which added the WAL segment
+/// fields (tags 6 and 7). Decoders also read format 1, the first one.
+pub const EDIT_FORMAT_VERSION: u8 = 2;
+
+/// The oldest edit encoding decoders still read: 1 (no WAL segment fields;
+/// a manifest of such edits does not track WAL segments).
+pub const EDIT_FORMAT_VERSION_MIN: u8 = 1;
 
 /// Largest encoded internal key in an edit.
 const ENCODED_KEY_BYTES_MAX: usize = KEY_BYTES_MAX + TRAILER_BYTES;
@@ -43,6 +51,8 @@ enum FieldTag {
     LastSeqno = 3,
     RemovedTable = 4,
     AddedTable = 5,
+    WalAdded = 6,
+    WalSealed = 7,
 }
 
 impl FieldTag {
@@ -53,6 +63,8 @@ impl FieldTag {
             3 => Some(FieldTag::LastSeqno),
             4 => Some(FieldTag::RemovedTable),
             5 => Some(FieldTag::AddedTable),
+            6 => Some(FieldTag::WalAdded),
+            7 => Some(FieldTag::WalSealed),
             _ => None,
         }
     }
@@ -77,6 +89,12 @@ pub struct VersionEdit {
     pub last_seqno: Option<SeqNo>,
     /// WAL segments numbered below this are no longer needed.
     pub log_number: Option<u64>,
+    /// WAL segments started: each is recorded before any record is
+    /// written to it (see `docs/format/manifest.md`, *WAL segments*).
+    pub wal_segments_added: Vec<u64>,
+    /// WAL segments sealed: `(segment, bytes)`, its synced length once no
+    /// more records go into it.
+    pub wal_segments_sealed: Vec<(u64, u64)>,
 }
 
 impl VersionEdit {
@@ -84,12 +102,14 @@ impl VersionEdit {
     /// `docs/format/manifest.md`).
     ///
     /// ```text
-    /// edit  = format version u8 (= 1) | field*
+    /// edit  = format version u8 (= 2) | field*
     /// field = tag u8 | body
     ///   1 log number | 2 next file number | 3 last seqno      varint64 each
     ///   4 removed table   level u8 | number varint64
     ///   5 added table     level u8 | number | file size | smallest key | largest key
     ///                     | smallest seqno | largest seqno | entries | tombstones
+    ///   6 WAL segment added   number
+    ///   7 WAL segment sealed  number | bytes
     /// ```
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![EDIT_FORMAT_VERSION];
@@ -124,7 +144,22 @@ impl VersionEdit {
             put_varint64(&mut out, table.entries);
             put_varint64(&mut out, table.tombstones);
         }
+        for &number in &self.wal_segments_added {
+            out.push(FieldTag::WalAdded as u8);
+            put_varint64(&mut out, number);
+        }
+        for &(number, bytes) in &self.wal_segments_sealed {
+            out.push(FieldTag::WalSealed as u8);
+            put_varint64(&mut out, number);
+            put_varint64(&mut out, bytes);
+        }
         out
+    }
+
+    /// Whether the edit changes no table (a counter, WAL segment or
+    /// reservation record).
+    pub fn changes_no_table(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
     }
 
     /// Decodes an edit written by [`VersionEdit::encode`].
@@ -138,7 +173,7 @@ impl VersionEdit {
     pub fn decode(bytes: &[u8]) -> Result<VersionEdit, String> {
         let mut r = Reader::new(bytes);
         let version = r.u8().ok_or("empty version edit")?;
-        if version != EDIT_FORMAT_VERSION {
+        if !(EDIT_FORMAT_VERSION_MIN..=EDIT_FORMAT_VERSION).contains(&version) {
             return Err(format!("unsupported version edit format {version}"));
         }
         let mut edit = VersionEdit::default();
@@ -146,6 +181,9 @@ impl VersionEdit {
             let at = r.position();
             let raw = r.u8().ok_or("truncated field tag")?;
             let tag = FieldTag::from_u8(raw)
+                .filter(|tag| {
+                    version >= 2 || !matches!(tag, FieldTag::WalAdded | FieldTag::WalSealed)
+                })
                 .ok_or_else(|| format!("unknown field tag {raw} at byte {at}"))?;
             match tag {
                 FieldTag::LogNumber => set_once(&mut edit.log_number, varint(&mut r)?, tag)?,
@@ -163,6 +201,11 @@ impl VersionEdit {
                 FieldTag::AddedTable => {
                     let level = level(&mut r)?;
                     edit.added.push((level, table(&mut r)?));
+                }
+                FieldTag::WalAdded => edit.wal_segments_added.push(varint(&mut r)?),
+                FieldTag::WalSealed => {
+                    let number = varint(&mut r)?;
+                    edit.wal_segments_sealed.push((number, varint(&mut r)?));
                 }
             }
         }
@@ -243,6 +286,8 @@ mod tests {
             next_file_number: Some(9),
             last_seqno: Some(42),
             log_number: Some(6),
+            wal_segments_added: vec![7],
+            wal_segments_sealed: vec![(6, 4096)],
         }
     }
 
@@ -258,16 +303,29 @@ mod tests {
     #[test]
     fn unknown_tags_versions_and_duplicates_are_rejected() {
         assert!(VersionEdit::decode(&[]).is_err());
-        assert!(VersionEdit::decode(&[2]).unwrap_err().contains("format 2"));
+        assert!(VersionEdit::decode(&[0]).unwrap_err().contains("format 0"));
+        assert!(VersionEdit::decode(&[3]).unwrap_err().contains("format 3"));
         assert!(
             VersionEdit::decode(&[1, 0])
                 .unwrap_err()
                 .contains("unknown field tag 0")
         );
         assert!(
+            VersionEdit::decode(&[2, 8, 0])
+                .unwrap_err()
+                .contains("unknown field tag 8")
+        );
+        // The WAL segment fields came with format 2: a format 1 edit
+        // holding one is not an edit this code (or the old one) wrote.
+        assert!(
             VersionEdit::decode(&[1, 6, 0])
                 .unwrap_err()
                 .contains("unknown field tag 6")
+        );
+        assert!(
+            VersionEdit::decode(&[1, 7, 1, 2])
+                .unwrap_err()
+                .contains("unknown field tag 7")
         );
         assert!(
             VersionEdit::decode(&[1, 1, 5, 1, 6])
@@ -283,6 +341,22 @@ mod tests {
             VersionEdit::decode(&[1, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])
                 .is_err()
         );
+    }
+
+    /// An edit written by the first format (before WAL segments were
+    /// tracked) still reads, with no WAL segment fields.
+    #[test]
+    fn format_1_edits_still_decode() {
+        let v1 = [1, 1, 6, 2, 9, 3, 42, 4, 1, 3];
+        let edit = VersionEdit::decode(&v1).unwrap();
+        assert_eq!(edit.log_number, Some(6));
+        assert_eq!(edit.next_file_number, Some(9));
+        assert_eq!(edit.last_seqno, Some(42));
+        assert_eq!(edit.removed, vec![(1, 3)]);
+        assert!(edit.wal_segments_added.is_empty() && edit.wal_segments_sealed.is_empty());
+        // Written again, it is a format 2 edit with the same fields.
+        assert_eq!(edit.encode()[0], EDIT_FORMAT_VERSION);
+        assert_eq!(VersionEdit::decode(&edit.encode()), Ok(edit));
     }
 
     #[test]
@@ -345,14 +419,28 @@ mod tests {
             proptest::option::of(any::<u64>()),
             proptest::option::of(0..=SEQNO_MAX),
             proptest::option::of(any::<u64>()),
+            proptest::collection::vec(any::<u64>(), 0..3),
+            proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3),
         )
             .prop_map(
-                |(added, removed, next_file_number, last_seqno, log_number)| VersionEdit {
+                |(
                     added,
                     removed,
                     next_file_number,
                     last_seqno,
                     log_number,
+                    wal_added,
+                    wal_sealed,
+                )| {
+                    VersionEdit {
+                        added,
+                        removed,
+                        next_file_number,
+                        last_seqno,
+                        log_number,
+                        wal_segments_added: wal_added,
+                        wal_segments_sealed: wal_sealed,
+                    }
                 },
             )
     }

@@ -67,11 +67,16 @@ mod edit;
 mod names;
 mod set;
 mod version;
+mod wals;
 
-pub use edit::VersionEdit;
+pub use edit::{EDIT_FORMAT_VERSION, EDIT_FORMAT_VERSION_MIN, VersionEdit};
 pub use names::{
     CURRENT_FILE, manifest_file_name, parse_manifest_file_name, parse_table_file_name,
     table_file_name,
 };
-pub use set::{MANIFEST_MAGIC, ManifestOptions, ManifestRecovery, ManifestStats, VersionSet};
+pub use set::{
+    FILE_NUMBERS_RESERVED_AHEAD, MANIFEST_MAGIC, ManifestOptions, ManifestRecovery, ManifestStats,
+    RecoveredManifest, VersionSet,
+};
 pub use version::{NUM_LEVELS, TableMeta, Version};
+pub use wals::WalSegments;

@@ -13,12 +13,19 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use kevo_core::{Error, Fs, Result, SEQNO_MAX, SeqNo};
 use kevo_wal::log::{LogEnd, LogReader, LogWriter};
 
-use crate::edit::VersionEdit;
+use crate::edit::{EDIT_FORMAT_VERSION_MIN, VersionEdit};
 use crate::names::{
     CURRENT_FILE, CURRENT_TEMP_FILE, manifest_file_name, parse_manifest_file_name,
     parse_table_file_name,
 };
 use crate::version::{FILE_NUMBER_MAX, Version};
+use crate::wals::WalSegments;
+
+/// How many file numbers past the one being handed out an edit reserves:
+/// [`VersionSet::reserve_file_number`] writes an edit only once every 16
+/// numbers, and a table numbered at or above the recorded reservation can
+/// only exist if edits were lost.
+pub const FILE_NUMBERS_RESERVED_AHEAD: u64 = 16;
 
 /// The magic number in a manifest file's header (where a WAL segment has
 /// `KEVOWAL\0`).
@@ -83,6 +90,66 @@ pub struct ManifestRecovery {
     pub manifest_number: u64,
 }
 
+/// The durable state a manifest describes, as [`VersionSet::recover`]
+/// read it without changing anything; [`VersionSet::create`] starts a new
+/// manifest from it.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveredManifest {
+    /// The tables, level by level.
+    pub version: Arc<Version>,
+    /// The file-number horizon: no file number at or above it had been
+    /// handed out when the last edit was written (every table is created
+    /// only after an edit reserved its number; see
+    /// [`VersionSet::reserve_file_number`]).
+    pub next_file_number: u64,
+    /// The largest sequence number whose write is in the tables: the WAL
+    /// segments from `log_number` on hold the writes after it.
+    pub last_seqno: SeqNo,
+    /// WAL segments numbered below this are no longer needed.
+    pub log_number: u64,
+    /// The tracked WAL segments (empty when `tracks_wal_segments` is
+    /// false).
+    pub wal_segments: WalSegments,
+    /// The manifest was written by edit format 2 or later, which records
+    /// every WAL segment and file-number reservation. A format 1 manifest
+    /// (written before) does not: its WAL segments and its file-number
+    /// horizon cannot be checked.
+    pub tracks_wal_segments: bool,
+    /// The manifest read (`MANIFEST-NNNNNN`).
+    pub manifest_number: u64,
+    /// Edits read, the snapshot included.
+    pub edits_replayed: u64,
+    /// Bytes dropped from the end of the manifest: an edit torn by a crash
+    /// (or a cut the caller must check for, by checking the directory
+    /// against the recovered state).
+    pub tail_bytes_dropped: u64,
+}
+
+impl RecoveredManifest {
+    /// Applies `edit` to this state in memory, as replaying it would: for
+    /// callers that build a state to start a manifest from (a recovery
+    /// that writes the WAL to a table, repair). Counters only rise.
+    ///
+    /// # Errors
+    /// Why the edit does not apply (as [`VersionSet::log_and_apply`]
+    /// would refuse it).
+    pub fn apply_edit(&mut self, edit: &VersionEdit) -> std::result::Result<(), String> {
+        if !edit.changes_no_table() {
+            self.version = Arc::new(self.version.apply(edit)?);
+        }
+        check_counters(edit).map_err(|e| e.to_string())?;
+        for (_, table) in &edit.added {
+            self.next_file_number = self.next_file_number.max(table.number + 1);
+        }
+        let max = |slot: &mut u64, value: Option<u64>| *slot = (*slot).max(value.unwrap_or(0));
+        max(&mut self.next_file_number, edit.next_file_number);
+        max(&mut self.last_seqno, edit.last_seqno);
+        max(&mut self.log_number, edit.log_number);
+        self.wal_segments = self.wal_segments.apply(edit, self.log_number)?;
+        Ok(())
+    }
+}
+
 /// The version set: the current [`Version`] of the tree, the file counter,
 /// the last sequence number and the WAL's log number, kept durable in a
 /// manifest.
@@ -117,6 +184,9 @@ pub struct VersionSet {
     options: ManifestOptions,
     /// The next file number to hand out.
     next_file_number: AtomicU64,
+    /// The largest file counter a synced edit recorded: numbers below it
+    /// may be used for files without writing an edit first.
+    horizon: AtomicU64,
     manifest_number: AtomicU64,
     writer: Mutex<Writer>,
     state: Mutex<State>,
@@ -137,21 +207,13 @@ struct State {
     current: Arc<Version>,
     last_seqno: SeqNo,
     log_number: u64,
+    wals: WalSegments,
     /// Every version installed since open; dead ones are pruned.
     live: Vec<Weak<Version>>,
     /// Tables removed by an edit and not yet returned by
     /// `take_obsolete_tables`.
     removed: BTreeSet<u64>,
     stats: ManifestStats,
-}
-
-/// The durable state a manifest describes.
-#[derive(Debug, Default)]
-struct Recovered {
-    version: Version,
-    next_file_number: u64,
-    last_seqno: SeqNo,
-    log_number: u64,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section here leaves its
@@ -179,17 +241,20 @@ fn from_wal(e: kevo_wal::Error) -> Error {
 }
 
 impl VersionSet {
-    /// Opens the version set of the database in `dir`.
+    /// Opens the version set of the database in `dir`: [`VersionSet::recover`],
+    /// then [`VersionSet::create`] from what it read (or from nothing when
+    /// `CURRENT` is missing and `options.create_if_missing` is set), then
+    /// [`VersionSet::remove_obsolete_manifests`].
     ///
-    /// Reads `CURRENT` and replays the manifest it names: a torn last
-    /// record is dropped and reported in
-    /// [`ManifestRecovery::tail_bytes_dropped`]. Then it always starts a
-    /// fresh manifest holding one snapshot edit of the whole state, syncs it
-    /// and the directory, switches `CURRENT` to it atomically (write
-    /// `CURRENT.dbtmp`, sync, rename, sync the directory) and deletes every
-    /// other `MANIFEST-*` file. So nothing is ever appended after a torn
-    /// tail. The file counter starts above every manifest and table number
-    /// found in `dir`.
+    /// A torn last record is dropped and reported in
+    /// [`ManifestRecovery::tail_bytes_dropped`]; nothing is ever appended
+    /// after it, since a fresh manifest is started. The file counter starts
+    /// above every manifest and table number found in `dir`.
+    ///
+    /// This checks the manifest alone. A database engine must also check
+    /// the directory against the recovered state before it changes anything
+    /// (tables and WAL segments present, none unexplained): call `recover`
+    /// and `create` itself, as `kevo-engine` does.
     ///
     /// # Errors
     /// - [`Error::Corruption`] naming the manifest and offset for damage
@@ -204,24 +269,80 @@ impl VersionSet {
         options: ManifestOptions,
     ) -> Result<(VersionSet, ManifestRecovery)> {
         let mut recovery = ManifestRecovery::default();
-        let recovered = if Self::exists(fs.as_ref(), dir)? {
-            replay(fs.as_ref(), dir, &mut recovery)?
-        } else if options.create_if_missing {
-            fs.create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            recovery.created = true;
-            Recovered::default()
-        } else {
-            return Err(Error::InvalidArgument(format!(
-                "{} holds no {CURRENT_FILE} file and create_if_missing is off",
-                dir.display()
-            )));
+        let state = match Self::recover(fs.as_ref(), dir)? {
+            Some(state) => {
+                recovery.edits_replayed = state.edits_replayed;
+                recovery.tail_bytes_dropped = state.tail_bytes_dropped;
+                state
+            }
+            None if options.create_if_missing => {
+                fs.create_dir_all(dir)
+                    .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+                recovery.created = true;
+                RecoveredManifest::default()
+            }
+            None => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} holds no {CURRENT_FILE} file and create_if_missing is off",
+                    dir.display()
+                )));
+            }
         };
+        let set = Self::create(fs, dir, state, options)?;
+        set.remove_obsolete_manifests();
+        recovery.manifest_number = set.manifest_number();
+        tracing::info!(
+            dir = %dir.display(),
+            manifest = recovery.manifest_number,
+            created = recovery.created,
+            edits_replayed = recovery.edits_replayed,
+            tail_bytes_dropped = recovery.tail_bytes_dropped,
+            "opened the version set"
+        );
+        Ok((set, recovery))
+    }
 
+    /// Reads `CURRENT` and replays the manifest it names, changing nothing
+    /// on disk. `Ok(None)` when `dir` holds no `CURRENT`.
+    ///
+    /// A torn last record is dropped and its size reported in
+    /// [`RecoveredManifest::tail_bytes_dropped`]: a crash during an append
+    /// leaves one, but so does a manifest cut short by damage, which only
+    /// the directory can tell (an edit that was lost named files that were
+    /// then created, deleted or retired).
+    ///
+    /// # Errors
+    /// As [`VersionSet::open`], except that a missing `CURRENT` is
+    /// `Ok(None)`.
+    pub fn recover(fs: &dyn Fs, dir: &Path) -> Result<Option<RecoveredManifest>> {
+        if !Self::exists(fs, dir)? {
+            return Ok(None);
+        }
+        replay(fs, dir).map(Some)
+    }
+
+    /// Starts a fresh manifest in `dir` holding one snapshot edit of
+    /// `state` (use `RecoveredManifest::default()` for a new database):
+    /// writes and syncs it and the directory, then switches `CURRENT` to it
+    /// atomically (write `CURRENT.dbtmp`, sync, rename, sync the
+    /// directory). Deletes nothing. The file counter starts above
+    /// `state.next_file_number` and every manifest and table number in
+    /// `dir`; the snapshot reserves [`FILE_NUMBERS_RESERVED_AHEAD`] numbers
+    /// past it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a file operation fails; the old `CURRENT` then
+    /// still names the old manifest, or names the new one durably.
+    pub fn create(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        state: RecoveredManifest,
+        options: ManifestOptions,
+    ) -> Result<VersionSet> {
         let names = fs
             .list_dir(dir)
             .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-        let mut next_file_number = recovered.next_file_number.max(1);
+        let mut next_file_number = state.next_file_number.clamp(1, FILE_NUMBER_MAX + 1);
         for name in &names {
             if let Some(n) = parse_manifest_file_name(name).or_else(|| parse_table_file_name(name))
             {
@@ -230,19 +351,22 @@ impl VersionSet {
         }
         let number = next_file_number;
         next_file_number += 1;
-        let current = Arc::new(recovered.version);
+        let horizon = next_file_number + FILE_NUMBERS_RESERVED_AHEAD;
+        let current = state.version;
         let snapshot = snapshot_edit(
             &current,
-            next_file_number,
-            recovered.last_seqno,
-            recovered.log_number,
+            horizon,
+            state.last_seqno,
+            state.log_number,
+            &state.wal_segments,
         );
         let log = start_manifest(fs.as_ref(), dir, number, &snapshot)?;
         let bytes_written = log.offset();
-        let set = VersionSet {
+        Ok(VersionSet {
             dir: dir.to_path_buf(),
             options,
             next_file_number: AtomicU64::new(next_file_number),
+            horizon: AtomicU64::new(horizon),
             manifest_number: AtomicU64::new(number),
             writer: Mutex::new(Writer {
                 snapshot_end: log.offset(),
@@ -253,8 +377,9 @@ impl VersionSet {
             state: Mutex::new(State {
                 live: vec![Arc::downgrade(&current)],
                 current,
-                last_seqno: recovered.last_seqno,
-                log_number: recovered.log_number,
+                last_seqno: state.last_seqno,
+                log_number: state.log_number,
+                wals: state.wal_segments,
                 removed: BTreeSet::new(),
                 stats: ManifestStats {
                     bytes_written,
@@ -262,24 +387,29 @@ impl VersionSet {
                 },
             }),
             fs,
+        })
+    }
+
+    /// Deletes every `MANIFEST-*` file but the live one, and a stray
+    /// `CURRENT.dbtmp`: once `CURRENT` durably names the live manifest,
+    /// which holds a snapshot of the whole state, the others are obsolete.
+    /// A failed deletion is only logged.
+    pub fn remove_obsolete_manifests(&self) {
+        let live = self.manifest_number();
+        let names = match self.fs.list_dir(&self.dir) {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "listing old manifests");
+                return;
+            }
         };
         for name in &names {
-            let stale = parse_manifest_file_name(name).is_some_and(|n| n != number)
+            let stale = parse_manifest_file_name(name).is_some_and(|n| n != live)
                 || name == CURRENT_TEMP_FILE;
             if stale {
-                remove_quietly(set.fs.as_ref(), dir, name);
+                remove_quietly(self.fs.as_ref(), &self.dir, name);
             }
         }
-        recovery.manifest_number = number;
-        tracing::info!(
-            dir = %dir.display(),
-            manifest = number,
-            created = recovery.created,
-            edits_replayed = recovery.edits_replayed,
-            tail_bytes_dropped = recovery.tail_bytes_dropped,
-            "opened the version set"
-        );
-        Ok((set, recovery))
     }
 
     /// Whether `dir` holds a `CURRENT` file.
@@ -301,6 +431,9 @@ impl VersionSet {
     /// one counter; a number is never handed out twice (across reopens too,
     /// once an edit has recorded the counter, and for every numbered file
     /// found on disk).
+    ///
+    /// A number for a *table* must come from
+    /// [`VersionSet::reserve_file_number`], which makes it durable first.
     pub fn new_file_number(&self) -> u64 {
         self.next_file_number.fetch_add(1, Ordering::AcqRel)
     }
@@ -316,6 +449,70 @@ impl VersionSet {
     /// The number the next [`VersionSet::new_file_number`] would return.
     pub fn next_file_number(&self) -> u64 {
         self.next_file_number.load(Ordering::Acquire)
+    }
+
+    /// Allocates a file number that a synced edit has reserved: the
+    /// manifest records a file counter above it before this returns, so a
+    /// crash can never leave a file whose number the manifest does not
+    /// cover. At open, a table numbered at or above the recovered counter
+    /// therefore proves that edits were lost. Writes an edit once every
+    /// [`FILE_NUMBERS_RESERVED_AHEAD`] numbers.
+    ///
+    /// # Errors
+    /// As [`VersionSet::log_and_apply`] (the set is unusable after a failed
+    /// write).
+    pub fn reserve_file_number(&self) -> Result<u64> {
+        let number = self.new_file_number();
+        if number < self.horizon.load(Ordering::Acquire) {
+            return Ok(number);
+        }
+        let reserve = number
+            .saturating_add(1 + FILE_NUMBERS_RESERVED_AHEAD)
+            .min(FILE_NUMBER_MAX + 1);
+        self.log(VersionEdit::default(), reserve)?;
+        Ok(number)
+    }
+
+    /// The file counter the manifest durably records: every number below it
+    /// may already name a file.
+    pub fn file_number_horizon(&self) -> u64 {
+        self.horizon.load(Ordering::Acquire)
+    }
+
+    /// The WAL segments the manifest tracks.
+    pub fn wal_segments(&self) -> WalSegments {
+        lock(&self.state).wals.clone()
+    }
+
+    /// Whether an earlier failed write made the set unusable (until
+    /// [`VersionSet::recover_from_failure`]).
+    pub fn is_poisoned(&self) -> bool {
+        lock(&self.writer).poison.is_some()
+    }
+
+    /// Makes an unusable set usable again: starts a fresh manifest holding
+    /// a snapshot of the in-memory state (which a failed call never
+    /// changed), switches `CURRENT` to it and deletes the old one. The
+    /// outcome of the failed edit no longer matters: the old manifest is
+    /// not read again, and a failed fsync is never retried. A no-op when
+    /// the set is usable.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if starting the manifest fails (the set stays
+    /// unusable; call again later).
+    pub fn recover_from_failure(&self) -> Result<()> {
+        let mut writer = lock(&self.writer);
+        if writer.poison.is_none() {
+            return Ok(());
+        }
+        let (base, last_seqno, log_number, wals) = self.snapshot_state();
+        self.roll(&mut writer, &base, last_seqno, log_number, &wals)?;
+        writer.poison = None;
+        tracing::info!(
+            manifest = writer.manifest_number,
+            "the manifest is usable again after a failure"
+        );
+        Ok(())
     }
 
     /// The largest sequence number recorded by an edit.
@@ -354,12 +551,26 @@ impl VersionSet {
     ///   this and every later call return `Error::Io`; reopen it. The
     ///   in-memory current version is unchanged by a failed call.
     pub fn log_and_apply(&self, edit: VersionEdit) -> Result<Arc<Version>> {
+        self.log(edit, 0)
+    }
+
+    /// [`VersionSet::log_and_apply`], recording a file counter of at least
+    /// `reserve`.
+    fn log(&self, edit: VersionEdit, reserve: u64) -> Result<Arc<Version>> {
         let mut writer = lock(&self.writer);
         if let Some(cause) = &writer.poison {
             return Err(poisoned(cause));
         }
-        let (base, last_seqno, log_number) = self.snapshot_state();
-        let version = base.apply(&edit).map_err(Error::InvalidArgument)?;
+        let (base, last_seqno, log_number, wals) = self.snapshot_state();
+        let version = if edit.changes_no_table() {
+            None
+        } else {
+            Some(base.apply(&edit).map_err(Error::InvalidArgument)?)
+        };
+        let new_log_number = edit.log_number.map_or(log_number, |n| n.max(log_number));
+        let new_wals = wals
+            .apply(&edit, new_log_number)
+            .map_err(Error::InvalidArgument)?;
         check_counters(&edit)?;
         for (_, table) in &edit.added {
             self.mark_file_number_used(table.number);
@@ -372,11 +583,11 @@ impl VersionSet {
             .rewrite_bytes
             .max(writer.snapshot_end.saturating_mul(2));
         if writer.log.offset() >= threshold {
-            self.roll(&mut writer, &base, last_seqno, log_number)?;
+            self.roll(&mut writer, &base, last_seqno, log_number, &wals)?;
         }
 
         let mut record = edit;
-        record.next_file_number = Some(self.next_file_number());
+        record.next_file_number = Some(self.counter_to_record().max(reserve));
         record.last_seqno = record.last_seqno.map(|s| s.max(last_seqno));
         record.log_number = record.log_number.map(|n| n.max(log_number));
         let start = writer.log.offset();
@@ -397,19 +608,29 @@ impl VersionSet {
             return Err(e);
         }
         let bytes = writer.log.offset() - start;
+        if let Some(next) = record.next_file_number {
+            self.horizon.fetch_max(next, Ordering::AcqRel);
+        }
 
-        let version = Arc::new(version);
         let moved: BTreeSet<u64> = record.added.iter().map(|(_, t)| t.number).collect();
         let mut state = lock(&self.state);
-        state.current = Arc::clone(&version);
-        state.live.retain(|v| v.strong_count() > 0);
-        state.live.push(Arc::downgrade(&version));
+        let version = match version {
+            Some(version) => {
+                let version = Arc::new(version);
+                state.current = Arc::clone(&version);
+                state.live.retain(|v| v.strong_count() > 0);
+                state.live.push(Arc::downgrade(&version));
+                version
+            }
+            None => Arc::clone(&state.current),
+        };
         if let Some(s) = record.last_seqno {
             state.last_seqno = s;
         }
         if let Some(n) = record.log_number {
             state.log_number = n;
         }
+        state.wals = new_wals;
         let removed = record
             .removed
             .iter()
@@ -419,6 +640,13 @@ impl VersionSet {
         state.stats.edits += 1;
         state.stats.bytes_written += bytes;
         Ok(version)
+    }
+
+    /// The file counter an edit records: the counter, or the reservation
+    /// if that is higher.
+    fn counter_to_record(&self) -> u64 {
+        self.next_file_number()
+            .max(self.horizon.load(Ordering::Acquire))
     }
 
     /// Table numbers referenced by any version still alive: the current one
@@ -456,12 +684,13 @@ impl VersionSet {
         stats
     }
 
-    fn snapshot_state(&self) -> (Arc<Version>, SeqNo, u64) {
+    fn snapshot_state(&self) -> (Arc<Version>, SeqNo, u64, WalSegments) {
         let state = lock(&self.state);
         (
             Arc::clone(&state.current),
             state.last_seqno,
             state.log_number,
+            state.wals.clone(),
         )
     }
 
@@ -473,9 +702,10 @@ impl VersionSet {
         base: &Version,
         last_seqno: SeqNo,
         log_number: u64,
+        wals: &WalSegments,
     ) -> Result<()> {
         let number = self.new_file_number();
-        let snapshot = snapshot_edit(base, self.next_file_number(), last_seqno, log_number);
+        let snapshot = snapshot_edit(base, self.counter_to_record(), last_seqno, log_number, wals);
         let log = match start_manifest(self.fs.as_ref(), &self.dir, number, &snapshot) {
             Ok(log) => log,
             Err(e) => {
@@ -485,6 +715,9 @@ impl VersionSet {
         };
         let old = writer.manifest_number;
         let bytes = log.offset();
+        if let Some(next) = snapshot.next_file_number {
+            self.horizon.fetch_max(next, Ordering::AcqRel);
+        }
         writer.snapshot_end = log.offset();
         writer.log = log;
         writer.manifest_number = number;
@@ -540,14 +773,18 @@ fn snapshot_edit(
     next_file_number: u64,
     last_seqno: SeqNo,
     log_number: u64,
+    wals: &WalSegments,
 ) -> VersionEdit {
-    VersionEdit {
+    let mut edit = VersionEdit {
         added: version.tables().map(|(l, t)| (l, (**t).clone())).collect(),
         removed: Vec::new(),
         next_file_number: Some(next_file_number),
         last_seqno: Some(last_seqno),
         log_number: Some(log_number),
-    }
+        ..VersionEdit::default()
+    };
+    wals.fill_snapshot(&mut edit);
+    edit
 }
 
 /// Writes manifest `number` in `dir` holding `snapshot`, syncs it and the
@@ -606,7 +843,7 @@ fn remove_quietly(fs: &dyn Fs, dir: &Path, name: &str) {
 }
 
 /// Reads `CURRENT` and replays the manifest it names.
-fn replay(fs: &dyn Fs, dir: &Path, recovery: &mut ManifestRecovery) -> Result<Recovered> {
+fn replay(fs: &dyn Fs, dir: &Path) -> Result<RecoveredManifest> {
     let current_path = dir.join(CURRENT_FILE);
     let (name, number) = read_current(fs, &current_path)?;
     let path = dir.join(&name);
@@ -621,23 +858,62 @@ fn replay(fs: &dyn Fs, dir: &Path, recovery: &mut ManifestRecovery) -> Result<Re
         }
         Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
     };
+    replay_file(file, &path, number)
+}
+
+impl VersionSet {
+    /// Replays the manifest file at `path` (named `MANIFEST-NNNNNN`),
+    /// whether or not `CURRENT` names it, changing nothing: for tools and
+    /// repair, which look at every manifest in a directory.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the file name is not a manifest's;
+    /// otherwise as [`VersionSet::recover`].
+    pub fn read_manifest_file(fs: &dyn Fs, path: &Path) -> Result<RecoveredManifest> {
+        let number = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_manifest_file_name)
+            .filter(|&n| n <= MANIFEST_NUMBER_MAX)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("{} is not a manifest file name", path.display()))
+            })?;
+        let file = fs
+            .open_read(path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        replay_file(file, path, number)
+    }
+}
+
+/// Replays the records of manifest `number`, read from `file` at `path`.
+fn replay_file(
+    file: Arc<dyn kevo_core::File>,
+    path: &Path,
+    number: u64,
+) -> Result<RecoveredManifest> {
+    let path = path.to_path_buf();
     let mut reader = LogReader::open(file, &path, number, MANIFEST_MAGIC).map_err(from_wal)?;
-    let mut recovered = Recovered::default();
+    let mut recovered = RecoveredManifest {
+        manifest_number: number,
+        ..RecoveredManifest::default()
+    };
+    let mut version = Version::default();
     while let Some(record) = reader.read_record().map_err(from_wal)? {
-        let edit = VersionEdit::decode(&record.bytes).map_err(|reason| {
-            Error::corruption(
-                &path,
-                record.offset,
-                format!("undecodable version edit: {reason}"),
-            )
-        })?;
-        recovered.version = recovered.version.apply(&edit).map_err(|reason| {
-            Error::corruption(
-                &path,
-                record.offset,
-                format!("version edit does not apply: {reason}"),
-            )
-        })?;
+        let bad = |reason: String| Error::corruption(&path, record.offset, reason);
+        let edit = VersionEdit::decode(&record.bytes)
+            .map_err(|reason| bad(format!("undecodable version edit: {reason}")))?;
+        if recovered.edits_replayed == 0 {
+            // The snapshot's format says whether WAL segments are tracked.
+            recovered.tracks_wal_segments = record
+                .bytes
+                .first()
+                .is_some_and(|&format| format > EDIT_FORMAT_VERSION_MIN);
+        }
+        if !edit.changes_no_table() {
+            version = version
+                .apply(&edit)
+                .map_err(|reason| bad(format!("version edit does not apply: {reason}")))?;
+        }
         for (_, table) in &edit.added {
             // Checked against FILE_NUMBER_MAX by `apply`.
             recovered.next_file_number = recovered.next_file_number.max(table.number + 1);
@@ -648,12 +924,16 @@ fn replay(fs: &dyn Fs, dir: &Path, recovery: &mut ManifestRecovery) -> Result<Re
         max(&mut recovered.next_file_number, next);
         max(&mut recovered.last_seqno, edit.last_seqno);
         max(&mut recovered.log_number, edit.log_number);
-        recovery.edits_replayed += 1;
+        recovered.wal_segments = recovered
+            .wal_segments
+            .apply(&edit, recovered.log_number)
+            .map_err(|reason| bad(format!("version edit does not apply: {reason}")))?;
+        recovered.edits_replayed += 1;
     }
     if let Some(LogEnd::TornTail { bytes_dropped, .. }) = reader.end() {
-        recovery.tail_bytes_dropped = *bytes_dropped;
+        recovered.tail_bytes_dropped = *bytes_dropped;
     }
-    if recovery.edits_replayed == 0 {
+    if recovered.edits_replayed == 0 {
         return Err(Error::corruption(
             &path,
             0,
@@ -663,6 +943,7 @@ fn replay(fs: &dyn Fs, dir: &Path, recovery: &mut ManifestRecovery) -> Result<Re
     // The manifest's own number was handed out by the counter too (checked
     // against MANIFEST_NUMBER_MAX by `read_current`).
     recovered.next_file_number = recovered.next_file_number.max(number + 1);
+    recovered.version = Arc::new(version);
     Ok(recovered)
 }
 
@@ -725,6 +1006,14 @@ mod tests {
             added: vec![(0, table)],
             last_seqno: Some(5),
             log_number: Some(1),
+            wal_segments_added: vec![1],
+            ..VersionEdit::default()
+        })
+        .unwrap();
+        // WAL segment 1 sealed at 4096 bytes, segment 2 started.
+        set.log_and_apply(VersionEdit {
+            wal_segments_added: vec![2],
+            wal_segments_sealed: vec![(1, 4096)],
             ..VersionEdit::default()
         })
         .unwrap();
@@ -737,18 +1026,18 @@ mod tests {
             0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // manifest 1
             0x1b, 0xfd, 0x52, 0xf3, // header crc
             // Record 1: the snapshot written by open.
-            0x9f, 0xd7, 0xd6, 0x01, // fragment crc
+            0x72, 0x6e, 0x18, 0x2c, // fragment crc
             0x07, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, // length 7, Full, tag 1
-            0x01, // edit format 1
+            0x02, // edit format 2
             0x01, 0x00, // log number 0
-            0x02, 0x02, // next file number 2
+            0x02, 0x12, // next file number 18 (2, and 16 reserved)
             0x03, 0x00, // last seqno 0
-            // Record 2: the edit adding table 2.
-            0x66, 0xad, 0x43, 0xa3, // fragment crc
-            0x24, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, // length 36, Full, tag 1
-            0x01, // edit format 1
+            // Record 2: the edit adding table 2 and WAL segment 1.
+            0xf3, 0x2b, 0xc5, 0x2b, // fragment crc
+            0x26, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, // length 38, Full, tag 1
+            0x02, // edit format 2
             0x01, 0x01, // log number 1
-            0x02, 0x03, // next file number 3
+            0x02, 0x12, // next file number 18
             0x03, 0x05, // last seqno 5
             0x05, 0x00, 0x02, // added table: level 0, number 2
             0xe8, 0x07, // file size 1000
@@ -757,6 +1046,14 @@ mod tests {
             0x00, // largest "c"@3 Delete
             0x03, 0x05, // seqnos 3..=5
             0x03, 0x01, // 3 entries, 1 tombstone
+            0x06, 0x01, // WAL segment 1 added
+            // Record 3: WAL segment 1 sealed at 4096 bytes, segment 2 added.
+            0x14, 0x85, 0xaa, 0xdd, // fragment crc
+            0x09, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, // length 9, Full, tag 1
+            0x02, // edit format 2
+            0x02, 0x12, // next file number 18
+            0x06, 0x02, // WAL segment 2 added
+            0x07, 0x01, 0x80, 0x20, // WAL segment 1 sealed at 4096 bytes
         ];
         assert_eq!(bytes, expected);
     }

@@ -57,6 +57,7 @@ pub use format::{
 };
 pub use properties::Properties;
 pub use table::{
-    BlockInfo, BlockKind, BlockWalk, ChecksumStatus, Found, ReadOptions, Table, VerifyReport,
+    BlockInfo, BlockKind, BlockWalk, ChecksumStatus, Found, ReadOptions, SalvageReport,
+    SkippedBlock, Table, VerifyReport,
 };
 pub use writer::{TableMeta, TableOptions, TableWriter};

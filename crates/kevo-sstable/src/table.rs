@@ -359,6 +359,103 @@ impl Table {
     }
 }
 
+/// What [`Table::salvage`] read and skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SalvageReport {
+    /// Data blocks whose entries were handed over.
+    pub data_blocks_read: u64,
+    /// Entries handed over.
+    pub entries: u64,
+    /// Data blocks that could not be read.
+    pub skipped: Vec<SkippedBlock>,
+}
+
+/// A data block [`Table::salvage`] could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedBlock {
+    /// Its offset in the file.
+    pub offset: u64,
+    /// Its stored size (trailer excluded).
+    pub size: u64,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl Table {
+    /// Hands every readable entry to `sink`, in order, data block by data
+    /// block: a block whose checksum fails, that does not decode, or whose
+    /// keys are not internal keys in increasing order (after those handed
+    /// over so far) is skipped whole and reported. For repair tools, which
+    /// keep every readable entry of a damaged table. Needs the table to
+    /// open (its index locates the blocks).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if reading fails for a reason other than damage;
+    /// whatever `sink` returns.
+    pub fn salvage(
+        &self,
+        mut sink: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<SalvageReport> {
+        let mut report = SalvageReport::default();
+        let mut last: Option<Vec<u8>> = None;
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for position in 0..self.index.len() {
+            let handle = self.index.handle(position);
+            let bad = |reason: &str| self.corrupt(handle.offset, reason);
+            let skipped = |e: Error| SkippedBlock {
+                offset: handle.offset,
+                size: handle.size,
+                reason: match e {
+                    Error::Corruption { reason, .. } => reason,
+                    other => other.to_string(),
+                },
+            };
+            let block = match self.src.read_block(handle) {
+                Ok(block) => block,
+                Err(e @ Error::Corruption { .. }) => {
+                    report.skipped.push(skipped(e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            // Decode the whole block before handing anything over, so that
+            // a block is kept or skipped whole.
+            entries.clear();
+            let decoded = (|| {
+                block.check_restarts().map_err(bad)?;
+                let mut data = BlockIter::new(block);
+                data.seek_to_first().map_err(bad)?;
+                let mut previous = last.clone();
+                while data.valid() {
+                    parse_internal_key(data.key()).ok_or_else(|| bad("bad key"))?;
+                    if previous
+                        .as_ref()
+                        .is_some_and(|p| compare_internal_keys(p, data.key()) != Ordering::Less)
+                    {
+                        return Err(bad("keys out of order"));
+                    }
+                    previous = Some(data.key().to_vec());
+                    entries.push((data.key().to_vec(), data.value().to_vec()));
+                    data.next().map_err(bad)?;
+                }
+                Ok(previous)
+            })();
+            match decoded {
+                Ok(previous) => {
+                    for (key, value) in &entries {
+                        sink(key, value)?;
+                    }
+                    report.entries += entries.len() as u64;
+                    report.data_blocks_read += 1;
+                    last = previous;
+                }
+                Err(e) => report.skipped.push(skipped(e)),
+            }
+        }
+        Ok(report)
+    }
+}
+
 /// What [`Table::verify`] checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {

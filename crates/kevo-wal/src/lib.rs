@@ -57,4 +57,7 @@ pub use format::{
     SEGMENT_MAGIC, parse_segment_file_name, segment_file_name,
 };
 pub use replay::{RecoveryMode, Replay, ReplayReport, ReplayedBatch, SkippedRange};
-pub use wal::{Recovery, SyncMode, WAL_LOCK_FILE, Wal, WalOptions, WalPosition, WalStats};
+pub use wal::{
+    Recovery, RecoveryPlan, SegmentListener, SyncMode, WAL_LOCK_FILE, Wal, WalOptions, WalPosition,
+    WalStats,
+};

@@ -101,9 +101,23 @@ impl SegmentReader {
         Ok(reader)
     }
 
-    /// The file's length when it was opened.
+    /// The file's length when it was opened (or the limit set by
+    /// [`SegmentReader::limit_len`]).
     pub(crate) fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Where the first record would start: after the header (0 for an
+    /// empty file).
+    pub(crate) fn records_start(&self) -> u64 {
+        self.pos
+    }
+
+    /// Reads no byte at or past `len`: what lies there is not part of the
+    /// segment (a sealed segment's bytes past its sealed length).
+    pub(crate) fn limit_len(&mut self, len: u64) {
+        self.len = self.len.min(len);
+        self.pos = self.pos.min(self.len);
     }
 
     /// The block currently loaded (fragment payloads point into it).

@@ -1,5 +1,6 @@
 //! Replaying the log: every intact batch, in order, under a recovery mode.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -7,8 +8,12 @@ use kevo_core::Fs;
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
-use crate::format::{BATCH_BYTES_MAX, FragmentType, parse_segment_file_name, segment_file_name};
+use crate::format::{
+    BATCH_BYTES_MAX, FRAGMENT_HEADER_BYTES, FragmentType, parse_segment_file_name,
+    segment_file_name,
+};
 use crate::reader::{SegmentReader, Step};
+use crate::wal::RecoveryPlan;
 
 /// How replay treats damage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +72,10 @@ pub struct ReplayReport {
     pub torn_tail: Option<(u64, u64)>,
     /// Damaged ranges skipped under [`RecoveryMode::SkipCorrupted`].
     pub skipped: Vec<SkippedRange>,
+    /// For each segment read, in order: where its last intact record ends
+    /// (after a torn tail is trimmed, where the trim cuts). A segment
+    /// sealed at that length holds exactly what was replayed.
+    pub segment_ends: Vec<(u64, u64)>,
 }
 
 /// Reads the log's segments in order and returns every intact batch.
@@ -84,6 +93,10 @@ pub struct Replay {
     reader: Option<(u64, SegmentReader)>,
     /// The record being assembled and the offset of its first fragment.
     partial: Option<(u64, Vec<u8>)>,
+    /// Sealed segments and their lengths (see [`RecoveryPlan::sealed`]).
+    sealed: BTreeMap<u64, u64>,
+    /// End of the last complete record read in the current segment.
+    record_end: u64,
     report: ReplayReport,
     done: bool,
 }
@@ -104,7 +117,26 @@ impl Replay {
             .filter(|&n| n >= min_segment)
             .collect();
         segments.sort_unstable();
-        Ok(Replay {
+        Ok(Self::with_plan(
+            fs,
+            dir,
+            mode,
+            RecoveryPlan {
+                segments,
+                sealed: BTreeMap::new(),
+            },
+        ))
+    }
+
+    /// Starts a replay of exactly the segments of `plan`, in order, treating
+    /// its sealed segments as such: each is read up to its sealed length,
+    /// and may neither end early nor hold damage before that length (see
+    /// [`RecoveryPlan`]).
+    pub fn with_plan(fs: Arc<dyn Fs>, dir: &Path, mode: RecoveryMode, plan: RecoveryPlan) -> Self {
+        let mut segments = plan.segments;
+        segments.sort_unstable();
+        segments.dedup();
+        Replay {
             fs,
             dir: dir.to_path_buf(),
             mode,
@@ -112,9 +144,11 @@ impl Replay {
             next_segment: 0,
             reader: None,
             partial: None,
+            sealed: plan.sealed,
+            record_end: 0,
             report: ReplayReport::default(),
             done: false,
-        })
+        }
     }
 
     /// What the replay found so far (complete once it is exhausted).
@@ -155,10 +189,30 @@ impl Replay {
             .fs
             .open_read(&path)
             .map_err(|e| Error::io(context(), e))?;
-        let reader = SegmentReader::open(file, segment).map_err(|e| Error::io(context(), e))?;
+        let mut reader = SegmentReader::open(file, segment).map_err(|e| Error::io(context(), e))?;
         self.report.segments.push(segment);
+        self.record_end = reader.records_start();
+        if let Some(&sealed) = self.sealed.get(&segment) {
+            if reader.len() < sealed && self.mode != RecoveryMode::SkipCorrupted {
+                return Err(corruption(
+                    segment,
+                    reader.len(),
+                    format!(
+                        "the segment is {} bytes, shorter than the {sealed} bytes it was sealed at",
+                        reader.len()
+                    ),
+                ));
+            }
+            // Past its sealed length a segment holds nothing of its own.
+            reader.limit_len(sealed);
+        }
         self.reader = Some((segment, reader));
         Ok(true)
+    }
+
+    /// Whether the segment being read was sealed (so it cannot be torn).
+    fn is_sealed(&self, segment: u64) -> bool {
+        self.sealed.contains_key(&segment)
     }
 
     fn step(&mut self) -> Result<Option<ReplayedBatch>> {
@@ -179,6 +233,10 @@ impl Replay {
                     offset,
                     payload,
                 } => {
+                    let fragment_end = offset + (FRAGMENT_HEADER_BYTES + payload.len()) as u64;
+                    if matches!(kind, FragmentType::Full | FragmentType::Last) {
+                        self.record_end = fragment_end;
+                    }
                     let bytes = &reader.block()[payload];
                     match (kind, self.partial.take()) {
                         (FragmentType::Full, None) => {
@@ -244,6 +302,9 @@ impl Replay {
                         let end = reader.len();
                         self.on_incomplete_tail(segment, start, end)?;
                     }
+                    if !self.done {
+                        self.end_segment(segment)?;
+                    }
                     self.reader = None;
                     if self.done {
                         return Ok(None);
@@ -305,10 +366,30 @@ impl Replay {
         }
     }
 
+    /// The segment ended cleanly: records its end, which for a sealed
+    /// segment must be exactly its sealed length.
+    fn end_segment(&mut self, segment: u64) -> Result<()> {
+        let end = self.record_end;
+        if let Some(&sealed) = self.sealed.get(&segment)
+            && end != sealed
+            && self.mode != RecoveryMode::SkipCorrupted
+        {
+            return Err(corruption(
+                segment,
+                end,
+                format!(
+                    "its records end at offset {end}, before the {sealed} bytes it was sealed at"
+                ),
+            ));
+        }
+        self.report.segment_ends.push((segment, end));
+        Ok(())
+    }
+
     /// Damage at `cut` (the first byte not part of an intact record); the
     /// search for valid fragments after it starts at `scan_from`.
     fn on_damage(&mut self, segment: u64, cut: u64, scan_from: u64, reason: &str) -> Result<()> {
-        let is_last = self.is_last_segment();
+        let is_last = self.is_last_segment() && !self.is_sealed(segment);
         let Some((_, reader)) = self.reader.as_mut() else {
             return Ok(());
         };
@@ -345,7 +426,9 @@ impl Replay {
     fn on_incomplete_tail(&mut self, segment: u64, start: u64, end: u64) -> Result<()> {
         let reason = "record is cut off by the end of the segment";
         match self.mode {
-            RecoveryMode::TolerateTornTail if self.is_last_segment() => {
+            RecoveryMode::TolerateTornTail
+                if self.is_last_segment() && !self.is_sealed(segment) =>
+            {
                 self.trim_tail(segment, start, end, reason);
                 Ok(())
             }
@@ -367,6 +450,11 @@ impl Replay {
         );
         self.report.tail_bytes_dropped = len.saturating_sub(cut);
         self.report.torn_tail = Some((segment, cut));
+        // The records end where the last intact one does (the cut may be
+        // past block padding after it).
+        self.report
+            .segment_ends
+            .push((segment, self.record_end.min(cut)));
         self.reader = None;
         self.done = true;
     }

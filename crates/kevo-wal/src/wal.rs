@@ -3,10 +3,10 @@
 //!
 //! The contracts (thread safety, failure) are on [`Wal`].
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,42 @@ impl Default for WalOptions {
 /// The lock file that keeps a second `Wal` out of a directory.
 pub const WAL_LOCK_FILE: &str = "WAL.LOCK";
 
+/// Told about every segment the log starts, before any record goes into
+/// it: the engine records it in its manifest, so that a segment holding
+/// records is always one the manifest knows.
+///
+/// Called with the log's append lock held (no record can be appended
+/// meanwhile), from the thread that appends, rotates or finishes the
+/// recovery.
+pub trait SegmentListener: Send + Sync + std::fmt::Debug {
+    /// Segment `started` now exists durably (its header and directory
+    /// entry are synced) and holds no record. `sealed` is the segment it
+    /// follows and that segment's final, synced length, when it was sealed
+    /// for this one (rotation); `None` for the first segment after a
+    /// recovery.
+    ///
+    /// # Errors
+    /// Any error refuses the segment: the rotation fails and the log is
+    /// poisoned until [`Wal::resume`] (the segment before is still intact
+    /// and synced).
+    fn segment_started(&self, started: u64, sealed: Option<(u64, u64)>) -> std::io::Result<()>;
+}
+
+/// Which segments a recovery reads, and what the caller knows about them
+/// (from its manifest): the sealed ones with their synced lengths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryPlan {
+    /// The segments to replay, ascending. Every one must exist; numbers
+    /// must follow each other without a gap (unless the mode is
+    /// [`RecoveryMode::SkipCorrupted`]).
+    pub segments: Vec<u64>,
+    /// Segments known to be sealed: segment -> synced length. A sealed
+    /// segment is read up to that length only; damage before it, or
+    /// records that end before it, are [`Error::Corruption`] (it can have
+    /// no torn tail), unless the mode is [`RecoveryMode::SkipCorrupted`].
+    pub sealed: BTreeMap<u64, u64>,
+}
+
 /// Where an appended record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WalPosition {
@@ -124,7 +160,11 @@ pub struct WalStats {
 /// The first failed write, sync or rotation *poisons* the log: every later
 /// append and sync returns [`Error::Poisoned`]. A failed fsync is never
 /// retried, because the kernel may already have dropped the dirty pages and
-/// a second fsync would report success for lost data.
+/// a second fsync would report success for lost data. After a failed
+/// *write* (a full disk, most often) or rotation, [`Wal::resume`] makes the
+/// log usable again: nothing that failed was acknowledged, and what was
+/// acknowledged is still in the page cache (or in the gathered appends,
+/// which a failed write keeps).
 #[derive(Debug)]
 pub struct Wal {
     shared: Arc<Shared>,
@@ -145,8 +185,20 @@ struct Shared {
     gather_cv: Condvar,
     /// Threads inside [`Wal::append`] under [`SyncMode::Always`].
     appenders: AtomicU64,
-    poison: OnceLock<String>,
+    /// Whether `poison` holds a failure (read on every append).
+    poisoned: AtomicBool,
+    poison: Mutex<Option<Poison>>,
+    listener: Option<Arc<dyn SegmentListener>>,
     stats: Counters,
+}
+
+/// Why the log refuses work.
+#[derive(Debug, Clone)]
+struct Poison {
+    cause: String,
+    /// An fsync failed: the state of the data on disk is unknown and the
+    /// log can never be resumed.
+    fsync_failed: bool,
 }
 
 #[derive(Debug)]
@@ -208,6 +260,15 @@ pub struct Recovery {
     replay: Replay,
 }
 
+/// What a failed file operation did to the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    /// A write, create or rename: resumable.
+    Write,
+    /// An fsync of a segment holding acknowledged records: never retried.
+    Sync,
+}
+
 /// Locks a mutex, ignoring poisoning: every critical section here leaves its
 /// state consistent before anything can panic.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -225,6 +286,22 @@ impl Wal {
     /// [`Error::InvalidArgument`] for a zero sync interval; [`Error::Io`] if
     /// the directory cannot be created, locked or listed.
     pub fn open(fs: Arc<dyn Fs>, dir: &Path, options: WalOptions) -> Result<Recovery> {
+        Self::open_with_plan(fs, dir, options, None)
+    }
+
+    /// [`Wal::open`], replaying exactly the segments of `plan` (or every
+    /// segment in `dir` for `None`), with what the caller knows of them:
+    /// the engine passes the segments its manifest tracks, so that a sealed
+    /// segment cut short is damage, never a torn tail.
+    ///
+    /// # Errors
+    /// As [`Wal::open`].
+    pub fn open_with_plan(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        options: WalOptions,
+        plan: Option<RecoveryPlan>,
+    ) -> Result<Recovery> {
         if options.sync_mode == SyncMode::Interval(Duration::ZERO) {
             return Err(Error::InvalidArgument(
                 "the sync interval must not be zero".to_string(),
@@ -240,7 +317,10 @@ impl Wal {
                 },
                 _ => Error::io(format!("locking {}", dir.display()), e),
             })?;
-        let replay = Replay::open(fs.clone(), dir, options.recovery_mode, 0)?;
+        let replay = match plan {
+            None => Replay::open(fs.clone(), dir, options.recovery_mode, 0)?,
+            Some(plan) => Replay::with_plan(fs.clone(), dir, options.recovery_mode, plan),
+        };
         Ok(Recovery {
             lock,
             fs,
@@ -298,6 +378,73 @@ impl Wal {
     /// The segment new records go to.
     pub fn current_segment(&self) -> u64 {
         lock(&self.shared.writer).segment
+    }
+
+    /// Where the next record goes: the current segment and the end of its
+    /// records (gathered appends included). After [`Wal::sync`] returned,
+    /// everything before it is durable.
+    pub fn position(&self) -> WalPosition {
+        let writer = lock(&self.shared.writer);
+        WalPosition {
+            segment: writer.segment,
+            offset: writer.offset,
+        }
+    }
+
+    /// Whether an earlier failure makes the log refuse work, and if so
+    /// whether [`Wal::resume`] can lift it (`Some(true)`: a write or
+    /// rotation failed) or not (`Some(false)`: an fsync failed).
+    pub fn poisoned(&self) -> Option<bool> {
+        self.shared.poison_state().map(|p| !p.fsync_failed)
+    }
+
+    /// Makes the log usable again after a failed write or rotation, as
+    /// when the disk was full and has room again: cuts off whatever the
+    /// failed write left after the last complete record, writes the
+    /// gathered appends again (acknowledged under [`SyncMode::None`] and
+    /// [`SyncMode::Interval`]; a failed write keeps them), and lifts the
+    /// poison. Nothing that failed was acknowledged, so nothing is lost and
+    /// nothing appears that was not acknowledged. A no-op on a healthy log.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if an fsync failed: its outcome is unknown and
+    /// never retried; reopen the log to recover. [`Error::Io`] if cutting
+    /// or writing fails again (the log stays poisoned; try again later).
+    pub fn resume(&self) -> Result<()> {
+        let shared = &self.shared;
+        let mut writer = lock(&shared.writer);
+        let Some(poison) = shared.poison_state() else {
+            return Ok(());
+        };
+        if poison.fsync_failed {
+            return Err(Error::Poisoned {
+                cause: format!(
+                    "{}; a failed fsync is never retried: reopen the log",
+                    poison.cause
+                ),
+            });
+        }
+        let good = if writer.pending.is_empty() {
+            writer.offset
+        } else {
+            writer.pending_offset
+        };
+        let path = shared.path(writer.segment);
+        writer.file.set_len(good).map_err(|e| {
+            Error::io(
+                format!("cutting {} back to {good} bytes", path.display()),
+                e,
+            )
+        })?;
+        shared.write_pending(&mut writer)?;
+        *lock(&shared.poison) = None;
+        shared.poisoned.store(false, Ordering::Release);
+        tracing::info!(
+            segment = writer.segment,
+            offset = good,
+            "WAL resumed after a failure"
+        );
+        Ok(())
     }
 
     /// Removes every segment numbered below `segment` (the current one is
@@ -418,18 +565,40 @@ impl Shared {
         self.dir.join(segment_file_name(segment))
     }
 
+    fn poison_state(&self) -> Option<Poison> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.poison).clone()
+    }
+
     fn check_poison(&self) -> Result<()> {
-        match self.poison.get() {
-            Some(cause) => Err(Error::Poisoned {
-                cause: cause.clone(),
+        match self.poison_state() {
+            Some(poison) => Err(Error::Poisoned {
+                cause: poison.cause,
             }),
             None => Ok(()),
         }
     }
 
-    /// Records the first failure; every later operation reports it.
-    fn fail(&self, context: String, source: std::io::Error) -> Error {
-        let _ = self.poison.set(format!("{context}: {source}"));
+    /// Records a failure; every later operation reports it (the first
+    /// failure is kept, except that a failed fsync always marks the log as
+    /// never resumable).
+    fn fail(&self, context: String, source: std::io::Error, failed: Failed) -> Error {
+        {
+            let mut poison = lock(&self.poison);
+            let fsync_failed = failed == Failed::Sync;
+            match poison.as_mut() {
+                None => {
+                    *poison = Some(Poison {
+                        cause: format!("{context}: {source}"),
+                        fsync_failed,
+                    });
+                }
+                Some(p) => p.fsync_failed |= fsync_failed,
+            }
+            self.poisoned.store(true, Ordering::Release);
+        }
         tracing::error!(%context, error = %source, "WAL poisoned");
         self.synced_cv.notify_all();
         Error::io(context, source)
@@ -456,15 +625,22 @@ impl Shared {
             if writer.pending.is_empty() {
                 writer.pending_offset = start;
             }
+            let before = writer.pending.len();
             let WriterState { pending, buf, .. } = &mut *writer;
             pending.extend_from_slice(buf);
-            if writer.pending.len() >= self.options.buffer_bytes {
-                self.write_pending(writer)?;
+            if writer.pending.len() >= self.options.buffer_bytes
+                && let Err(e) = self.write_pending(writer)
+            {
+                // This record fails and is not acknowledged; the gathered
+                // ones before it were, and are kept for `resume`.
+                writer.pending.truncate(before);
+                return Err(e);
             }
         } else if let Err(e) = writer.file.write_all_at(&writer.buf, start) {
             return Err(self.fail(
                 format!("writing {}", self.path(writer.segment).display()),
                 e,
+                Failed::Write,
             ));
         }
         let written = writer.buf.len() as u64;
@@ -491,7 +667,8 @@ impl Shared {
         self.options.buffer_bytes > 0 && self.options.sync_mode != SyncMode::Always
     }
 
-    /// Writes the gathered records to the file.
+    /// Writes the gathered records to the file. On failure they stay
+    /// gathered (they were acknowledged), for [`Wal::resume`].
     fn write_pending(&self, writer: &mut WriterState) -> Result<()> {
         if writer.pending.is_empty() {
             return Ok(());
@@ -500,10 +677,10 @@ impl Shared {
             .file
             .write_all_at(&writer.pending, writer.pending_offset)
         {
-            writer.pending.clear();
             return Err(self.fail(
                 format!("writing {}", self.path(writer.segment).display()),
                 e,
+                Failed::Write,
             ));
         }
         writer.pending.clear();
@@ -521,16 +698,30 @@ impl Shared {
     }
 
     /// Seals the current segment (sync) and starts the next one, durable
-    /// (header synced, directory synced) before it receives any record.
+    /// (header synced, directory synced) and announced to the listener
+    /// before it receives any record.
     fn rotate_locked(&self, writer: &mut WriterState) -> Result<()> {
         self.write_pending(writer)?;
         let old = self.path(writer.segment);
-        writer
-            .file
-            .sync_data()
-            .map_err(|e| self.fail(format!("syncing {} to seal it", old.display()), e))?;
+        writer.file.sync_data().map_err(|e| {
+            self.fail(
+                format!("syncing {} to seal it", old.display()),
+                e,
+                Failed::Sync,
+            )
+        })?;
         let next = writer.segment + 1;
         let file = self.start_segment(next, writer.free.pop_front())?;
+        if let Some(listener) = &self.listener
+            && let Err(e) = listener.segment_started(next, Some((writer.segment, writer.offset)))
+        {
+            // The new file holds nothing; the next rotation recreates it.
+            return Err(self.fail(
+                format!("recording the start of {}", self.path(next).display()),
+                e,
+                Failed::Write,
+            ));
+        }
         writer.segment = next;
         writer.file = file;
         writer.offset = SEGMENT_HEADER_BYTES as u64;
@@ -542,7 +733,7 @@ impl Shared {
     /// on failure.
     fn start_segment(&self, segment: u64, reuse: Option<u64>) -> Result<Arc<dyn File>> {
         let file = create_segment(self.fs.as_ref(), &self.dir, segment, reuse)
-            .map_err(|(context, e)| self.fail(context, e))?;
+            .map_err(|(context, e)| self.fail(context, e, Failed::Write))?;
         self.stats.segments_started.fetch_add(1, Ordering::Relaxed);
         if reuse.is_some() {
             self.stats.segments_recycled.fetch_add(1, Ordering::Relaxed);
@@ -589,8 +780,13 @@ impl Shared {
         };
         let started = Instant::now();
         let result = written.and_then(|()| {
-            file.sync_data()
-                .map_err(|e| self.fail(format!("syncing {}", self.path(segment).display()), e))
+            file.sync_data().map_err(|e| {
+                self.fail(
+                    format!("syncing {}", self.path(segment).display()),
+                    e,
+                    Failed::Sync,
+                )
+            })
         });
         let elapsed = started.elapsed();
         let mut state = lock(&self.sync);
@@ -651,8 +847,12 @@ impl Shared {
                 .wait_timeout(state, interval)
                 .unwrap_or_else(|e| e.into_inner());
             state = next;
-            if state.shutdown || self.poison.get().is_some() {
+            if state.shutdown {
                 return;
+            }
+            if self.poisoned.load(Ordering::Acquire) {
+                // Nothing to sync until the log is resumed (or closed).
+                continue;
             }
             drop(state);
             let written = lock(&self.writer).written;
@@ -721,6 +921,28 @@ impl Recovery {
         self.replay.report()
     }
 
+    /// Makes what the replay read durable: syncs the last segment read
+    /// (the only one whose records may not all have been synced: a process
+    /// killed after appending leaves them in the page cache). Call it
+    /// before recording the segments as sealed at the lengths the replay
+    /// reported ([`ReplayReport::segment_ends`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the sync fails.
+    pub fn sync_replayed(&self) -> Result<()> {
+        let Some(&last) = self.replay.report().segments.last() else {
+            return Ok(());
+        };
+        let path = self.dir.join(segment_file_name(last));
+        let context = |what: &str| format!("{what} {}", path.display());
+        let file = self
+            .fs
+            .open_write(&path)
+            .map_err(|e| Error::io(context("opening"), e))?;
+        file.sync_data()
+            .map_err(|e| Error::io(context("syncing"), e))
+    }
+
     /// Drains any batches not yet read (checking them), truncates a torn
     /// tail, takes back recycled files, and opens the log for appending in a
     /// new segment.
@@ -729,7 +951,25 @@ impl Recovery {
     /// Whatever the replay reports ([`Error::Corruption`] under the recovery
     /// mode's rules, [`Error::Io`]), or an I/O error while truncating or
     /// creating files.
-    pub fn finish(mut self) -> Result<(Wal, ReplayReport)> {
+    pub fn finish(self) -> Result<(Wal, ReplayReport)> {
+        self.finish_with(None, 0)
+    }
+
+    /// [`Recovery::finish`], telling `listener` about the new segment and
+    /// about every segment later rotations start (see [`SegmentListener`]).
+    /// The new segment is numbered above every segment file in the
+    /// directory and at least `first_segment` (an owner whose manifest
+    /// retired segments below a log number passes it, so that a new
+    /// segment is never taken for a retired one).
+    ///
+    /// # Errors
+    /// As [`Recovery::finish`]; an error of the listener about the first
+    /// segment fails the whole call (as [`Error::Io`]).
+    pub fn finish_with(
+        mut self,
+        listener: Option<Arc<dyn SegmentListener>>,
+        first_segment: u64,
+    ) -> Result<(Wal, ReplayReport)> {
         for batch in self.replay.by_ref() {
             batch?;
         }
@@ -761,10 +1001,31 @@ impl Recovery {
             fs.remove_file(&path)
                 .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
         }
-        let next = live.iter().next_back().map_or(1, |n| n + 1);
+        let next = live
+            .iter()
+            .next_back()
+            .map_or(1, |n| n + 1)
+            .max(first_segment);
         let file = create_segment(fs.as_ref(), &dir, next, None)
             .map_err(|(context, e)| Error::io(context, e))?;
-        let mut live = live;
+        if let Some(listener) = &listener {
+            listener.segment_started(next, None).map_err(|e| {
+                Error::io(
+                    format!(
+                        "recording the start of {}",
+                        dir.join(segment_file_name(next)).display()
+                    ),
+                    e,
+                )
+            })?;
+        }
+        // The replayed segments are live until the caller retires them;
+        // any other segment file was left alone by the plan's caller.
+        let mut live: BTreeSet<u64> = if report.segments.is_empty() {
+            live
+        } else {
+            report.segments.iter().copied().collect()
+        };
         live.insert(next);
         let stats = Counters::default();
         stats.segments_started.store(1, Ordering::Relaxed);
@@ -788,7 +1049,9 @@ impl Recovery {
             synced_cv: Condvar::new(),
             gather_cv: Condvar::new(),
             appenders: AtomicU64::new(0),
-            poison: OnceLock::new(),
+            poisoned: AtomicBool::new(false),
+            poison: Mutex::new(None),
+            listener,
             stats,
         });
         let syncer = match self.options.sync_mode {

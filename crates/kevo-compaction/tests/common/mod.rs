@@ -70,7 +70,7 @@ impl Db {
             .map(|(k, s, kind, v)| (InternalKey::new(k, *s, *kind), v.as_slice()))
             .collect();
         keys.sort_by(|a, b| a.0.cmp(&b.0));
-        let number = self.set.new_file_number();
+        let number = self.set.reserve_file_number().unwrap();
         let mut writer =
             TableWriter::create(self.fs.as_ref(), &Self::path(number), small_blocks()).unwrap();
         for (key, value) in &keys {
@@ -120,7 +120,7 @@ impl Db {
         let open = |meta: &TableMeta| self.open(meta);
         let new_number = || {
             self.numbers_handed_out.fetch_add(1, Ordering::Relaxed);
-            self.set.new_file_number()
+            self.set.reserve_file_number()
         };
         let ctx = RunContext {
             fs: self.fs.as_ref(),

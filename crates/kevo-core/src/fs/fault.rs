@@ -279,6 +279,10 @@ impl Fs for FaultFs {
         self.inner.exists(path)
     }
 
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.inner.file_len(path)
+    }
+
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         self.inner.lock(path)
     }

@@ -198,6 +198,14 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Any I/O error other than `NotFound`.
     fn exists(&self, path: &Path) -> io::Result<bool>;
 
+    /// The length in bytes of the file at `path`, without reading it.
+    ///
+    /// # Errors
+    /// `NotFound` if there is no such file, or any I/O error.
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.open_read(path)?.len()
+    }
+
     /// Takes an exclusive lock on the lock file at `path`, creating it if
     /// needed. Held until the returned guard is dropped.
     ///

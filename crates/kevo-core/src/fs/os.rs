@@ -124,6 +124,10 @@ impl Fs for OsFs {
         path.try_exists()
     }
 
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(path)?.len())
+    }
+
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         let file = fs::OpenOptions::new()
             .read(true)
@@ -160,6 +164,7 @@ mod tests {
         r.read_exact_at(&mut buf, 0).unwrap();
         assert_eq!(&buf, b"hello World");
         assert_eq!(r.len().unwrap(), 11);
+        assert_eq!(fs.file_len(&path).unwrap(), 11);
         let mut past = [0u8; 4];
         assert_eq!(r.read_at(&mut past, 11).unwrap(), 0);
     }
