@@ -210,9 +210,7 @@ impl Shared {
         let mut bg = lock(&self.bg);
         loop {
             if let Some(cause) = self.bg_error.get() {
-                return Err(Error::ReadOnly {
-                    cause: cause.clone(),
-                });
+                return Err(Error::ReadOnly { cause });
             }
             if bg.shutdown || self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);

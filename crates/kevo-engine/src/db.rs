@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -131,6 +131,10 @@ pub(crate) struct BgState {
     /// Failed automatic compactions in a row, and when to try again.
     pub(crate) compaction_failures: u32,
     pub(crate) retry_at: Option<std::time::Instant>,
+    /// Failed automatic resume attempts in a row, and when to try again
+    /// (set while a full disk keeps the database read-only).
+    pub(crate) resume_attempts: u32,
+    pub(crate) resume_at: Option<std::time::Instant>,
 }
 
 /// Everything the handles and the background threads share.
@@ -154,7 +158,7 @@ pub(crate) struct Shared {
     /// Signalled when a flush ends, memtables are switched, or on shutdown.
     pub(crate) bg_cv: Condvar,
     pub(crate) bg_threads: Mutex<Vec<JoinHandle<()>>>,
-    pub(crate) bg_error: OnceLock<Arc<Error>>,
+    pub(crate) bg_error: crate::resume::BackgroundError,
     pub(crate) closed: AtomicBool,
     pub(crate) lock_file: Mutex<Option<Box<dyn FileLock>>>,
     /// Live snapshots: seqno -> how many.
@@ -376,6 +380,27 @@ impl Db {
         crate::stats::collect(&self.inner.shared)
     }
 
+    /// Makes a database that a background failure put in read-only mode
+    /// take writes again, without reopening it: repairs what the failure
+    /// left unusable (a fresh manifest after a failed manifest write; the
+    /// WAL cut back to its last complete record after a failed write),
+    /// lifts [`Error::ReadOnly`], and waits until the memtables that were
+    /// waiting for a flush are flushed. Every acknowledged write is kept.
+    /// A no-op on a healthy database.
+    ///
+    /// A failure caused by a full disk is resumed automatically, with
+    /// back-off (20 ms doubling to 1 s), as soon as there is room again:
+    /// calling this is then only a way to find out at once.
+    ///
+    /// # Errors
+    /// The error of the step that failed again (the database stays
+    /// read-only; try again later); [`Error::Io`] saying so if the WAL's
+    /// fsync had failed, which is never retried: close and reopen the
+    /// database. [`Error::Closed`].
+    pub fn resume(&self) -> Result<()> {
+        self.inner.shared.resume()
+    }
+
     /// Syncs the WAL, stops the background threads and releases the lock.
     /// Later calls on any handle, snapshot or iterator of this database
     /// return [`Error::Closed`]. Dropping the last handle does the same.
@@ -397,26 +422,13 @@ impl Shared {
         }
     }
 
-    /// `Err(ReadOnly)` once a background error has been recorded.
+    /// `Err(ReadOnly)` while a background error stands.
     pub(crate) fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         match self.bg_error.get() {
-            Some(cause) => Err(Error::ReadOnly {
-                cause: cause.clone(),
-            }),
+            Some(cause) => Err(Error::ReadOnly { cause }),
             None => Ok(()),
         }
-    }
-
-    /// Records the first background error: the database becomes read-only.
-    pub(crate) fn set_background_error(&self, error: Error) -> Arc<Error> {
-        let cause = self.bg_error.get_or_init(|| {
-            tracing::error!(error = %error, "background error: the database is now read-only");
-            Arc::new(error)
-        });
-        let cause = cause.clone();
-        self.bg_cv.notify_all();
-        cause
     }
 
     pub(crate) fn super_version(&self) -> Arc<SuperVersion> {

@@ -49,6 +49,8 @@ pub(crate) fn start_threads(shared: &Arc<Shared>) {
 enum Job {
     Flush(Immutable),
     Compact(kevo_compaction::CompactionTask),
+    /// An automatic resume after a full disk is due.
+    Resume,
 }
 
 /// Each background thread: flushes first (oldest immutable memtable, one
@@ -63,6 +65,10 @@ fn background_loop(shared: &Shared) {
                 if bg.shutdown {
                     return;
                 }
+                if bg.resume_at.is_some_and(|at| Instant::now() >= at) {
+                    bg.resume_at = None;
+                    break Job::Resume;
+                }
                 if shared.bg_error.get().is_none() {
                     if !bg.flushing
                         && let Some(imm) = lock(&shared.mem).imms.front().cloned()
@@ -75,10 +81,14 @@ fn background_loop(shared: &Shared) {
                     }
                 }
                 // Wake for new work, or when a back-off ends.
-                let wait = bg.retry_at.map_or(Duration::from_secs(1), |at| {
-                    at.saturating_duration_since(Instant::now())
-                        .max(Duration::from_millis(1))
-                });
+                let wait = [bg.retry_at, bg.resume_at]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map_or(Duration::from_secs(1), |at| {
+                        at.saturating_duration_since(Instant::now())
+                            .max(Duration::from_millis(1))
+                    });
                 bg = shared
                     .bg_cv
                     .wait_timeout(bg, wait)
@@ -107,6 +117,7 @@ fn background_loop(shared: &Shared) {
                 let outcome = crate::compact::run_task(shared, &task);
                 crate::compact::finish_background(shared, &task, outcome);
             }
+            Job::Resume => shared.auto_resume(),
         }
         shared.bg_cv.notify_all();
     }

@@ -58,6 +58,7 @@ mod options;
 mod read;
 mod recover;
 mod repair;
+mod resume;
 mod stats;
 mod tables;
 mod txn;

@@ -29,7 +29,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Instant;
 
 use kevo_core::{Fs, SeqNo};
@@ -279,7 +279,7 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         bg: Mutex::new(BgState::default()),
         bg_cv: Condvar::new(),
         bg_threads: Mutex::new(Vec::new()),
-        bg_error: OnceLock::new(),
+        bg_error: Default::default(),
         closed: AtomicBool::new(false),
         lock_file: Mutex::new(Some(lock_file)),
         snapshots: Mutex::new(Default::default()),

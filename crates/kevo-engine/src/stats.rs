@@ -28,6 +28,7 @@ pub(crate) struct Counters {
     /// Per output level.
     compaction: [LevelCounters; NUM_LEVELS],
     pub(crate) compaction_errors: AtomicU64,
+    resumes: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +87,10 @@ impl Counters {
         add(&level.versions_dropped, stats.versions_dropped);
         add(&level.tombstones_dropped, stats.tombstones_dropped);
         add(&level.micros, stats.duration.as_micros() as u64);
+    }
+
+    pub(crate) fn record_resume(&self) {
+        self.resumes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A writer was delayed (`stopped == false`) or waited (`true`).
@@ -226,6 +231,9 @@ pub struct Stats {
     pub manifest_rewrites: u64,
     /// Why the database is read-only, if it is.
     pub read_only_cause: Option<String>,
+    /// Times the database was made writable again after a background
+    /// error ([`Db::resume`](crate::Db::resume) or automatically).
+    pub resumes: u64,
     /// Key and value bytes the caller wrote (puts and deletes).
     pub user_bytes_written: u64,
     /// Compactions run (all levels).
@@ -360,6 +368,7 @@ pub(crate) fn collect(shared: &Shared) -> Stats {
         manifest_edits: manifest.edits,
         manifest_rewrites: manifest.rewrites,
         read_only_cause: shared.bg_error.get().map(|e| e.to_string()),
+        resumes: get(&c.resumes),
         user_bytes_written: get(&c.user_bytes),
         compactions: levels.iter().map(|l| l.compaction.compactions).sum(),
         compaction_bytes_read: levels.iter().map(|l| l.compaction.bytes_read).sum(),
@@ -483,6 +492,13 @@ impl fmt::Display for Stats {
                 f,
                 "\nunexplained files (left in place): {}",
                 self.unexplained_files.join(", ")
+            )?;
+        }
+        if self.resumes > 0 {
+            write!(
+                f,
+                "\nresumed {} times after a background error",
+                self.resumes
             )?;
         }
         if let Some(cause) = &self.read_only_cause {

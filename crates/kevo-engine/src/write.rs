@@ -151,7 +151,7 @@ impl Shared {
                 cause: cause.clone(),
             }),
             Error::InvalidArgument(message) => Arc::new(Error::InvalidArgument(message.clone())),
-            other => self.bg_error.get().cloned().unwrap_or_else(|| {
+            other => self.bg_error.get().unwrap_or_else(|| {
                 Arc::new(Error::io(
                     "writing",
                     std::io::Error::other(other.to_string()),
@@ -315,9 +315,7 @@ impl Shared {
         let mut bg = lock(&self.bg);
         while !ready(&bg) {
             if let Some(cause) = self.bg_error.get() {
-                return Err(Error::ReadOnly {
-                    cause: cause.clone(),
-                });
+                return Err(Error::ReadOnly { cause });
             }
             if bg.shutdown || self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
@@ -390,15 +388,19 @@ impl Shared {
         let Some(target) = target else {
             return Ok(());
         };
+        self.wait_for_flushed(target)
+    }
+
+    /// Waits until immutable memtable `target` and every older one are in
+    /// tables.
+    pub(crate) fn wait_for_flushed(&self, target: u64) -> Result<()> {
         let mut bg = lock(&self.bg);
         loop {
             if bg.flushed_id.is_some_and(|id| id >= target) {
                 return Ok(());
             }
             if let Some(cause) = self.bg_error.get() {
-                return Err(Error::ReadOnly {
-                    cause: cause.clone(),
-                });
+                return Err(Error::ReadOnly { cause });
             }
             if bg.shutdown {
                 return Err(Error::Closed);

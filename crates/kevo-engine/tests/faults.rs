@@ -293,3 +293,168 @@ fn close_after_a_background_failure_still_syncs_the_wal() {
     let db = Db::open_with_fs(mem, "/db", options).expect("reopen");
     check_all(&db, 1);
 }
+
+/// Waits up to 10 s for `f` to hold.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !f() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{what}: still not true after 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+fn enospc(op: FaultOp, path: &str) -> FaultRule {
+    FaultRule::new(op, FaultTrigger::Always, FaultKind::Enospc).on_path_containing(path)
+}
+
+/// The disk fills up during a flush: the database turns read-only, then,
+/// once there is room again, takes writes again by itself, without a
+/// reopen, with every acknowledged write intact (also after a crash).
+#[test]
+fn a_full_disk_during_a_flush_resumes_by_itself() {
+    let mem = Arc::new(MemFs::new());
+    let fs = Arc::new(FaultFs::new(mem.clone()));
+    let db = Db::open_with_fs(fs.clone(), "/db", options()).expect("open");
+    write_all(&db, 1);
+    fs.add_rule(enospc(FaultOp::Write, ".sst"));
+    assert!(matches!(db.flush(), Err(Error::ReadOnly { .. })));
+    assert!(matches!(
+        db.put("late", "write"),
+        Err(Error::ReadOnly { .. })
+    ));
+    check_all(&db, 1);
+    // Still full: the automatic attempts keep failing, nothing changes.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(db.stats().read_only_cause.is_some());
+    fs.clear_rules();
+    eventually("writes are taken again", || db.put("late", "write").is_ok());
+    assert!(db.stats().resumes >= 1);
+    db.flush().expect("flush after resume");
+    write_all(&db, 2);
+    check_all(&db, 2);
+    drop(db);
+    mem.crash();
+    let db = Db::open_with_fs(mem, "/db", options()).expect("reopen after crash");
+    check_all(&db, 2);
+    assert_eq!(db.get("late").expect("get").as_deref(), Some(&b"write"[..]));
+}
+
+/// The disk fills up while the WAL gathers appends (`SyncMode::None`, a
+/// 64 KiB buffer): the write that hit it fails, the database turns
+/// read-only, and resumes by itself once there is room: the gathered,
+/// acknowledged writes reach the file after all.
+#[test]
+fn a_full_disk_during_a_wal_write_resumes_by_itself() {
+    let mem = Arc::new(MemFs::new());
+    let fs = Arc::new(FaultFs::new(mem.clone()));
+    let options = options().sync_mode(SyncMode::None);
+    let db = Db::open_with_fs(fs.clone(), "/db", options.clone()).expect("open");
+    write_all(&db, 1);
+    fs.add_rule(enospc(FaultOp::Write, ".wal"));
+    let wal_key = |i: u32| format!("wal{i:05}");
+    let mut acknowledged = 0;
+    let failed = loop {
+        match db.put(wal_key(acknowledged), value(acknowledged, 3)) {
+            Ok(()) => acknowledged += 1,
+            Err(e) => break e,
+        }
+        assert!(acknowledged < 10_000, "the WAL never wrote its buffer");
+    };
+    assert!(matches!(failed, Error::ReadOnly { .. }), "{failed}");
+    assert!(
+        acknowledged > 100,
+        "only {acknowledged} writes were gathered"
+    );
+    fs.clear_rules();
+    eventually("writes are taken again", || {
+        db.put("after", "resume").is_ok()
+    });
+    db.close().expect("close");
+    mem.crash_keep_nothing_unsynced();
+    let db = Db::open_with_fs(mem, "/db", options).expect("reopen");
+    check_all(&db, 1);
+    for i in 0..acknowledged {
+        assert_eq!(
+            db.get(wal_key(i)).expect("get").as_deref(),
+            Some(value(i, 3).as_bytes()),
+            "acknowledged write {i} of {acknowledged}"
+        );
+    }
+    assert_eq!(
+        db.get(wal_key(acknowledged)).expect("get"),
+        None,
+        "the failed write"
+    );
+    assert_eq!(
+        db.get("after").expect("get").as_deref(),
+        Some(&b"resume"[..])
+    );
+}
+
+/// A failed manifest sync (EIO, not a full disk) is not resumed by itself;
+/// `resume` starts a fresh manifest and the database goes on, losing
+/// nothing, also across a crash.
+#[test]
+fn resume_after_a_failed_manifest_sync() {
+    let mem = Arc::new(MemFs::new());
+    let fs = Arc::new(FaultFs::new(mem.clone()));
+    let db = Db::open_with_fs(fs.clone(), "/db", options()).expect("open");
+    write_all(&db, 1);
+    fs.add_rule(rule(FaultOp::Sync, "MANIFEST"));
+    assert!(matches!(db.flush(), Err(Error::ReadOnly { .. })));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(
+        db.stats().read_only_cause.is_some(),
+        "EIO is not resumed by itself"
+    );
+    db.resume().expect("resume");
+    assert!(db.stats().read_only_cause.is_none());
+    write_all(&db, 2);
+    db.flush().expect("flush");
+    check_all(&db, 2);
+    drop(db);
+    mem.crash();
+    let db = Db::open_with_fs(mem, "/db", options()).expect("reopen after crash");
+    check_all(&db, 2);
+}
+
+/// A failed WAL fsync is never retried: `resume` refuses and says to
+/// reopen; the reopen finds every acknowledged write.
+#[test]
+fn a_failed_wal_fsync_is_not_resumed() {
+    let mem = Arc::new(MemFs::new());
+    let fs = Arc::new(FaultFs::new(mem.clone()));
+    let db = Db::open_with_fs(fs.clone(), "/db", options()).expect("open");
+    write_all(&db, 1);
+    fs.add_rule(rule(FaultOp::Sync, ".wal"));
+    assert!(db.put("failed", "write").is_err());
+    fs.clear_rules();
+    let syncs = fs.op_count(FaultOp::Sync);
+    match db.resume() {
+        Err(e) => assert!(e.to_string().contains("reopen"), "{e}"),
+        Ok(()) => panic!("resumed after a failed fsync"),
+    }
+    assert!(matches!(
+        db.put("next", "write"),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert_eq!(fs.op_count(FaultOp::Sync), syncs, "an fsync was retried");
+    drop(db);
+    let db = Db::open_with_fs(fs, "/db", options()).expect("reopen");
+    check_all(&db, 1);
+}
+
+/// Resuming a healthy database does nothing.
+#[test]
+fn resume_on_a_healthy_database_is_a_no_op() {
+    let mem = Arc::new(MemFs::new());
+    let db = Db::open_with_fs(mem, "/db", options()).expect("open");
+    write_all(&db, 1);
+    db.resume().expect("resume");
+    assert_eq!(db.stats().resumes, 0);
+    db.close().expect("close");
+    assert!(matches!(db.resume(), Err(Error::Closed)));
+}
