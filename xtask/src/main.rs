@@ -8,7 +8,13 @@
 //!                                     benches/README.md); `--compare fjall,sled,redb[,rocksdb]`
 //!                                     also runs them on those peers (builds their features)
 //! cargo xtask bench-wal [--seconds S] the write-ahead log's own throughput table
-//! cargo xtask crash [--cases N]       the long crash-recovery property runs (WAL and engine)
+//! cargo xtask crash [--cases N] [--kills K]
+//!                                     the long crash runs: the WAL's and the engine model's
+//!                                     property tests (N cases, N/10), and K (100) kill -9 crashes
+//!                                     of a child process checked against an oracle
+//! cargo xtask metamorphic [--scripts N] [--ops N] [--seed S]
+//!                                     one random script under 25 option sets, N (100) times:
+//!                                     every read identical across them and to a model
 //! cargo xtask fuzz <target> <secs>    one cargo-fuzz target for a while (nightly)
 //! ```
 
@@ -25,10 +31,11 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("bench-wal") => wal_bench::run(&args[1..]),
         Some("crash") => crash(&args[1..]),
+        Some("metamorphic") => metamorphic(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [--compare fjall,sled,redb,rocksdb] [ARGS] | bench-wal [--seconds S] | crash [--cases N] | fuzz <target> <seconds>>"
+                "usage: cargo xtask <ci | bench [--compare fjall,sled,redb,rocksdb] [ARGS] | bench-wal [--seconds S] | crash [--cases N] [--kills K] | metamorphic [--scripts N] | fuzz <target> <seconds>>"
             );
             return ExitCode::from(2);
         }
@@ -123,11 +130,21 @@ fn ci() -> Result<(), String> {
 }
 
 fn crash(args: &[String]) -> Result<(), String> {
-    let cases = match args {
-        [] => "20000".to_string(),
-        [flag, n] if flag == "--cases" => n.clone(),
-        _ => return Err("usage: cargo xtask crash [--cases N]".to_string()),
-    };
+    let usage = || "usage: cargo xtask crash [--cases N] [--kills N]".to_string();
+    let mut cases = "20000".to_string();
+    let mut kills = "100".to_string();
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().ok_or_else(usage)?;
+        if value.parse::<u64>().is_err() {
+            return Err(usage());
+        }
+        match flag.as_str() {
+            "--cases" => cases = value.clone(),
+            "--kills" => kills = value.clone(),
+            _ => return Err(usage()),
+        }
+    }
     step(
         "crash",
         &cargo(),
@@ -152,6 +169,66 @@ fn crash(args: &[String]) -> Result<(), String> {
         &cargo(),
         &["test", "--release", "-p", "kevo-engine", "--test", "model"],
         &[("KEVO_MODEL_CASES", &model_cases)],
+    )?;
+    // The real thing: a child process killed with SIGKILL, reopened, checked.
+    step(
+        "kill -9 crash loop",
+        &cargo(),
+        &[
+            "test",
+            "--release",
+            "-p",
+            "kevo-engine",
+            "--test",
+            "crash_loop",
+        ],
+        &[("KEVO_CRASH_KILLS", &kills)],
+    )
+}
+
+/// `cargo xtask metamorphic [--scripts N] [--ops N] [--seed S]`: the
+/// metamorphic test at length (one script under 25 option sets, every read
+/// compared), in release mode. A new seed each run unless given.
+fn metamorphic(args: &[String]) -> Result<(), String> {
+    let usage = || "usage: cargo xtask metamorphic [--scripts N] [--ops N] [--seed S]".to_string();
+    let mut scripts = "100".to_string();
+    let mut ops = "2000".to_string();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs())
+        .to_string();
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().ok_or_else(usage)?;
+        if value.parse::<u64>().is_err() {
+            return Err(usage());
+        }
+        match flag.as_str() {
+            "--scripts" => scripts = value.clone(),
+            "--ops" => ops = value.clone(),
+            "--seed" => seed = value.clone(),
+            _ => return Err(usage()),
+        }
+    }
+    println!("metamorphic: seed {seed} (--seed {seed} replays it)");
+    step(
+        "metamorphic",
+        &cargo(),
+        &[
+            "test",
+            "--release",
+            "-p",
+            "kevo-engine",
+            "--test",
+            "metamorphic",
+            "--",
+            "--nocapture",
+        ],
+        &[
+            ("KEVO_METAMORPHIC_SCRIPTS", &scripts),
+            ("KEVO_METAMORPHIC_OPS", &ops),
+            ("KEVO_METAMORPHIC_SEED", &seed),
+        ],
     )
 }
 
