@@ -116,6 +116,8 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         }
     }
     let report = recovery.report().clone();
+    let mut checked = checked;
+    recover::explain_legacy_tables(fs.as_ref(), dir, &mut checked, &seqnos.covered);
     tracing::info!(
         segments = report.segments.len(),
         batches = report.batches,
@@ -131,6 +133,7 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
     // 5-6. The state the new manifest starts from.
     let table_options = crate::flush::table_options_for(&options);
     let mut state = manifest.clone();
+    state.unexplained_tables = checked.unexplained.iter().copied().collect();
     state.next_file_number = state
         .next_file_number
         .max(inventory.max_file_number().saturating_add(1));
@@ -210,10 +213,15 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         remove(fs.as_ref(), &dir.join(table_file_name(*number)))?;
     }
     versions.remove_obsolete_manifests();
-    for name in &checked.unexplained {
+    let unexplained_files: Vec<String> = checked
+        .unexplained
+        .iter()
+        .map(|&n| table_file_name(n))
+        .collect();
+    for name in &unexplained_files {
         tracing::warn!(
             file = %dir.join(name).display(),
-            "the manifest does not explain this file; it is left in place"
+            "no version names this table and the manifest cannot explain it: it is left in place"
         );
     }
     // Keep the newest earlier OPTIONS file, for reference.
@@ -291,7 +299,7 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         )),
         stop: AtomicBool::new(false),
         delayed_bytes: AtomicU64::new(0),
-        unexplained_files: checked.unexplained,
+        unexplained_files,
         options,
     }))
 }
@@ -347,6 +355,8 @@ struct SeqnoCheck {
     lenient: bool,
     first: Option<SeqNo>,
     last: Option<SeqNo>,
+    /// The stretches of consecutive seqnos replayed, ascending.
+    covered: Vec<(SeqNo, SeqNo)>,
     /// A jump was skipped under `SkipCorrupted`.
     gaps: bool,
 }
@@ -360,6 +370,7 @@ impl SeqnoCheck {
             lenient: mode == RecoveryMode::SkipCorrupted,
             first: None,
             last: None,
+            covered: Vec::new(),
             gaps: false,
         }
     }
@@ -401,6 +412,10 @@ impl SeqnoCheck {
             self.gaps = true;
         }
         self.first.get_or_insert(first);
+        match self.covered.last_mut() {
+            Some(stretch) if stretch.1 + 1 == first => stretch.1 = batch.last_seqno(),
+            _ => self.covered.push((first, batch.last_seqno())),
+        }
         self.last = Some(batch.last_seqno());
         self.expected = Some(batch.last_seqno() + 1);
         Ok(())

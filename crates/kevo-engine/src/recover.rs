@@ -173,8 +173,13 @@ pub(crate) struct Checked {
     /// Segments below the log number, and untracked segments holding no
     /// record.
     pub(crate) obsolete_segments: Vec<u64>,
-    /// kevo's files the manifest cannot explain: left in place, reported.
-    pub(crate) unexplained: Vec<String>,
+    /// Tables no version names that the manifest cannot explain: left in
+    /// place, reported, recorded as such in the new manifest.
+    pub(crate) unexplained: Vec<u64>,
+    /// Tables no version of a format 1 manifest names, numbered past its
+    /// counter: explained only if the WAL replay holds every write they do
+    /// ([`explain_legacy_tables`]).
+    pub(crate) legacy_candidates: Vec<u64>,
 }
 
 /// Checks the directory against the manifest (see the module docs).
@@ -241,7 +246,9 @@ fn check_tables(
     }
     let manifest_path = dir.join(manifest_file_name(manifest.manifest_number));
     for &number in inventory.tables.iter().filter(|n| !named.contains_key(n)) {
-        if number < manifest.next_file_number {
+        if manifest.unexplained_tables.contains(&number) {
+            checked.unexplained.push(number);
+        } else if number < manifest.next_file_number {
             checked.obsolete_tables.push(number);
         } else if manifest.tracks_wal_segments {
             return Err(Error::Corruption {
@@ -257,11 +264,40 @@ fn check_tables(
             });
         } else {
             // A format 1 manifest did not reserve numbers: this may be the
-            // output of an interrupted flush, or a table an edit named.
-            checked.unexplained.push(table_file_name(number));
+            // output of an interrupted flush, or a table a lost edit named.
+            checked.legacy_candidates.push(number);
         }
     }
     Ok(())
+}
+
+/// Sorts the candidates of a format 1 manifest ([`Checked::legacy_candidates`])
+/// into obsolete and unexplained: a table is obsolete (the output of a flush
+/// whose edit never made it) if every sequence number in it lies in one
+/// stretch of writes the WAL replay holds (`covered`, ascending and
+/// disjoint): its every write is then in the WAL, which open keeps. Any
+/// other table, or one that does not open, is unexplained.
+pub(crate) fn explain_legacy_tables(
+    fs: &dyn Fs,
+    dir: &Path,
+    checked: &mut Checked,
+    covered: &[(kevo_core::SeqNo, kevo_core::SeqNo)],
+) {
+    for number in std::mem::take(&mut checked.legacy_candidates) {
+        let path = dir.join(table_file_name(number));
+        let seqnos = kevo_sstable::Table::open(fs, &path, kevo_sstable::ReadOptions::default())
+            .map(|t| (t.properties().smallest_seqno, t.properties().largest_seqno));
+        let in_wal = seqnos.is_ok_and(|(low, high)| {
+            covered
+                .iter()
+                .any(|&(first, last)| first <= low && high <= last)
+        });
+        if in_wal {
+            checked.obsolete_tables.push(number);
+        } else {
+            checked.unexplained.push(number);
+        }
+    }
 }
 
 fn check_tracked_segments(

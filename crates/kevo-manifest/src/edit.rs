@@ -16,6 +16,7 @@
 //!                       | entries varint64 | tombstones varint64
 //!   6 WAL segment added   number varint64                      (format 2 only)
 //!   7 WAL segment sealed  number varint64 | bytes varint64     (format 2 only)
+//!   8 unexplained table   number varint64                      (format 2 only)
 //! ```
 //!
 //! Tags 1 to 3 appear at most once each. An unknown tag, a WAL tag in a
@@ -31,7 +32,8 @@ use kevo_core::{
 use crate::version::{NUM_LEVELS, TableMeta};
 
 /// The edit encoding this code writes: 2, which added the WAL segment
-/// fields (tags 6 and 7). Decoders also read format 1, the first one.
+/// fields (tags 6 and 7) and unexplained tables (tag 8). Decoders also
+/// read format 1, the first one.
 pub const EDIT_FORMAT_VERSION: u8 = 2;
 
 /// The oldest edit encoding decoders still read: 1 (no WAL segment fields;
@@ -53,6 +55,7 @@ enum FieldTag {
     AddedTable = 5,
     WalAdded = 6,
     WalSealed = 7,
+    UnexplainedTable = 8,
 }
 
 impl FieldTag {
@@ -65,6 +68,7 @@ impl FieldTag {
             5 => Some(FieldTag::AddedTable),
             6 => Some(FieldTag::WalAdded),
             7 => Some(FieldTag::WalSealed),
+            8 => Some(FieldTag::UnexplainedTable),
             _ => None,
         }
     }
@@ -95,6 +99,12 @@ pub struct VersionEdit {
     /// WAL segments sealed: `(segment, bytes)`, its synced length once no
     /// more records go into it.
     pub wal_segments_sealed: Vec<(u64, u64)>,
+    /// Table files in the directory that no version names and that open
+    /// could not explain: kevo never deletes them (they are reported until
+    /// someone looks at them, or `repair` takes them in). Recorded by a
+    /// manifest's snapshot edit, so that a later open still knows them for
+    /// what they are.
+    pub unexplained_tables: Vec<u64>,
 }
 
 impl VersionEdit {
@@ -110,6 +120,7 @@ impl VersionEdit {
     ///                     | smallest seqno | largest seqno | entries | tombstones
     ///   6 WAL segment added   number
     ///   7 WAL segment sealed  number | bytes
+    ///   8 unexplained table   number
     /// ```
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![EDIT_FORMAT_VERSION];
@@ -153,6 +164,10 @@ impl VersionEdit {
             put_varint64(&mut out, number);
             put_varint64(&mut out, bytes);
         }
+        for &number in &self.unexplained_tables {
+            out.push(FieldTag::UnexplainedTable as u8);
+            put_varint64(&mut out, number);
+        }
         out
     }
 
@@ -182,7 +197,11 @@ impl VersionEdit {
             let raw = r.u8().ok_or("truncated field tag")?;
             let tag = FieldTag::from_u8(raw)
                 .filter(|tag| {
-                    version >= 2 || !matches!(tag, FieldTag::WalAdded | FieldTag::WalSealed)
+                    version >= 2
+                        || !matches!(
+                            tag,
+                            FieldTag::WalAdded | FieldTag::WalSealed | FieldTag::UnexplainedTable
+                        )
                 })
                 .ok_or_else(|| format!("unknown field tag {raw} at byte {at}"))?;
             match tag {
@@ -207,6 +226,7 @@ impl VersionEdit {
                     let number = varint(&mut r)?;
                     edit.wal_segments_sealed.push((number, varint(&mut r)?));
                 }
+                FieldTag::UnexplainedTable => edit.unexplained_tables.push(varint(&mut r)?),
             }
         }
         Ok(edit)
@@ -288,6 +308,7 @@ mod tests {
             log_number: Some(6),
             wal_segments_added: vec![7],
             wal_segments_sealed: vec![(6, 4096)],
+            unexplained_tables: vec![50],
         }
     }
 
@@ -311,7 +332,12 @@ mod tests {
                 .contains("unknown field tag 0")
         );
         assert!(
-            VersionEdit::decode(&[2, 8, 0])
+            VersionEdit::decode(&[2, 9, 0])
+                .unwrap_err()
+                .contains("unknown field tag 9")
+        );
+        assert!(
+            VersionEdit::decode(&[1, 8, 5])
                 .unwrap_err()
                 .contains("unknown field tag 8")
         );
@@ -354,6 +380,7 @@ mod tests {
         assert_eq!(edit.last_seqno, Some(42));
         assert_eq!(edit.removed, vec![(1, 3)]);
         assert!(edit.wal_segments_added.is_empty() && edit.wal_segments_sealed.is_empty());
+        assert!(edit.unexplained_tables.is_empty());
         // Written again, it is a format 2 edit with the same fields.
         assert_eq!(edit.encode()[0], EDIT_FORMAT_VERSION);
         assert_eq!(VersionEdit::decode(&edit.encode()), Ok(edit));
@@ -421,6 +448,7 @@ mod tests {
             proptest::option::of(any::<u64>()),
             proptest::collection::vec(any::<u64>(), 0..3),
             proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3),
+            proptest::collection::vec(any::<u64>(), 0..3),
         )
             .prop_map(
                 |(
@@ -431,6 +459,7 @@ mod tests {
                     log_number,
                     wal_added,
                     wal_sealed,
+                    unexplained,
                 )| {
                     VersionEdit {
                         added,
@@ -440,6 +469,7 @@ mod tests {
                         log_number,
                         wal_segments_added: wal_added,
                         wal_segments_sealed: wal_sealed,
+                        unexplained_tables: unexplained,
                     }
                 },
             )

@@ -110,6 +110,10 @@ pub struct RecoveredManifest {
     /// The tracked WAL segments (empty when `tracks_wal_segments` is
     /// false).
     pub wal_segments: WalSegments,
+    /// Tables the directory holds that no version names and that an
+    /// earlier open could not explain: never deleted (see
+    /// [`VersionEdit::unexplained_tables`]).
+    pub unexplained_tables: BTreeSet<u64>,
     /// The manifest was written by edit format 2 or later, which records
     /// every WAL segment and file-number reservation. A format 1 manifest
     /// (written before) does not: its WAL segments and its file-number
@@ -146,6 +150,8 @@ impl RecoveredManifest {
         max(&mut self.last_seqno, edit.last_seqno);
         max(&mut self.log_number, edit.log_number);
         self.wal_segments = self.wal_segments.apply(edit, self.log_number)?;
+        self.unexplained_tables
+            .extend(edit.unexplained_tables.iter().copied());
         Ok(())
     }
 }
@@ -208,6 +214,7 @@ struct State {
     last_seqno: SeqNo,
     log_number: u64,
     wals: WalSegments,
+    unexplained: BTreeSet<u64>,
     /// Every version installed since open; dead ones are pruned.
     live: Vec<Weak<Version>>,
     /// Tables removed by an edit and not yet returned by
@@ -359,6 +366,7 @@ impl VersionSet {
             state.last_seqno,
             state.log_number,
             &state.wal_segments,
+            &state.unexplained_tables,
         );
         let log = start_manifest(fs.as_ref(), dir, number, &snapshot)?;
         let bytes_written = log.offset();
@@ -380,6 +388,7 @@ impl VersionSet {
                 last_seqno: state.last_seqno,
                 log_number: state.log_number,
                 wals: state.wal_segments,
+                unexplained: state.unexplained_tables,
                 removed: BTreeSet::new(),
                 stats: ManifestStats {
                     bytes_written,
@@ -631,6 +640,9 @@ impl VersionSet {
             state.log_number = n;
         }
         state.wals = new_wals;
+        state
+            .unexplained
+            .extend(record.unexplained_tables.iter().copied());
         let removed = record
             .removed
             .iter()
@@ -705,7 +717,15 @@ impl VersionSet {
         wals: &WalSegments,
     ) -> Result<()> {
         let number = self.new_file_number();
-        let snapshot = snapshot_edit(base, self.counter_to_record(), last_seqno, log_number, wals);
+        let unexplained = lock(&self.state).unexplained.clone();
+        let snapshot = snapshot_edit(
+            base,
+            self.counter_to_record(),
+            last_seqno,
+            log_number,
+            wals,
+            &unexplained,
+        );
         let log = match start_manifest(self.fs.as_ref(), &self.dir, number, &snapshot) {
             Ok(log) => log,
             Err(e) => {
@@ -774,6 +794,7 @@ fn snapshot_edit(
     last_seqno: SeqNo,
     log_number: u64,
     wals: &WalSegments,
+    unexplained_tables: &BTreeSet<u64>,
 ) -> VersionEdit {
     let mut edit = VersionEdit {
         added: version.tables().map(|(l, t)| (l, (**t).clone())).collect(),
@@ -781,6 +802,7 @@ fn snapshot_edit(
         next_file_number: Some(next_file_number),
         last_seqno: Some(last_seqno),
         log_number: Some(log_number),
+        unexplained_tables: unexplained_tables.iter().copied().collect(),
         ..VersionEdit::default()
     };
     wals.fill_snapshot(&mut edit);
@@ -928,6 +950,9 @@ fn replay_file(
             .wal_segments
             .apply(&edit, recovered.log_number)
             .map_err(|reason| bad(format!("version edit does not apply: {reason}")))?;
+        recovered
+            .unexplained_tables
+            .extend(edit.unexplained_tables.iter().copied());
         recovered.edits_replayed += 1;
     }
     if let Some(LogEnd::TornTail { bytes_dropped, .. }) = reader.end() {

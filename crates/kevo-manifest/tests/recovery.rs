@@ -194,3 +194,31 @@ fn a_format_1_manifest_still_opens() {
     assert!(state.tracks_wal_segments);
     assert_eq!(state.version.level(0)[0].number, 2);
 }
+
+/// Unexplained tables are carried by every snapshot, rolls included, until
+/// a state without them is created.
+#[test]
+fn unexplained_tables_survive_rolls() {
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let state = RecoveredManifest {
+        unexplained_tables: [50, 60].into_iter().collect(),
+        ..RecoveredManifest::default()
+    };
+    mem.create_dir_all(dir()).unwrap();
+    let options = ManifestOptions {
+        rewrite_bytes: 1,
+        ..ManifestOptions::default()
+    };
+    let set = VersionSet::create(fs.clone(), dir(), state, options).unwrap();
+    for _ in 0..5 {
+        set.log_and_apply(VersionEdit::default()).unwrap();
+    }
+    assert!(set.stats().rewrites >= 1);
+    drop(set);
+    let state = VersionSet::recover(fs.as_ref(), dir()).unwrap().unwrap();
+    assert_eq!(
+        state.unexplained_tables.into_iter().collect::<Vec<_>>(),
+        [50, 60]
+    );
+}
