@@ -1,18 +1,20 @@
 //! Background threads and the flush of an immutable memtable to an L0 table.
 //!
 //! A flush, oldest immutable memtable first, one at a time:
-//! 1. write every entry to a new table `NNNNNN.sst` (number from the
-//!    manifest's counter) and sync it (the table writer does) and the
-//!    directory;
+//! 1. write every entry to a new table `NNNNNN.sst` (its number reserved
+//!    by a synced manifest edit first) and sync it (the table writer does)
+//!    and the directory;
 //! 2. log a version edit adding it to L0, with `log_number` = the WAL
-//!    segment started when the memtable was frozen (synced by the manifest);
+//!    segment started when the memtable was frozen and `last_seqno` = the
+//!    last seqno assigned then (synced by the manifest);
 //! 3. install the new version and drop the memtable from the read set;
 //! 4. retire the WAL segments below `log_number` and delete the tables no
 //!    live version refers to.
 //!
 //! A crash between any two steps loses nothing: until step 2 is durable the
-//! WAL still holds the data (and the table is an orphan deleted at the next
-//! open); after it, the table does. A failure in steps 1–2 puts the
+//! WAL still holds the data (and the table, named by no version and below
+//! the reserved counter, is deleted at the next open); after it, the table
+//! does. A failure in steps 1–2 puts the
 //! database in read-only mode; the memtable stays readable.
 
 use std::sync::Arc;

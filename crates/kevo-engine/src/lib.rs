@@ -41,9 +41,14 @@
 //!   immutable memtables pile up; they never fail for it.
 //! - **Reads** ([`Db::get`], [`Db::range`], [`Db::prefix`], [`Snapshot`])
 //!   look newest first and never wait for writers.
-//! - **Failures**: a failed background flush or manifest write makes the
-//!   database read-only ([`Error::ReadOnly`] carries the cause); nothing
-//!   acknowledged is lost, and reopening recovers.
+//! - **Failures**: a failed background flush, manifest or WAL write makes
+//!   the database read-only ([`Error::ReadOnly`] carries the cause); nothing
+//!   acknowledged is lost. [`Db::resume`] makes it writable again (after a
+//!   full disk it does so by itself); reopening recovers too.
+//! - **Damage**: open reads and checks everything before it changes a file,
+//!   and refuses damage ([`Error::Corruption`] naming the file) instead of
+//!   deleting what it cannot explain; [`repair`] rebuilds such a database
+//!   from the tables and the WAL, moving what it does not use to `lost/`.
 //!
 //! What survives a crash under each sync mode is in `docs/durability.md`;
 //! the map of the code in `docs/architecture.md`.

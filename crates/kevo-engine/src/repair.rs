@@ -109,8 +109,40 @@ pub struct MovedFile {
 }
 
 /// Rebuilds the database in `path` (on the operating system's file system)
-/// from its tables and WAL segments: see the [module docs](self). Open it
-/// afterwards as usual. It must not be open.
+/// from its tables and WAL segments, keeping every entry they still hold:
+/// for a database [`Db::open`](crate::Db::open) refuses with
+/// [`Error::Corruption`] (a lost `CURRENT`, a cut manifest, a damaged WAL
+/// segment or table). It must not be open; open it afterwards as usual.
+///
+/// - Tables that verify are kept as they are; a damaged table's readable
+///   data blocks are copied into a new one; a table that does not open is
+///   set aside.
+/// - Every readable record of the WAL segments from the newest log number
+///   a manifest still records is replayed (each segment alone, skipping
+///   damage) into a new table.
+/// - Every table goes to L0; tables whose sequence numbers overlap are
+///   merged first, so that reads stay correct.
+/// - Every file not used — unreadable and damaged tables, merged tables,
+///   replayed and obsolete segments, old manifests, the old `CURRENT` — is
+///   moved to `lost/` ([`LOST_DIR`]), never deleted and never over another
+///   file there. Then a new manifest is started and `CURRENT` switched to it.
+///
+/// ```
+/// # fn main() -> kevo_engine::Result<()> {
+/// # let dir = tempfile::tempdir().expect("temp dir");
+/// # let db = kevo_engine::Db::open(dir.path())?;
+/// # db.put("k", "v")?;
+/// # db.close()?;
+/// # std::fs::remove_file(dir.path().join("CURRENT")).expect("rm");
+/// let path = dir.path();
+/// assert!(kevo_engine::Db::open(path).unwrap_err().is_corruption()); // CURRENT lost
+/// let report = kevo_engine::repair(path, &kevo_engine::Options::default())?;
+/// println!("{} tables, {} moved to lost/", report.tables, report.moved.len());
+/// let db = kevo_engine::Db::open(path)?;
+/// assert_eq!(db.get("k")?.as_deref(), Some(&b"v"[..]));
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for bad options or a missing directory;

@@ -410,3 +410,33 @@ fn handles_return_closed_after_close() {
     assert!(fresh.next().is_none());
     assert!(started.next_back().is_none());
 }
+
+/// A table cut short (or grown) no longer has the size the manifest
+/// recorded: open refuses it by name before reading anything else.
+#[test]
+fn a_table_of_another_size_is_corruption() {
+    let mem = MemFs::new();
+    let db = open(&mem, Options::default()).expect("open");
+    for i in 0..1000 {
+        db.put(key(i), value(i)).expect("put");
+    }
+    db.flush().expect("flush");
+    db.close().expect("close");
+    let table = names(&mem, ".sst").pop().expect("a table");
+    let bytes = mem.read_file(&table).expect("read");
+    let name = table
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    mem.write_file(&table, &bytes[..bytes.len() - 1])
+        .expect("cut");
+    assert_refused(&mem, Options::default(), &name);
+    let mut longer = bytes.clone();
+    longer.push(0);
+    mem.write_file(&table, &longer).expect("grow");
+    assert_refused(&mem, Options::default(), &name);
+    mem.write_file(&table, &bytes).expect("restore");
+    let db = open(&mem, Options::default()).expect("open");
+    assert_eq!(missing(&db, 1000), Vec::<u32>::new());
+}

@@ -1,0 +1,90 @@
+//! The worked example in `docs/format/manifest.md` is checked byte for byte
+//! against what the code writes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kevo_core::{Fs, InternalKey, MemFs, ValueKind};
+use kevo_manifest::{ManifestOptions, TableMeta, VersionEdit, VersionSet};
+
+const SPEC: &str = include_str!("../../../docs/format/manifest.md");
+
+/// The example: a new database, an edit adding table 2 and WAL segment 1,
+/// a rotation sealing segment 1 at 4096 bytes and adding segment 2.
+fn example_bytes() -> Vec<u8> {
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let (set, _) = VersionSet::open(fs, Path::new("/db"), ManifestOptions::default()).unwrap();
+    let number = set.reserve_file_number().unwrap();
+    let table = TableMeta {
+        number,
+        file_size: 1000,
+        smallest: InternalKey::new(b"a", 5, ValueKind::Put),
+        largest: InternalKey::new(b"c", 3, ValueKind::Delete),
+        smallest_seqno: 3,
+        largest_seqno: 5,
+        entries: 3,
+        tombstones: 1,
+    };
+    set.log_and_apply(VersionEdit {
+        added: vec![(0, table)],
+        last_seqno: Some(5),
+        log_number: Some(1),
+        wal_segments_added: vec![1],
+        ..VersionEdit::default()
+    })
+    .unwrap();
+    set.log_and_apply(VersionEdit {
+        wal_segments_added: vec![2],
+        wal_segments_sealed: vec![(1, 4096)],
+        ..VersionEdit::default()
+    })
+    .unwrap();
+    assert_eq!(
+        mem.read_file(Path::new("/db/CURRENT")).unwrap(),
+        b"MANIFEST-000001\n"
+    );
+    mem.read_file(Path::new("/db/MANIFEST-000001")).unwrap()
+}
+
+/// The bytes of the spec's worked example: in the code block after the
+/// "## Worked example" heading, each line is an offset, hex bytes (two
+/// digits each), then what they mean.
+fn spec_bytes() -> Vec<u8> {
+    let section = SPEC.split("## Worked example").nth(1).expect("section");
+    let block = section.split("```").nth(1).expect("code block");
+    let mut bytes = Vec::new();
+    for line in block
+        .lines()
+        .skip_while(|l| !l.starts_with("offset"))
+        .skip(1)
+    {
+        let mut tokens = line.split_whitespace();
+        let Some(offset) = tokens.next() else {
+            continue;
+        };
+        let offset: usize = offset.parse().expect("offset");
+        assert_eq!(offset, bytes.len(), "offset column of {line:?}");
+        for token in tokens {
+            if token.len() != 2 {
+                break;
+            }
+            match u8::from_str_radix(token, 16) {
+                Ok(byte) => bytes.push(byte),
+                Err(_) => break,
+            }
+        }
+    }
+    bytes
+}
+
+#[test]
+fn worked_example_matches_the_format_spec() {
+    let actual = example_bytes();
+    let spec = spec_bytes();
+    assert_eq!(
+        spec, actual,
+        "docs/format/manifest.md's worked example differs from what the code writes:\n{actual:02x?}"
+    );
+}
