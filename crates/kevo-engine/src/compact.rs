@@ -85,6 +85,11 @@ pub(crate) fn run_task(shared: &Shared, task: &CompactionTask) -> Outcome {
     };
     let output = match run_compaction(task, &ctx) {
         Ok(output) => output,
+        // Reserving an output's file number wrote to the manifest and
+        // failed: nothing more can be recorded until a resume.
+        Err(e) if shared.versions.is_poisoned() => {
+            return Outcome::Fatal(shared.set_background_error(e.into()));
+        }
         Err(e) => return Outcome::Retry(e.into()),
     };
     let outputs: Vec<u64> = output.outputs.iter().map(|t| t.number).collect();

@@ -458,3 +458,41 @@ fn resume_on_a_healthy_database_is_a_no_op() {
     db.close().expect("close");
     assert!(matches!(db.resume(), Err(Error::Closed)));
 }
+
+/// A compaction whose manifest write fails (reserving its output's number,
+/// or recording its edit) makes the database read-only; once resumed, the
+/// compaction runs again and nothing is lost.
+#[test]
+fn a_compaction_whose_manifest_write_fails_is_resumed() {
+    let mem = Arc::new(MemFs::new());
+    let fs = Arc::new(FaultFs::new(mem.clone()));
+    let options = options().auto_compactions(false);
+    let db = Db::open_with_fs(fs.clone(), "/db", options.clone()).expect("open");
+    for round in 1..=3 {
+        write_all(&db, round);
+        db.flush().expect("flush");
+    }
+    fs.add_rule(
+        FaultRule::new(FaultOp::Sync, FaultTrigger::Always, FaultKind::Eio)
+            .on_path_containing("MANIFEST"),
+    );
+    assert!(matches!(
+        db.compact_range::<&[u8], _>(..),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        db.put("late", "write"),
+        Err(Error::ReadOnly { .. })
+    ));
+    check_all(&db, 3);
+    fs.clear_rules();
+    db.resume().expect("resume");
+    db.compact_range::<&[u8], _>(..)
+        .expect("compact after resume");
+    assert_eq!(db.stats().table_count(), 1, "{}", db.stats());
+    check_all(&db, 3);
+    drop(db);
+    mem.crash();
+    let db = Db::open_with_fs(mem, "/db", options).expect("reopen after crash");
+    check_all(&db, 3);
+}
