@@ -266,3 +266,50 @@ fn a_failed_open_changes_no_byte_of_a_real_directory() {
     let count = db.prefix("key").count();
     assert!(count > 2500 && count < 3000, "{count} keys after repair");
 }
+
+/// `RecoveryMode::SkipCorrupted` salvages every intact record around
+/// damage in the middle of the WAL; the open then writes what it replayed
+/// to a table, so that the next open in the default mode finds nothing to
+/// refuse.
+#[test]
+fn a_lenient_recovery_salvages_and_leaves_a_clean_database() {
+    let mem = MemFs::new();
+    let options = Options::default()
+        .memtable_bytes(64 << 20)
+        .wal_segment_bytes(64 * 1024)
+        .sync_mode(SyncMode::Always);
+    let db = Db::open_with_fs(Arc::new(mem.clone()), DIR, options.clone()).expect("open");
+    for i in 0..3000 {
+        db.put(
+            format!("key{i:05}"),
+            format!("value-{i}-{}", "x".repeat(60)),
+        )
+        .expect("put");
+    }
+    db.close().expect("close");
+    let mut all = segments(&mem);
+    all.sort_unstable();
+    let victim = Path::new(DIR).join(kevo_wal::segment_file_name(all[all.len() / 2]));
+    mem.corrupt(&victim, 5000, 0x01).expect("corrupt");
+    assert!(matches!(
+        Db::open_with_fs(Arc::new(mem.clone()), DIR, options.clone()),
+        Err(Error::Corruption { .. })
+    ));
+    let lenient = options
+        .clone()
+        .recovery_mode(kevo_engine::RecoveryMode::SkipCorrupted);
+    let db = Db::open_with_fs(Arc::new(mem.clone()), DIR, lenient).expect("lenient open");
+    let salvaged = db.prefix("key").count();
+    assert!(
+        salvaged > 2900 && salvaged < 3000,
+        "{salvaged} keys salvaged"
+    );
+    assert_eq!(
+        db.stats().levels[0].tables,
+        1,
+        "the replayed WAL is in a table"
+    );
+    db.close().expect("close");
+    let db = Db::open_with_fs(Arc::new(mem.clone()), DIR, options).expect("default open");
+    assert_eq!(db.prefix("key").count(), salvaged);
+}
