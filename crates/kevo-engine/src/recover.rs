@@ -30,8 +30,8 @@ use std::sync::Arc;
 
 use kevo_core::Fs;
 use kevo_manifest::{
-    CURRENT_FILE, RecoveredManifest, VersionSet, manifest_file_name, parse_manifest_file_name,
-    parse_table_file_name, table_file_name,
+    CURRENT_FILE, CURRENT_TEMP_FILE, RecoveredManifest, VersionSet, manifest_file_name,
+    parse_manifest_file_name, parse_table_file_name, table_file_name,
 };
 use kevo_wal::{
     RecoveryMode, RecoveryPlan, Replay, SEGMENT_HEADER_BYTES, parse_segment_file_name,
@@ -41,11 +41,6 @@ use kevo_wal::{
 use crate::error::{Error, Result};
 use crate::open::OPTIONS_FILE_PREFIX;
 
-/// Name of the temporary file `CURRENT` is written as.
-const CURRENT_TEMP_FILE: &str = "CURRENT.dbtmp";
-/// Suffix of WAL segment files kept for reuse.
-const FREE_SEGMENT_SUFFIX: &str = ".wal.free";
-
 /// The files of a database directory, by kind.
 #[derive(Debug, Default)]
 pub(crate) struct Inventory {
@@ -54,8 +49,6 @@ pub(crate) struct Inventory {
     pub(crate) manifests: BTreeSet<u64>,
     pub(crate) tables: BTreeSet<u64>,
     pub(crate) segments: BTreeSet<u64>,
-    /// `NNNNNN.wal.free` files (zeroed segments kept for reuse).
-    pub(crate) free_segments: Vec<String>,
     pub(crate) options_files: BTreeSet<u64>,
 }
 
@@ -79,13 +72,11 @@ impl Inventory {
                 inventory.tables.insert(n);
             } else if let Some(n) = parse_segment_file_name(&name) {
                 inventory.segments.insert(n);
-            } else if name.ends_with(FREE_SEGMENT_SUFFIX) {
-                inventory.free_segments.push(name);
             } else if let Some(n) = parse_options_file_name(&name) {
                 inventory.options_files.insert(n);
             }
-            // LOCK, WAL.LOCK, `lost/` and files that are not kevo's are
-            // left alone.
+            // LOCK, WAL.LOCK, `NNNNNN.wal.free` (the WAL deletes those),
+            // `lost/` and files that are not kevo's are left alone.
         }
         Ok(inventory)
     }

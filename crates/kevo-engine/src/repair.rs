@@ -38,8 +38,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kevo_compaction::{CompactionReason, CompactionTask, LevelInputs, RunContext, run_compaction};
 use kevo_core::{Fs, OsFs, SeqNo};
 use kevo_manifest::{
-    CURRENT_FILE, ManifestOptions, RecoveredManifest, TableMeta, VersionEdit, VersionSet,
-    manifest_file_name, table_file_name,
+    CURRENT_FILE, CURRENT_TEMP_FILE, ManifestOptions, RecoveredManifest, TableMeta, VersionEdit,
+    VersionSet, manifest_file_name, table_file_name,
 };
 use kevo_memtable::MemTable;
 use kevo_sstable::{ReadOptions, Table, TableWriter};
@@ -537,7 +537,7 @@ impl Repair {
         }
         if inventory.current_temp {
             self.to_move.push((
-                "CURRENT.dbtmp".to_string(),
+                CURRENT_TEMP_FILE.to_string(),
                 "a CURRENT that was never switched to".to_string(),
             ));
         }

@@ -71,8 +71,8 @@ mod wals;
 
 pub use edit::{EDIT_FORMAT_VERSION, EDIT_FORMAT_VERSION_MIN, VersionEdit};
 pub use names::{
-    CURRENT_FILE, manifest_file_name, parse_manifest_file_name, parse_table_file_name,
-    table_file_name,
+    CURRENT_FILE, CURRENT_TEMP_FILE, manifest_file_name, parse_manifest_file_name,
+    parse_table_file_name, table_file_name,
 };
 pub use set::{
     FILE_NUMBERS_RESERVED_AHEAD, MANIFEST_MAGIC, ManifestOptions, ManifestRecovery, ManifestStats,

@@ -5,7 +5,7 @@ pub const CURRENT_FILE: &str = "CURRENT";
 
 /// The temporary file `CURRENT` is written as before it is renamed into
 /// place.
-pub(crate) const CURRENT_TEMP_FILE: &str = "CURRENT.dbtmp";
+pub const CURRENT_TEMP_FILE: &str = "CURRENT.dbtmp";
 
 const MANIFEST_PREFIX: &str = "MANIFEST-";
 const TABLE_SUFFIX: &str = ".sst";

@@ -83,14 +83,16 @@ pub fn segment_file_name(segment: u64) -> String {
 }
 
 /// Suffix of segment files kept for reuse (`NNNNNN.wal.free`).
-pub(crate) const FREE_SUFFIX: &str = ".wal.free";
+pub const FREE_SUFFIX: &str = ".wal.free";
 
 /// The segment number in a segment file name, if it is one.
 pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     parse_numbered(name, ".wal")
 }
 
-pub(crate) fn parse_free_file_name(name: &str) -> Option<u64> {
+/// The segment number in the name of a segment file kept for reuse
+/// (`NNNNNN.wal.free`), if it is one.
+pub fn parse_free_file_name(name: &str) -> Option<u64> {
     parse_numbered(name, FREE_SUFFIX)
 }
 

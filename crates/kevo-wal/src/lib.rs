@@ -53,8 +53,9 @@ mod wal;
 pub use batch::{BATCH_HEADER_BYTES, Batch, BatchEntry, BatchIter};
 pub use error::{Error, Result};
 pub use format::{
-    BATCH_BYTES_MAX, BLOCK_BYTES, FORMAT_VERSION, FRAGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES,
-    SEGMENT_MAGIC, parse_segment_file_name, segment_file_name,
+    BATCH_BYTES_MAX, BLOCK_BYTES, FORMAT_VERSION, FRAGMENT_HEADER_BYTES, FREE_SUFFIX,
+    SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, parse_free_file_name, parse_segment_file_name,
+    segment_file_name,
 };
 pub use replay::{RecoveryMode, Replay, ReplayReport, ReplayedBatch, SkippedRange};
 pub use wal::{
