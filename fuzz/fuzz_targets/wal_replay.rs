@@ -23,6 +23,12 @@
 //!   `TolerateTornTail` succeeds without trimming; when `TolerateTornTail`
 //!   succeeds, `SkipCorrupted` returns the same batches and skips exactly the
 //!   trimmed bytes.
+//! - sealed (a `RecoveryPlan` naming segment 1 sealed at a length): sealed at
+//!   exactly where `TolerateTornTail`'s records end, the same batches come
+//!   back; sealed past it, the replay is `Corruption` (a sealed segment is
+//!   never torn, never shorter); sealed before it, what comes back is a
+//!   prefix of those batches, ending exactly at the sealed length (for
+//!   lengths past the segment header: the engine seals nothing shorter).
 #![no_main]
 
 use std::path::Path;
@@ -30,8 +36,8 @@ use std::sync::Arc;
 
 use kevo_core::{Fs, KEY_BYTES_MAX, MemFs, VALUE_BYTES_MAX, ValueKind};
 use kevo_wal::{
-    Batch, Error, FRAGMENT_HEADER_BYTES, RecoveryMode, Replay, ReplayReport, ReplayedBatch,
-    SEGMENT_HEADER_BYTES, segment_file_name,
+    Batch, Error, FRAGMENT_HEADER_BYTES, RecoveryMode, RecoveryPlan, Replay, ReplayReport,
+    ReplayedBatch, SEGMENT_HEADER_BYTES, segment_file_name,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -262,5 +268,56 @@ fuzz_target!(|data: &[u8]| {
         );
         assert_eq!(salvage.batches, torn.batches);
         assert_eq!(skipped_total, torn.report.tail_bytes_dropped);
+    }
+
+    // Sealed. The engine seals only segments whose header it synced, so
+    // only lengths past the header are asked about.
+    let header = SEGMENT_HEADER_BYTES as u64;
+    if torn.error.is_none() {
+        let end = torn
+            .report
+            .segment_ends
+            .first()
+            .map(|&(segment, end)| {
+                assert_eq!(segment, 1);
+                end
+            })
+            .expect("the segment's end is reported");
+        for sealed in [end, end + 1, end / 2].into_iter().filter(|&s| s >= header) {
+            let plan = RecoveryPlan {
+                segments: vec![1],
+                sealed: [(1, sealed)].into_iter().collect(),
+                headers_durable: true,
+            };
+            let mut replay =
+                Replay::with_plan(fs.clone(), dir, RecoveryMode::TolerateTornTail, plan);
+            let mut batches = Vec::new();
+            let mut error = None;
+            for item in replay.by_ref() {
+                match item {
+                    Ok(b) => batches.push(b),
+                    Err(e) => error = Some(e),
+                }
+            }
+            if sealed == end {
+                assert!(error.is_none(), "sealed at its end: {error:?}");
+                assert_eq!(batches, torn.batches);
+            } else if sealed > end {
+                assert!(
+                    error.as_ref().is_some_and(Error::is_corruption),
+                    "sealed past its records: {error:?}"
+                );
+            } else if error.is_none() {
+                assert!(torn.batches.starts_with(&batches));
+                assert_eq!(replay.report().segment_ends, vec![(1, sealed)]);
+            }
+            if error.is_none() {
+                assert_eq!(
+                    replay.report().torn_tail,
+                    None,
+                    "a sealed segment was trimmed"
+                );
+            }
+        }
     }
 });

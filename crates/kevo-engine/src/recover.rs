@@ -300,6 +300,8 @@ fn check_tracked_segments(
     checked: &mut Checked,
 ) -> Result<()> {
     let lenient = mode == RecoveryMode::SkipCorrupted;
+    // Each segment was recorded only after its header was synced.
+    checked.plan.headers_durable = true;
     for (number, sealed) in manifest.wal_segments.iter() {
         let path = dir.join(segment_file_name(number));
         let damaged = |offset: u64, reason: String| Error::Corruption {
@@ -379,7 +381,7 @@ fn check_tracked_segments(
 fn holds_records(fs: &Arc<dyn Fs>, dir: &Path, number: u64) -> Result<bool> {
     let plan = RecoveryPlan {
         segments: vec![number],
-        sealed: BTreeMap::new(),
+        ..RecoveryPlan::default()
     };
     let mut replay = Replay::with_plan(fs.clone(), dir, RecoveryMode::SkipCorrupted, plan);
     match replay.next() {

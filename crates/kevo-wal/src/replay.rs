@@ -95,6 +95,8 @@ pub struct Replay {
     partial: Option<(u64, Vec<u8>)>,
     /// Sealed segments and their lengths (see [`RecoveryPlan::sealed`]).
     sealed: BTreeMap<u64, u64>,
+    /// See [`RecoveryPlan::headers_durable`].
+    headers_durable: bool,
     /// End of the last complete record read in the current segment.
     record_end: u64,
     report: ReplayReport,
@@ -123,7 +125,7 @@ impl Replay {
             mode,
             RecoveryPlan {
                 segments,
-                sealed: BTreeMap::new(),
+                ..RecoveryPlan::default()
             },
         ))
     }
@@ -145,6 +147,7 @@ impl Replay {
             reader: None,
             partial: None,
             sealed: plan.sealed,
+            headers_durable: plan.headers_durable,
             record_end: 0,
             report: ReplayReport::default(),
             done: false,
@@ -389,7 +392,9 @@ impl Replay {
     /// Damage at `cut` (the first byte not part of an intact record); the
     /// search for valid fragments after it starts at `scan_from`.
     fn on_damage(&mut self, segment: u64, cut: u64, scan_from: u64, reason: &str) -> Result<()> {
-        let is_last = self.is_last_segment() && !self.is_sealed(segment);
+        // A header the owner knows was synced is never torn.
+        let durable_header = self.headers_durable && cut == 0;
+        let is_last = self.is_last_segment() && !self.is_sealed(segment) && !durable_header;
         let Some((_, reader)) = self.reader.as_mut() else {
             return Ok(());
         };

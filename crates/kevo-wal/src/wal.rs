@@ -110,6 +110,11 @@ pub struct RecoveryPlan {
     /// records that end before it, are [`Error::Corruption`] (it can have
     /// no torn tail), unless the mode is [`RecoveryMode::SkipCorrupted`].
     pub sealed: BTreeMap<u64, u64>,
+    /// Every segment's header is known durable (the owner recorded the
+    /// segment only after its header was synced): a damaged header is
+    /// [`Error::Corruption`] even in the last segment, never a torn tail
+    /// (unless the mode is [`RecoveryMode::SkipCorrupted`]).
+    pub headers_durable: bool,
 }
 
 /// Where an appended record went.

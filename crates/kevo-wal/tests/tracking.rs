@@ -208,6 +208,7 @@ fn tracked_log(mem: &MemFs) -> RecoveryPlan {
     RecoveryPlan {
         segments: started.iter().map(|s| s.0).collect(),
         sealed,
+        headers_durable: true,
     }
 }
 
@@ -257,7 +258,7 @@ fn a_sealed_segment_cut_short_is_corruption_even_if_last() {
     // Even as the last segment of the plan, it may not be torn.
     let only = RecoveryPlan {
         segments: vec![victim],
-        sealed: plan.sealed.clone(),
+        ..plan.clone()
     };
     assert!(replay_plan(&mem, &only).is_err());
     // A torn last record in a sealed segment is damage as well.
@@ -308,4 +309,33 @@ fn sync_replayed_makes_a_killed_writers_records_durable() {
     mem.crash_keep_nothing_unsynced();
     let (batches, _) = replay(Arc::new(mem), RecoveryMode::AbsoluteConsistency).unwrap();
     assert_eq!(batches, replayed);
+}
+
+/// A damaged header in the last segment is a torn tail for a log used
+/// alone (a crash while creating it), but damage when the owner knows the
+/// header was synced.
+#[test]
+fn a_durable_header_is_never_torn() {
+    let mem = MemFs::new();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let wal = open_with(fs, WalOptions::default(), Arc::new(Recorder::default()));
+    wal.append(&batch(1, 1, 10)).unwrap();
+    // The last segment holds no record: a crash while creating it could
+    // have torn its header.
+    let last = wal.rotate().unwrap();
+    wal.close().unwrap();
+    let mut plan = RecoveryPlan {
+        segments: vec![1, last],
+        ..RecoveryPlan::default()
+    };
+    mem.corrupt(&segment_path(last), 3, 0x20).unwrap();
+    plan.headers_durable = false;
+    let (_, report) = replay_plan(&mem, &plan).unwrap();
+    assert_eq!(report.torn_tail, Some((last, 0)));
+    plan.headers_durable = true;
+    let err = replay_plan(&mem, &plan).unwrap_err();
+    assert!(
+        matches!(err, Error::Corruption { segment, .. } if segment == last),
+        "{err}"
+    );
 }
