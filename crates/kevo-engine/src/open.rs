@@ -15,8 +15,9 @@
 //! Changing (each step leaves a state the next open accepts, whatever
 //! crash interrupts it):
 //! 5. make the replayed records durable (sync the last segment); when the
-//!    WAL cannot stay live (a format 1 manifest, or a lenient recovery that
-//!    skipped damage), write the memtable to an L0 table instead;
+//!    WAL cannot stay live (a format 1 manifest never recorded it; a
+//!    `SkipCorrupted` recovery may have skipped damage in it), write the
+//!    memtable to an L0 table instead and move the log number past it;
 //! 6. start a fresh manifest holding the state, the replayed segments
 //!    sealed at the end of their records, and switch `CURRENT` to it;
 //! 7. delete obsolete WAL segments; finish the WAL: trim a torn tail and
@@ -140,40 +141,41 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
     // The newest segment that stays: the segments the checks dropped held
     // nothing, and numbers follow each other without a gap.
     let newest_segment = checked.plan.segments.last().copied().unwrap_or(0);
-    let flush_replayed = !mem.is_empty()
-        && (!manifest.tracks_wal_segments || seqnos.gaps || !report.skipped.is_empty());
+    // The replayed segments cannot stay live when a format 1 manifest
+    // never recorded them, or when a lenient recovery skipped damage in
+    // them (or whole segments): their writes go to a table, and the log
+    // number moves past them.
+    let lenient = options.recovery_mode == kevo_wal::RecoveryMode::SkipCorrupted;
+    let flush_replayed = (lenient && !report.segments.is_empty())
+        || (!manifest.tracks_wal_segments && !mem.is_empty());
     let mut last_seqno = seqnos.last.unwrap_or(manifest.last_seqno);
     state.wal_segments = Default::default();
     if flush_replayed {
-        // The replayed segments cannot stay live: a format 1 manifest never
-        // recorded them, or damage was skipped. Their writes go to a table,
-        // and the log number moves past them.
-        let number = state.next_file_number;
-        let table =
-            crate::flush::write_memtable(fs.as_ref(), dir, table_options, &mem, number, &[])?;
-        tracing::info!(
-            table = number,
-            entries = table.entries,
-            "wrote the replayed WAL to a table"
-        );
-        let edit = VersionEdit {
-            added: vec![(0, table)],
+        let mut edit = VersionEdit {
             last_seqno: Some(last_seqno),
             log_number: Some(newest_segment + 1),
-            next_file_number: Some(number + 1),
             ..VersionEdit::default()
         };
+        if !mem.is_empty() {
+            let number = state.next_file_number;
+            let table =
+                crate::flush::write_memtable(fs.as_ref(), dir, table_options, &mem, number, &[])?;
+            tracing::info!(
+                table = number,
+                entries = table.entries,
+                "wrote the replayed WAL to a table"
+            );
+            edit.added.push((0, table));
+            edit.next_file_number = Some(number + 1);
+        }
         state.apply_edit(&edit).map_err(Error::InvalidArgument)?;
+        // Exactly the writes replayed, even where a format 1 manifest
+        // recorded a later seqno that the WAL lost.
         state.last_seqno = last_seqno;
     } else {
         recovery.sync_replayed().map_err(|e| from_wal(dir, e))?;
         for &(segment, end) in &report.segment_ends {
             state.wal_segments.insert(segment, Some(end));
-        }
-        if !manifest.tracks_wal_segments {
-            // A format 1 manifest's last seqno may lie past the replayed
-            // writes; the new one records exactly the writes before them.
-            state.last_seqno = seqnos.first.map_or(manifest.last_seqno, |s| s - 1);
         }
     }
     last_seqno = last_seqno.max(state.last_seqno);
