@@ -129,22 +129,31 @@ fn ci() -> Result<(), String> {
     Ok(())
 }
 
-fn crash(args: &[String]) -> Result<(), String> {
-    let usage = || "usage: cargo xtask crash [--cases N] [--kills N]".to_string();
-    let mut cases = "20000".to_string();
-    let mut kills = "100".to_string();
+/// Parses `--name N` pairs into `flags` (name, value, default given), every
+/// value a number; `usage` is the error for anything else.
+fn numeric_flags(args: &[String], flags: &mut [(&str, String)], usage: &str) -> Result<(), String> {
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
-        let value = rest.next().ok_or_else(usage)?;
-        if value.parse::<u64>().is_err() {
-            return Err(usage());
-        }
-        match flag.as_str() {
-            "--cases" => cases = value.clone(),
-            "--kills" => kills = value.clone(),
-            _ => return Err(usage()),
+        let value = rest.next().filter(|v| v.parse::<u64>().is_ok());
+        let slot = flags
+            .iter_mut()
+            .find(|(name, _)| flag.strip_prefix("--") == Some(*name));
+        match (slot, value) {
+            (Some((_, slot)), Some(value)) => *slot = value.clone(),
+            _ => return Err(format!("usage: {usage}")),
         }
     }
+    Ok(())
+}
+
+fn crash(args: &[String]) -> Result<(), String> {
+    let mut flags = [("cases", "20000".to_string()), ("kills", "100".to_string())];
+    numeric_flags(
+        args,
+        &mut flags,
+        "cargo xtask crash [--cases N] [--kills N]",
+    )?;
+    let [(_, cases), (_, kills)] = flags;
     step(
         "crash",
         &cargo(),
@@ -190,26 +199,20 @@ fn crash(args: &[String]) -> Result<(), String> {
 /// metamorphic test at length (one script under 25 option sets, every read
 /// compared), in release mode. A new seed each run unless given.
 fn metamorphic(args: &[String]) -> Result<(), String> {
-    let usage = || "usage: cargo xtask metamorphic [--scripts N] [--ops N] [--seed S]".to_string();
-    let mut scripts = "100".to_string();
-    let mut ops = "2000".to_string();
-    let mut seed = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_secs())
-        .to_string();
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let value = rest.next().ok_or_else(usage)?;
-        if value.parse::<u64>().is_err() {
-            return Err(usage());
-        }
-        match flag.as_str() {
-            "--scripts" => scripts = value.clone(),
-            "--ops" => ops = value.clone(),
-            "--seed" => seed = value.clone(),
-            _ => return Err(usage()),
-        }
-    }
+        .map_or(1, |d| d.as_secs());
+    let mut flags = [
+        ("scripts", "100".to_string()),
+        ("ops", "2000".to_string()),
+        ("seed", now.to_string()),
+    ];
+    numeric_flags(
+        args,
+        &mut flags,
+        "cargo xtask metamorphic [--scripts N] [--ops N] [--seed S]",
+    )?;
+    let [(_, scripts), (_, ops), (_, seed)] = flags;
     println!("metamorphic: seed {seed} (--seed {seed} replays it)");
     step(
         "metamorphic",

@@ -74,12 +74,7 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         fs.create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
-    let lock_file = fs.lock(&dir.join(LOCK_FILE)).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => Error::Busy {
-            path: dir.to_path_buf(),
-        },
-        _ => Error::io(format!("locking {}", dir.display()), e),
-    })?;
+    let lock_file = lock_dir(fs.as_ref(), dir)?;
 
     // 3. Read and check, under the lock.
     let inventory = Inventory::of(fs.as_ref(), dir)?;
@@ -304,6 +299,17 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         unexplained_files,
         options,
     }))
+}
+
+/// Takes the database's `LOCK`: [`Error::Busy`] if this or another process
+/// holds it.
+pub(crate) fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn kevo_core::FileLock>> {
+    fs.lock(&dir.join(LOCK_FILE)).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock => Error::Busy {
+            path: dir.to_path_buf(),
+        },
+        _ => Error::io(format!("locking {}", dir.display()), e),
+    })
 }
 
 /// `create_if_missing` and `error_if_exists` against whether a database

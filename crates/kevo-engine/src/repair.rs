@@ -46,7 +46,6 @@ use kevo_sstable::{ReadOptions, Table, TableWriter};
 use kevo_wal::{RecoveryMode, RecoveryPlan, Replay, segment_file_name};
 
 use crate::error::{Error, Result, from_wal};
-use crate::open::LOCK_FILE;
 use crate::options::Options;
 use crate::recover::Inventory;
 
@@ -172,12 +171,7 @@ pub fn repair_with_fs(
             dir.display()
         )));
     }
-    let _lock = fs.lock(&dir.join(LOCK_FILE)).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => Error::Busy {
-            path: dir.to_path_buf(),
-        },
-        _ => Error::io(format!("locking {}", dir.display()), e),
-    })?;
+    let _lock = crate::open::lock_dir(fs.as_ref(), dir)?;
     let inventory = Inventory::of(fs.as_ref(), dir)?;
     let mut repair = Repair {
         fs: fs.clone(),
@@ -215,6 +209,15 @@ struct Repair {
 impl Repair {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// The largest sequence number in the tables kept so far.
+    fn newest_seqno(&self) -> SeqNo {
+        self.tables
+            .iter()
+            .map(|t| t.largest_seqno)
+            .max()
+            .unwrap_or(0)
     }
 
     fn new_number(&self) -> u64 {
@@ -337,12 +340,7 @@ impl Repair {
     /// Step 3: every readable WAL record from the log number on, into one
     /// table.
     fn wal(&mut self, inventory: &Inventory, log_number: u64) -> Result<()> {
-        let newest_in_tables = self
-            .tables
-            .iter()
-            .map(|t| t.largest_seqno)
-            .max()
-            .unwrap_or(0);
+        let newest_in_tables = self.newest_seqno();
         let mem = Arc::new(MemTable::new());
         for &segment in &inventory.segments {
             let name = segment_file_name(segment);
@@ -571,12 +569,7 @@ impl Repair {
             tracks_wal_segments: true,
             ..RecoveredManifest::default()
         };
-        let last_seqno = self
-            .tables
-            .iter()
-            .map(|t| t.largest_seqno)
-            .max()
-            .unwrap_or(0);
+        let last_seqno = self.newest_seqno();
         let newest_segment = inventory.segments.iter().next_back().copied().unwrap_or(0);
         let edit = VersionEdit {
             added: self.tables.iter().map(|t| (0, t.clone())).collect(),

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -30,15 +32,7 @@ fn key(i: u32) -> String {
 
 /// 100 bytes that do not compress.
 fn noise(i: u32) -> Vec<u8> {
-    let mut x = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..100)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::noise(u64::from(i), 100)
 }
 
 fn scan_all(db: &Db) -> Vec<(Bytes, Bytes)> {

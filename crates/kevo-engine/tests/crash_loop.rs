@@ -37,7 +37,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::Rng;
 use kevo_engine::{CompactionStyle, Db, Options, SyncMode, WriteBatch, WriteOptions};
+
+mod common;
 
 type Model = BTreeMap<Bytes, Bytes>;
 
@@ -56,31 +59,6 @@ fn main() -> ExitCode {
             eprintln!("crash loop FAILED: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
     }
 }
 
@@ -164,7 +142,7 @@ struct Workload {
 impl Workload {
     fn new(seed: u64, life: u64) -> Self {
         Workload {
-            rng: Rng::new(seed ^ life.wrapping_mul(0xA24B_AED4_963E_E407)),
+            rng: Rng(seed ^ life.wrapping_mul(0xA24B_AED4_963E_E407)),
             life,
             index: 0,
         }
@@ -255,7 +233,7 @@ impl Workload {
 
 /// The options of one life, drawn from (seed, life).
 fn options(seed: u64, life: u64) -> Options {
-    let mut rng = Rng::new(seed.rotate_left(17) ^ life);
+    let mut rng = Rng(seed.rotate_left(17) ^ life);
     let sync_mode = match rng.below(3) {
         0 => SyncMode::None,
         1 => SyncMode::Always,
@@ -473,7 +451,7 @@ fn parent() -> Result<(), String> {
         lost_unsynced: 0,
     };
     let mut model = Model::new();
-    let mut pick = Rng::new(seed ^ 0x5EED);
+    let mut pick = Rng(seed ^ 0x5EED);
     for life in 0..kills {
         life_and_death(&dir, seed, life, &mut model, &mut pick, &mut totals).map_err(|e| {
             format!(

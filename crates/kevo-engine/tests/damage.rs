@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,13 +48,8 @@ fn key(i: u32) -> String {
 /// make it vanish).
 fn value(i: u32) -> Vec<u8> {
     let mut v = format!("value-{i}-").into_bytes();
-    let mut x = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    while v.len() < 100 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.push(b'a' + (x % 26) as u8);
-    }
+    let fill = common::noise(u64::from(i), 100 - v.len());
+    v.extend(fill.iter().map(|b| b'a' + b % 26));
     v
 }
 
@@ -384,6 +381,7 @@ fn handles_return_closed_after_close() {
     assert!(reader.get(key(1)).expect("get").is_some());
     let mut writer = db.begin();
     writer.put("x", "y").expect("buffered put");
+    let mut tx_scan = writer.range::<&[u8], _>(..);
 
     db.close().expect("close");
 
@@ -400,7 +398,12 @@ fn handles_return_closed_after_close() {
     assert!(closed(snapshot_iter.next()), "a snapshot's iterator");
     assert!(matches!(snapshot.get(key(1)), Err(Error::Closed)));
     assert!(closed(snapshot.range::<&[u8], _>(..).next()));
+    assert!(
+        matches!(tx_scan.next(), Some(Err(Error::Closed))),
+        "a transaction's scan, its own writes included"
+    );
     assert!(matches!(reader.get(key(2)), Err(Error::Closed)));
+    assert!(matches!(writer.put("z", "z"), Err(Error::Closed)));
     assert!(
         matches!(reader.commit(), Err(Error::Closed)),
         "a read-only commit"

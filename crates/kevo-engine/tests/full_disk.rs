@@ -11,6 +11,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -66,15 +68,7 @@ fn key(i: u32) -> String {
 
 /// 1 KiB that LZ4 cannot shrink, different for every key.
 fn value(i: u32) -> Vec<u8> {
-    let mut x = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::noise(u64::from(i), 1024)
 }
 
 /// Three ways to fill the disk: a flush (small memtables), a synced WAL

@@ -21,30 +21,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::Rng;
 use kevo_core::{MemFs, xxh3_64};
 use kevo_engine::{
     CompactionStyle, Compression, Db, Options, RecoveryMode, Snapshot, SyncMode, WriteBatch,
     WriteOptions,
 };
 
+mod common;
+
 type Model = BTreeMap<Bytes, Bytes>;
-
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -185,6 +185,17 @@ fn a_format_1_database_opens_and_is_upgraded() {
     assert!(db.stats().unexplained_files.is_empty());
 }
 
+/// `key00000`, `key00001`, … each with a value of about 70 bytes.
+fn put_keys(db: &Db, n: u32) {
+    for i in 0..n {
+        db.put(
+            format!("key{i:05}"),
+            format!("value-{i}-{}", "x".repeat(60)),
+        )
+        .expect("put");
+    }
+}
+
 /// Every file under `dir`, with its size and checksum.
 fn image(dir: &Path) -> BTreeMap<PathBuf, (u64, u64)> {
     let mut out = BTreeMap::new();
@@ -210,13 +221,7 @@ fn a_failed_open_changes_no_byte_of_a_real_directory() {
         .wal_segment_bytes(64 * 1024)
         .sync_mode(SyncMode::Always);
     let db = Db::open_with(dir.path(), options.clone()).expect("open");
-    for i in 0..3000 {
-        db.put(
-            format!("key{i:05}"),
-            format!("value-{i}-{}", "x".repeat(60)),
-        )
-        .expect("put");
-    }
+    put_keys(&db, 3000);
     db.close().expect("close");
     let wal = std::fs::read_dir(dir.path())
         .unwrap()
@@ -286,13 +291,7 @@ fn lenient_recovery(damage: impl Fn(&MemFs, &Path), at_least: usize) {
         .wal_segment_bytes(64 * 1024)
         .sync_mode(SyncMode::Always);
     let db = Db::open_with_fs(Arc::new(mem.clone()), DIR, options.clone()).expect("open");
-    for i in 0..3000 {
-        db.put(
-            format!("key{i:05}"),
-            format!("value-{i}-{}", "x".repeat(60)),
-        )
-        .expect("put");
-    }
+    put_keys(&db, 3000);
     db.close().expect("close");
     let mut all = segments(&mem);
     all.sort_unstable();
