@@ -27,8 +27,10 @@
 //!
 //! New tables are written and synced before anything is moved; the moves
 //! are done before `CURRENT` names the new manifest. A crash at any point
-//! leaves either the old state or a directory with no `CURRENT` (which open
-//! refuses and a second repair rebuilds from what is there).
+//! loses nothing: every entry is in a file in the directory or in `lost/`
+//! with a copy in the directory. Open may refuse what such a crash leaves
+//! (no `CURRENT`, or new tables the old manifest never named); a second
+//! repair completes the first.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
