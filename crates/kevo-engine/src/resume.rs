@@ -20,8 +20,10 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
+
+use kevo_core::SeqNo;
 
 use crate::db::Shared;
 use crate::error::{Error, Result, from_wal};
@@ -121,7 +123,12 @@ impl Shared {
     /// memtable waiting for a flush, if the database was read-only and one
     /// is waiting.
     pub(crate) fn try_resume(&self) -> Result<Option<u64>> {
-        let _writer = lock(&self.writer);
+        let writer = lock(&self.writer);
+        self.resume_locked(&writer)
+    }
+
+    /// [`Shared::try_resume`] with the writer mutex held.
+    fn resume_locked(&self, _writer: &MutexGuard<'_, SeqNo>) -> Result<Option<u64>> {
         self.check_open()?;
         let Some(cause) = self.bg_error.get() else {
             return Ok(None);
@@ -150,9 +157,21 @@ impl Shared {
     }
 
     /// An automatic resume attempt, from a background thread whose turn it
-    /// is; a failure schedules the next one.
+    /// is; a failure schedules the next one. It never waits for the writer
+    /// mutex: `close` holds it while it joins the background threads.
     pub(crate) fn auto_resume(&self) {
-        match self.try_resume() {
+        let writer = match self.writer.try_lock() {
+            Ok(writer) => writer,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let mut bg = lock(&self.bg);
+                if !bg.shutdown {
+                    bg.resume_at = Some(Instant::now() + AUTO_RESUME_WAIT_MIN);
+                }
+                return;
+            }
+        };
+        match self.resume_locked(&writer) {
             Ok(_) => {}
             Err(e) => {
                 let mut bg = lock(&self.bg);

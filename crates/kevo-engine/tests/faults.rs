@@ -496,3 +496,29 @@ fn a_compaction_whose_manifest_write_fails_is_resumed() {
     let db = Db::open_with_fs(mem, "/db", options).expect("reopen after crash");
     check_all(&db, 3);
 }
+
+/// Closing while a full disk is being retried in the background returns
+/// promptly: the retry never waits for the writer mutex that `close` holds
+/// while it joins the background threads.
+#[test]
+fn close_while_a_full_disk_is_retried() {
+    for round in 0..20u64 {
+        let mem = Arc::new(MemFs::new());
+        let fs = Arc::new(FaultFs::new(mem.clone()));
+        let db = Db::open_with_fs(fs.clone(), "/db", options()).expect("open");
+        write_all(&db, 1);
+        fs.add_rule(enospc(FaultOp::Write, ".sst"));
+        assert!(db.flush().is_err());
+        // Land the close at different points of the retry cycle.
+        std::thread::sleep(std::time::Duration::from_millis(round * 3));
+        let (done, closed) = std::sync::mpsc::channel();
+        let closer = db.clone();
+        std::thread::spawn(move || {
+            let _ = closer.close();
+            let _ = done.send(());
+        });
+        closed
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("close returned within 10 s");
+    }
+}
