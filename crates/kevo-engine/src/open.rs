@@ -67,7 +67,7 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         .map_err(|e| Error::io(format!("looking for {}", dir.display()), e))?;
     if exists {
         let inventory = Inventory::of(fs.as_ref(), dir)?;
-        recover::refuse_missing_current(fs.as_ref(), dir, &inventory)?;
+        recover::refuse_missing_current(&fs, dir, &inventory)?;
         check_exists_options(dir, inventory.has_current, &options)?;
     } else {
         check_exists_options(dir, false, &options)?;
@@ -78,7 +78,7 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
 
     // 3. Read and check, under the lock.
     let inventory = Inventory::of(fs.as_ref(), dir)?;
-    let recovered = recover::read_manifest(fs.as_ref(), dir, &inventory)?;
+    let recovered = recover::read_manifest(&fs, dir, &inventory)?;
     check_exists_options(dir, recovered.is_some(), &options)?;
     let created = recovered.is_none();
     let manifest = recovered.unwrap_or_default();

@@ -4,8 +4,9 @@
 //! A database is refused (`Corruption`, naming the file) when the manifest
 //! and the directory disagree in a way no crash can produce:
 //!
-//! - `CURRENT` is missing but tables, WAL segments or a manifest holding
-//!   data exist (an interrupted creation leaves only empty manifests);
+//! - `CURRENT` is missing but tables, WAL records or a manifest holding
+//!   data exist (an interrupted creation leaves only empty manifests and
+//!   segments);
 //! - a table the manifest names is missing or has another size;
 //! - a table the manifest does not name is numbered at or past the
 //!   manifest's file counter (every table's number is reserved by a synced
@@ -107,19 +108,26 @@ pub(crate) fn parse_options_file_name(name: &str) -> Option<u64> {
 /// [`Error::Corruption`] naming `CURRENT` when it is missing but the
 /// directory holds data; whatever reading the manifest reports.
 pub(crate) fn read_manifest(
-    fs: &dyn Fs,
+    fs: &Arc<dyn Fs>,
     dir: &Path,
     inventory: &Inventory,
 ) -> Result<Option<RecoveredManifest>> {
     if inventory.has_current {
-        return Ok(VersionSet::recover(fs, dir)?);
+        return Ok(VersionSet::recover(fs.as_ref(), dir)?);
     }
     refuse_missing_current(fs, dir, inventory)?;
     Ok(None)
 }
 
-/// `Err` if `dir` holds data although it has no `CURRENT`.
-pub(crate) fn refuse_missing_current(fs: &dyn Fs, dir: &Path, inventory: &Inventory) -> Result<()> {
+/// `Err` if `dir` holds data although it has no `CURRENT`: a table, a WAL
+/// segment holding a record, or a manifest holding data. (What a creation
+/// cut short leaves — manifests without data, WAL segments without a
+/// record, from this version or an older one — holds nothing to lose.)
+pub(crate) fn refuse_missing_current(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    inventory: &Inventory,
+) -> Result<()> {
     if inventory.has_current {
         return Ok(());
     }
@@ -134,14 +142,16 @@ pub(crate) fn refuse_missing_current(fs: &dyn Fs, dir: &Path, inventory: &Invent
     if let Some(n) = inventory.tables.iter().next() {
         return Err(missing(format!("tables ({})", table_file_name(*n))));
     }
-    if let Some(n) = inventory.segments.iter().next() {
-        return Err(missing(format!("WAL segments ({})", segment_file_name(*n))));
+    for &n in &inventory.segments {
+        if holds_records(fs, dir, n)? {
+            return Err(missing(format!("WAL records ({})", segment_file_name(n))));
+        }
     }
     for &n in &inventory.manifests {
         let path = dir.join(manifest_file_name(n));
         // An unreadable manifest with no table and no WAL beside it was
         // cut short while the database was being created.
-        if let Ok(state) = VersionSet::read_manifest_file(fs, &path)
+        if let Ok(state) = VersionSet::read_manifest_file(fs.as_ref(), &path)
             && (state.version.table_count() > 0 || state.last_seqno > 0)
         {
             return Err(missing(format!(

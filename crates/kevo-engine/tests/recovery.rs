@@ -319,3 +319,46 @@ fn lenient_recovery(damage: impl Fn(&MemFs, &Path), at_least: usize) {
     let db = Db::open_with_fs(Arc::new(mem.clone()), DIR, options).expect("default open");
     assert_eq!(db.prefix("key").count(), salvaged);
 }
+
+/// A creation cut short leaves a manifest without data (or, as the first
+/// format created it first, a segment without records) and no `CURRENT`:
+/// nothing to lose, so open creates the database. One WAL record makes it
+/// a database whose `CURRENT` was lost.
+#[test]
+fn a_creation_cut_short_is_created_again() {
+    let mem = MemFs::new();
+    mem.create_dir_all(Path::new(DIR)).unwrap();
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let (wal, _) = Wal::open(fs, Path::new(DIR), WalOptions::default())
+        .unwrap()
+        .finish()
+        .unwrap();
+    let file = mem.create(&Path::new(DIR).join("MANIFEST-000002")).unwrap();
+    let mut log = kevo_wal::log::LogWriter::new(file, 2, MANIFEST_MAGIC).unwrap();
+    log.add_record(&VersionEdit::default().encode()).unwrap();
+    log.sync().unwrap();
+    // The segment holds no record yet: open creates the database.
+    let copy = MemFs::new();
+    for path in mem.file_names() {
+        copy.create_dir_all(path.parent().unwrap()).unwrap();
+        copy.write_file(&path, &mem.read_file(&path).unwrap())
+            .unwrap();
+    }
+    let db = open(&copy).expect("a creation cut short is created again");
+    db.put("k", "v").expect("put");
+    db.close().expect("close");
+    assert_eq!(
+        open(&copy).unwrap().get("k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    // With a record in the segment, CURRENT was lost.
+    let mut batch = Batch::new();
+    batch.set_seqno(1);
+    batch.put("k", "v");
+    wal.append(&batch).unwrap();
+    wal.close().unwrap();
+    match open(&mem) {
+        Err(Error::Corruption { file, .. }) => assert!(file.ends_with("CURRENT"), "{file:?}"),
+        other => panic!("expected Corruption, got {other:?}"),
+    }
+}
