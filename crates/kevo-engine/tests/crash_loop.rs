@@ -22,7 +22,9 @@
 //!
 //! `cargo test -p kevo-engine --test crash_loop` runs `KEVO_CRASH_KILLS`
 //! lives (10 by default); `cargo xtask crash` runs at least 100 in release
-//! mode. `KEVO_CRASH_SEED` replays a run; the seed is printed.
+//! mode. `KEVO_CRASH_SEED` replays a run's workloads, options and kill
+//! delays (where a kill lands also depends on timing); the seed is
+//! printed, and a failing run keeps its directory.
 //!
 //! A plain `main` (`harness = false`): the same binary is the parent and,
 //! with `KEVO_CRASH_CHILD` set, the child.
@@ -439,7 +441,7 @@ fn parent() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("kevo-crash-loop-{seed}"));
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "crash loop: {kills} kill -9 crashes, seed {seed} (KEVO_CRASH_SEED={seed} replays it), directory {}",
+        "crash loop: {kills} kill -9 crashes, seed {seed} (KEVO_CRASH_SEED={seed} replays its workloads), directory {}",
         dir.display()
     );
     let started = Instant::now();
