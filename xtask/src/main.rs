@@ -154,44 +154,52 @@ fn crash(args: &[String]) -> Result<(), String> {
         "cargo xtask crash [--cases N] [--kills N]",
     )?;
     let [(_, cases), (_, kills)] = flags;
-    step(
+    release_test(
         "crash",
-        &cargo(),
-        &[
-            "test",
-            "--release",
-            "-p",
-            "kevo-wal",
-            "--test",
-            "crash",
-            "--",
-            "--nocapture",
-        ],
+        "kevo-wal",
+        "crash",
         &[("KEVO_CRASH_CASES", &cases)],
     )?;
     // The engine's model test crashes in most of its cases; a tenth as many.
     let model_cases = (cases.parse::<u64>().unwrap_or(20_000) / 10)
         .max(1)
         .to_string();
-    step(
+    release_test(
         "engine model",
-        &cargo(),
-        &["test", "--release", "-p", "kevo-engine", "--test", "model"],
+        "kevo-engine",
+        "model",
         &[("KEVO_MODEL_CASES", &model_cases)],
     )?;
     // The real thing: a child process killed with SIGKILL, reopened, checked.
-    step(
+    release_test(
         "kill -9 crash loop",
+        "kevo-engine",
+        "crash_loop",
+        &[("KEVO_CRASH_KILLS", &kills)],
+    )
+}
+
+/// Runs one integration test of `package` in release mode, its output shown.
+fn release_test(
+    name: &str,
+    package: &str,
+    test: &str,
+    envs: &[(&str, &str)],
+) -> Result<(), String> {
+    step(
+        name,
         &cargo(),
         &[
             "test",
             "--release",
             "-p",
-            "kevo-engine",
+            package,
             "--test",
-            "crash_loop",
+            test,
+            "--",
+            "--nocapture",
         ],
-        &[("KEVO_CRASH_KILLS", &kills)],
+        envs,
     )
 }
 
@@ -214,19 +222,10 @@ fn metamorphic(args: &[String]) -> Result<(), String> {
     )?;
     let [(_, scripts), (_, ops), (_, seed)] = flags;
     println!("metamorphic: seed {seed} (--seed {seed} replays it)");
-    step(
+    release_test(
         "metamorphic",
-        &cargo(),
-        &[
-            "test",
-            "--release",
-            "-p",
-            "kevo-engine",
-            "--test",
-            "metamorphic",
-            "--",
-            "--nocapture",
-        ],
+        "kevo-engine",
+        "metamorphic",
         &[
             ("KEVO_METAMORPHIC_SCRIPTS", &scripts),
             ("KEVO_METAMORPHIC_OPS", &ops),
