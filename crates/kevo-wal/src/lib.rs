@@ -47,6 +47,7 @@ mod error;
 mod format;
 pub mod log;
 mod reader;
+mod record;
 mod replay;
 mod wal;
 
@@ -57,8 +58,7 @@ pub use format::{
     SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, parse_free_file_name, parse_segment_file_name,
     segment_file_name,
 };
-pub use replay::{RecoveryMode, Replay, ReplayReport, ReplayedBatch, SkippedRange};
+pub use replay::{RecoveryMode, RecoveryPlan, Replay, ReplayReport, ReplayedBatch, SkippedRange};
 pub use wal::{
-    Recovery, RecoveryPlan, SegmentListener, SyncMode, WAL_LOCK_FILE, Wal, WalOptions, WalPosition,
-    WalStats,
+    Recovery, SegmentListener, SyncMode, WAL_LOCK_FILE, Wal, WalOptions, WalPosition, WalStats,
 };

@@ -49,10 +49,10 @@ use kevo_core::File;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    BATCH_BYTES_MAX, FragmentType, SEGMENT_HEADER_BYTES, encode_file_header, encode_record,
-    segment_tag,
+    BATCH_BYTES_MAX, SEGMENT_HEADER_BYTES, encode_file_header, encode_record, segment_tag,
 };
-use crate::reader::{SegmentReader, Step};
+use crate::reader::SegmentReader;
+use crate::record::{RecordReader, RecordStep};
 
 /// Largest record a log accepts and its reader assembles (the WAL's batch
 /// limit).
@@ -197,7 +197,7 @@ pub enum LogEnd {
 #[derive(Debug)]
 pub struct LogReader {
     path: PathBuf,
-    reader: SegmentReader,
+    reader: RecordReader,
     end: Option<LogEnd>,
     failed: bool,
 }
@@ -218,6 +218,7 @@ impl LogReader {
         let path = path.as_ref().to_path_buf();
         let reader = SegmentReader::open_with_magic(file, file_number, magic)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let reader = RecordReader::new(reader);
         Ok(LogReader {
             path,
             reader,
@@ -259,110 +260,35 @@ impl LogReader {
         }
     }
 
+    /// The next record, with the log's damage policy: damage with no
+    /// valid fragment after it is a torn tail (a header is torn only when
+    /// the file is shorter than one); any other damage is corruption.
     fn step(&mut self) -> Result<Option<LogRecord>> {
-        // The record being assembled and the offset of its first fragment.
-        let mut partial: Option<(u64, Vec<u8>)> = None;
-        loop {
-            let step = self
-                .reader
-                .next_step()
-                .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
-            match step {
-                Step::Fragment {
-                    kind,
-                    offset,
-                    payload,
-                } => {
-                    let bytes = &self.reader.block()[payload];
-                    match (kind, partial.take()) {
-                        (FragmentType::Full, None) => {
-                            return Ok(Some(LogRecord {
-                                offset,
-                                bytes: bytes.to_vec(),
-                            }));
-                        }
-                        (FragmentType::First, None) => partial = Some((offset, bytes.to_vec())),
-                        (FragmentType::Middle | FragmentType::Last, Some((start, mut record))) => {
-                            if record.len() + bytes.len() > LOG_RECORD_BYTES_MAX {
-                                self.on_damage(
-                                    start,
-                                    offset + 1,
-                                    "record exceeds the maximum size",
-                                )?;
-                                return Ok(None);
-                            }
-                            record.extend_from_slice(bytes);
-                            if kind == FragmentType::Last {
-                                return Ok(Some(LogRecord {
-                                    offset: start,
-                                    bytes: record,
-                                }));
-                            }
-                            partial = Some((start, record));
-                        }
-                        (FragmentType::Full | FragmentType::First, Some((start, _))) => {
-                            return Err(self.corruption(start, "record without its last fragment"));
-                        }
-                        (FragmentType::Middle | FragmentType::Last, None) => {
-                            self.on_damage(
-                                offset,
-                                offset + 1,
-                                "fragment without the start of its record",
-                            )?;
-                            return Ok(None);
-                        }
-                    }
-                }
-                Step::End => {
-                    match partial {
-                        Some((start, _)) => self.set_torn(
-                            start,
-                            "record is cut off by the end of the file".to_string(),
-                        ),
-                        None => self.end = Some(LogEnd::Clean),
-                    }
-                    return Ok(None);
-                }
-                Step::Damage {
-                    offset,
-                    reason,
-                    fatal,
-                } => {
-                    if fatal {
-                        return Err(self.corruption(offset, reason));
-                    }
-                    if offset == 0 {
-                        // A bad header: torn only if the file is shorter
-                        // than a header (a crash while writing it).
-                        if self.reader.len() < LOG_HEADER_BYTES as u64 {
-                            self.set_torn(0, reason);
-                            return Ok(None);
-                        }
-                        return Err(self.corruption(0, reason));
-                    }
-                    let cut = partial.take().map_or(offset, |(start, _)| start);
-                    self.on_damage(cut, offset + 1, &reason)?;
-                    return Ok(None);
-                }
+        let io = |e| Error::io(format!("reading {}", self.path.display()), e);
+        let damage = match self.reader.next_record().map_err(io)? {
+            RecordStep::Record { offset, bytes } => return Ok(Some(LogRecord { offset, bytes })),
+            RecordStep::End => {
+                self.end = Some(LogEnd::Clean);
+                return Ok(None);
             }
+            RecordStep::Damage(damage) => damage,
+        };
+        let torn = if damage.fatal {
+            false
+        } else if damage.in_header() {
+            self.reader.len() < LOG_HEADER_BYTES as u64
+        } else {
+            let io = |e| Error::io(format!("reading {}", self.path.display()), e);
+            self.reader
+                .valid_fragment_after(damage.scan_from)
+                .map_err(io)?
+                .is_none()
+        };
+        if !torn {
+            return Err(self.corruption(damage.cut, damage.reason));
         }
-    }
-
-    /// Damage at `cut` (the first byte not part of an intact record): a torn
-    /// tail if no valid fragment starts at or after `scan_from`, else
-    /// corruption.
-    fn on_damage(&mut self, cut: u64, scan_from: u64, reason: &str) -> Result<()> {
-        let later = self
-            .reader
-            .valid_fragment_after(scan_from)
-            .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
-        match later {
-            None => {
-                self.set_torn(cut, reason.to_string());
-                Ok(())
-            }
-            Some(_) => Err(self.corruption(cut, reason)),
-        }
+        self.set_torn(damage.cut, damage.reason);
+        Ok(None)
     }
 
     fn set_torn(&mut self, offset: u64, reason: String) {

@@ -8,12 +8,29 @@ use kevo_core::Fs;
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
-use crate::format::{
-    BATCH_BYTES_MAX, FRAGMENT_HEADER_BYTES, FragmentType, parse_segment_file_name,
-    segment_file_name,
-};
-use crate::reader::{SegmentReader, Step};
-use crate::wal::RecoveryPlan;
+use crate::format::{parse_segment_file_name, segment_file_name};
+use crate::reader::SegmentReader;
+use crate::record::{Damage, RecordReader, RecordStep};
+
+/// Which segments a recovery reads, and what the caller knows about them
+/// (from its manifest): the sealed ones with their synced lengths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryPlan {
+    /// The segments to replay, ascending. Every one must exist; numbers
+    /// must follow each other without a gap (unless the mode is
+    /// [`RecoveryMode::SkipCorrupted`]).
+    pub segments: Vec<u64>,
+    /// Segments known to be sealed: segment -> synced length. A sealed
+    /// segment is read up to that length only; damage before it, or
+    /// records that end before it, are [`Error::Corruption`] (it can have
+    /// no torn tail), unless the mode is [`RecoveryMode::SkipCorrupted`].
+    pub sealed: BTreeMap<u64, u64>,
+    /// Every segment's header is known durable (the owner recorded the
+    /// segment only after its header was synced): a damaged header is
+    /// [`Error::Corruption`] even in the last segment, never a torn tail
+    /// (unless the mode is [`RecoveryMode::SkipCorrupted`]).
+    pub headers_durable: bool,
+}
 
 /// How replay treats damage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,15 +107,11 @@ pub struct Replay {
     mode: RecoveryMode,
     segments: Vec<u64>,
     next_segment: usize,
-    reader: Option<(u64, SegmentReader)>,
-    /// The record being assembled and the offset of its first fragment.
-    partial: Option<(u64, Vec<u8>)>,
+    reader: Option<(u64, RecordReader)>,
     /// Sealed segments and their lengths (see [`RecoveryPlan::sealed`]).
     sealed: BTreeMap<u64, u64>,
     /// See [`RecoveryPlan::headers_durable`].
     headers_durable: bool,
-    /// End of the last complete record read in the current segment.
-    record_end: u64,
     report: ReplayReport,
     done: bool,
 }
@@ -145,10 +158,8 @@ impl Replay {
             segments,
             next_segment: 0,
             reader: None,
-            partial: None,
             sealed: plan.sealed,
             headers_durable: plan.headers_durable,
-            record_end: 0,
             report: ReplayReport::default(),
             done: false,
         }
@@ -192,9 +203,10 @@ impl Replay {
             .fs
             .open_read(&path)
             .map_err(|e| Error::io(context(), e))?;
-        let mut reader = SegmentReader::open(file, segment).map_err(|e| Error::io(context(), e))?;
+        let segment_reader =
+            SegmentReader::open(file, segment).map_err(|e| Error::io(context(), e))?;
+        let mut reader = RecordReader::new(segment_reader);
         self.report.segments.push(segment);
-        self.record_end = reader.records_start();
         if let Some(&sealed) = self.sealed.get(&segment) {
             if reader.len() < sealed && self.mode != RecoveryMode::SkipCorrupted {
                 return Err(corruption(
@@ -228,101 +240,20 @@ impl Replay {
             };
             let segment = *segment;
             let step = reader
-                .next_step()
+                .next_record()
                 .map_err(|e| Error::io(format!("reading segment {segment}"), e))?;
             match step {
-                Step::Fragment {
-                    kind,
-                    offset,
-                    payload,
-                } => {
-                    let fragment_end = offset + (FRAGMENT_HEADER_BYTES + payload.len()) as u64;
-                    if matches!(kind, FragmentType::Full | FragmentType::Last) {
-                        self.record_end = fragment_end;
-                    }
-                    let bytes = &reader.block()[payload];
-                    match (kind, self.partial.take()) {
-                        (FragmentType::Full, None) => {
-                            let bytes = bytes.to_vec();
-                            if let Some(batch) = self.finish_record(segment, offset, &bytes)? {
-                                return Ok(Some(batch));
-                            }
-                        }
-                        (FragmentType::First, None) => {
-                            self.partial = Some((offset, bytes.to_vec()))
-                        }
-                        (FragmentType::Middle | FragmentType::Last, Some((start, mut record))) => {
-                            if record.len() + bytes.len() > BATCH_BYTES_MAX {
-                                self.on_damage(
-                                    segment,
-                                    start,
-                                    offset + 1,
-                                    "record exceeds the maximum batch size",
-                                )?;
-                                continue;
-                            }
-                            record.extend_from_slice(bytes);
-                            if kind == FragmentType::Middle {
-                                self.partial = Some((start, record));
-                            } else if let Some(batch) =
-                                self.finish_record(segment, start, &record)?
-                            {
-                                return Ok(Some(batch));
-                            }
-                        }
-                        (FragmentType::Full | FragmentType::First, Some((start, _))) => {
-                            // The record in progress never got its last fragment.
-                            if self.mode == RecoveryMode::SkipCorrupted {
-                                self.skip(
-                                    segment,
-                                    start,
-                                    offset - start,
-                                    "record without its last fragment",
-                                );
-                                if let Some((_, reader)) = self.reader.as_mut() {
-                                    reader.set_position(offset);
-                                }
-                            } else {
-                                return Err(corruption(
-                                    segment,
-                                    start,
-                                    "record without its last fragment",
-                                ));
-                            }
-                        }
-                        (FragmentType::Middle | FragmentType::Last, None) => {
-                            self.on_damage(
-                                segment,
-                                offset,
-                                offset + 1,
-                                "fragment without the start of its record",
-                            )?;
-                        }
+                RecordStep::Record { offset, bytes } => {
+                    if let Some(batch) = self.finish_record(segment, offset, &bytes)? {
+                        return Ok(Some(batch));
                     }
                 }
-                Step::End => {
-                    if let Some((start, _)) = self.partial.take() {
-                        let end = reader.len();
-                        self.on_incomplete_tail(segment, start, end)?;
-                    }
-                    if !self.done {
-                        self.end_segment(segment)?;
-                    }
+                RecordStep::End => {
+                    self.end_segment(segment)?;
                     self.reader = None;
-                    if self.done {
-                        return Ok(None);
-                    }
                 }
-                Step::Damage {
-                    offset,
-                    reason,
-                    fatal,
-                } => {
-                    if fatal {
-                        return Err(corruption(segment, offset, reason));
-                    }
-                    let cut = self.partial.take().map_or(offset, |(start, _)| start);
-                    self.on_damage(segment, cut, offset + 1, &reason)?;
+                RecordStep::Damage(damage) => {
+                    self.on_damage(segment, damage)?;
                     if self.done {
                         return Ok(None);
                     }
@@ -372,7 +303,7 @@ impl Replay {
     /// The segment ended cleanly: records its end, which for a sealed
     /// segment must be exactly its sealed length.
     fn end_segment(&mut self, segment: u64) -> Result<()> {
-        let end = self.record_end;
+        let end = self.reader.as_ref().map_or(0, |(_, r)| r.record_end());
         if let Some(&sealed) = self.sealed.get(&segment)
             && end != sealed
             && self.mode != RecoveryMode::SkipCorrupted
@@ -389,59 +320,49 @@ impl Replay {
         Ok(())
     }
 
-    /// Damage at `cut` (the first byte not part of an intact record); the
-    /// search for valid fragments after it starts at `scan_from`.
-    fn on_damage(&mut self, segment: u64, cut: u64, scan_from: u64, reason: &str) -> Result<()> {
-        // A header the owner knows was synced is never torn.
-        let durable_header = self.headers_durable && cut == 0;
-        let is_last = self.is_last_segment() && !self.is_sealed(segment) && !durable_header;
+    /// The damage policy: what `damage` in `segment` means under the
+    /// recovery mode — a torn tail to trim, a range to skip, or an error.
+    fn on_damage(&mut self, segment: u64, damage: Damage) -> Result<()> {
+        if damage.fatal {
+            return Err(corruption(segment, damage.cut, damage.reason));
+        }
+        // Only the last segment can be torn: not one that was sealed, nor a
+        // header the owner knows was synced.
+        let may_be_torn = self.is_last_segment()
+            && !self.is_sealed(segment)
+            && !(self.headers_durable && damage.in_header());
         let Some((_, reader)) = self.reader.as_mut() else {
             return Ok(());
         };
         let io = |e| Error::io(format!("reading segment {segment}"), e);
         match self.mode {
-            RecoveryMode::AbsoluteConsistency => Err(corruption(segment, cut, reason)),
+            RecoveryMode::AbsoluteConsistency => {
+                Err(corruption(segment, damage.cut, damage.reason))
+            }
             RecoveryMode::TolerateTornTail => {
-                if is_last
+                if may_be_torn
                     && reader
-                        .valid_fragment_after(scan_from)
+                        .valid_fragment_after(damage.scan_from)
                         .map_err(io)?
                         .is_none()
                 {
                     let len = reader.len();
-                    self.trim_tail(segment, cut, len, reason);
+                    self.trim_tail(segment, damage.cut, len, &damage.reason);
                     Ok(())
                 } else {
-                    Err(corruption(segment, cut, reason))
+                    Err(corruption(segment, damage.cut, damage.reason))
                 }
             }
             RecoveryMode::SkipCorrupted => {
                 let resume = reader
-                    .valid_fragment_after(scan_from)
+                    .valid_fragment_after(damage.scan_from)
                     .map_err(io)?
-                    .unwrap_or(reader.len());
-                reader.set_position(resume);
-                self.skip(segment, cut, resume - cut, reason);
+                    .unwrap_or(reader.len())
+                    .max(damage.cut);
+                reader.skip_to(resume);
+                self.skip(segment, damage.cut, resume - damage.cut, damage.reason);
                 Ok(())
             }
-        }
-    }
-
-    /// A record cut off by the end of its segment.
-    fn on_incomplete_tail(&mut self, segment: u64, start: u64, end: u64) -> Result<()> {
-        let reason = "record is cut off by the end of the segment";
-        match self.mode {
-            RecoveryMode::TolerateTornTail
-                if self.is_last_segment() && !self.is_sealed(segment) =>
-            {
-                self.trim_tail(segment, start, end, reason);
-                Ok(())
-            }
-            RecoveryMode::SkipCorrupted => {
-                self.skip(segment, start, end - start, reason);
-                Ok(())
-            }
-            _ => Err(corruption(segment, start, reason)),
         }
     }
 
@@ -457,9 +378,8 @@ impl Replay {
         self.report.torn_tail = Some((segment, cut));
         // The records end where the last intact one does (the cut may be
         // past block padding after it).
-        self.report
-            .segment_ends
-            .push((segment, self.record_end.min(cut)));
+        let end = self.reader.as_ref().map_or(0, |(_, r)| r.record_end());
+        self.report.segment_ends.push((segment, end.min(cut)));
         self.reader = None;
         self.done = true;
     }

@@ -3,7 +3,7 @@
 //!
 //! The contracts (thread safety, failure) are on [`Wal`].
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -19,7 +19,7 @@ use crate::format::{
     encoded_record_len, first_fragment_skip, parse_free_file_name, parse_segment_file_name,
     segment_file_name, segment_tag,
 };
-use crate::replay::{RecoveryMode, Replay, ReplayReport, ReplayedBatch};
+use crate::replay::{RecoveryMode, RecoveryPlan, Replay, ReplayReport, ReplayedBatch};
 
 /// When appended records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,26 +95,6 @@ pub trait SegmentListener: Send + Sync + std::fmt::Debug {
     /// poisoned until [`Wal::resume`] (the segment before is still intact
     /// and synced).
     fn segment_started(&self, started: u64, sealed: Option<(u64, u64)>) -> std::io::Result<()>;
-}
-
-/// Which segments a recovery reads, and what the caller knows about them
-/// (from its manifest): the sealed ones with their synced lengths.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoveryPlan {
-    /// The segments to replay, ascending. Every one must exist; numbers
-    /// must follow each other without a gap (unless the mode is
-    /// [`RecoveryMode::SkipCorrupted`]).
-    pub segments: Vec<u64>,
-    /// Segments known to be sealed: segment -> synced length. A sealed
-    /// segment is read up to that length only; damage before it, or
-    /// records that end before it, are [`Error::Corruption`] (it can have
-    /// no torn tail), unless the mode is [`RecoveryMode::SkipCorrupted`].
-    pub sealed: BTreeMap<u64, u64>,
-    /// Every segment's header is known durable (the owner recorded the
-    /// segment only after its header was synced): a damaged header is
-    /// [`Error::Corruption`] even in the last segment, never a torn tail
-    /// (unless the mode is [`RecoveryMode::SkipCorrupted`]).
-    pub headers_durable: bool,
 }
 
 /// Where an appended record went.
