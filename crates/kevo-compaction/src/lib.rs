@@ -60,6 +60,7 @@
 mod gc;
 mod leveled;
 mod manual;
+mod output;
 mod runner;
 mod strategy;
 mod task;
@@ -68,7 +69,8 @@ mod tiered;
 pub use gc::{GcFilter, GcIter, GcStats, Verdict};
 pub use leveled::{LevelTargets, Leveled, LeveledOptions};
 pub use manual::{ManualCompaction, ManualStep};
-pub use runner::{CompactionOutput, CompactionStats, RunContext, is_stopped, run_compaction};
+pub use output::{OutputSpec, Written, is_stopped, table_meta, write_tables};
+pub use runner::{CompactionOutput, CompactionStats, RunContext, run_compaction};
 pub use strategy::CompactionStrategy;
 pub use task::{CompactionReason, CompactionTask, KeyRange, LevelInputs, LevelScore};
 pub use tiered::{SortedRun, Tiered, TieredOptions, sorted_runs};

@@ -1,36 +1,33 @@
 //! [`run_compaction`]: merges a task's inputs into new tables.
 //!
-//! The inputs are merged in internal-key order ([`MergingCursor`]), passed
-//! through a [`GcFilter`], and written to tables of about
-//! `target_file_bytes`, each cut only between two user keys. Every output
-//! table is synced as it is finished, the directory once at the end, all
-//! before the caller logs the returned edit. On any error (or when `stop`
-//! is set) the outputs written so far are removed; inputs are never
-//! touched.
+//! The inputs are merged in internal-key order ([`MergingCursor`]): each L0
+//! table is a child of its own, each deeper level one [`ConcatCursor`] that
+//! opens its tables one at a time (as reads do). The merged stream goes
+//! through the one table-output path, [`write_tables`]: a [`GcFilter`],
+//! tables cut at the target size and at grandparent overlap between user
+//! keys, every table synced, the directory once at the end, all before the
+//! caller logs the returned edit. On any error (or when `stop` is set) the
+//! outputs written so far are removed; inputs are never touched.
 
-use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use kevo_core::{Cursor, Error, Fs, Result, SeqNo, user_key};
-use kevo_iter::MergingCursor;
-use kevo_manifest::{TableMeta, VersionEdit, table_file_name};
-use kevo_sstable::{Table, TableOptions, TableWriter};
+use kevo_core::{Cursor, Fs, Result, SeqNo};
+use kevo_iter::{ConcatCursor, ConcatSource, MergingCursor};
+use kevo_manifest::{TableMeta, VersionEdit};
+use kevo_sstable::{Table, TableCursor, TableOptions};
 
-use crate::gc::{GcFilter, GcIter};
-use crate::task::{CompactionTask, GRANDPARENT_OVERLAP_FACTOR};
-
-/// Entries merged between two looks at the `stop` flag.
-const STOP_CHECK_ENTRIES: u64 = 1024;
+use crate::gc::GcFilter;
+use crate::output::{OutputSpec, write_tables};
+use crate::task::CompactionTask;
 
 /// What a compaction needs from the engine.
 pub struct RunContext<'a> {
     /// The file system holding the database.
     pub fs: &'a dyn Fs,
     /// The database directory (tables are `dir/NNNNNN.sst`).
-    pub dir: &'a Path,
+    pub dir: &'a std::path::Path,
     /// Opens an input table (normally through the engine's table cache).
     pub open_table: &'a (dyn Fn(&TableMeta) -> Result<Arc<Table>> + Sync),
     /// Hands out a fresh file number for each output table (normally
@@ -91,26 +88,17 @@ pub struct CompactionOutput {
     pub outputs: Vec<TableMeta>,
 }
 
-/// Whether `error` is the one [`run_compaction`] returns when its `stop`
-/// flag was set.
-pub fn is_stopped(error: &Error) -> bool {
-    matches!(error, Error::Io { source, .. } if source.kind() == io::ErrorKind::Interrupted)
-}
-
-fn stopped() -> Error {
-    Error::io(
-        "compacting",
-        io::Error::new(io::ErrorKind::Interrupted, "compaction stopped"),
-    )
-}
-
 /// Runs `task`: a trivial move becomes an edit without I/O; anything else
 /// merges the inputs into new synced tables at the output level.
 ///
 /// # Errors
 /// Errors of the file system and of the input tables ([`Error::Io`],
 /// [`Error::Corruption`]); an `Interrupted` [`Error::Io`] when `stop` was
-/// set ([`is_stopped`]). Output files written before the error are removed.
+/// set ([`is_stopped`](crate::is_stopped)). Output files written before the
+/// error are removed.
+///
+/// [`Error::Io`]: kevo_core::Error::Io
+/// [`Error::Corruption`]: kevo_core::Error::Corruption
 pub fn run_compaction(task: &CompactionTask, ctx: &RunContext<'_>) -> Result<CompactionOutput> {
     let started = Instant::now();
     let span = tracing::info_span!(
@@ -125,6 +113,11 @@ pub fn run_compaction(task: &CompactionTask, ctx: &RunContext<'_>) -> Result<Com
     for (level, table) in task.input_tables() {
         edit.removed.push((level, table.number));
     }
+    let mut stats = CompactionStats {
+        tables_read: task.input_tables().count() as u64,
+        bytes_read: task.input_bytes(),
+        ..CompactionStats::default()
+    };
     if task.trivial_move {
         let outputs: Vec<TableMeta> = task.input_tables().map(|(_, t)| (**t).clone()).collect();
         edit.added = outputs
@@ -132,7 +125,9 @@ pub fn run_compaction(task: &CompactionTask, ctx: &RunContext<'_>) -> Result<Com
             .map(|t| (task.output_level, t.clone()))
             .collect();
         tracing::info!(moved = outputs.len(), "trivial move");
+        // Tables moved, nothing read or written: what counts as a move.
         let stats = CompactionStats {
+            tables_read: outputs.len() as u64,
             duration: started.elapsed(),
             ..CompactionStats::default()
         };
@@ -142,30 +137,34 @@ pub fn run_compaction(task: &CompactionTask, ctx: &RunContext<'_>) -> Result<Com
             outputs,
         });
     }
-    let mut merge = Merge {
-        task,
-        ctx,
-        created: Vec::new(),
-        numbers: Vec::new(),
-        outputs: Vec::new(),
-        stats: CompactionStats::default(),
+    let merged = merge_inputs(task, ctx);
+    let spec = OutputSpec {
+        fs: ctx.fs,
+        dir: ctx.dir,
+        new_file_number: ctx.new_file_number,
+        table_options: TableOptions {
+            bottom_level: task.drop_tombstones,
+            ..ctx.table_options.clone()
+        },
+        target_file_bytes: task.target_file_bytes,
+        grandparents: &task.grandparents,
+        stop: Some(ctx.stop),
     };
-    let result = merge.run();
-    if let Err(error) = result {
-        for path in &merge.created {
-            if let Err(e) = ctx.fs.remove_file(path)
-                && e.kind() != io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %path.display(), error = %e, "removing a failed compaction's output");
-            }
-        }
-        tracing::warn!(%error, "compaction failed");
-        return Err(error);
-    }
-    let mut stats = merge.stats;
+    let written = write_tables(
+        merged,
+        GcFilter::new(ctx.snapshots, task.drop_tombstones),
+        &spec,
+    )
+    .inspect_err(|error| tracing::warn!(%error, "compaction failed"))?;
     stats.duration = started.elapsed();
-    edit.added = merge
-        .outputs
+    stats.tables_written = written.tables.len() as u64;
+    stats.bytes_written = written.bytes();
+    stats.entries_written = written.entries();
+    stats.entries_read = written.gc.entries_in;
+    stats.versions_dropped = written.gc.versions_dropped;
+    stats.tombstones_dropped = written.gc.tombstones_dropped;
+    edit.added = written
+        .tables
         .iter()
         .map(|t| (task.output_level, t.clone()))
         .collect();
@@ -182,165 +181,60 @@ pub fn run_compaction(task: &CompactionTask, ctx: &RunContext<'_>) -> Result<Com
     Ok(CompactionOutput {
         edit,
         stats,
-        outputs: merge.outputs,
+        outputs: written.tables,
     })
 }
 
-/// One running merge: what it created so far, for clean-up on error.
-struct Merge<'t, 'c> {
-    task: &'t CompactionTask,
-    ctx: &'t RunContext<'c>,
-    created: Vec<PathBuf>,
-    /// Numbers of the outputs created, in order.
-    numbers: Vec<u64>,
-    outputs: Vec<TableMeta>,
-    stats: CompactionStats,
+/// The task's inputs as one cursor: each L0 table a child, each deeper
+/// level one [`ConcatCursor`] over its (disjoint, ordered) tables.
+fn merge_inputs<'a>(
+    task: &'a CompactionTask,
+    ctx: &'a RunContext<'a>,
+) -> MergingCursor<Box<dyn Cursor + 'a>> {
+    let mut children: Vec<Box<dyn Cursor + 'a>> = Vec::new();
+    for inputs in &task.inputs {
+        if inputs.level == 0 {
+            for table in &inputs.tables {
+                children.push(Box::new(ConcatCursor::new(LevelSource {
+                    tables: std::slice::from_ref(table),
+                    ctx,
+                })));
+            }
+        } else if !inputs.tables.is_empty() {
+            children.push(Box::new(ConcatCursor::new(LevelSource {
+                tables: &inputs.tables,
+                ctx,
+            })));
+        }
+    }
+    MergingCursor::new(children)
 }
 
-impl Merge<'_, '_> {
-    fn run(&mut self) -> Result<()> {
-        let ctx = self.ctx;
-        let mut children: Vec<Box<dyn Cursor + Send>> = Vec::new();
-        for (_, meta) in self.task.input_tables() {
-            if ctx.stop.load(Ordering::Relaxed) {
-                return Err(stopped());
-            }
-            let table = (ctx.open_table)(meta)?;
-            children.push(Box::new(table.cursor()));
-            self.stats.tables_read += 1;
-            self.stats.bytes_read += meta.file_size;
-        }
-        let merged = MergingCursor::new(children);
-        let filter = GcFilter::new(ctx.snapshots, self.task.drop_tombstones);
-        let mut kept = GcIter::new(merged, filter);
-        kept.seek_to_first()?;
-        let mut splitter = Splitter::new(self.task);
-        let mut writer: Option<TableWriter> = None;
-        let mut last_user_key: Vec<u8> = Vec::new();
-        let mut checked_at = 0;
-        while kept.valid() {
-            let entries = kept.filter().stats().entries_in;
-            if entries >= checked_at + STOP_CHECK_ENTRIES {
-                checked_at = entries;
-                if ctx.stop.load(Ordering::Relaxed) {
-                    return Err(stopped());
-                }
-            }
-            let key = kept.key();
-            let user = user_key(key);
-            let new_user_key = writer.is_none() || user != last_user_key.as_slice();
-            if new_user_key {
-                let size = writer.as_ref().map_or(0, TableWriter::estimated_file_size);
-                if splitter.cut_before(user, size, writer.is_some())
-                    && let Some(done) = writer.take()
-                {
-                    self.finish(done)?;
-                }
-                last_user_key.clear();
-                last_user_key.extend_from_slice(user);
-            }
-            let out = match &mut writer {
-                Some(w) => w,
-                None => writer.insert(self.create()?),
-            };
-            out.add(key, kept.value())?;
-            kept.next()?;
-        }
-        if let Some(done) = writer.take() {
-            self.finish(done)?;
-        }
-        let gc = kept.filter().stats();
-        self.stats.entries_read = gc.entries_in;
-        self.stats.versions_dropped = gc.versions_dropped;
-        self.stats.tombstones_dropped = gc.tombstones_dropped;
-        if !self.outputs.is_empty() {
-            ctx.fs
-                .sync_dir(ctx.dir)
-                .map_err(|e| Error::io(format!("syncing {}", ctx.dir.display()), e))?;
-        }
-        Ok(())
-    }
-
-    fn create(&mut self) -> Result<TableWriter> {
-        let ctx = self.ctx;
-        if ctx.stop.load(Ordering::Relaxed) {
-            return Err(stopped());
-        }
-        let number = (ctx.new_file_number)()?;
-        let path = ctx.dir.join(table_file_name(number));
-        let options = TableOptions {
-            bottom_level: self.task.drop_tombstones,
-            ..ctx.table_options.clone()
-        };
-        // Recorded first: a create that fails half-way may leave a file.
-        self.created.push(path.clone());
-        let writer = TableWriter::create(ctx.fs, &path, options)?;
-        self.numbers.push(number);
-        Ok(writer)
-    }
-
-    fn finish(&mut self, writer: TableWriter) -> Result<()> {
-        let number = self.numbers[self.outputs.len()];
-        let meta = writer.finish()?;
-        self.stats.tables_written += 1;
-        self.stats.bytes_written += meta.file_size;
-        self.stats.entries_written += meta.entry_count;
-        self.outputs.push(TableMeta {
-            number,
-            file_size: meta.file_size,
-            smallest: meta.smallest_key,
-            largest: meta.largest_key,
-            smallest_seqno: meta.smallest_seqno,
-            largest_seqno: meta.largest_seqno,
-            entries: meta.entry_count,
-            tombstones: meta.tombstone_count,
-        });
-        Ok(())
-    }
+/// Input tables of one level, opened one at a time through the context.
+struct LevelSource<'a> {
+    tables: &'a [Arc<TableMeta>],
+    ctx: &'a RunContext<'a>,
 }
 
-/// Decides where output tables are cut: at `target_file_bytes`, and when
-/// the current output's overlap with the grandparents would exceed
-/// [`GRANDPARENT_OVERLAP_FACTOR`] × `target_file_bytes` (as LevelDB's
-/// `ShouldStopBefore`), only ever between two user keys.
-struct Splitter<'t> {
-    target_file_bytes: u64,
-    grandparents: &'t [Arc<TableMeta>],
-    next_grandparent: usize,
-    overlapped_bytes: u64,
-    max_overlap_bytes: u64,
-}
+impl ConcatSource for LevelSource<'_> {
+    type Cursor = TableCursor;
 
-impl<'t> Splitter<'t> {
-    fn new(task: &'t CompactionTask) -> Self {
-        Splitter {
-            target_file_bytes: task.target_file_bytes,
-            grandparents: &task.grandparents,
-            next_grandparent: 0,
-            overlapped_bytes: 0,
-            max_overlap_bytes: task
-                .target_file_bytes
-                .saturating_mul(GRANDPARENT_OVERLAP_FACTOR),
-        }
+    fn len(&self) -> usize {
+        self.tables.len()
     }
 
-    /// Called at each new user key: whether to finish the open output
-    /// (`open`, `size` bytes so far) before it.
-    fn cut_before(&mut self, user_key: &[u8], size: u64, open: bool) -> bool {
-        while let Some(gp) = self.grandparents.get(self.next_grandparent) {
-            if user_key <= gp.largest_user_key() {
-                break;
-            }
-            if open {
-                self.overlapped_bytes += gp.file_size;
-            }
-            self.next_grandparent += 1;
+    fn smallest(&self, i: usize) -> &[u8] {
+        self.tables[i].smallest.as_bytes()
+    }
+
+    fn largest(&self, i: usize) -> &[u8] {
+        self.tables[i].largest.as_bytes()
+    }
+
+    fn open(&self, i: usize) -> Result<TableCursor> {
+        if self.ctx.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(crate::output::stopped());
         }
-        let cut = open
-            && (size >= self.target_file_bytes || self.overlapped_bytes > self.max_overlap_bytes);
-        if cut || !open {
-            self.overlapped_bytes = 0;
-        }
-        cut
+        Ok((self.ctx.open_table)(&self.tables[i])?.cursor())
     }
 }

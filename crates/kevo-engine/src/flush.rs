@@ -20,9 +20,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kevo_compaction::{GcFilter, GcIter};
+use kevo_compaction::{GcFilter, OutputSpec, write_tables};
 use kevo_manifest::{TableMeta, VersionEdit, table_file_name};
-use kevo_sstable::{TableOptions, TableWriter};
+use kevo_sstable::TableOptions;
 
 use crate::db::{Immutable, Shared};
 use crate::error::{Error, Result};
@@ -153,18 +153,22 @@ fn flush_memtable(shared: &Shared, imm: Immutable) -> Result<()> {
         last_seqno: Some(imm.last_seqno),
         ..VersionEdit::default()
     };
-    let mut written = None;
-    if !imm.table.is_empty() {
-        let number = shared.versions.reserve_file_number()?;
-        let meta = write_table(shared, &imm, number).inspect_err(|_| {
-            // The partial file is an orphan either way; try to tidy now.
-            let _ = shared
-                .fs
-                .remove_file(&shared.dir.join(table_file_name(number)));
-        })?;
-        written = Some((meta.file_size, meta.entries));
-        edit.added.push((0, meta));
+    let table = write_memtable(
+        shared.fs.as_ref(),
+        &shared.dir,
+        table_options(shared),
+        &imm.table,
+        &|| shared.versions.reserve_file_number(),
+        &shared.live_snapshots(),
+    )?;
+    if table.is_none() && !imm.table.is_empty() {
+        // Cannot happen: the newest version of each key is always kept.
+        return Err(Error::InvalidArgument(
+            "a non-empty memtable flushed to no entry".to_string(),
+        ));
     }
+    let written = table.as_ref().map(|meta| (meta.file_size, meta.entries));
+    edit.added.extend(table.map(|meta| (0, meta)));
     shared.versions.log_and_apply(edit)?;
     {
         // The version set's current version, not the one returned: a
@@ -191,58 +195,31 @@ fn flush_memtable(shared: &Shared, imm: Immutable) -> Result<()> {
     Ok(())
 }
 
-fn write_table(shared: &Shared, imm: &Immutable, number: u64) -> Result<TableMeta> {
-    write_memtable(
-        shared.fs.as_ref(),
-        &shared.dir,
-        table_options(shared),
-        &imm.table,
-        number,
-        &shared.live_snapshots(),
-    )
-}
-
 /// Writes every entry of `mem` that a reader at one of `snapshots` (or the
-/// latest) can see to table `number` in `dir`, syncs it and the directory,
-/// and returns what the manifest records of it. Tombstones stay (older
-/// data may lie in the tables below).
+/// latest) can see to a new table in `dir` (numbered by `new_number`),
+/// through the one table-output path ([`kevo_compaction::write_tables`]):
+/// synced, with the directory, and removed again on failure. Tombstones
+/// stay (older data may lie in the tables below). `None` for a memtable
+/// with nothing to keep.
 pub(crate) fn write_memtable(
     fs: &dyn kevo_core::Fs,
     dir: &std::path::Path,
     options: TableOptions,
     mem: &Arc<kevo_memtable::MemTable>,
-    number: u64,
+    new_number: &(dyn Fn() -> kevo_core::Result<u64> + Sync),
     snapshots: &[kevo_core::SeqNo],
-) -> Result<TableMeta> {
-    let path = dir.join(table_file_name(number));
-    let mut writer = TableWriter::create(fs, &path, options)?;
-    let filter = GcFilter::new(snapshots, false);
-    let mut entries = GcIter::new(mem.cursor(), filter);
-    entries.seek_to_first()?;
-    while entries.valid() {
-        writer.add(entries.key(), entries.value())?;
-        entries.next()?;
-    }
-    if writer.entry_count() == 0 {
-        // Cannot happen (the newest version of each key is kept), but an
-        // empty table is refused by the writer: say why.
-        return Err(Error::InvalidArgument(
-            "a non-empty memtable flushed to no entry".to_string(),
-        ));
-    }
-    let meta = writer.finish()?;
-    fs.sync_dir(dir)
-        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
-    Ok(TableMeta {
-        number,
-        file_size: meta.file_size,
-        smallest: meta.smallest_key,
-        largest: meta.largest_key,
-        smallest_seqno: meta.smallest_seqno,
-        largest_seqno: meta.largest_seqno,
-        entries: meta.entry_count,
-        tombstones: meta.tombstone_count,
-    })
+) -> Result<Option<TableMeta>> {
+    let spec = OutputSpec {
+        fs,
+        dir,
+        new_file_number: new_number,
+        table_options: options,
+        target_file_bytes: u64::MAX,
+        grandparents: &[],
+        stop: None,
+    };
+    let written = write_tables(mem.cursor(), GcFilter::new(snapshots, false), &spec)?;
+    Ok(written.tables.into_iter().next())
 }
 
 /// Retires WAL segments below `log_number` (if given) and deletes obsolete

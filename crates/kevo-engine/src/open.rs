@@ -29,7 +29,7 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Instant;
 
@@ -151,17 +151,18 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
             log_number: Some(newest_segment + 1),
             ..VersionEdit::default()
         };
-        if !mem.is_empty() {
-            let number = state.next_file_number;
-            let table =
-                crate::flush::write_memtable(fs.as_ref(), dir, table_options, &mem, number, &[])?;
+        let next = AtomicU64::new(state.next_file_number);
+        let new_number = || Ok(next.fetch_add(1, Ordering::Relaxed));
+        let table =
+            crate::flush::write_memtable(fs.as_ref(), dir, table_options, &mem, &new_number, &[])?;
+        if let Some(table) = table {
             tracing::info!(
-                table = number,
+                table = table.number,
                 entries = table.entries,
                 "wrote the replayed WAL to a table"
             );
             edit.added.push((0, table));
-            edit.next_file_number = Some(number + 1);
+            edit.next_file_number = Some(next.load(Ordering::Relaxed));
         }
         state.apply_edit(&edit).map_err(Error::InvalidArgument)?;
         // Exactly the writes replayed, even where a format 1 manifest

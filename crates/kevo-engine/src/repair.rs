@@ -319,24 +319,15 @@ impl Repair {
         }
         let meta = writer.finish()?;
         self.sync_dir()?;
-        self.adopt(number, &meta);
+        self.adopt(kevo_compaction::table_meta(number, &meta));
         Ok(Some(number))
     }
 
     /// Records a table this repair wrote.
-    fn adopt(&mut self, number: u64, meta: &kevo_sstable::TableMeta) {
-        self.tables.push(TableMeta {
-            number,
-            file_size: meta.file_size,
-            smallest: meta.smallest_key.clone(),
-            largest: meta.largest_key.clone(),
-            smallest_seqno: meta.smallest_seqno,
-            largest_seqno: meta.largest_seqno,
-            entries: meta.entry_count,
-            tombstones: meta.tombstone_count,
-        });
-        self.written.insert(number);
-        self.report.tables_written.push(number);
+    fn adopt(&mut self, meta: TableMeta) {
+        self.written.insert(meta.number);
+        self.report.tables_written.push(meta.number);
+        self.tables.push(meta);
     }
 
     /// Step 3: every readable WAL record from the log number on, into one
@@ -406,19 +397,16 @@ impl Repair {
             };
             self.to_move.push((name, why));
         }
-        if !mem.is_empty() {
-            let number = self.new_number();
-            let meta = crate::flush::write_memtable(
-                self.fs.as_ref(),
-                &self.dir,
-                crate::flush::table_options_for(&self.options),
-                &mem,
-                number,
-                &[],
-            )?;
-            self.tables.push(meta.clone());
-            self.written.insert(number);
-            self.report.tables_written.push(number);
+        let table = crate::flush::write_memtable(
+            self.fs.as_ref(),
+            &self.dir,
+            crate::flush::table_options_for(&self.options),
+            &mem,
+            &|| Ok(self.new_number()),
+            &[],
+        )?;
+        if let Some(meta) = table {
+            self.adopt(meta);
         }
         Ok(())
     }
