@@ -26,12 +26,12 @@ use std::sync::Arc;
 
 use kevo_manifest::{NUM_LEVELS, TableMeta, Version};
 
-use crate::manual::ManualCompaction;
+use crate::manual::{ManualCompaction, ManualPlan, ManualScope, ManualStep};
 use crate::strategy::CompactionStrategy;
 use crate::task::{
     CompactionReason, CompactionTask, GRANDPARENT_OVERLAP_FACTOR, KeyRange, LevelInputs,
     LevelScore, any_busy, grandparents, l0_with_older_overlaps, movable_l0, nothing_below,
-    total_bytes,
+    reserved_by_running, total_bytes,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -203,7 +203,7 @@ impl Leveled {
         for t in &outputs {
             full.extend(t);
         }
-        if output_conflicts(version, busy, base_level, output_level, &full) {
+        if reserved_by_running(version, busy, base_level, output_level, &full) {
             return None;
         }
         let grandparents = grandparents(version, output_level, &full);
@@ -260,7 +260,10 @@ impl Leveled {
         // Some base-level table the whole set needs is busy: try smaller
         // sets, oldest first.
         movable.iter().find_map(|seed| {
-            let tables = l0_with_older_overlaps(version, seed, busy)?;
+            let tables = l0_with_older_overlaps(version, std::slice::from_ref(seed));
+            if any_busy(&tables, busy) {
+                return None;
+            }
             self.build(
                 version, busy, base_level, 0, tables, base_level, reason, score,
             )
@@ -306,58 +309,6 @@ impl Leveled {
     }
 }
 
-/// Whether a running task (as far as `busy` reveals it) writes a key range
-/// of `output_level` that meets `range`.
-///
-/// A running leveled task writing level O reads tables of O-1 (or L0, when
-/// O is the base level) and the tables of O overlapping them; its output
-/// covers their hull. So the ranges reserved in O are: each busy table of
-/// O-1 with the busy tables of O overlapping it, and, for O up to the base
-/// level (or wherever busy tables of O meet them), the hull of the busy L0
-/// tables. This is conservative: a busy table of O-1 may be an input of a
-/// task writing O-1 instead.
-pub(crate) fn output_conflicts(
-    version: &Version,
-    busy: &BTreeSet<u64>,
-    base_level: usize,
-    output_level: usize,
-    range: &KeyRange,
-) -> bool {
-    let busy_in = |level: usize| -> Vec<Arc<TableMeta>> {
-        version
-            .level(level)
-            .iter()
-            .filter(|t| busy.contains(&t.number))
-            .cloned()
-            .collect()
-    };
-    let busy_out = busy_in(output_level);
-    let with_outputs = |mut hull: KeyRange| {
-        for t in &busy_out {
-            if hull.overlaps(t) {
-                hull.extend(t);
-            }
-        }
-        hull
-    };
-    if output_level >= 2 {
-        for table in busy_in(output_level - 1) {
-            if let Some(hull) = KeyRange::of([&table])
-                && with_outputs(hull).meets(range)
-            {
-                return true;
-            }
-        }
-    }
-    if let Some(l0) = KeyRange::of(&busy_in(0)) {
-        let feeds_here = output_level <= base_level || busy_out.iter().any(|t| l0.overlaps(t));
-        if feeds_here && with_outputs(l0).meets(range) {
-            return true;
-        }
-    }
-    false
-}
-
 impl CompactionStrategy for Leveled {
     fn name(&self) -> &'static str {
         "leveled"
@@ -378,7 +329,8 @@ impl CompactionStrategy for Leveled {
     }
 
     fn manual(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> ManualCompaction {
-        ManualCompaction::level_by_level(start, end, self.options.target_file_bytes)
+        let scope = ManualScope::new(start, end, self.options.target_file_bytes);
+        ManualCompaction::new(scope, Box::new(LevelByLevel::default()))
     }
 
     fn pending_bytes(&self, version: &Version) -> u64 {
@@ -416,5 +368,95 @@ impl CompactionStrategy for Leveled {
                 score: scores[level],
             })
             .collect()
+    }
+}
+
+/// The leveled strategy's `compact_range` plan: for each level k from L0
+/// down, every table of k overlapping the range (for L0 also the older L0
+/// tables overlapping those) merges into the first level below k that
+/// overlaps them, or into the bottommost level holding range data (the
+/// last level when only L0 holds any). It never goes back up, so it takes
+/// at most one task per level.
+#[derive(Debug, Default)]
+struct LevelByLevel {
+    /// The next level to empty.
+    next_level: usize,
+}
+
+impl ManualPlan for LevelByLevel {
+    fn next_merge(
+        &mut self,
+        scope: &ManualScope,
+        version: &Version,
+        busy: &BTreeSet<u64>,
+        last: usize,
+    ) -> Option<ManualStep> {
+        while self.next_level < last || (self.next_level == 0 && last == 0) {
+            let level = self.next_level;
+            let mut inputs = scope.in_range(version, level);
+            if level == 0 {
+                inputs = l0_with_older_overlaps(version, &inputs);
+            }
+            let Some(range) = KeyRange::of(&inputs) else {
+                self.next_level += 1;
+                continue;
+            };
+            let floor = if last > level { last } else { NUM_LEVELS - 1 };
+            let output_level = (level + 1..=floor)
+                .find(|&l| !range.overlapping_in(version, l).is_empty())
+                .unwrap_or(floor);
+            let outputs = range.overlapping_in(version, output_level);
+            let mut full = range;
+            for t in &outputs {
+                full.extend(t);
+            }
+            if any_busy(&inputs, busy)
+                || any_busy(&outputs, busy)
+                || self.may_conflict(version, busy, level, output_level, &full)
+            {
+                return Some(ManualStep::Wait);
+            }
+            // Never a trivial move: a table moved into the bottom level would
+            // have to be re-merged there anyway; merging now cleans it once.
+            let mut levels = vec![LevelInputs {
+                level,
+                tables: inputs,
+            }];
+            if !outputs.is_empty() {
+                levels.push(LevelInputs {
+                    level: output_level,
+                    tables: outputs,
+                });
+            }
+            self.next_level += 1;
+            return Some(ManualStep::Task(scope.task(
+                version,
+                levels,
+                output_level,
+                &full,
+            )));
+        }
+        None
+    }
+
+    /// A busy table in L0 or in the levels the task spans meets the range,
+    /// or the reservation rule says a running task writes it.
+    fn may_conflict(
+        &self,
+        version: &Version,
+        busy: &BTreeSet<u64>,
+        top: usize,
+        bottom: usize,
+        range: &KeyRange,
+    ) -> bool {
+        let busy_meets = |level: usize| {
+            range
+                .overlapping_in(version, level)
+                .iter()
+                .any(|t| busy.contains(&t.number))
+        };
+        busy_meets(0)
+            || (top..=bottom).any(busy_meets)
+            || reserved_by_running(version, busy, bottom, bottom, range)
     }
 }

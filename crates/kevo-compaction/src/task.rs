@@ -218,23 +218,80 @@ pub(crate) fn movable_l0(version: &Version, busy: &BTreeSet<u64>) -> Vec<Arc<Tab
     movable
 }
 
-/// `seed` plus every L0 table older than a member that overlaps it, newest
-/// first (the level's order); `None` if one of them is busy.
+/// `tables` (of L0) plus every older L0 table overlapping one already
+/// taken, in L0's order (newest first): what must leave L0 together, or
+/// reads would find an older version first.
 pub(crate) fn l0_with_older_overlaps(
     version: &Version,
-    seed: &Arc<TableMeta>,
-    busy: &BTreeSet<u64>,
-) -> Option<Vec<Arc<TableMeta>>> {
+    tables: &[Arc<TableMeta>],
+) -> Vec<Arc<TableMeta>> {
     let level = version.level(0);
-    let start = level.iter().position(|t| t.number == seed.number)?;
-    let mut picked = vec![Arc::clone(seed)];
-    for table in &level[start + 1..] {
-        let overlaps = picked
-            .iter()
-            .any(|p| table.overlaps(Some(p.smallest_user_key()), Some(p.largest_user_key())));
-        if overlaps {
+    let member = |t: &TableMeta| tables.iter().any(|p| p.number == t.number);
+    let Some(first) = level.iter().position(|t| member(t)) else {
+        return Vec::new();
+    };
+    let mut picked: Vec<Arc<TableMeta>> = Vec::new();
+    for table in &level[first..] {
+        let chosen = member(table)
+            || picked
+                .iter()
+                .any(|p| table.overlaps(Some(p.smallest_user_key()), Some(p.largest_user_key())));
+        if chosen {
             picked.push(Arc::clone(table));
         }
     }
-    (!any_busy(&picked, busy)).then_some(picked)
+    picked
+}
+
+/// The reservation rule: whether a running task (as far as `busy` reveals
+/// it) writes a key range of `output_level` that meets `range`, so that a
+/// new task writing there could not be installed in any order.
+///
+/// A running task writing level O reads tables of O-1 (or L0, when O is the
+/// base level) and the tables of O overlapping them; its output covers
+/// their hull. So the ranges reserved in O are: each busy table of O-1 with
+/// the busy tables of O overlapping it, and, for O up to the base level (or
+/// wherever busy tables of O meet them), the hull of the busy L0 tables.
+/// This is conservative: a busy table of O-1 may be an input of a task
+/// writing O-1 instead.
+pub(crate) fn reserved_by_running(
+    version: &Version,
+    busy: &BTreeSet<u64>,
+    base_level: usize,
+    output_level: usize,
+    range: &KeyRange,
+) -> bool {
+    let busy_in = |level: usize| -> Vec<Arc<TableMeta>> {
+        version
+            .level(level)
+            .iter()
+            .filter(|t| busy.contains(&t.number))
+            .cloned()
+            .collect()
+    };
+    let busy_out = busy_in(output_level);
+    let with_outputs = |mut hull: KeyRange| {
+        for t in &busy_out {
+            if hull.overlaps(t) {
+                hull.extend(t);
+            }
+        }
+        hull
+    };
+    if output_level >= 2 {
+        for table in busy_in(output_level - 1) {
+            if let Some(hull) = KeyRange::of([&table])
+                && with_outputs(hull).meets(range)
+            {
+                return true;
+            }
+        }
+    }
+    if let Some(l0) = KeyRange::of(&busy_in(0)) {
+        let feeds_here = output_level <= base_level || busy_out.iter().any(|t| l0.overlaps(t));
+        if feeds_here && with_outputs(l0).meets(range) {
+            return true;
+        }
+    }
+    false
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use kevo_manifest::{NUM_LEVELS, TableMeta, Version};
 
-use crate::manual::ManualCompaction;
+use crate::manual::{ManualCompaction, ManualPlan, ManualScope, ManualStep};
 use crate::strategy::CompactionStrategy;
 use crate::task::{
     CompactionReason, CompactionTask, KeyRange, LevelInputs, LevelScore, any_busy, grandparents,
@@ -270,7 +270,8 @@ impl CompactionStrategy for Tiered {
     }
 
     fn manual(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> ManualCompaction {
-        ManualCompaction::all_at_once(start, end, self.options.target_file_bytes)
+        let scope = ManualScope::new(start, end, self.options.target_file_bytes);
+        ManualCompaction::new(scope, Box::new(AllAtOnce::default()))
     }
 
     fn pending_bytes(&self, version: &Version) -> u64 {
@@ -312,5 +313,96 @@ impl CompactionStrategy for Tiered {
                 }
             })
             .collect()
+    }
+}
+
+/// The tiered strategy's `compact_range` plan: one merge of every table of
+/// every level overlapping the range, closed under overlap (a table
+/// overlapping what is taken is taken too), into the deepest level among
+/// them.
+#[derive(Debug, Default)]
+struct AllAtOnce {
+    /// The merge was handed out.
+    merged: bool,
+}
+
+impl ManualPlan for AllAtOnce {
+    fn next_merge(
+        &mut self,
+        scope: &ManualScope,
+        version: &Version,
+        busy: &BTreeSet<u64>,
+        _last: usize,
+    ) -> Option<ManualStep> {
+        if self.merged {
+            return None;
+        }
+        let mut inputs: Vec<Vec<Arc<TableMeta>>> = (0..NUM_LEVELS)
+            .map(|l| scope.in_range(version, l))
+            .collect();
+        let mut range = KeyRange::of(inputs.iter().flatten())?;
+        // Close under overlap: whatever meets the range must move with it.
+        loop {
+            let grown: Vec<Vec<Arc<TableMeta>>> = (0..NUM_LEVELS)
+                .map(|l| range.overlapping_in(version, l))
+                .collect();
+            let count = |v: &[Vec<Arc<TableMeta>>]| v.iter().map(Vec::len).sum::<usize>();
+            let stable = count(&grown) == count(&inputs);
+            inputs = grown;
+            if let Some(r) = KeyRange::of(inputs.iter().flatten()) {
+                range = r;
+            }
+            if stable {
+                break;
+            }
+        }
+        let levels_used: Vec<usize> = (0..NUM_LEVELS).filter(|&l| !inputs[l].is_empty()).collect();
+        if levels_used.len() <= 1 && levels_used.first() != Some(&0) {
+            // Already one level: only the bottom clean-up may be left.
+            self.merged = true;
+            return None;
+        }
+        if inputs.iter().any(|tables| any_busy(tables, busy)) {
+            return Some(ManualStep::Wait);
+        }
+        let deepest = levels_used.last().copied().unwrap_or(0);
+        let output_level = if deepest == 0 {
+            NUM_LEVELS - 1
+        } else {
+            deepest
+        };
+        self.merged = true;
+        let levels = levels_used
+            .iter()
+            .map(|&level| LevelInputs {
+                level,
+                tables: inputs[level].clone(),
+            })
+            .collect();
+        Some(ManualStep::Task(scope.task(
+            version,
+            levels,
+            output_level,
+            &range,
+        )))
+    }
+
+    /// Tiered tasks merge whole runs into a level of their own choosing: a
+    /// busy table overlapping the range in any level may belong to one
+    /// that writes into it.
+    fn may_conflict(
+        &self,
+        version: &Version,
+        busy: &BTreeSet<u64>,
+        _top: usize,
+        _bottom: usize,
+        range: &KeyRange,
+    ) -> bool {
+        (0..NUM_LEVELS).any(|level| {
+            range
+                .overlapping_in(version, level)
+                .iter()
+                .any(|t| busy.contains(&t.number))
+        })
     }
 }
