@@ -29,7 +29,7 @@ use kevo_core::{
     InternalKey, KEY_BYTES_MAX, Reader, SEQNO_MAX, SeqNo, TRAILER_BYTES, put_varint32, put_varint64,
 };
 
-use crate::version::{NUM_LEVELS, TableMeta};
+use crate::meta::{NUM_LEVELS, TableMeta};
 
 /// The edit encoding this code writes: 2, which added the WAL segment
 /// fields (tags 6 and 7) and unexplained tables (tag 8). Decoders also

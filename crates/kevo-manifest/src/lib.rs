@@ -64,12 +64,14 @@
 //! ```
 
 mod edit;
+mod meta;
 mod names;
 mod set;
 mod version;
 mod wals;
 
 pub use edit::{EDIT_FORMAT_VERSION, EDIT_FORMAT_VERSION_MIN, VersionEdit};
+pub use meta::{NUM_LEVELS, TableMeta};
 pub use names::{
     CURRENT_FILE, CURRENT_TEMP_FILE, manifest_file_name, parse_manifest_file_name,
     parse_table_file_name, table_file_name,
@@ -78,5 +80,5 @@ pub use set::{
     FILE_NUMBERS_RESERVED_AHEAD, MANIFEST_MAGIC, ManifestOptions, ManifestRecovery, ManifestStats,
     RecoveredManifest, VersionSet,
 };
-pub use version::{NUM_LEVELS, TableMeta, Version};
+pub use version::Version;
 pub use wals::WalSegments;

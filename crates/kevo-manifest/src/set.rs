@@ -14,11 +14,12 @@ use kevo_core::{Error, Fs, Result, SEQNO_MAX, SeqNo};
 use kevo_wal::log::{LogEnd, LogReader, LogWriter};
 
 use crate::edit::{EDIT_FORMAT_VERSION_MIN, VersionEdit};
+use crate::meta::FILE_NUMBER_MAX;
 use crate::names::{
     CURRENT_FILE, CURRENT_TEMP_FILE, manifest_file_name, parse_manifest_file_name,
     parse_table_file_name,
 };
-use crate::version::{FILE_NUMBER_MAX, Version};
+use crate::version::Version;
 use crate::wals::WalSegments;
 
 /// How many file numbers past the one being handed out an edit reserves:

@@ -72,6 +72,16 @@ unsafe fn extend(entry: Option<SkipEntry<'_>>) -> Option<SkipEntry<'static>> {
     unsafe { std::mem::transmute::<Option<SkipEntry<'_>>, Option<SkipEntry<'static>>>(entry) }
 }
 
+impl MemTable {
+    /// A cursor over the entries, not yet positioned.
+    ///
+    /// The cursor holds a clone of the `Arc`, so it borrows nothing and may
+    /// outlive every other handle to the memtable.
+    pub fn cursor(self: &Arc<Self>) -> MemTableCursor {
+        MemTableCursor::new(Arc::clone(self))
+    }
+}
+
 impl MemTableCursor {
     pub(crate) fn new(table: Arc<MemTable>) -> Self {
         MemTableCursor { entry: None, table }

@@ -2,14 +2,12 @@
 
 use std::fmt;
 use std::ops::Bound;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 use kevo_core::{LOOKUP_KIND, SEQNO_MAX, SeqNo, TRAILER_BYTES, ValueKind, pack_trailer};
 
-use crate::cursor::MemTableCursor;
 use crate::record::{InternalKeyRef, Record};
 
 /// Lookup keys up to this length are built on the stack; longer ones
@@ -127,14 +125,6 @@ impl MemTable {
         self.approximate_bytes.load(Ordering::Relaxed)
     }
 
-    /// A cursor over the entries, not yet positioned.
-    ///
-    /// The cursor holds a clone of the `Arc`, so it borrows nothing and may
-    /// outlive every other handle to the memtable.
-    pub fn cursor(self: &Arc<Self>) -> MemTableCursor {
-        MemTableCursor::new(Arc::clone(self))
-    }
-
     /// The skip list, for the cursor.
     pub(crate) fn map(&self) -> &SkipMap<Record, ()> {
         &self.map
@@ -177,8 +167,10 @@ fn with_lookup_key<R>(user_key: &[u8], snapshot: SeqNo, f: impl FnOnce(&[u8]) ->
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
-    use crate::ENTRY_OVERHEAD_BYTES;
+    use crate::{ENTRY_OVERHEAD_BYTES, MemTableCursor};
     use kevo_core::{Cursor, InternalKey};
 
     fn found(value: &[u8]) -> Lookup {

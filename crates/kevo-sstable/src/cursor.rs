@@ -25,6 +25,14 @@ pub struct TableCursor {
     data_offset: u64,
 }
 
+impl Table {
+    /// A cursor over every entry, in internal-key order. It is unpositioned
+    /// until a `seek*` call.
+    pub fn cursor(self: &Arc<Self>) -> TableCursor {
+        TableCursor::new(Arc::clone(self))
+    }
+}
+
 impl TableCursor {
     /// An unpositioned cursor over `table`.
     pub fn new(table: Arc<Table>) -> Self {

@@ -15,7 +15,6 @@ use kevo_core::{
 
 use crate::block::{Block, BlockIter};
 use crate::cache::{BlockCache, CacheKey};
-use crate::cursor::TableCursor;
 use crate::filter::BloomFilter;
 use crate::format::{
     BLOCK_BYTES_MAX, BLOCK_TRAILER_BYTES, BlockHandle, Compression, FOOTER_BYTES, FilterType,
@@ -199,12 +198,6 @@ impl Table {
     /// `false` means the table certainly holds no entry for it.
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
         self.filter.as_ref().is_none_or(|f| f.may_contain(user_key))
-    }
-
-    /// A cursor over every entry, in internal-key order. It is unpositioned
-    /// until a `seek*` call.
-    pub fn cursor(self: &Arc<Self>) -> TableCursor {
-        TableCursor::new(Arc::clone(self))
     }
 
     /// The properties block.
