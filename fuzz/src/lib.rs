@@ -97,6 +97,7 @@ pub fn decode(data: &[u8], lifecycle: bool) -> Script {
         recycle_segments: usize::from((config >> 2) & 3),
         recovery_mode: RecoveryMode::TolerateTornTail,
         buffer_bytes: [0, 0, 100, 5000][usize::from((config >> 4) & 3)],
+        lock_dir: (config >> 6) & 1 == 0,
     };
     let codes = if lifecycle { 7 } else { 4 };
     let mut ops = Vec::new();

@@ -1,8 +1,11 @@
 //! `cargo xtask`: every piece of project automation, in Rust.
 //!
 //! ```text
-//! cargo xtask ci                      the test gate: fmt, clippy, tests, docs, smoke runs
-//!                                     (bench, and each fuzz target for 10 s if cargo-fuzz is here)
+//! cargo xtask ci                      the test gate: fmt, clippy, structure, tests, docs, smoke
+//!                                     runs (bench, and each fuzz target for 10 s if cargo-fuzz
+//!                                     is here)
+//! cargo xtask structure               the crate graph against docs/architecture.md, and no
+//!                                     module circles in kevo-engine, -compaction, -sstable
 //! cargo xtask bench [ARGS]            the db_bench-style workloads on the engine (benches/,
 //!                                     `--num N --threads T --only a,b --rounds R`; see
 //!                                     benches/README.md); `--compare fjall,sled,redb[,rocksdb]`
@@ -18,6 +21,7 @@
 //! cargo xtask fuzz <target> <secs>    one cargo-fuzz target for a while (nightly)
 //! ```
 
+mod structure;
 mod wal_bench;
 
 use std::env;
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("structure") => structure::check(&workspace_root()),
         Some("bench") => bench(&args[1..]),
         Some("bench-wal") => wal_bench::run(&args[1..]),
         Some("crash") => crash(&args[1..]),
@@ -35,7 +40,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [--compare fjall,sled,redb,rocksdb] [ARGS] | bench-wal [--seconds S] | crash [--cases N] [--kills K] | metamorphic [--scripts N] | fuzz <target> <seconds>>"
+                "usage: cargo xtask <ci | structure | bench [--compare fjall,sled,redb,rocksdb] [ARGS] | bench-wal [--seconds S] | crash [--cases N] [--kills K] | metamorphic [--scripts N] | fuzz <target> <seconds>>"
             );
             return ExitCode::from(2);
         }
@@ -70,6 +75,12 @@ fn step(name: &str, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Resu
     }
 }
 
+/// The workspace root (the folder above `xtask/`).
+fn workspace_root() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
 fn cargo() -> String {
     env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
@@ -91,6 +102,8 @@ fn ci() -> Result<(), String> {
         ],
         &[],
     )?;
+    println!("==> structure");
+    structure::check(&workspace_root())?;
     // Property tests read PROPTEST_CASES only where a test does not set its
     // own count; the crash and model tests set theirs (>= 256, >= 1000).
     step("test", &cargo, &["test", "--workspace"], &[])?;

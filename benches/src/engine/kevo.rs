@@ -40,10 +40,10 @@ pub(super) fn describe(cache_bytes: usize) -> String {
          `Transaction::get` x2, `put` x2, `commit` (same database type and WAL settings), \
          `Error::Conflict` counted as an abort",
         options,
-        options.get_memtable_bytes() >> 20,
-        options.get_block_cache_bytes() >> 20,
-        options.get_compression(),
-        options.get_sync_mode(),
+        options.memtable_bytes >> 20,
+        options.block_cache_bytes >> 20,
+        options.compression,
+        options.sync_mode,
     )
 }
 

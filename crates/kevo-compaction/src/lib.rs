@@ -69,7 +69,7 @@ mod tiered;
 pub use gc::{GcFilter, GcIter, GcStats, Verdict};
 pub use leveled::{LevelTargets, Leveled, LeveledOptions};
 pub use manual::{ManualCompaction, ManualPlan, ManualScope, ManualStep};
-pub use output::{OutputSpec, Written, is_stopped, table_meta, write_tables};
+pub use output::{OutputSpec, Written, table_meta, write_tables};
 pub use runner::{CompactionOutput, CompactionStats, RunContext, run_compaction};
 pub use strategy::CompactionStrategy;
 pub use task::{CompactionReason, CompactionTask, KeyRange, LevelInputs, LevelScore};

@@ -79,13 +79,8 @@ impl Written {
     }
 }
 
-/// Whether `error` is the one [`write_tables`] (and so
-/// [`run_compaction`](crate::run_compaction)) returns when its `stop` flag
-/// was set.
-pub fn is_stopped(error: &Error) -> bool {
-    matches!(error, Error::Io { source, .. } if source.kind() == io::ErrorKind::Interrupted)
-}
-
+/// What aborts a run once `stop` is set; [`write_tables`] turns it into
+/// `Ok(None)` and never returns it.
 pub(crate) fn stopped() -> Error {
     Error::io(
         "writing tables",
@@ -109,17 +104,17 @@ pub fn table_meta(number: u64, written: &kevo_sstable::TableMeta) -> TableMeta {
 
 /// Writes what `filter` keeps of `input` (a cursor in internal-key order,
 /// not positioned) to new synced tables; see the module docs. Returns no
-/// table when nothing is kept.
+/// table when nothing is kept, and `None` when `stop` was set (the tables
+/// written so far are removed).
 ///
 /// # Errors
 /// Errors of the input and the file system ([`Error::Io`],
-/// [`Error::Corruption`]); an `Interrupted` [`Error::Io`] when `stop` was
-/// set ([`is_stopped`]). Tables written before the error are removed.
+/// [`Error::Corruption`]). Tables written before the error are removed.
 pub fn write_tables<C: Cursor>(
     input: C,
     filter: GcFilter,
     spec: &OutputSpec<'_>,
-) -> Result<Written> {
+) -> Result<Option<Written>> {
     let mut output = Output {
         spec,
         created: Vec::new(),
@@ -128,10 +123,10 @@ pub fn write_tables<C: Cursor>(
     };
     let result = output.run(GcIter::new(input, filter));
     match result {
-        Ok(gc) => Ok(Written {
+        Ok(gc) => Ok(Some(Written {
             tables: output.tables,
             gc,
-        }),
+        })),
         Err(error) => {
             for path in &output.created {
                 if let Err(e) = spec.fs.remove_file(path)
@@ -139,6 +134,9 @@ pub fn write_tables<C: Cursor>(
                 {
                     tracing::warn!(path = %path.display(), error = %e, "removing an unfinished output table");
                 }
+            }
+            if output.stopped() {
+                return Ok(None);
             }
             Err(error)
         }

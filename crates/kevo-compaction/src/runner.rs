@@ -89,17 +89,20 @@ pub struct CompactionOutput {
 }
 
 /// Runs `task`: a trivial move becomes an edit without I/O; anything else
-/// merges the inputs into new synced tables at the output level.
+/// merges the inputs into new synced tables at the output level. `None`
+/// when `stop` was set before it finished (its outputs removed).
 ///
 /// # Errors
 /// Errors of the file system and of the input tables ([`Error::Io`],
-/// [`Error::Corruption`]); an `Interrupted` [`Error::Io`] when `stop` was
-/// set ([`is_stopped`](crate::is_stopped)). Output files written before the
-/// error are removed.
+/// [`Error::Corruption`]). Output files written before the error are
+/// removed.
 ///
 /// [`Error::Io`]: kevo_core::Error::Io
 /// [`Error::Corruption`]: kevo_core::Error::Corruption
-pub fn run_compaction(task: &CompactionTask, ctx: &RunContext<'_>) -> Result<CompactionOutput> {
+pub fn run_compaction(
+    task: &CompactionTask,
+    ctx: &RunContext<'_>,
+) -> Result<Option<CompactionOutput>> {
     let started = Instant::now();
     let span = tracing::info_span!(
         "compaction",
@@ -131,11 +134,11 @@ pub fn run_compaction(task: &CompactionTask, ctx: &RunContext<'_>) -> Result<Com
             duration: started.elapsed(),
             ..CompactionStats::default()
         };
-        return Ok(CompactionOutput {
+        return Ok(Some(CompactionOutput {
             edit,
             stats,
             outputs,
-        });
+        }));
     }
     let merged = merge_inputs(task, ctx);
     let spec = OutputSpec {
@@ -156,6 +159,10 @@ pub fn run_compaction(task: &CompactionTask, ctx: &RunContext<'_>) -> Result<Com
         &spec,
     )
     .inspect_err(|error| tracing::warn!(%error, "compaction failed"))?;
+    let Some(written) = written else {
+        tracing::info!("compaction stopped");
+        return Ok(None);
+    };
     stats.duration = started.elapsed();
     stats.tables_written = written.tables.len() as u64;
     stats.bytes_written = written.bytes();
@@ -178,11 +185,11 @@ pub fn run_compaction(task: &CompactionTask, ctx: &RunContext<'_>) -> Result<Com
         ms = stats.duration.as_millis() as u64,
         "compaction done"
     );
-    Ok(CompactionOutput {
+    Ok(Some(CompactionOutput {
         edit,
         stats,
         outputs: written.tables,
-    })
+    }))
 }
 
 /// The task's inputs as one cursor: each L0 table a child, each deeper

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 /// Errors from kevo-core and from [`Cursor`](crate::Cursor) implementations.
 ///
 /// Higher crates wrap this in their own error enums; every one of them
-/// answers `is_corruption()`.
+/// answers `is_corruption()`. Not `#[non_exhaustive]`: the crates of the
+/// workspace map every variant, so a new one is a compile error there,
+/// never a silent catch-all.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// An operation on the file system failed.
     #[error("I/O error while {context}: {source}")]

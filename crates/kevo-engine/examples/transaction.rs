@@ -39,7 +39,7 @@ fn main() -> Result<()> {
     second.put("alice", (b - 20).to_string())?;
     first.commit()?;
     match second.commit() {
-        Err(Error::Conflict { reason }) => println!("second transaction lost: {reason}"),
+        Err(Error::Conflict(conflict)) => println!("second transaction lost: {conflict}"),
         other => panic!("expected a conflict, got {other:?}"),
     }
 

@@ -1,38 +1,28 @@
-//! [`Db`]: the handle, the shared state behind it, and the public calls.
-//!
-//! The work itself lives in sibling modules: `open` (recovery), `write`
-//! (the write queue and memtable switches), `flush` (background threads),
-//! `read` (point reads, iterators, snapshots).
+//! [`Db`]: the public facade. Every call checks and converts its
+//! arguments and hands the work to the component that does it.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::ops::RangeBounds;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use kevo_core::{FileLock, Fs, OsFs, SeqNo};
+use kevo_core::{Fs, OsFs};
 use kevo_iter::KeyBounds;
-use kevo_manifest::{Version, VersionSet};
-use kevo_memtable::MemTable;
-use kevo_wal::Wal;
 
 use crate::batch::WriteBatch;
+use crate::engine::Handle;
 use crate::error::{Error, Result};
-use crate::lock;
+use crate::iter::DbIter;
 use crate::options::{Options, WriteOptions};
-use crate::read::{DbIter, Snapshot};
-use crate::stats::{Counters, Stats};
-use crate::tables::TableCache;
-use crate::write::Queue;
+use crate::snapshot::Snapshot;
+use crate::stats::{Stats, TableFile};
+use crate::txn::{TRANSACTION_ATTEMPTS_MAX, Transaction};
 
 /// An open database.
 ///
 /// `Db` is `Send + Sync` and cheap to clone: every clone is a handle to the
 /// same database. The database closes when [`Db::close`] is called or when
-/// the last handle, [`Snapshot`] and iterator are dropped.
+/// the last handle, [`Snapshot`], iterator and [`Transaction`] are dropped.
 ///
 /// ```
 /// # fn main() -> kevo_engine::Result<()> {
@@ -46,135 +36,15 @@ use crate::write::Queue;
 /// ```
 #[derive(Clone)]
 pub struct Db {
-    pub(crate) inner: Arc<Inner>,
+    handle: Arc<Handle>,
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
-            .field("dir", &self.inner.shared.dir)
+            .field("dir", &self.handle.engine.dir)
             .finish_non_exhaustive()
     }
-}
-
-/// Owns the background threads; dropping the last `Arc<Inner>` (held by
-/// handles, snapshots and iterators, never by the threads themselves)
-/// closes the database.
-pub(crate) struct Inner {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Err(e) = self.shared.close()
-            && !matches!(e, Error::Closed)
-        {
-            tracing::warn!(error = %e, "closing the database on drop failed");
-        }
-    }
-}
-
-/// A memtable that no longer takes writes, waiting to be flushed.
-#[derive(Debug, Clone)]
-pub(crate) struct Immutable {
-    pub(crate) table: Arc<MemTable>,
-    /// Order of the switch that froze it (flushes go oldest first).
-    pub(crate) id: u64,
-    /// The WAL segment started when it was frozen: once it is flushed, every
-    /// segment below this one is no longer needed.
-    pub(crate) next_log: u64,
-    /// The last seqno assigned when it was frozen: it holds every write up
-    /// to here that is not in a table yet, and `next_log` on holds the
-    /// writes after it.
-    pub(crate) last_seqno: SeqNo,
-}
-
-/// What a read needs, published as one `Arc` so that a reader sees a
-/// consistent set: the memtable, the immutable ones, and the tables.
-#[derive(Debug)]
-pub(crate) struct SuperVersion {
-    pub(crate) mem: Arc<MemTable>,
-    /// Newest first.
-    pub(crate) imms: Vec<Arc<MemTable>>,
-    pub(crate) version: Arc<Version>,
-}
-
-/// The memtables and the installed version; changed only under its mutex,
-/// which also publishes the matching [`SuperVersion`].
-#[derive(Debug)]
-pub(crate) struct MemState {
-    pub(crate) mem: Arc<MemTable>,
-    /// Oldest first.
-    pub(crate) imms: VecDeque<Immutable>,
-    pub(crate) version: Arc<Version>,
-    pub(crate) next_imm_id: u64,
-    /// The strategy's estimate of the bytes compaction is behind, for the
-    /// version installed (write stalls read it).
-    pub(crate) pending_compaction_bytes: u64,
-}
-
-/// State of the background threads.
-#[derive(Debug, Default)]
-pub(crate) struct BgState {
-    /// A flush is running.
-    pub(crate) flushing: bool,
-    pub(crate) shutdown: bool,
-    /// Id of the newest immutable memtable flushed.
-    pub(crate) flushed_id: Option<u64>,
-    /// Tables that running compactions read (automatic and manual).
-    pub(crate) compacting: std::collections::BTreeSet<u64>,
-    /// Automatic compactions running.
-    pub(crate) running_compactions: usize,
-    /// Manual compaction tasks running in callers' threads (`close` waits
-    /// for them).
-    pub(crate) manual_running: usize,
-    /// Failed automatic compactions in a row, and when to try again.
-    pub(crate) compaction_failures: u32,
-    pub(crate) retry_at: Option<std::time::Instant>,
-    /// Failed automatic resume attempts in a row, and when to try again
-    /// (set while a full disk keeps the database read-only).
-    pub(crate) resume_attempts: u32,
-    pub(crate) resume_at: Option<std::time::Instant>,
-}
-
-/// Everything the handles and the background threads share.
-pub(crate) struct Shared {
-    pub(crate) dir: PathBuf,
-    pub(crate) fs: Arc<dyn Fs>,
-    pub(crate) options: Options,
-    pub(crate) versions: Arc<VersionSet>,
-    /// `None` once closed.
-    pub(crate) wal: RwLock<Option<Wal>>,
-    /// Held by the group leader for the whole write, and by memtable
-    /// switches: the single-writer section. Holds the last assigned seqno.
-    pub(crate) writer: Mutex<SeqNo>,
-    pub(crate) queue: Mutex<Queue>,
-    pub(crate) queue_cv: Condvar,
-    pub(crate) mem: Mutex<MemState>,
-    pub(crate) super_version: RwLock<Arc<SuperVersion>>,
-    /// The newest seqno whose write is fully applied: reads see up to here.
-    pub(crate) visible_seqno: AtomicU64,
-    pub(crate) bg: Mutex<BgState>,
-    /// Signalled when a flush ends, memtables are switched, or on shutdown.
-    pub(crate) bg_cv: Condvar,
-    pub(crate) bg_threads: Mutex<Vec<JoinHandle<()>>>,
-    pub(crate) bg_error: crate::resume::BackgroundError,
-    pub(crate) closed: AtomicBool,
-    pub(crate) lock_file: Mutex<Option<Box<dyn FileLock>>>,
-    /// Live snapshots: seqno -> how many.
-    pub(crate) snapshots: Mutex<BTreeMap<SeqNo, usize>>,
-    pub(crate) tables: TableCache,
-    pub(crate) counters: Counters,
-    pub(crate) strategy: Box<dyn kevo_compaction::CompactionStrategy>,
-    /// Recent commits, for transactions' conflict checks.
-    pub(crate) tracker: Mutex<kevo_txn::ConflictTracker>,
-    /// Set by `close`: running compactions abort.
-    pub(crate) stop: AtomicBool,
-    /// Bytes written since the last delay, while writes are delayed.
-    pub(crate) delayed_bytes: AtomicU64,
-    /// kevo's files the manifest could not explain at open: left in place
-    /// and reported in [`Stats`].
-    pub(crate) unexplained_files: Vec<String>,
 }
 
 impl Db {
@@ -211,16 +81,16 @@ impl Db {
     /// # Errors
     /// As [`Db::open_with`].
     pub fn open_with_fs(fs: Arc<dyn Fs>, path: impl AsRef<Path>, options: Options) -> Result<Db> {
-        let shared = crate::open::open(fs, path.as_ref(), options)?;
-        crate::flush::start_threads(&shared);
+        let engine = Arc::new(crate::open::open(fs, path.as_ref(), options)?);
+        crate::jobs::start(&engine);
         Ok(Db {
-            inner: Arc::new(Inner { shared }),
+            handle: Arc::new(Handle { engine }),
         })
     }
 
     /// The database directory.
     pub fn path(&self) -> &Path {
-        &self.inner.shared.dir
+        &self.handle.engine.dir
     }
 
     /// Sets `key` to `value`.
@@ -259,7 +129,7 @@ impl Db {
     /// # Errors
     /// As [`Db::put`].
     pub fn write_with(&self, batch: WriteBatch, options: &WriteOptions) -> Result<()> {
-        self.inner.shared.write(batch.inner, options.sync)
+        crate::write::write(&self.handle.engine, batch.inner, options.sync, None)
     }
 
     /// The newest value of `key`, if any.
@@ -268,10 +138,10 @@ impl Db {
     /// [`Error::Closed`]; [`Error::Io`] or [`Error::Corruption`] reading a
     /// table.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        let shared = &self.inner.shared;
-        shared.check_open()?;
-        let (seqno, sv) = crate::read::read_view(shared);
-        crate::read::get(shared, &sv, key.as_ref(), seqno)
+        let engine = &self.handle.engine;
+        engine.life.check_open()?;
+        let (seqno, sv) = engine.read.view(&engine.visibility);
+        crate::read::get(&engine.tables, &sv, key.as_ref(), seqno)
     }
 
     /// The entries with keys in `range`, in key order; reverse it with
@@ -289,27 +159,18 @@ impl Db {
     /// # }
     /// ```
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
-        self.iter_at(KeyBounds::new(range), None)
+        DbIter::open(&self.handle, KeyBounds::new(range), None)
     }
 
     /// The entries whose keys start with `prefix`, in key order.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
-        self.iter_at(KeyBounds::prefix(prefix), None)
-    }
-
-    pub(crate) fn iter_at(&self, bounds: KeyBounds, snapshot: Option<SeqNo>) -> DbIter {
-        let shared = &self.inner.shared;
-        if let Err(e) = shared.check_open() {
-            return DbIter::failed(e);
-        }
-        let (visible, sv) = crate::read::read_view(shared);
-        DbIter::new(self.inner.clone(), sv, bounds, snapshot.unwrap_or(visible))
+        DbIter::open(&self.handle, KeyBounds::prefix(prefix), None)
     }
 
     /// A consistent point-in-time view of the database. It stays valid
     /// while writes and flushes go on; dropping it releases it.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::new(self.inner.clone())
+        Snapshot::new(self.handle.clone())
     }
 
     /// Flushes the memtable (and every immutable one) to L0 tables and
@@ -319,7 +180,7 @@ impl Db {
     /// [`Error::ReadOnly`] if a flush failed; [`Error::Closed`];
     /// [`Error::Io`] if rotating the WAL failed.
     pub fn flush(&self) -> Result<()> {
-        self.inner.shared.flush()
+        crate::write::flush(&self.handle.engine)
     }
 
     /// Flushes, then compacts every table overlapping `range` down to the
@@ -339,9 +200,7 @@ impl Db {
         };
         // Inclusive either way: compacting one key too many is harmless.
         let (start, end) = (bound(range.start_bound()), bound(range.end_bound()));
-        self.inner
-            .shared
-            .compact_range(start.as_deref(), end.as_deref())
+        crate::compact::compact_range(&self.handle.engine, start.as_deref(), end.as_deref())
     }
 
     /// Waits until no flush is pending and no compaction is running or due
@@ -352,32 +211,18 @@ impl Db {
     /// # Errors
     /// [`Error::ReadOnly`] after a background failure; [`Error::Closed`].
     pub fn wait_for_compactions(&self) -> Result<()> {
-        self.inner.shared.wait_for_compactions()
+        crate::compact::wait_for_compactions(&self.handle.engine)
     }
 
     /// The live tables, level by level (L0 newest first): for inspection
     /// and tools.
-    pub fn table_files(&self) -> Vec<crate::stats::TableFile> {
-        let version = lock(&self.inner.shared.mem).version.clone();
-        version
-            .tables()
-            .map(|(level, t)| crate::stats::TableFile {
-                level,
-                number: t.number,
-                file_size: t.file_size,
-                smallest_key: Bytes::copy_from_slice(t.smallest_user_key()),
-                largest_key: Bytes::copy_from_slice(t.largest_user_key()),
-                smallest_seqno: t.smallest_seqno,
-                largest_seqno: t.largest_seqno,
-                entries: t.entries,
-                tombstones: t.tombstones,
-            })
-            .collect()
+    pub fn table_files(&self) -> Vec<TableFile> {
+        TableFile::all(&self.handle.engine.read.version())
     }
 
     /// Counters and sizes (see [`Stats`]); `Display` renders them.
     pub fn stats(&self) -> Stats {
-        crate::stats::collect(&self.inner.shared)
+        self.handle.engine.stats()
     }
 
     /// Makes a database that a background failure put in read-only mode
@@ -398,7 +243,7 @@ impl Db {
     /// fsync had failed, which is never retried: close and reopen the
     /// database. [`Error::Closed`].
     pub fn resume(&self) -> Result<()> {
-        self.inner.shared.resume()
+        crate::resume::resume(&self.handle.engine)
     }
 
     /// Syncs the WAL, stops the background threads and releases the lock.
@@ -409,152 +254,48 @@ impl Db {
     /// [`Error::Closed`] if already closed; [`Error::Io`] if the last WAL
     /// sync failed (the lock is released all the same).
     pub fn close(&self) -> Result<()> {
-        self.inner.shared.close()
-    }
-}
-
-impl Shared {
-    pub(crate) fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(Error::Closed)
-        } else {
-            Ok(())
-        }
+        self.handle.engine.close()
     }
 
-    /// `Err(ReadOnly)` while a background error stands.
-    pub(crate) fn check_writable(&self) -> Result<()> {
-        self.check_open()?;
-        match self.bg_error.get() {
-            Some(cause) => Err(Error::ReadOnly { cause }),
-            None => Ok(()),
-        }
+    /// Starts a read-write [`Transaction`] at the current state.
+    pub fn begin(&self) -> Transaction {
+        Transaction::new(self.handle.clone())
     }
 
-    pub(crate) fn super_version(&self) -> Arc<SuperVersion> {
-        self.super_version
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Starts a read-only transaction: a [`Snapshot`], which never
+    /// conflicts and costs what a snapshot costs.
+    pub fn begin_read(&self) -> Snapshot {
+        self.snapshot()
     }
 
-    /// Publishes the super version matching `state`; call with the
-    /// `mem` mutex held.
-    pub(crate) fn publish(&self, state: &MemState) {
-        let sv = Arc::new(SuperVersion {
-            mem: state.mem.clone(),
-            imms: state
-                .imms
-                .iter()
-                .rev()
-                .map(|imm| imm.table.clone())
-                .collect(),
-            version: state.version.clone(),
-        });
-        *self
-            .super_version
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = sv;
-    }
-
-    pub(crate) fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return Err(Error::Closed);
-        }
-        let _span = tracing::info_span!("kevo.close", dir = %self.dir.display()).entered();
-        // Wait for the group leader in flight, then stop the threads.
-        let writer = lock(&self.writer);
-        self.stop.store(true, Ordering::Release);
-        {
-            let mut bg = lock(&self.bg);
-            bg.shutdown = true;
-        }
-        self.bg_cv.notify_all();
-        let threads = std::mem::take(&mut *lock(&self.bg_threads));
-        for thread in threads {
-            if thread.join().is_err() {
-                tracing::error!("a background thread panicked");
-            }
-        }
-        // Manual compactions in callers' threads see `stop` and end soon.
-        {
-            let mut bg = lock(&self.bg);
-            while bg.manual_running > 0 {
-                bg = self
-                    .bg_cv
-                    .wait_timeout(bg, Duration::from_millis(10))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-        }
-        // The WAL is synced even after a background error: the writes it
-        // acknowledged must reach the disk. Only a poisoned WAL cannot.
-        let wal = self.wal.write().unwrap_or_else(|e| e.into_inner()).take();
-        let result = match wal {
-            Some(wal) => match wal.sync().and_then(|()| {
-                let end = wal.position();
-                wal.close().map(|()| end)
-            }) {
-                Ok(end) => {
-                    self.seal_wal_segment(end);
-                    Ok(())
+    /// Runs `f` in a transaction and commits it, running it again (up to
+    /// [`TRANSACTION_ATTEMPTS_MAX`] times) while the commit, or `f` itself,
+    /// fails with [`Error::Conflict`]; returns `f`'s value. Any other error
+    /// from `f` rolls the transaction back and is returned.
+    ///
+    /// # Errors
+    /// The last [`Error::Conflict`] once the attempts are spent; any other
+    /// error of `f` or of the commit.
+    pub fn transaction<T>(&self, mut f: impl FnMut(&mut Transaction) -> Result<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.begin();
+            let outcome = f(&mut tx).and_then(|value| tx.commit().map(|()| value));
+            match outcome {
+                Err(Error::Conflict(_)) if attempt < TRANSACTION_ATTEMPTS_MAX => {
+                    // Back off a little, more each time, so that contenders
+                    // spread out.
+                    if attempt > 2 {
+                        std::thread::sleep(std::time::Duration::from_micros(
+                            (attempt as u64).min(50) * 20,
+                        ));
+                    } else {
+                        std::thread::yield_now();
+                    }
                 }
-                Err(e) if self.bg_error.get().is_some() => {
-                    tracing::warn!(error = %e, "syncing the WAL at close after a background error");
-                    Ok(())
-                }
-                Err(e) => Err(crate::error::from_wal(&self.dir, e)),
-            },
-            None => Ok(()),
-        };
-        drop(writer);
-        // Wake writers queued behind the closing: they see `closed`.
-        self.queue_cv.notify_all();
-        lock(&self.lock_file).take();
-        result
-    }
-
-    /// Records the last WAL segment as sealed at `end` (synced): the next
-    /// open then knows its exact length, so a cut or emptied segment is
-    /// damage, not a torn tail. A failure only loses that knowledge.
-    fn seal_wal_segment(&self, end: kevo_wal::WalPosition) {
-        if self.versions.is_poisoned() {
-            return;
-        }
-        let edit = kevo_manifest::VersionEdit {
-            wal_segments_sealed: vec![(end.segment, end.offset)],
-            ..Default::default()
-        };
-        if let Err(e) = self.versions.log_and_apply(edit) {
-            tracing::warn!(error = %e, segment = end.segment, "recording the last WAL segment as sealed");
-        }
-    }
-
-    /// Registers a snapshot at the current visible seqno.
-    pub(crate) fn acquire_snapshot(&self) -> SeqNo {
-        let mut snapshots = lock(&self.snapshots);
-        let seqno = self.visible_seqno.load(Ordering::Acquire);
-        *snapshots.entry(seqno).or_insert(0) += 1;
-        seqno
-    }
-
-    pub(crate) fn release_snapshot(&self, seqno: SeqNo) {
-        let mut snapshots = lock(&self.snapshots);
-        if let Some(count) = snapshots.get_mut(&seqno) {
-            *count -= 1;
-            if *count == 0 {
-                snapshots.remove(&seqno);
+                other => return other,
             }
         }
     }
-
-    /// The seqnos of the live snapshots, ascending (for compaction to keep
-    /// what each of them can see).
-    pub(crate) fn live_snapshots(&self) -> Vec<SeqNo> {
-        lock(&self.snapshots).keys().copied().collect()
-    }
-
-    /// While compaction is behind, writers sleep 1 ms per this many bytes
-    /// written (about 16 MB/s, RocksDB's default delayed write rate).
-    pub(crate) const DELAYED_WRITE_BYTES_PER_MS: u64 = 16 * 1024;
 }

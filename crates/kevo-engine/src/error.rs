@@ -1,17 +1,24 @@
-//! The engine's error type: one variant per thing a caller can act on.
+//! The engine's error type, one variant per thing a caller can act on, and
+//! the conversions from the lower crates' errors (exhaustive: a new
+//! variant below is a compile error here, never a silent catch-all).
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use bytes::Bytes;
+use kevo_core::SeqNo;
+pub use kevo_txn::ConflictReason;
 
 /// Errors returned by [`Db`](crate::Db) and everything it hands out.
 ///
 /// Each variant is something a caller can act on differently: retry later
 /// ([`Error::Busy`]), fix the call ([`Error::InvalidArgument`]), restore
-/// from a backup ([`Error::Corruption`]), reopen ([`Error::ReadOnly`],
-/// [`Error::Closed`]), or retry the transaction ([`Error::Conflict`]).
+/// from a backup ([`Error::Corruption`]), resume or reopen
+/// ([`Error::ReadOnly`], [`Error::Closed`]), or retry the transaction
+/// ([`Error::Conflict`]).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// A file-system operation failed.
     #[error("I/O error while {context}: {source}")]
@@ -37,13 +44,10 @@ pub enum Error {
     /// its limit, an invalid option (named in the message).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// A transaction lost a conflict with one that committed first; retry
-    /// it.
-    #[error("transaction conflict: {reason}")]
-    Conflict {
-        /// What the conflict was about.
-        reason: String,
-    },
+    /// A transaction lost a conflict with a commit after its snapshot;
+    /// retry it. Nothing of it was applied.
+    #[error("{0}")]
+    Conflict(Conflict),
     /// Another handle (in this process or another) has the database open.
     #[error("database {} is in use by another process or handle", path.display())]
     Busy {
@@ -53,26 +57,148 @@ pub enum Error {
     /// The database was closed; open it again to go on.
     #[error("the database is closed")]
     Closed,
-    /// A background flush or manifest update failed, so the database stopped
-    /// accepting writes to keep what it acknowledged safe. Reads go on;
-    /// reopen the database to recover.
+    /// A background flush, manifest or WAL write failed, so the database
+    /// stopped accepting writes to keep what it acknowledged safe. Reads go
+    /// on; [`Db::resume`](crate::Db::resume) or reopening recovers.
     #[error("the database is read-only after a background error: {cause}")]
     ReadOnly {
         /// The error that put the database in read-only mode.
         cause: Arc<Error>,
     },
+    /// kevo found its own state inconsistent: a bug. The operation changed
+    /// nothing; please report it with the message.
+    #[error("internal error (a bug in kevo): {reason}")]
+    Internal {
+        /// The invariant that did not hold.
+        reason: String,
+    },
+}
+
+/// Why a transaction could not commit: the key it met and the commit that
+/// wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The key that conflicts: one the transaction read or writes, or a key
+    /// inside a range it scanned. Empty for
+    /// [`ConflictReason::HistoryTrimmed`].
+    pub key: Bytes,
+    /// Which part of the transaction the other commit met.
+    pub reason: ConflictReason,
+    /// The seqno of the commit that wrote `key` (for
+    /// [`ConflictReason::HistoryTrimmed`], the newest trimmed seqno).
+    pub committed_seqno: SeqNo,
+    /// The transaction's snapshot: every commit after it is checked.
+    pub snapshot_seqno: SeqNo,
+}
+
+impl Conflict {
+    pub(crate) fn new(conflict: kevo_txn::Conflict, snapshot_seqno: SeqNo) -> Self {
+        Conflict {
+            key: conflict.key,
+            reason: conflict.reason,
+            committed_seqno: conflict.committed_seqno,
+            snapshot_seqno,
+        }
+    }
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.reason {
+            ConflictReason::ReadKeyWritten => "a key it read",
+            ConflictReason::ScannedRangeWritten => "a key in a range it scanned",
+            ConflictReason::WriteWriteConflict => "a key it writes",
+            ConflictReason::HistoryTrimmed => {
+                return write!(
+                    f,
+                    "transaction conflict: the commit history after snapshot {} was trimmed up \
+                     to seqno {}, so the transaction cannot be checked",
+                    self.snapshot_seqno, self.committed_seqno
+                );
+            }
+        };
+        write!(
+            f,
+            "transaction conflict: commit {} (after snapshot {}) wrote {what}, {:?}",
+            self.committed_seqno,
+            self.snapshot_seqno,
+            String::from_utf8_lossy(&self.key)
+        )
+    }
 }
 
 impl Error {
-    /// Whether this error reports damaged data.
+    /// Whether this error reports damaged data (also behind
+    /// [`Error::ReadOnly`]).
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corruption { .. })
+        match self {
+            Error::Corruption { .. } => true,
+            Error::ReadOnly { cause } => cause.is_corruption(),
+            Error::Io { .. }
+            | Error::InvalidArgument(_)
+            | Error::Conflict(_)
+            | Error::Busy { .. }
+            | Error::Closed
+            | Error::Internal { .. } => false,
+        }
+    }
+
+    /// Whether this is a transaction conflict: running the transaction
+    /// again may succeed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict(_))
+    }
+
+    /// The kind of the I/O error behind this one (also behind
+    /// [`Error::ReadOnly`]), if there is one: a full disk is
+    /// [`io::ErrorKind::StorageFull`].
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Error::Io { source, .. } => Some(source.kind()),
+            Error::ReadOnly { cause } => cause.io_kind(),
+            Error::Corruption { .. }
+            | Error::InvalidArgument(_)
+            | Error::Conflict(_)
+            | Error::Busy { .. }
+            | Error::Closed
+            | Error::Internal { .. } => None,
+        }
     }
 
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         Error::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// An equal error for a second receiver: the members of a write group
+    /// each get the leader's error. An I/O error keeps its kind and message.
+    pub(crate) fn share(&self) -> Error {
+        match self {
+            Error::Io { context, source } => Error::Io {
+                context: context.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } => Error::Corruption {
+                file: file.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            },
+            Error::InvalidArgument(message) => Error::InvalidArgument(message.clone()),
+            Error::Conflict(conflict) => Error::Conflict(conflict.clone()),
+            Error::Busy { path } => Error::Busy { path: path.clone() },
+            Error::Closed => Error::Closed,
+            Error::ReadOnly { cause } => Error::ReadOnly {
+                cause: cause.clone(),
+            },
+            Error::Internal { reason } => Error::Internal {
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -91,7 +217,6 @@ impl From<kevo_core::Error> for Error {
                 reason,
             },
             kevo_core::Error::InvalidArgument(message) => Error::InvalidArgument(message),
-            other => Error::InvalidArgument(other.to_string()),
         }
     }
 }
@@ -113,13 +238,98 @@ pub(crate) fn from_wal(dir: &std::path::Path, e: kevo_wal::Error) -> Error {
         kevo_wal::Error::Busy { .. } => Error::Busy {
             path: dir.to_path_buf(),
         },
+        kevo_wal::Error::FileCorruption {
+            file,
+            offset,
+            reason,
+        } => Error::Corruption {
+            file,
+            offset,
+            reason,
+        },
         kevo_wal::Error::InvalidArgument(message) => Error::InvalidArgument(message),
+        // The first failure keeps its kind (a full disk stays one).
         poisoned @ kevo_wal::Error::Poisoned { .. } => {
-            Error::io("writing the WAL", io::Error::other(poisoned.to_string()))
+            let kind = poisoned.io_kind().unwrap_or(io::ErrorKind::Other);
+            Error::io(
+                "writing the WAL",
+                io::Error::new(kind, poisoned.to_string()),
+            )
         }
-        other => Error::io("using the WAL", io::Error::other(other.to_string())),
     }
 }
 
 /// `Result` with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_error_keeps_its_variant_kind_and_message() {
+        let errors = [
+            Error::io("writing", io::Error::from(io::ErrorKind::StorageFull)),
+            Error::Corruption {
+                file: "/db/000001.sst".into(),
+                offset: 7,
+                reason: "bad".into(),
+            },
+            Error::InvalidArgument("x".into()),
+            Error::Conflict(Conflict {
+                key: Bytes::from_static(b"k"),
+                reason: ConflictReason::ReadKeyWritten,
+                committed_seqno: 9,
+                snapshot_seqno: 3,
+            }),
+            Error::Busy { path: "/db".into() },
+            Error::Closed,
+            Error::ReadOnly {
+                cause: Arc::new(Error::Closed),
+            },
+            Error::Internal { reason: "r".into() },
+        ];
+        for error in errors {
+            let shared = error.share();
+            assert_eq!(shared.to_string(), error.to_string());
+            assert_eq!(
+                std::mem::discriminant(&shared),
+                std::mem::discriminant(&error)
+            );
+            assert_eq!(shared.io_kind(), error.io_kind());
+        }
+    }
+
+    #[test]
+    fn a_conflict_names_its_key_and_both_seqnos() {
+        let error = Error::Conflict(Conflict {
+            key: Bytes::from_static(b"alice"),
+            reason: ConflictReason::ScannedRangeWritten,
+            committed_seqno: 12,
+            snapshot_seqno: 10,
+        });
+        let text = error.to_string();
+        assert!(
+            text.contains("alice") && text.contains("12") && text.contains("10"),
+            "{text}"
+        );
+        assert!(error.is_conflict() && !error.is_corruption());
+    }
+
+    #[test]
+    fn queries_look_through_read_only() {
+        let full = Error::io("writing", io::Error::from(io::ErrorKind::StorageFull));
+        let read_only = Error::ReadOnly {
+            cause: Arc::new(full),
+        };
+        assert_eq!(read_only.io_kind(), Some(io::ErrorKind::StorageFull));
+        let damaged = Error::ReadOnly {
+            cause: Arc::new(Error::Corruption {
+                file: "f".into(),
+                offset: 0,
+                reason: "r".into(),
+            }),
+        };
+        assert!(damaged.is_corruption());
+    }
+}

@@ -54,42 +54,44 @@
 //! the map of the code in `docs/architecture.md`.
 
 mod batch;
+mod commit;
 mod compact;
 mod db;
+mod engine;
 mod error;
+mod files;
 mod flush;
+mod install;
+mod iter;
+mod jobs;
+mod lifecycle;
 mod open;
 mod options;
 mod read;
 mod recover;
 mod repair;
 mod resume;
+mod schedule;
+mod snapshot;
 mod stats;
+mod sync;
 mod tables;
 mod txn;
 mod write;
 
 pub use batch::WriteBatch;
 pub use db::Db;
-pub use error::{Error, Result};
+pub use error::{Conflict, ConflictReason, Error, Result};
+pub use files::{LOCK_FILE, OPTIONS_FILE_PREFIX};
+pub use iter::DbIter;
 pub use kevo_core::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 pub use kevo_sstable::Compression;
-/// The iterator of [`Transaction::range`] and [`Transaction::prefix`]: the
-/// transaction's writes merged over its snapshot, both directions.
-pub use kevo_txn::MergedIter;
 pub use kevo_wal::{BATCH_BYTES_MAX, RecoveryMode, SyncMode};
-pub use open::{LOCK_FILE, OPTIONS_FILE_PREFIX};
 pub use options::{CompactionStyle, MEMTABLE_BYTES_MAX, MEMTABLE_BYTES_MIN, Options, WriteOptions};
-pub use read::{DbIter, Snapshot};
 pub use repair::{LOST_DIR, MovedFile, RepairReport, Unreadable, repair, repair_with_fs};
+pub use snapshot::Snapshot;
 pub use stats::{LevelCompactionStats, LevelStats, Stats, TableFile};
-pub use txn::{TRANSACTION_ATTEMPTS_MAX, Transaction};
-
-/// Locks a mutex, ignoring poisoning: no critical section in the engine
-/// leaves its state inconsistent if it panics.
-pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub use txn::{TRANSACTION_ATTEMPTS_MAX, Transaction, TxnIter};
 
 #[cfg(test)]
 mod tests {
@@ -104,5 +106,6 @@ mod tests {
         send_sync::<crate::Error>();
         send_sync::<crate::WriteBatch>();
         send_sync::<crate::Transaction>();
+        send::<crate::TxnIter>();
     }
 }

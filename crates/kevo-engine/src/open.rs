@@ -1,133 +1,244 @@
-//! Opening a database: every check first, then the changes.
+//! Opening a database: every check first, then the changes, as named
+//! steps that end by returning the [`Engine`].
 //!
 //! Reading and checking (nothing on disk changes; a failure here leaves the
 //! directory byte for byte as it was):
-//! 1. refuse a directory that holds data but no `CURRENT`, before even
-//!    taking `LOCK` ([`recover::refuse_missing_current`]);
-//! 2. take `LOCK` (a second opener gets [`Error::Busy`]);
-//! 3. read the manifest and check the directory against it
-//!    ([`recover::read_manifest`], [`recover::check`]): tables, WAL
+//! 1. [`lock_directory`]: refuse a directory that holds data but no
+//!    `CURRENT`, before even taking `LOCK`
+//!    ([`recover::refuse_missing_current`]); take `LOCK` (a second opener
+//!    gets [`Error::Busy`]);
+//! 2. [`read_and_check`]: read the manifest and check the directory against
+//!    it ([`recover::read_manifest`], [`recover::check`]): tables, WAL
 //!    segments, file numbers;
-//! 4. replay the WAL segments the checks name into a memtable, checking
-//!    that sequence numbers run on without a gap from the manifest's last
-//!    seqno ([`SeqnoCheck`]).
+//! 3. [`replay_wal`]: replay the WAL segments the checks name into a
+//!    memtable, checking that sequence numbers run on without a gap from
+//!    the manifest's last seqno ([`SeqnoCheck`]).
 //!
 //! Changing (each step leaves a state the next open accepts, whatever
 //! crash interrupts it):
-//! 5. make the replayed records durable (sync the last segment); when the
-//!    WAL cannot stay live (a format 1 manifest never recorded it; a
-//!    `SkipCorrupted` recovery may have skipped damage in it), write the
-//!    memtable to an L0 table instead and move the log number past it;
-//! 6. start a fresh manifest holding the state, the replayed segments
-//!    sealed at the end of their records, and switch `CURRENT` to it;
-//! 7. delete obsolete WAL segments; finish the WAL: trim a torn tail and
-//!    start a new segment, recorded in the manifest (and every later one,
-//!    through [`SegmentTracker`]);
-//! 8. delete what the checks found obsolete (tables no version names below
-//!    the file counter, old manifests, `CURRENT.dbtmp`), keep the newest
-//!    earlier `OPTIONS` file, write `OPTIONS-NNNNNN`.
+//! 4. [`start_manifest`]: make the replayed records durable (sync the last
+//!    segment); when the WAL cannot stay live (a format 1 manifest never
+//!    recorded it; a `SkipCorrupted` recovery may have skipped damage in
+//!    it), write the memtable to an L0 table instead and move the log
+//!    number past it. Then start a fresh manifest holding the state, the
+//!    replayed segments sealed at the end of their records, and switch
+//!    `CURRENT` to it;
+//! 5. [`start_wal`]: delete obsolete WAL segments; finish the WAL: trim a
+//!    torn tail and start a new segment, recorded in the manifest (and
+//!    every later one, through [`SegmentTracker`]);
+//! 6. [`tidy`]: delete what the checks found obsolete (tables no version
+//!    names below the file counter, old manifests, `CURRENT.dbtmp`), keep
+//!    the newest earlier `OPTIONS` file, write `OPTIONS-NNNNNN`;
+//! 7. [`assemble`]: build the components over the recovered state.
 
-use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use kevo_core::{Fs, SeqNo};
+use kevo_core::{FileLock, Fs, SeqNo};
 use kevo_manifest::{
     ManifestOptions, RecoveredManifest, VersionEdit, VersionSet, manifest_file_name,
     table_file_name,
 };
 use kevo_memtable::MemTable;
-use kevo_wal::{RecoveryMode, ReplayedBatch, SegmentListener, Wal, WalOptions, segment_file_name};
+use kevo_wal::{
+    Recovery, RecoveryMode, ReplayReport, ReplayedBatch, SegmentListener, Wal, WalOptions,
+    segment_file_name,
+};
 
-use crate::db::{BgState, MemState, Shared, SuperVersion};
+use crate::commit::CommitPipeline;
+use crate::engine::Engine;
 use crate::error::{Error, Result, from_wal};
+use crate::files::LOCK_FILE;
+use crate::files::OPTIONS_FILE_PREFIX;
+use crate::flush::write_memtable;
+use crate::lifecycle::Lifecycle;
 use crate::options::Options;
+use crate::read::{ReadState, Visibility};
 use crate::recover::{self, Checked, Inventory};
+use crate::schedule::Schedule;
 use crate::stats::Counters;
-use crate::tables::{CountingCache, TableCache};
-use crate::write::Queue;
+use crate::tables::{CountingCache, TableCache, table_options};
 
-/// Name of the lock file held while the database is open.
-pub const LOCK_FILE: &str = "LOCK";
-
-/// Prefix of the options files (`OPTIONS-000012`).
-pub const OPTIONS_FILE_PREFIX: &str = "OPTIONS-";
-
-pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<Shared>> {
+/// Opens the database in `dir` (see the module documentation).
+pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Engine> {
     options.validate()?;
     let started = Instant::now();
     let span = tracing::info_span!("kevo.open", dir = %dir.display());
     let _entered = span.enter();
+    let (lock_file, inventory) = lock_directory(&fs, dir, &options)?;
+    let found = read_and_check(&fs, dir, &inventory, &options)?;
+    let found_created = found.created;
+    let replayed = replay_wal(&fs, dir, &options, found)?;
+    // Every check passed: from here on, files change.
+    let durable = start_manifest(&fs, dir, &options, &inventory, &replayed)?;
+    let Replayed {
+        found,
+        recovery,
+        report,
+        mem,
+        ..
+    } = replayed;
+    let wal = start_wal(&fs, dir, recovery, &found, &report, &durable)?;
+    let unexplained_files = tidy(&fs, dir, &inventory, &found.checked, &durable, &options)?;
+    let recovered = Recovered {
+        lock_file,
+        wal,
+        mem,
+        wal_tail_bytes_dropped: report.tail_bytes_dropped,
+        durable,
+        unexplained_files,
+    };
+    let engine = assemble(fs, dir, options, recovered);
+    let version = engine.read.version();
+    tracing::info!(
+        tables = version.table_count(),
+        bytes = version.total_bytes(),
+        last_seqno = engine.visibility.visible(),
+        created = found_created,
+        manifest = manifest_file_name(engine.versions.manifest_number()),
+        ms = started.elapsed().as_millis() as u64,
+        "opened"
+    );
+    Ok(engine)
+}
 
-    // 1-2. Refuse what is not ours to create, then lock.
+/// Step 1: refuse what is not ours to create, then take `LOCK`. Returns
+/// the lock and what the directory holds under it.
+fn lock_directory(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    options: &Options,
+) -> Result<(Box<dyn FileLock>, Inventory)> {
     let exists = fs
         .exists(dir)
         .map_err(|e| Error::io(format!("looking for {}", dir.display()), e))?;
     if exists {
         let inventory = Inventory::of(fs.as_ref(), dir)?;
-        recover::refuse_missing_current(&fs, dir, &inventory)?;
-        check_exists_options(dir, inventory.has_current, &options)?;
+        recover::refuse_missing_current(fs, dir, &inventory)?;
+        check_exists_options(dir, inventory.has_current, options)?;
     } else {
-        check_exists_options(dir, false, &options)?;
+        check_exists_options(dir, false, options)?;
         fs.create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
     let lock_file = lock_dir(fs.as_ref(), dir)?;
-
-    // 3. Read and check, under the lock.
     let inventory = Inventory::of(fs.as_ref(), dir)?;
-    let recovered = recover::read_manifest(&fs, dir, &inventory)?;
-    check_exists_options(dir, recovered.is_some(), &options)?;
+    Ok((lock_file, inventory))
+}
+
+/// What the manifest and the checks found.
+struct Found {
+    manifest: RecoveredManifest,
+    checked: Checked,
+    /// No manifest: the database is new.
+    created: bool,
+}
+
+/// Step 2: read the manifest and check the directory against it.
+fn read_and_check(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    inventory: &Inventory,
+    options: &Options,
+) -> Result<Found> {
+    let recovered = recover::read_manifest(fs, dir, inventory)?;
+    check_exists_options(dir, recovered.is_some(), options)?;
     let created = recovered.is_none();
     let manifest = recovered.unwrap_or_default();
     let checked = if created {
         Checked::default()
     } else {
-        recover::check(&fs, dir, &inventory, &manifest, options.recovery_mode)?
+        recover::check(fs, dir, inventory, &manifest, options.recovery_mode)?
     };
+    Ok(Found {
+        manifest,
+        checked,
+        created,
+    })
+}
 
-    // 4. Replay the WAL into a fresh memtable.
-    let recovery_started = Instant::now();
-    let recovery_span = tracing::info_span!("kevo.recovery", log_number = manifest.log_number);
-    let recovery_entered = recovery_span.enter();
+/// What the WAL replay produced.
+struct Replayed {
+    found: Found,
+    /// The replay, to be finished into the live WAL.
+    recovery: Recovery,
+    report: ReplayReport,
+    mem: Arc<MemTable>,
+    /// The last seqno replayed, if any.
+    last_seqno: Option<SeqNo>,
+}
+
+/// Step 3: replay the WAL into a fresh memtable, checking its seqnos.
+fn replay_wal(fs: &Arc<dyn Fs>, dir: &Path, options: &Options, found: Found) -> Result<Replayed> {
+    let started = Instant::now();
+    let span = tracing::info_span!("kevo.recovery", log_number = found.manifest.log_number);
+    let _entered = span.enter();
     let mem = Arc::new(MemTable::new());
     let mut recovery = Wal::open_with_plan(
         fs.clone(),
         dir,
-        wal_options(&options),
-        Some(checked.plan.clone()),
+        wal_options(options),
+        Some(found.checked.plan.clone()),
     )
     .map_err(|e| from_wal(dir, e))?;
-    let mut seqnos = SeqnoCheck::new(&manifest, options.recovery_mode);
-    let mut replayed_entries = 0u64;
+    let mut seqnos = SeqnoCheck::new(&found.manifest, options.recovery_mode);
+    let mut entries = 0u64;
     for replayed in recovery.by_ref() {
         let replayed = replayed.map_err(|e| from_wal(dir, e))?;
         seqnos.check(dir, &replayed)?;
         let first = replayed.batch.seqno();
         for (i, entry) in replayed.batch.iter().enumerate() {
             mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
-            replayed_entries += 1;
+            entries += 1;
         }
     }
     let report = recovery.report().clone();
-    let mut checked = checked;
-    recover::explain_legacy_tables(fs.as_ref(), dir, &mut checked, &seqnos.covered);
+    let mut found = found;
+    recover::explain_legacy_tables(fs.as_ref(), dir, &mut found.checked, &seqnos.covered);
     tracing::info!(
         segments = report.segments.len(),
         batches = report.batches,
-        entries = replayed_entries,
+        entries,
         tail_bytes_dropped = report.tail_bytes_dropped,
         skipped = report.skipped.len(),
-        ms = recovery_started.elapsed().as_millis() as u64,
+        ms = started.elapsed().as_millis() as u64,
         "replayed the WAL"
     );
-    drop(recovery_entered);
-    // Every check passed: from here on, files change.
+    Ok(Replayed {
+        found,
+        recovery,
+        report,
+        mem,
+        last_seqno: seqnos.last,
+    })
+}
 
-    // 5-6. The state the new manifest starts from.
-    let table_options = crate::flush::table_options_for(&options);
+/// The state made durable by [`start_manifest`].
+struct Durable {
+    versions: Arc<VersionSet>,
+    last_seqno: SeqNo,
+    /// The replayed writes went to a table (the memtable starts empty and
+    /// the replayed segments are obsolete).
+    flushed_replayed: bool,
+    /// The first segment number the live WAL may use.
+    first_segment: u64,
+}
+
+/// Step 4: make the replayed writes durable (synced in place, or written
+/// to a table) and start a fresh manifest holding the state.
+fn start_manifest(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    options: &Options,
+    inventory: &Inventory,
+    replayed: &Replayed,
+) -> Result<Durable> {
+    let Found {
+        manifest, checked, ..
+    } = &replayed.found;
+    let report = &replayed.report;
     let mut state = manifest.clone();
     state.unexplained_tables = checked.unexplained.iter().copied().collect();
     state.next_file_number = state
@@ -140,12 +251,12 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
     // never recorded them, or when a lenient recovery skipped damage in
     // them (or whole segments): their writes go to a table, and the log
     // number moves past them.
-    let lenient = options.recovery_mode == kevo_wal::RecoveryMode::SkipCorrupted;
-    let flush_replayed = (lenient && !report.segments.is_empty())
-        || (!manifest.tracks_wal_segments && !mem.is_empty());
-    let mut last_seqno = seqnos.last.unwrap_or(manifest.last_seqno);
+    let lenient = options.recovery_mode == RecoveryMode::SkipCorrupted;
+    let flushed_replayed = (lenient && !report.segments.is_empty())
+        || (!manifest.tracks_wal_segments && !replayed.mem.is_empty());
+    let mut last_seqno = replayed.last_seqno.unwrap_or(manifest.last_seqno);
     state.wal_segments = Default::default();
-    if flush_replayed {
+    if flushed_replayed {
         let mut edit = VersionEdit {
             last_seqno: Some(last_seqno),
             log_number: Some(newest_segment + 1),
@@ -153,8 +264,14 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         };
         let next = AtomicU64::new(state.next_file_number);
         let new_number = || Ok(next.fetch_add(1, Ordering::Relaxed));
-        let table =
-            crate::flush::write_memtable(fs.as_ref(), dir, table_options, &mem, &new_number, &[])?;
+        let table = write_memtable(
+            fs.as_ref(),
+            dir,
+            table_options(options),
+            &replayed.mem,
+            &new_number,
+            &[],
+        )?;
         if let Some(table) = table {
             tracing::info!(
                 table = table.number,
@@ -164,12 +281,17 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
             edit.added.push((0, table));
             edit.next_file_number = Some(next.load(Ordering::Relaxed));
         }
-        state.apply_edit(&edit).map_err(Error::InvalidArgument)?;
+        state.apply_edit(&edit).map_err(|reason| Error::Internal {
+            reason: format!("the recovered state refused the replayed WAL's table: {reason}"),
+        })?;
         // Exactly the writes replayed, even where a format 1 manifest
         // recorded a later seqno that the WAL lost.
         state.last_seqno = last_seqno;
     } else {
-        recovery.sync_replayed().map_err(|e| from_wal(dir, e))?;
+        replayed
+            .recovery
+            .sync_replayed()
+            .map_err(|e| from_wal(dir, e))?;
         for &(segment, end) in &report.segment_ends {
             state.wal_segments.insert(segment, Some(end));
         }
@@ -179,30 +301,58 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         rewrite_bytes: options.manifest_rewrite_bytes,
         create_if_missing: options.create_if_missing,
     };
+    let first_segment = state.log_number.max(newest_segment + 1);
     let versions = Arc::new(VersionSet::create(
         fs.clone(),
         dir,
-        state.clone(),
+        state,
         manifest_options,
     )?);
+    Ok(Durable {
+        versions,
+        last_seqno,
+        flushed_replayed,
+        first_segment,
+    })
+}
 
-    // 7. Obsolete segments go before the WAL starts its new one.
-    let mut obsolete_segments = checked.obsolete_segments.clone();
-    if flush_replayed {
-        obsolete_segments.extend(report.segments.iter().copied());
+/// Step 5: delete the obsolete segments, then finish the replay into the
+/// live WAL, whose segments are recorded in the manifest from now on.
+fn start_wal(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    recovery: Recovery,
+    found: &Found,
+    report: &ReplayReport,
+    durable: &Durable,
+) -> Result<Wal> {
+    let mut obsolete = found.checked.obsolete_segments.clone();
+    if durable.flushed_replayed {
+        obsolete.extend(report.segments.iter().copied());
     }
-    for segment in &obsolete_segments {
+    for segment in &obsolete {
         remove(fs.as_ref(), &dir.join(segment_file_name(*segment)))?;
     }
     let tracker: Arc<dyn SegmentListener> = Arc::new(SegmentTracker {
-        versions: versions.clone(),
+        versions: durable.versions.clone(),
     });
-    let first_segment = state.log_number.max(newest_segment + 1);
     let (wal, _) = recovery
-        .finish_with(Some(tracker), first_segment)
+        .finish_with(Some(tracker), durable.first_segment)
         .map_err(|e| from_wal(dir, e))?;
+    Ok(wal)
+}
 
-    // 8. Tidy up what the checks proved obsolete; write OPTIONS-N.
+/// Step 6: delete what the checks proved obsolete, keep the newest earlier
+/// `OPTIONS` file, write `OPTIONS-NNNNNN`. Returns the tables left in place
+/// because the manifest cannot explain them.
+fn tidy(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    inventory: &Inventory,
+    checked: &Checked,
+    durable: &Durable,
+    options: &Options,
+) -> Result<Vec<String>> {
     for number in &checked.obsolete_tables {
         tracing::info!(
             table = number,
@@ -210,19 +360,21 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
         );
         remove(fs.as_ref(), &dir.join(table_file_name(*number)))?;
     }
-    versions.remove_obsolete_manifests();
-    let unexplained_files: Vec<String> = checked
+    durable.versions.remove_obsolete_manifests();
+    // Written by kevo before the database's `LOCK` became the only lock
+    // file; no one holds it now that we hold `LOCK`.
+    remove(fs.as_ref(), &dir.join(kevo_wal::WAL_LOCK_FILE))?;
+    let unexplained: Vec<String> = checked
         .unexplained
         .iter()
         .map(|&n| table_file_name(n))
         .collect();
-    for name in &unexplained_files {
+    for name in &unexplained {
         tracing::warn!(
             file = %dir.join(name).display(),
             "no version names this table and the manifest cannot explain it: it is left in place"
         );
     }
-    // Keep the newest earlier OPTIONS file, for reference.
     let options_files: Vec<u64> = inventory.options_files.iter().copied().collect();
     if options_files.len() > 1 {
         for number in &options_files[..options_files.len() - 1] {
@@ -232,74 +384,70 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Arc<
             )?;
         }
     }
-    let options_number = versions.new_file_number();
-    write_options_file(fs.as_ref(), dir, options_number, &options)?;
+    let number = durable.versions.new_file_number();
+    write_options_file(fs.as_ref(), dir, number, options)?;
+    Ok(unexplained)
+}
 
-    let version = versions.current();
+/// What the steps before [`assemble`] hand it.
+struct Recovered {
+    lock_file: Box<dyn FileLock>,
+    wal: Wal,
+    /// The replayed writes.
+    mem: Arc<MemTable>,
+    wal_tail_bytes_dropped: u64,
+    durable: Durable,
+    unexplained_files: Vec<String>,
+}
+
+/// Step 7: the components over the recovered state.
+fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered) -> Engine {
+    let Recovered {
+        lock_file,
+        wal,
+        mem,
+        wal_tail_bytes_dropped,
+        durable,
+        unexplained_files,
+    } = recovered;
+    let version = durable.versions.current();
     let block_cache = (options.block_cache_bytes > 0)
         .then(|| Arc::new(CountingCache::new(options.block_cache_bytes)));
-    let tables = TableCache::new(
+    let tables = Arc::new(TableCache::new(
         fs.clone(),
         dir.to_path_buf(),
         block_cache,
         options.table_cache_tables,
-    );
+    ));
     let strategy = crate::compact::strategy(&options);
     // After a recovery flush the memtable's writes are in a table.
-    let mem = if flush_replayed {
+    let mem = if durable.flushed_replayed {
         Arc::new(MemTable::new())
     } else {
         mem
     };
-    let sv = Arc::new(SuperVersion {
-        mem: mem.clone(),
-        imms: Vec::new(),
-        version: version.clone(),
-    });
-    tracing::info!(
-        tables = version.table_count(),
-        bytes = version.total_bytes(),
-        last_seqno,
-        created,
-        manifest = manifest_file_name(versions.manifest_number()),
-        ms = started.elapsed().as_millis() as u64,
-        "opened"
-    );
-    Ok(Arc::new(Shared {
+    let pending = strategy.pending_bytes(&version);
+    Engine {
         dir: dir.to_path_buf(),
         fs,
-        versions,
+        life: Lifecycle::default(),
+        versions: durable.versions,
         wal: RwLock::new(Some(wal)),
-        writer: Mutex::new(last_seqno),
-        queue: Mutex::new(Queue::default()),
-        queue_cv: Condvar::new(),
-        mem: Mutex::new(MemState {
-            mem,
-            imms: VecDeque::new(),
-            pending_compaction_bytes: strategy.pending_bytes(&version),
-            version,
-            next_imm_id: 1,
-        }),
-        super_version: RwLock::new(sv),
-        visible_seqno: AtomicU64::new(last_seqno),
-        bg: Mutex::new(BgState::default()),
-        bg_cv: Condvar::new(),
-        bg_threads: Mutex::new(Vec::new()),
-        bg_error: Default::default(),
-        closed: AtomicBool::new(false),
-        lock_file: Mutex::new(Some(lock_file)),
-        snapshots: Mutex::new(Default::default()),
+        commit: CommitPipeline::new(durable.last_seqno),
+        read: ReadState::new(mem, version, pending),
+        visibility: Visibility::new(durable.last_seqno),
+        jobs: Schedule::default(),
         tables,
-        counters: Counters::new(report.tail_bytes_dropped),
+        counters: Counters::new(wal_tail_bytes_dropped),
         strategy,
-        tracker: Mutex::new(kevo_txn::ConflictTracker::new(
-            kevo_txn::TrackerOptions::default(),
-        )),
-        stop: AtomicBool::new(false),
+        tracker: Mutex::new(kevo_txn::ConflictTracker::new(kevo_txn::TrackerOptions {
+            max_history_bytes: options.transaction_history_bytes,
+        })),
         delayed_bytes: AtomicU64::new(0),
+        lock_file: Mutex::new(Some(lock_file)),
         unexplained_files,
         options,
-    }))
+    }
 }
 
 /// Takes the database's `LOCK`: [`Error::Busy`] if this or another process
@@ -337,11 +485,13 @@ pub(crate) fn wal_options(options: &Options) -> WalOptions {
         sync_mode: options.sync_mode,
         segment_bytes: options.wal_segment_bytes,
         recovery_mode: options.recovery_mode,
-        // Under None/Interval, gather appends in memory up to 64 KiB
-        // (written before every sync, rotation and close): a process crash
-        // may lose what a power loss could lose anyway under those modes.
-        buffer_bytes: 64 * 1024,
-        ..WalOptions::default()
+        // Under None/Interval, appends are gathered in memory (written
+        // before every sync, rotation and close): a process crash may lose
+        // what a power loss could lose anyway under those modes.
+        buffer_bytes: options.wal_buffer_bytes,
+        recycle_segments: options.wal_recycle_segments,
+        // The database's `LOCK` keeps a second opener out.
+        lock_dir: false,
     }
 }
 
@@ -453,7 +603,12 @@ impl SegmentListener for SegmentTracker {
                 source.kind(),
                 format!("{context}: {source}"),
             )),
-            Err(other) => Err(std::io::Error::other(other.to_string())),
+            Err(e @ kevo_core::Error::Corruption { .. }) => {
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            }
+            Err(e @ kevo_core::Error::InvalidArgument(_)) => {
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+            }
         }
     }
 }

@@ -1,33 +1,313 @@
-//! The read path: point reads, iterators and snapshots.
+//! The read state: what a read looks at, and the only code that changes it.
 //!
-//! A read takes the visible seqno and the current [`SuperVersion`] together
-//! ([`read_view`]: every write at or below the seqno is in that super
-//! version's memtables or tables), and looks newest first: the memtable, the
-//! immutable memtables, L0 tables newest first, then the one table per
-//! deeper level whose key range holds the key. Tables whose key range
-//! misses the key are skipped; a table's Bloom filter is checked before any
-//! block is read. The super version pins the [`Version`](kevo_manifest::Version),
-//! so no file the read uses is deleted under it.
+//! - [`ReadState`]: the memtable, the immutable memtables waiting for a
+//!   flush, and the installed version, published together as one
+//!   [`SuperVersion`]. Writers freeze the memtable ([`ReadState::freeze`]);
+//!   flushes and compactions install versions ([`ReadState::flushed`],
+//!   [`ReadState::install`]). A keyspace will own one.
+//! - [`Visibility`]: the newest visible seqno and the live snapshots,
+//!   shared by every keyspace (one WAL, one sequence).
+//! - [`get`]: a point read, newest first: the memtable, the immutable
+//!   memtables newest first, the L0 tables newest first, then the one
+//!   table per deeper level whose key range holds the key. A table whose
+//!   key range misses the key, or whose oldest entry is newer than the
+//!   read, is skipped; its Bloom filter is checked before any block is
+//!   read.
+//!
+//! The super version pins its [`Version`], so no file a read uses is
+//! deleted under it.
 
-use std::ops::RangeBounds;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use kevo_core::{Cursor, SeqNo, ValueKind};
-use kevo_iter::{
-    BoundedCursor, ConcatCursor, ConcatSource, KeyBounds, MergingCursor, RangeIter, UserCursor,
-    VisibleCursor,
-};
-use kevo_manifest::TableMeta;
-use kevo_memtable::Lookup;
+use kevo_core::{SeqNo, ValueKind};
+use kevo_manifest::{TableMeta, Version};
+use kevo_memtable::{Lookup, MemTable};
 
-use crate::db::{Inner, Shared, SuperVersion};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::sync::{lock, read, write};
+use crate::tables::TableCache;
 
-/// The newest value of `key` at or below `seqno`.
+/// A memtable that no longer takes writes, waiting to be flushed.
+#[derive(Debug, Clone)]
+pub(crate) struct Immutable {
+    pub(crate) table: Arc<MemTable>,
+    /// Order of the switch that froze it (flushes go oldest first).
+    pub(crate) id: u64,
+    /// The WAL segment started when it was frozen: once it is flushed, every
+    /// segment below this one is no longer needed.
+    pub(crate) next_log: u64,
+    /// The last seqno assigned when it was frozen: it holds every write up
+    /// to here that is not in a table yet, and `next_log` on holds the
+    /// writes after it.
+    pub(crate) last_seqno: SeqNo,
+}
+
+/// What a read needs, published as one `Arc` so that a reader sees a
+/// consistent set: the memtable, the immutable ones, and the tables.
+#[derive(Debug)]
+pub(crate) struct SuperVersion {
+    pub(crate) mem: Arc<MemTable>,
+    /// Newest first.
+    pub(crate) imms: Vec<Arc<MemTable>>,
+    pub(crate) version: Arc<Version>,
+}
+
+/// How full the write side is, for the writers' stalls.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pressure {
+    pub(crate) memtable_bytes: usize,
+    pub(crate) immutables: usize,
+    pub(crate) l0_tables: usize,
+    pub(crate) pending_compaction_bytes: u64,
+}
+
+/// What the memtables hold, for `stats()`.
+#[derive(Debug)]
+pub(crate) struct MemoryUse {
+    pub(crate) memtable_bytes: u64,
+    pub(crate) immutables: usize,
+    pub(crate) immutable_bytes: u64,
+    pub(crate) version: Arc<Version>,
+    pub(crate) pending_compaction_bytes: u64,
+}
+
+/// The memtables and the installed version.
+#[derive(Debug)]
+struct MemState {
+    mem: Arc<MemTable>,
+    /// Oldest first.
+    imms: VecDeque<Immutable>,
+    version: Arc<Version>,
+    next_imm_id: u64,
+    /// The strategy's estimate of the bytes compaction is behind, for the
+    /// version installed (write stalls read it).
+    pending_compaction_bytes: u64,
+}
+
+/// The memtables and version of the database, and the super version that
+/// publishes them.
+///
+/// # Thread safety
+/// Changes happen under one mutex, which also publishes the matching
+/// super version under the `current` write lock; readers only take the
+/// read lock to clone the `Arc`. Lock order: the writer mutex (when held),
+/// then this mutex, then `current`.
+#[derive(Debug)]
+pub(crate) struct ReadState {
+    state: Mutex<MemState>,
+    current: RwLock<Arc<SuperVersion>>,
+}
+
+impl ReadState {
+    /// A read state of `mem` (no immutable memtables) over `version`.
+    pub(crate) fn new(mem: Arc<MemTable>, version: Arc<Version>, pending: u64) -> Self {
+        let state = MemState {
+            mem,
+            imms: VecDeque::new(),
+            version,
+            next_imm_id: 1,
+            pending_compaction_bytes: pending,
+        };
+        let current = RwLock::new(Arc::new(super_version_of(&state)));
+        ReadState {
+            state: Mutex::new(state),
+            current,
+        }
+    }
+
+    /// The current super version.
+    pub(crate) fn super_version(&self) -> Arc<SuperVersion> {
+        read(&self.current).clone()
+    }
+
+    /// The visible seqno and the super version to read it in.
+    ///
+    /// The seqno is loaded under the super version's read lock: a flush or
+    /// compaction that drops versions no snapshot needs publishes under the
+    /// write lock, so a reader either gets the super version from before it
+    /// (which still holds those versions) or a seqno at least as new as
+    /// every entry it rewrote.
+    pub(crate) fn view(&self, visibility: &Visibility) -> (SeqNo, Arc<SuperVersion>) {
+        let current = read(&self.current);
+        (visibility.visible(), current.clone())
+    }
+
+    /// The installed version.
+    pub(crate) fn version(&self) -> Arc<Version> {
+        lock(&self.state).version.clone()
+    }
+
+    /// The memtable that takes writes.
+    pub(crate) fn memtable(&self) -> Arc<MemTable> {
+        lock(&self.state).mem.clone()
+    }
+
+    /// How full the write side is.
+    pub(crate) fn pressure(&self) -> Pressure {
+        let state = lock(&self.state);
+        Pressure {
+            memtable_bytes: state.mem.approximate_bytes(),
+            immutables: state.imms.len(),
+            l0_tables: state.version.level(0).len(),
+            pending_compaction_bytes: state.pending_compaction_bytes,
+        }
+    }
+
+    /// What the memtables hold, and the installed version.
+    pub(crate) fn memory_use(&self) -> MemoryUse {
+        let state = lock(&self.state);
+        MemoryUse {
+            memtable_bytes: state.mem.approximate_bytes() as u64,
+            immutables: state.imms.len(),
+            immutable_bytes: state
+                .imms
+                .iter()
+                .map(|imm| imm.table.approximate_bytes() as u64)
+                .sum(),
+            version: state.version.clone(),
+            pending_compaction_bytes: state.pending_compaction_bytes,
+        }
+    }
+
+    /// The oldest immutable memtable: the next to flush.
+    pub(crate) fn oldest_immutable(&self) -> Option<Immutable> {
+        lock(&self.state).imms.front().cloned()
+    }
+
+    /// The id of the newest immutable memtable.
+    pub(crate) fn newest_immutable_id(&self) -> Option<u64> {
+        lock(&self.state).imms.back().map(|imm| imm.id)
+    }
+
+    /// Whether the memtable that takes writes holds nothing.
+    pub(crate) fn memtable_is_empty(&self) -> bool {
+        lock(&self.state).mem.is_empty()
+    }
+
+    /// Freezes the memtable into an immutable one (see [`Immutable`] for
+    /// `next_log` and `last_seqno`) and starts an empty one; returns the
+    /// frozen one's id. Called with the writer mutex held.
+    pub(crate) fn freeze(&self, next_log: u64, last_seqno: SeqNo) -> u64 {
+        let mut state = lock(&self.state);
+        let id = state.next_imm_id;
+        state.next_imm_id += 1;
+        let frozen = std::mem::replace(&mut state.mem, Arc::new(MemTable::new()));
+        state.imms.push_back(Immutable {
+            table: frozen,
+            id,
+            next_log,
+            last_seqno,
+        });
+        self.publish(&state);
+        id
+    }
+
+    /// Immutable memtable `id` is in a table now: drops it from the read
+    /// set and installs `version` (the version set's current one, which
+    /// holds that table).
+    pub(crate) fn flushed(&self, id: u64, version: Arc<Version>, pending: u64) {
+        let mut state = lock(&self.state);
+        if state.imms.front().map(|front| front.id) == Some(id) {
+            state.imms.pop_front();
+        }
+        state.version = version;
+        state.pending_compaction_bytes = pending;
+        self.publish(&state);
+    }
+
+    /// Installs `version` (after a compaction).
+    pub(crate) fn install(&self, version: Arc<Version>, pending: u64) {
+        let mut state = lock(&self.state);
+        state.version = version;
+        state.pending_compaction_bytes = pending;
+        self.publish(&state);
+    }
+
+    /// Publishes the super version matching `state` (its mutex held).
+    fn publish(&self, state: &MemState) {
+        *write(&self.current) = Arc::new(super_version_of(state));
+    }
+}
+
+fn super_version_of(state: &MemState) -> SuperVersion {
+    SuperVersion {
+        mem: state.mem.clone(),
+        imms: state
+            .imms
+            .iter()
+            .rev()
+            .map(|imm| imm.table.clone())
+            .collect(),
+        version: state.version.clone(),
+    }
+}
+
+/// The newest visible seqno and the live snapshots.
+#[derive(Debug, Default)]
+pub(crate) struct Visibility {
+    /// The newest seqno whose write is fully applied: reads see up to here.
+    visible: AtomicU64,
+    /// Live snapshots: seqno -> how many.
+    snapshots: Mutex<BTreeMap<SeqNo, usize>>,
+}
+
+impl Visibility {
+    /// Every write up to `last_seqno` visible.
+    pub(crate) fn new(last_seqno: SeqNo) -> Self {
+        Visibility {
+            visible: AtomicU64::new(last_seqno),
+            snapshots: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The newest visible seqno.
+    pub(crate) fn visible(&self) -> SeqNo {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// Makes every write up to `last` visible.
+    pub(crate) fn publish(&self, last: SeqNo) {
+        self.visible.store(last, Ordering::Release);
+    }
+
+    /// Registers a snapshot at the visible seqno.
+    pub(crate) fn acquire_snapshot(&self) -> SeqNo {
+        let mut snapshots = lock(&self.snapshots);
+        let seqno = self.visible();
+        *snapshots.entry(seqno).or_insert(0) += 1;
+        seqno
+    }
+
+    /// Releases a snapshot taken at `seqno`.
+    pub(crate) fn release_snapshot(&self, seqno: SeqNo) {
+        let mut snapshots = lock(&self.snapshots);
+        if let Some(count) = snapshots.get_mut(&seqno) {
+            *count -= 1;
+            if *count == 0 {
+                snapshots.remove(&seqno);
+            }
+        }
+    }
+
+    /// The seqnos of the live snapshots, ascending (compaction keeps what
+    /// each of them can see).
+    pub(crate) fn live_snapshots(&self) -> Vec<SeqNo> {
+        lock(&self.snapshots).keys().copied().collect()
+    }
+
+    /// How many snapshots are live, and the oldest one's seqno.
+    pub(crate) fn snapshot_counts(&self) -> (usize, Option<SeqNo>) {
+        let snapshots = lock(&self.snapshots);
+        (snapshots.values().sum(), snapshots.keys().next().copied())
+    }
+}
+
+/// The newest value of `key` at or below `seqno` in `sv`.
 pub(crate) fn get(
-    shared: &Shared,
+    tables: &TableCache,
     sv: &SuperVersion,
     key: &[u8],
     seqno: SeqNo,
@@ -42,14 +322,14 @@ pub(crate) fn get(
     let in_range = |t: &TableMeta| t.smallest_user_key() <= key && key <= t.largest_user_key();
     for meta in sv.version.level(0) {
         if in_range(meta)
-            && let Some(found) = table_get(shared, meta, key, seqno)?
+            && let Some(found) = table_get(tables, meta, key, seqno)?
         {
             return Ok(found);
         }
     }
     for level in 1..sv.version.num_levels() {
         if let Some(meta) = sv.version.table_for_key(level, key)
-            && let Some(found) = table_get(shared, meta, key, seqno)?
+            && let Some(found) = table_get(tables, meta, key, seqno)?
         {
             return Ok(found);
         }
@@ -59,7 +339,7 @@ pub(crate) fn get(
 
 /// `Some(answer)` if the table decides the key, `None` to look further.
 fn table_get(
-    shared: &Shared,
+    tables: &TableCache,
     meta: &TableMeta,
     key: &[u8],
     seqno: SeqNo,
@@ -67,272 +347,52 @@ fn table_get(
     if seqno < meta.smallest_seqno {
         return Ok(None);
     }
-    let table = shared.tables.get(meta)?;
+    let table = tables.get(meta)?;
     Ok(table.get(key, seqno)?.map(|found| match found.kind {
         ValueKind::Put => Some(found.value),
         _ => None,
     }))
 }
 
-type Factory = Box<dyn FnMut() -> kevo_core::Result<Box<dyn UserCursor + Send>> + Send>;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// An iterator over `(key, value)` pairs of a range or prefix, in key order
-/// or (with `.rev()`) reverse; from [`Db::range`](crate::Db::range),
-/// [`Db::prefix`](crate::Db::prefix) or a [`Snapshot`].
-///
-/// It reads a consistent view: the snapshot it was made at. It holds the
-/// database open and pins every file it reads until it is dropped. After
-/// an error it returns `None`; once the database is closed it returns
-/// [`Error::Closed`] (once), whether it was advanced or not.
-pub struct DbIter {
-    inner: Option<RangeIter<Box<dyn UserCursor + Send>, Factory>>,
-    error: Option<Error>,
-    _db: Option<Arc<Inner>>,
-}
-
-impl std::fmt::Debug for DbIter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbIter").finish_non_exhaustive()
-    }
-}
-
-impl DbIter {
-    pub(crate) fn new(
-        db: Arc<Inner>,
-        sv: Arc<SuperVersion>,
-        bounds: KeyBounds,
-        seqno: SeqNo,
-    ) -> Self {
-        let shared = db.shared.clone();
-        let factory: Factory = Box::new(move || {
-            let mut sources: Vec<Box<dyn Cursor + Send>> = Vec::new();
-            sources.push(Box::new(sv.mem.cursor()));
-            for imm in &sv.imms {
-                sources.push(Box::new(imm.cursor()));
-            }
-            let (start, end) = (bounds.start(), bounds.end());
-            for meta in sv.version.level(0) {
-                if meta.smallest_seqno <= seqno && meta.overlaps(start, end) {
-                    let table = shared.tables.get(meta).map_err(to_core)?;
-                    sources.push(Box::new(table.cursor()));
-                }
-            }
-            // Deeper levels: one cursor per level, opening one table at a time.
-            for level in 1..sv.version.num_levels() {
-                let tables = sv.version.overlapping(level, start, end);
-                if !tables.is_empty() {
-                    sources.push(Box::new(ConcatCursor::new(LevelTables {
-                        shared: shared.clone(),
-                        tables,
-                    })));
-                }
-            }
-            let merged = MergingCursor::new(sources);
-            let cursor = VisibleCursor::new(BoundedCursor::new(merged, bounds.clone()), seqno);
-            Ok(Box::new(cursor) as Box<dyn UserCursor + Send>)
-        });
-        DbIter {
-            inner: Some(RangeIter::new(factory)),
-            error: None,
-            _db: Some(db),
-        }
+    #[test]
+    fn freezing_and_flushing_change_the_published_super_version() {
+        let read_state = ReadState::new(Arc::new(MemTable::new()), Arc::new(Version::default()), 0);
+        read_state.memtable().insert(b"k", 1, ValueKind::Put, b"v");
+        let before = read_state.super_version();
+        let id = read_state.freeze(7, 1);
+        let frozen = read_state.super_version();
+        assert!(!Arc::ptr_eq(&before, &frozen));
+        assert_eq!(frozen.imms.len(), 1);
+        assert!(frozen.mem.is_empty());
+        assert_eq!(
+            read_state
+                .oldest_immutable()
+                .map(|imm| (imm.id, imm.next_log)),
+            Some((id, 7))
+        );
+        read_state.flushed(id, Arc::new(Version::default()), 5);
+        assert!(read_state.super_version().imms.is_empty());
+        assert_eq!(read_state.pressure().pending_compaction_bytes, 5);
+        // The reader that took the old super version still has its memtable.
+        assert!(matches!(before.mem.get(b"k", 1), Lookup::Found(_)));
     }
 
-    pub(crate) fn failed(error: Error) -> Self {
-        DbIter {
-            inner: None,
-            error: Some(error),
-            _db: None,
-        }
+    #[test]
+    fn snapshots_are_counted_per_seqno() {
+        let visibility = Visibility::new(4);
+        let a = visibility.acquire_snapshot();
+        let b = visibility.acquire_snapshot();
+        visibility.publish(9);
+        let c = visibility.acquire_snapshot();
+        assert_eq!((a, b, c), (4, 4, 9));
+        assert_eq!(visibility.snapshot_counts(), (3, Some(4)));
+        visibility.release_snapshot(a);
+        assert_eq!(visibility.live_snapshots(), vec![4, 9]);
+        visibility.release_snapshot(b);
+        assert_eq!(visibility.live_snapshots(), vec![9]);
     }
-
-    /// `Closed` (once: the iterator is then exhausted) if the database
-    /// was closed.
-    fn check_open(&mut self) -> Option<Error> {
-        let closed = self
-            ._db
-            .as_ref()
-            .is_some_and(|db| db.shared.check_open().is_err());
-        if closed && self.inner.take().is_some() {
-            return Some(Error::Closed);
-        }
-        None
-    }
-
-    fn map(
-        &mut self,
-        item: Option<kevo_core::Result<(Bytes, Bytes)>>,
-    ) -> Option<Result<(Bytes, Bytes)>> {
-        if let Some(error) = self.error.take() {
-            return Some(Err(error));
-        }
-        item.map(|r| r.map_err(Error::from))
-    }
-}
-
-/// The tables of one level (L1+) that a range may touch, in key order.
-struct LevelTables {
-    shared: Arc<Shared>,
-    tables: Vec<Arc<TableMeta>>,
-}
-
-impl ConcatSource for LevelTables {
-    type Cursor = kevo_sstable::TableCursor;
-
-    fn len(&self) -> usize {
-        self.tables.len()
-    }
-
-    fn smallest(&self, i: usize) -> &[u8] {
-        self.tables[i].smallest.as_bytes()
-    }
-
-    fn largest(&self, i: usize) -> &[u8] {
-        self.tables[i].largest.as_bytes()
-    }
-
-    fn open(&self, i: usize) -> kevo_core::Result<kevo_sstable::TableCursor> {
-        let table = self.shared.tables.get(&self.tables[i]).map_err(to_core)?;
-        Ok(table.cursor())
-    }
-}
-
-/// The table cache speaks the engine's error; the cursor stack speaks
-/// kevo-core's. Only I/O and corruption can come from opening a table.
-pub(crate) fn to_core(e: Error) -> kevo_core::Error {
-    match e {
-        Error::Io { context, source } => kevo_core::Error::Io { context, source },
-        Error::Corruption {
-            file,
-            offset,
-            reason,
-        } => kevo_core::Error::Corruption {
-            file,
-            offset,
-            reason,
-        },
-        other => kevo_core::Error::InvalidArgument(other.to_string()),
-    }
-}
-
-impl Iterator for DbIter {
-    type Item = Result<(Bytes, Bytes)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(closed) = self.check_open() {
-            return Some(Err(closed));
-        }
-        let item = self.inner.as_mut().and_then(|inner| inner.next());
-        self.map(item)
-    }
-}
-
-impl DoubleEndedIterator for DbIter {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        if let Some(closed) = self.check_open() {
-            return Some(Err(closed));
-        }
-        let item = self.inner.as_mut().and_then(|inner| inner.next_back());
-        self.map(item)
-    }
-}
-
-impl std::iter::FusedIterator for DbIter {}
-
-/// A consistent point-in-time view of the database, from
-/// [`Db::snapshot`](crate::Db::snapshot).
-///
-/// It reads what the database held when it was taken, whatever is written,
-/// flushed or compacted afterwards. It borrows nothing: store it, move it
-/// across threads, let it outlive the handle it came from (it keeps the
-/// database open). Dropping it releases what it holds.
-///
-/// ```
-/// # fn main() -> kevo_engine::Result<()> {
-/// # let dir = tempfile::tempdir().expect("temp dir");
-/// let db = kevo_engine::Db::open(dir.path())?;
-/// db.put("k", "old")?;
-/// let snapshot = db.snapshot();
-/// db.put("k", "new")?;
-/// assert_eq!(snapshot.get("k")?.as_deref(), Some(&b"old"[..]));
-/// assert_eq!(db.get("k")?.as_deref(), Some(&b"new"[..]));
-/// # Ok(())
-/// # }
-/// ```
-pub struct Snapshot {
-    db: Arc<Inner>,
-    seqno: SeqNo,
-}
-
-impl std::fmt::Debug for Snapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot")
-            .field("seqno", &self.seqno)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Snapshot {
-    pub(crate) fn new(db: Arc<Inner>) -> Self {
-        let seqno = db.shared.acquire_snapshot();
-        Snapshot { db, seqno }
-    }
-
-    /// The sequence number this snapshot reads at: it sees every write with
-    /// a seqno at or below it.
-    pub fn seqno(&self) -> SeqNo {
-        self.seqno
-    }
-
-    /// The value of `key` as of the snapshot.
-    ///
-    /// # Errors
-    /// [`Error::Closed`]; [`Error::Io`] or [`Error::Corruption`] reading a
-    /// table.
-    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        let shared = &self.db.shared;
-        shared.check_open()?;
-        let sv = shared.super_version();
-        get(shared, &sv, key.as_ref(), self.seqno)
-    }
-
-    /// The entries with keys in `range` as of the snapshot.
-    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
-        self.iter(KeyBounds::new(range))
-    }
-
-    /// The entries whose keys start with `prefix` as of the snapshot.
-    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
-        self.iter(KeyBounds::prefix(prefix))
-    }
-
-    fn iter(&self, bounds: KeyBounds) -> DbIter {
-        let shared = &self.db.shared;
-        if let Err(e) = shared.check_open() {
-            return DbIter::failed(e);
-        }
-        DbIter::new(self.db.clone(), shared.super_version(), bounds, self.seqno)
-    }
-}
-
-impl Drop for Snapshot {
-    fn drop(&mut self) {
-        self.db.shared.release_snapshot(self.seqno);
-    }
-}
-
-/// The visible seqno and the super version to read it in.
-///
-/// The seqno is loaded under the super version's read lock: a flush or
-/// compaction that drops versions no snapshot needs publishes under the
-/// write lock, so a reader either gets the super version from before it
-/// (which still holds those versions) or a seqno at least as new as every
-/// entry it rewrote.
-pub(crate) fn read_view(shared: &Shared) -> (SeqNo, Arc<SuperVersion>) {
-    let guard = shared
-        .super_version
-        .read()
-        .unwrap_or_else(|e| e.into_inner());
-    let seqno = shared.visible_seqno.load(Ordering::Acquire);
-    (seqno, guard.clone())
 }

@@ -40,7 +40,7 @@ use kevo_wal::{
 };
 
 use crate::error::{Error, Result};
-use crate::open::OPTIONS_FILE_PREFIX;
+use crate::files::OPTIONS_FILE_PREFIX;
 
 /// The files of a database directory, by kind.
 #[derive(Debug, Default)]

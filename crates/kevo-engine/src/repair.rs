@@ -306,7 +306,7 @@ impl Repair {
         let mut writer = TableWriter::create(
             self.fs.as_ref(),
             &path,
-            crate::flush::table_options_for(&self.options),
+            crate::tables::table_options(&self.options),
         )?;
         let report = table.salvage(|key, value| writer.add(key, value))?;
         for skipped in &report.skipped {
@@ -400,7 +400,7 @@ impl Repair {
         let table = crate::flush::write_memtable(
             self.fs.as_ref(),
             &self.dir,
-            crate::flush::table_options_for(&self.options),
+            crate::tables::table_options(&self.options),
             &mem,
             &|| Ok(self.new_number()),
             &[],
@@ -492,11 +492,14 @@ impl Repair {
             dir: &self.dir,
             open_table: &open,
             new_file_number: &new_number,
-            table_options: crate::flush::table_options_for(&self.options),
+            table_options: crate::tables::table_options(&self.options),
             snapshots: &[],
             stop: &stop,
         };
-        let output = run_compaction(&task, &ctx)?;
+        // Nothing sets `stop`: the run always completes.
+        let output = run_compaction(&task, &ctx)?.ok_or_else(|| Error::Internal {
+            reason: "a repair merge stopped with no one stopping it".to_string(),
+        })?;
         tracing::info!(
             inputs = inputs.len(),
             outputs = output.outputs.len(),

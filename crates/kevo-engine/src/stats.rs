@@ -4,11 +4,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use kevo_compaction::CompactionStats;
-use kevo_manifest::NUM_LEVELS;
-
-use crate::db::Shared;
-use crate::lock;
+use kevo_compaction::{CompactionStats, LevelScore};
+use kevo_manifest::{ManifestStats, NUM_LEVELS, Version};
+use kevo_wal::WalStats;
 
 /// Counters updated on the hot paths (relaxed atomics).
 #[derive(Debug, Default)]
@@ -27,7 +25,7 @@ pub(crate) struct Counters {
     user_bytes: AtomicU64,
     /// Per output level.
     compaction: [LevelCounters; NUM_LEVELS],
-    pub(crate) compaction_errors: AtomicU64,
+    compaction_errors: AtomicU64,
     resumes: AtomicU64,
 }
 
@@ -87,6 +85,11 @@ impl Counters {
         add(&level.versions_dropped, stats.versions_dropped);
         add(&level.tombstones_dropped, stats.tombstones_dropped);
         add(&level.micros, stats.duration.as_micros() as u64);
+    }
+
+    /// A compaction failed (it is retried, or its caller told).
+    pub(crate) fn record_compaction_error(&self) {
+        self.compaction_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn record_resume(&self) {
@@ -150,6 +153,26 @@ pub struct TableFile {
     pub entries: u64,
     /// Tombstones.
     pub tombstones: u64,
+}
+
+impl TableFile {
+    /// Every table of `version`, level by level (L0 newest first).
+    pub(crate) fn all(version: &Version) -> Vec<TableFile> {
+        version
+            .tables()
+            .map(|(level, t)| TableFile {
+                level,
+                number: t.number,
+                file_size: t.file_size,
+                smallest_key: bytes::Bytes::copy_from_slice(t.smallest_user_key()),
+                largest_key: bytes::Bytes::copy_from_slice(t.largest_user_key()),
+                smallest_seqno: t.smallest_seqno,
+                largest_seqno: t.largest_seqno,
+                entries: t.entries,
+                tombstones: t.tombstones,
+            })
+            .collect()
+    }
 }
 
 /// Sizes of one level.
@@ -279,106 +302,98 @@ impl Stats {
     }
 }
 
-pub(crate) fn collect(shared: &Shared) -> Stats {
-    let c = &shared.counters;
-    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let (memtable_bytes, immutable_memtables, immutable_memtable_bytes, version) = {
-        let state = lock(&shared.mem);
-        (
-            state.mem.approximate_bytes() as u64,
-            state.imms.len(),
-            state
-                .imms
-                .iter()
-                .map(|imm| imm.table.approximate_bytes() as u64)
-                .sum(),
-            state.version.clone(),
-        )
-    };
-    let scores = shared.strategy.level_scores(&version);
-    let levels: Vec<LevelStats> = (0..version.num_levels())
-        .map(|level| {
-            let score = scores.iter().find(|s| s.level == level);
-            let l = &c.compaction[level.min(NUM_LEVELS - 1)];
-            LevelStats {
-                tables: version.level(level).len(),
-                bytes: version.level_bytes(level),
-                entries: version.level(level).iter().map(|t| t.entries).sum(),
-                target_bytes: score.map_or(0, |s| s.target_bytes),
-                score: score.map_or(0.0, |s| s.score),
-                compaction: LevelCompactionStats {
-                    compactions: get(&l.compactions),
-                    trivial_moves: get(&l.trivial_moves),
-                    bytes_read: get(&l.bytes_read),
-                    bytes_written: get(&l.bytes_written),
-                    tables_read: get(&l.tables_read),
-                    tables_written: get(&l.tables_written),
-                    versions_dropped: get(&l.versions_dropped),
-                    tombstones_dropped: get(&l.tombstones_dropped),
-                    time: Duration::from_micros(get(&l.micros)),
-                },
-            }
-        })
-        .collect();
-    let pending_compaction_bytes = lock(&shared.mem).pending_compaction_bytes;
-    let wal = shared
-        .wal
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|wal| wal.stats())
-        .unwrap_or_default();
-    let manifest = shared.versions.stats();
-    let (snapshots, oldest_snapshot) = {
-        let live = lock(&shared.snapshots);
-        (live.values().sum(), live.keys().next().copied())
-    };
-    let (hits, misses, cache_bytes) = shared.tables.block_cache().map_or((0, 0, 0), |cache| {
-        use kevo_sstable::BlockCache as _;
-        (
-            get(&cache.hits),
-            get(&cache.misses),
-            cache.used_bytes() as u64,
-        )
-    });
-    Stats {
-        memtable_bytes,
-        immutable_memtables,
-        immutable_memtable_bytes,
-        last_seqno: shared.visible_seqno.load(Ordering::Acquire),
-        writes: get(&c.writes),
-        write_groups: get(&c.write_groups),
-        entries_written: get(&c.entries_written),
-        wal_bytes_written: wal.bytes_written,
-        wal_syncs: wal.syncs,
-        wal_tail_bytes_dropped: get(&c.wal_tail_bytes_dropped),
-        flushes: get(&c.flushes),
-        flush_bytes_written: get(&c.flush_bytes),
-        flush_entries: get(&c.flush_entries),
-        flush_time: Duration::from_micros(get(&c.flush_micros)),
-        stall_time: Duration::from_micros(get(&c.stall_micros)),
-        slowdowns: get(&c.slowdowns),
-        stops: get(&c.stops),
-        block_cache_hits: hits,
-        block_cache_misses: misses,
-        block_cache_bytes: cache_bytes,
-        open_tables: shared.tables.len(),
-        snapshots,
-        oldest_snapshot,
-        manifest_edits: manifest.edits,
-        manifest_rewrites: manifest.rewrites,
-        read_only_cause: shared.bg_error.get().map(|e| e.to_string()),
-        resumes: get(&c.resumes),
-        user_bytes_written: get(&c.user_bytes),
-        compactions: levels.iter().map(|l| l.compaction.compactions).sum(),
-        compaction_bytes_read: levels.iter().map(|l| l.compaction.bytes_read).sum(),
-        compaction_bytes_written: levels.iter().map(|l| l.compaction.bytes_written).sum(),
-        compaction_time: levels.iter().map(|l| l.compaction.time).sum(),
-        compaction_errors: get(&c.compaction_errors),
-        pending_compaction_bytes,
-        compaction_style: shared.strategy.name(),
-        unexplained_files: shared.unexplained_files.clone(),
-        levels,
+/// What the engine's components report at the moment of a
+/// [`Counters::stats`] call: everything in [`Stats`] that is not counted.
+#[derive(Debug)]
+pub(crate) struct Gauges {
+    pub(crate) memtable_bytes: u64,
+    pub(crate) immutable_memtables: usize,
+    pub(crate) immutable_memtable_bytes: u64,
+    pub(crate) version: std::sync::Arc<Version>,
+    pub(crate) scores: Vec<LevelScore>,
+    pub(crate) pending_compaction_bytes: u64,
+    pub(crate) last_seqno: u64,
+    pub(crate) wal: WalStats,
+    pub(crate) manifest: ManifestStats,
+    pub(crate) snapshots: usize,
+    pub(crate) oldest_snapshot: Option<u64>,
+    /// Block cache hits, misses and bytes held.
+    pub(crate) cache: (u64, u64, u64),
+    pub(crate) open_tables: usize,
+    pub(crate) read_only_cause: Option<String>,
+    pub(crate) compaction_style: &'static str,
+    pub(crate) unexplained_files: Vec<String>,
+}
+
+impl Counters {
+    /// The counters and `gauges` as one [`Stats`].
+    pub(crate) fn stats(&self, gauges: Gauges) -> Stats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let version = &gauges.version;
+        let levels: Vec<LevelStats> = (0..version.num_levels())
+            .map(|level| {
+                let score = gauges.scores.iter().find(|s| s.level == level);
+                let l = &self.compaction[level.min(NUM_LEVELS - 1)];
+                LevelStats {
+                    tables: version.level(level).len(),
+                    bytes: version.level_bytes(level),
+                    entries: version.level(level).iter().map(|t| t.entries).sum(),
+                    target_bytes: score.map_or(0, |s| s.target_bytes),
+                    score: score.map_or(0.0, |s| s.score),
+                    compaction: LevelCompactionStats {
+                        compactions: get(&l.compactions),
+                        trivial_moves: get(&l.trivial_moves),
+                        bytes_read: get(&l.bytes_read),
+                        bytes_written: get(&l.bytes_written),
+                        tables_read: get(&l.tables_read),
+                        tables_written: get(&l.tables_written),
+                        versions_dropped: get(&l.versions_dropped),
+                        tombstones_dropped: get(&l.tombstones_dropped),
+                        time: Duration::from_micros(get(&l.micros)),
+                    },
+                }
+            })
+            .collect();
+        let (hits, misses, cache_bytes) = gauges.cache;
+        Stats {
+            memtable_bytes: gauges.memtable_bytes,
+            immutable_memtables: gauges.immutable_memtables,
+            immutable_memtable_bytes: gauges.immutable_memtable_bytes,
+            last_seqno: gauges.last_seqno,
+            writes: get(&self.writes),
+            write_groups: get(&self.write_groups),
+            entries_written: get(&self.entries_written),
+            wal_bytes_written: gauges.wal.bytes_written,
+            wal_syncs: gauges.wal.syncs,
+            wal_tail_bytes_dropped: get(&self.wal_tail_bytes_dropped),
+            flushes: get(&self.flushes),
+            flush_bytes_written: get(&self.flush_bytes),
+            flush_entries: get(&self.flush_entries),
+            flush_time: Duration::from_micros(get(&self.flush_micros)),
+            stall_time: Duration::from_micros(get(&self.stall_micros)),
+            slowdowns: get(&self.slowdowns),
+            stops: get(&self.stops),
+            block_cache_hits: hits,
+            block_cache_misses: misses,
+            block_cache_bytes: cache_bytes,
+            open_tables: gauges.open_tables,
+            snapshots: gauges.snapshots,
+            oldest_snapshot: gauges.oldest_snapshot,
+            manifest_edits: gauges.manifest.edits,
+            manifest_rewrites: gauges.manifest.rewrites,
+            read_only_cause: gauges.read_only_cause,
+            resumes: get(&self.resumes),
+            user_bytes_written: get(&self.user_bytes),
+            compactions: levels.iter().map(|l| l.compaction.compactions).sum(),
+            compaction_bytes_read: levels.iter().map(|l| l.compaction.bytes_read).sum(),
+            compaction_bytes_written: levels.iter().map(|l| l.compaction.bytes_written).sum(),
+            compaction_time: levels.iter().map(|l| l.compaction.time).sum(),
+            compaction_errors: get(&self.compaction_errors),
+            pending_compaction_bytes: gauges.pending_compaction_bytes,
+            compaction_style: gauges.compaction_style,
+            unexplained_files: gauges.unexplained_files,
+            levels,
+        }
     }
 }
 

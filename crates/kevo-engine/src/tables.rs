@@ -1,5 +1,6 @@
-//! The table cache (open table readers by file number) and the block cache
-//! wrapper that counts hits and misses.
+//! The table cache (open table readers by file number), the block cache
+//! wrapper that counts hits and misses, and the options new tables are
+//! written with.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,17 +9,17 @@ use std::sync::{Arc, Mutex};
 
 use kevo_core::Fs;
 use kevo_manifest::{TableMeta, table_file_name};
-use kevo_sstable::{Block, BlockCache, CacheKey, LruBlockCache, ReadOptions, Table};
+use kevo_sstable::{Block, BlockCache, CacheKey, LruBlockCache, ReadOptions, Table, TableOptions};
 
-use crate::error::Result;
-use crate::lock;
+use crate::options::Options;
+use crate::sync::lock;
 
 /// The shared block cache, counting hits and misses for `stats()`.
 #[derive(Debug)]
 pub(crate) struct CountingCache {
     inner: LruBlockCache,
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl CountingCache {
@@ -28,6 +29,16 @@ impl CountingCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+}
+
+impl CountingCache {
+    /// Lookups that found their block, and lookups that did not.
+    pub(crate) fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -83,7 +94,11 @@ impl TableCache {
     }
 
     /// The reader of `meta`'s table, opened if needed.
-    pub(crate) fn get(&self, meta: &TableMeta) -> Result<Arc<Table>> {
+    ///
+    /// # Errors
+    /// Those of [`Table::open`], in `kevo-core`'s terms: the cursors built
+    /// over tables speak them too.
+    pub(crate) fn get(&self, meta: &TableMeta) -> kevo_core::Result<Arc<Table>> {
         if let Some(table) = lock(&self.open).get(&meta.number) {
             return Ok(table.clone());
         }
@@ -115,5 +130,16 @@ impl TableCache {
 
     pub(crate) fn block_cache(&self) -> Option<&Arc<CountingCache>> {
         self.block_cache.as_ref()
+    }
+}
+
+/// The options new tables (flushes, compactions, repair) are written with.
+pub(crate) fn table_options(options: &Options) -> TableOptions {
+    TableOptions {
+        block_bytes_target: options.block_bytes,
+        restart_interval: options.block_restart_interval,
+        compression: options.compression,
+        bloom_bits_per_key: options.bloom_bits_per_key,
+        ..TableOptions::default()
     }
 }

@@ -17,13 +17,14 @@ use bytes::Bytes;
 use kevo_core::SeqNo;
 use kevo_iter::KeyBounds;
 use kevo_txn::{MergedIter, ReadSet, WriteBuffer};
+use kevo_wal::Batch;
 
-use crate::batch::WriteBatch;
-use crate::db::{Db, Inner};
-use crate::error::{Error, Result};
-use crate::lock;
-use crate::read::{DbIter, Snapshot};
-use crate::write::TxnCheck;
+use crate::commit::TxnCheck;
+use crate::engine::Handle;
+use crate::error::{Conflict, Error, Result};
+use crate::iter::DbIter;
+use crate::sync::lock;
+use crate::write::write;
 
 /// How many times [`Db::transaction`] runs its closure before giving up
 /// with the last [`Error::Conflict`].
@@ -54,7 +55,7 @@ pub const TRANSACTION_ATTEMPTS_MAX: usize = 100;
 /// # }
 /// ```
 pub struct Transaction {
-    db: Arc<Inner>,
+    handle: Arc<Handle>,
     snapshot: SeqNo,
     buffer: WriteBuffer,
     reads: ReadSet,
@@ -71,18 +72,18 @@ impl std::fmt::Debug for Transaction {
 }
 
 impl Transaction {
-    pub(crate) fn new(db: Arc<Inner>) -> Self {
-        let shared = &db.shared;
+    pub(crate) fn new(handle: Arc<Handle>) -> Self {
+        let engine = &handle.engine;
         // The snapshot is taken under the tracker mutex, where writers
         // publish their seqnos: every later commit is recorded for it.
         let snapshot = {
-            let mut tracker = lock(&shared.tracker);
-            let snapshot = shared.acquire_snapshot();
+            let mut tracker = lock(&engine.tracker);
+            let snapshot = engine.visibility.acquire_snapshot();
             tracker.begin(snapshot);
             snapshot
         };
         Transaction {
-            db,
+            handle,
             snapshot,
             buffer: WriteBuffer::new(),
             reads: ReadSet::new(),
@@ -103,15 +104,14 @@ impl Transaction {
     /// table.
     pub fn get(&mut self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
-        self.db.shared.check_open()?;
+        let engine = &self.handle.engine;
+        engine.life.check_open()?;
         if let Some(buffered) = self.buffer.get(key) {
             return Ok(buffered.cloned());
         }
         self.reads.add_key(key);
-        let shared = &self.db.shared;
-        shared.check_open()?;
-        let sv = shared.super_version();
-        crate::read::get(shared, &sv, key, self.snapshot)
+        let sv = engine.read.super_version();
+        crate::read::get(&engine.tables, &sv, key, self.snapshot)
     }
 
     /// Sets `key` to `value` when the transaction commits.
@@ -121,7 +121,7 @@ impl Transaction {
     /// [`Error::Closed`].
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let (key, value) = (key.as_ref(), value.as_ref());
-        self.db.shared.check_open()?;
+        self.handle.engine.life.check_open()?;
         check_sizes(key, value)?;
         self.buffer
             .put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
@@ -135,7 +135,7 @@ impl Transaction {
     /// [`Error::Closed`].
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
         let key = key.as_ref();
-        self.db.shared.check_open()?;
+        self.handle.engine.life.check_open()?;
         check_sizes(key, &[])?;
         self.buffer.delete(Bytes::copy_from_slice(key));
         Ok(())
@@ -145,28 +145,24 @@ impl Transaction {
     /// database as of `begin`, in key order (`.rev()` for reverse). The
     /// whole range counts as read: a commit by someone else that inserts,
     /// changes or deletes a key in it makes this transaction conflict.
-    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(
-        &mut self,
-        range: R,
-    ) -> MergedIter<DbIter, Error> {
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&mut self, range: R) -> TxnIter {
         self.scan(KeyBounds::new(range))
     }
 
     /// The entries whose keys start with `prefix`, as [`range`](Self::range).
-    pub fn prefix(&mut self, prefix: impl AsRef<[u8]>) -> MergedIter<DbIter, Error> {
+    pub fn prefix(&mut self, prefix: impl AsRef<[u8]>) -> TxnIter {
         self.scan(KeyBounds::prefix(prefix))
     }
 
-    fn scan(&mut self, bounds: KeyBounds) -> MergedIter<DbIter, Error> {
+    fn scan(&mut self, bounds: KeyBounds) -> TxnIter {
         let start = bounds.start().map_or(Bound::Unbounded, Bound::Included);
         let end = bounds.end().map_or(Bound::Unbounded, Bound::Excluded);
         self.reads.add_range(start, end);
         let buffered: Vec<(Bytes, Option<Bytes>)> = self.buffer.range(start, end).collect();
-        let db = Db {
-            inner: self.db.clone(),
-        };
-        let base = db.iter_at(bounds, Some(self.snapshot));
-        MergedIter::new(base, buffered)
+        let base = DbIter::open(&self.handle, bounds, Some(self.snapshot));
+        TxnIter {
+            inner: MergedIter::new(base, buffered),
+        }
     }
 
     /// Applies every write atomically, or fails with [`Error::Conflict`]
@@ -181,18 +177,20 @@ impl Transaction {
     /// (a transaction that only read included: its reads can no longer be
     /// ordered after the commits before the close); those of [`Db::write`].
     pub fn commit(mut self) -> Result<()> {
-        if let Err(closed) = self.db.shared.check_open() {
+        let engine = self.handle.engine.clone();
+        if let Err(closed) = engine.life.check_open() {
             self.end();
             return Err(closed);
         }
         if self.buffer.is_empty() {
             // Nothing to write, but the commit still orders it after every
             // commit so far: it must not have read anything they changed.
-            let checked = lock(&self.db.shared.tracker).check(self.snapshot, &self.reads, &[]);
+            let checked = lock(&engine.tracker).check(self.snapshot, &self.reads, &[]);
             self.end();
-            return checked.map_err(|conflict| conflict_error(&conflict, self.snapshot));
+            return checked
+                .map_err(|conflict| Error::Conflict(Conflict::new(conflict, self.snapshot)));
         }
-        let mut batch = WriteBatch::new();
+        let mut batch = Batch::new();
         let mut writes = Vec::with_capacity(self.buffer.len());
         for (key, value) in self.buffer.iter() {
             match value {
@@ -206,10 +204,7 @@ impl Transaction {
             reads: std::mem::take(&mut self.reads),
             writes,
         };
-        let result = self
-            .db
-            .shared
-            .write_checked(batch.inner, false, Some(check));
+        let result = write(&engine, batch, false, Some(check));
         self.end();
         result
     }
@@ -222,9 +217,9 @@ impl Transaction {
     fn end(&mut self) {
         if !self.ended {
             self.ended = true;
-            let shared = &self.db.shared;
-            lock(&shared.tracker).end(self.snapshot);
-            shared.release_snapshot(self.snapshot);
+            let engine = &self.handle.engine;
+            lock(&engine.tracker).end(self.snapshot);
+            engine.visibility.release_snapshot(self.snapshot);
         }
     }
 }
@@ -232,18 +227,6 @@ impl Transaction {
 impl Drop for Transaction {
     fn drop(&mut self) {
         self.end();
-    }
-}
-
-/// The error a transaction that read at `snapshot` gets for `conflict`.
-pub(crate) fn conflict_error(conflict: &kevo_txn::Conflict, snapshot: SeqNo) -> Error {
-    Error::Conflict {
-        reason: format!(
-            "{:?} on key {:?} (committed at seqno {}, after this transaction's snapshot {snapshot})",
-            conflict.reason,
-            String::from_utf8_lossy(&conflict.key),
-            conflict.committed_seqno,
-        ),
     }
 }
 
@@ -265,46 +248,32 @@ fn check_sizes(key: &[u8], value: &[u8]) -> Result<()> {
     Ok(())
 }
 
-impl Db {
-    /// Starts a read-write [`Transaction`] at the current state.
-    pub fn begin(&self) -> Transaction {
-        Transaction::new(self.inner.clone())
-    }
+/// The iterator of [`Transaction::range`] and [`Transaction::prefix`]: the
+/// transaction's own writes merged over its snapshot, in key order (or
+/// reverse, with `.rev()`). A key the transaction deleted is absent; one it
+/// wrote shows its new value.
+pub struct TxnIter {
+    inner: MergedIter<DbIter, Error>,
+}
 
-    /// Starts a read-only transaction: a [`Snapshot`], which never
-    /// conflicts and costs what a snapshot costs.
-    pub fn begin_read(&self) -> Snapshot {
-        self.snapshot()
-    }
-
-    /// Runs `f` in a transaction and commits it, running it again (up to
-    /// [`TRANSACTION_ATTEMPTS_MAX`] times) while the commit, or `f` itself,
-    /// fails with [`Error::Conflict`]; returns `f`'s value. Any other error
-    /// from `f` rolls the transaction back and is returned.
-    ///
-    /// # Errors
-    /// The last [`Error::Conflict`] once the attempts are spent; any other
-    /// error of `f` or of the commit.
-    pub fn transaction<T>(&self, mut f: impl FnMut(&mut Transaction) -> Result<T>) -> Result<T> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.begin();
-            let outcome = f(&mut tx).and_then(|value| tx.commit().map(|()| value));
-            match outcome {
-                Err(Error::Conflict { .. }) if attempt < TRANSACTION_ATTEMPTS_MAX => {
-                    // Back off a little, more each time, so that contenders
-                    // spread out.
-                    if attempt > 2 {
-                        std::thread::sleep(std::time::Duration::from_micros(
-                            (attempt as u64).min(50) * 20,
-                        ));
-                    } else {
-                        std::thread::yield_now();
-                    }
-                }
-                other => return other,
-            }
-        }
+impl std::fmt::Debug for TxnIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxnIter").finish_non_exhaustive()
     }
 }
+
+impl Iterator for TxnIter {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
+impl DoubleEndedIterator for TxnIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.inner.next_back()
+    }
+}
+
+impl std::iter::FusedIterator for TxnIter {}

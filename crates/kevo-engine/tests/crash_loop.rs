@@ -542,7 +542,7 @@ fn life_and_death(
 
     // The oracle: replay the same operations on the model.
     let options = options(seed, life);
-    let sync_mode = options.get_sync_mode();
+    let sync_mode = options.sync_mode;
     let mut workload = Workload::new(seed, life);
     let ops: Vec<Op> = (0..=acked).map(|_| workload.next_op()).collect();
     let durable = (1..=acked)

@@ -155,7 +155,7 @@ fn write_skew_is_refused() {
     t1.put("x", "0").expect("put");
     t2.put("y", "0").expect("put");
     t1.commit().expect("the first commit wins");
-    assert!(matches!(t2.commit(), Err(Error::Conflict { .. })));
+    assert!(matches!(t2.commit(), Err(Error::Conflict(_))));
     assert_eq!(db.get("y").expect("get").as_deref(), Some(&b"1"[..]));
 }
 
@@ -171,7 +171,7 @@ fn lost_update_is_refused() {
     t1.put("counter", "1").expect("put");
     t2.put("counter", "1").expect("put");
     t1.commit().expect("commit");
-    assert!(matches!(t2.commit(), Err(Error::Conflict { .. })));
+    assert!(matches!(t2.commit(), Err(Error::Conflict(_))));
 }
 
 /// A transaction that scanned a range conflicts with a commit that inserted
@@ -189,7 +189,7 @@ fn phantoms_are_refused() {
         .expect("a plain write inserts into the range");
     scanner.put("summary", "1 item").expect("put");
     other.put("other", "x").expect("put");
-    assert!(matches!(scanner.commit(), Err(Error::Conflict { .. })));
+    assert!(matches!(scanner.commit(), Err(Error::Conflict(_))));
     other.commit().expect("no overlap, no conflict");
     // And between transactions, in both directions of scan.
     let mut a = db.begin();
@@ -198,7 +198,7 @@ fn phantoms_are_refused() {
     b.put("item/3", "c").expect("put");
     b.commit().expect("commit");
     a.put("summary", "2 items").expect("put");
-    assert!(matches!(a.commit(), Err(Error::Conflict { .. })));
+    assert!(matches!(a.commit(), Err(Error::Conflict(_))));
 }
 
 /// Reads see the transaction's own writes, deletes included, in gets and in
@@ -271,7 +271,7 @@ fn read_only_transactions() {
     assert!(tx.get("k").expect("get").is_some());
     assert!(quiet.get("other").expect("get").is_none());
     db.put("k", "2").expect("put");
-    assert!(matches!(tx.commit(), Err(Error::Conflict { .. })));
+    assert!(matches!(tx.commit(), Err(Error::Conflict(_))));
     quiet.commit().expect("nothing it read changed");
     assert_eq!(snapshot.get("k").expect("get").as_deref(), Some(&b"1"[..]));
 }
@@ -370,7 +370,7 @@ proptest! {
                                 }
                             }
                         }
-                        Err(Error::Conflict { .. }) => {}
+                        Err(Error::Conflict(_)) => {}
                         Err(e) => return Err(TestCaseError::fail(format!("commit: {e}"))),
                     }
                 },

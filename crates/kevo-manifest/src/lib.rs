@@ -77,8 +77,8 @@ pub use names::{
     parse_table_file_name, table_file_name,
 };
 pub use set::{
-    FILE_NUMBERS_RESERVED_AHEAD, MANIFEST_MAGIC, ManifestOptions, ManifestRecovery, ManifestStats,
-    RecoveredManifest, VersionSet,
+    EditRefused, FILE_NUMBERS_RESERVED_AHEAD, MANIFEST_MAGIC, ManifestOptions, ManifestRecovery,
+    ManifestStats, RecoveredManifest, VersionSet,
 };
 pub use version::Version;
 pub use wals::WalSegments;

@@ -62,6 +62,14 @@ impl Default for ManifestOptions {
     }
 }
 
+/// An edit [`VersionSet::try_log_and_apply`] refused because it does not
+/// apply to the current version; nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditRefused {
+    /// Why it does not apply.
+    pub reason: String,
+}
+
 /// Counters since the set was opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ManifestStats {
@@ -244,7 +252,27 @@ fn from_wal(e: kevo_wal::Error) -> Error {
             reason,
         },
         kevo_wal::Error::InvalidArgument(reason) => Error::InvalidArgument(reason),
-        other => Error::io("writing the manifest", io::Error::other(other.to_string())),
+        poisoned @ kevo_wal::Error::Poisoned { .. } => {
+            let kind = poisoned.io_kind().unwrap_or(io::ErrorKind::Other);
+            Error::io(
+                "writing the manifest",
+                io::Error::new(kind, poisoned.to_string()),
+            )
+        }
+        // The manifest's log is one file: these never come from it.
+        kevo_wal::Error::Corruption {
+            segment,
+            offset,
+            reason,
+        } => Error::Corruption {
+            file: kevo_wal::segment_file_name(segment).into(),
+            offset,
+            reason,
+        },
+        kevo_wal::Error::Busy { dir } => Error::io(
+            "opening the manifest",
+            io::Error::new(io::ErrorKind::WouldBlock, format!("{dir} is busy")),
+        ),
     }
 }
 
@@ -479,8 +507,10 @@ impl VersionSet {
         let reserve = number
             .saturating_add(1 + FILE_NUMBERS_RESERVED_AHEAD)
             .min(FILE_NUMBER_MAX + 1);
-        self.log(VersionEdit::default(), reserve)?;
-        Ok(number)
+        match self.log(VersionEdit::default(), reserve)? {
+            Ok(_) => Ok(number),
+            Err(refused) => Err(Error::InvalidArgument(refused.reason)),
+        }
     }
 
     /// The file counter the manifest durably records: every number below it
@@ -561,27 +591,56 @@ impl VersionSet {
     ///   this and every later call return `Error::Io`; reopen it. The
     ///   in-memory current version is unchanged by a failed call.
     pub fn log_and_apply(&self, edit: VersionEdit) -> Result<Arc<Version>> {
+        match self.log(edit, 0)? {
+            Ok(version) => Ok(version),
+            Err(refused) => Err(Error::InvalidArgument(refused.reason)),
+        }
+    }
+
+    /// [`VersionSet::log_and_apply`] for an edit that a concurrent change
+    /// may have made stale (a compaction's, computed against an older
+    /// version): `Ok(Err(refused))` when it does not apply, with nothing
+    /// written and the set still usable.
+    ///
+    /// # Errors
+    /// As [`VersionSet::log_and_apply`], except that an edit that does not
+    /// apply is `Ok(Err(_))`.
+    pub fn try_log_and_apply(
+        &self,
+        edit: VersionEdit,
+    ) -> Result<std::result::Result<Arc<Version>, EditRefused>> {
         self.log(edit, 0)
     }
 
     /// [`VersionSet::log_and_apply`], recording a file counter of at least
-    /// `reserve`.
-    fn log(&self, edit: VersionEdit, reserve: u64) -> Result<Arc<Version>> {
+    /// `reserve`; `Ok(Err(_))` for an edit that does not apply.
+    fn log(
+        &self,
+        edit: VersionEdit,
+        reserve: u64,
+    ) -> Result<std::result::Result<Arc<Version>, EditRefused>> {
         let mut writer = lock(&self.writer);
         if let Some(cause) = &writer.poison {
             return Err(poisoned(cause));
         }
         let (base, last_seqno, log_number, wals) = self.snapshot_state();
+        let refused = |reason: String| Ok(Err(EditRefused { reason }));
         let version = if edit.changes_no_table() {
             None
         } else {
-            Some(base.apply(&edit).map_err(Error::InvalidArgument)?)
+            match base.apply(&edit) {
+                Ok(version) => Some(version),
+                Err(reason) => return refused(reason),
+            }
         };
         let new_log_number = edit.log_number.map_or(log_number, |n| n.max(log_number));
-        let new_wals = wals
-            .apply(&edit, new_log_number)
-            .map_err(Error::InvalidArgument)?;
-        check_counters(&edit)?;
+        let new_wals = match wals.apply(&edit, new_log_number) {
+            Ok(wals) => wals,
+            Err(reason) => return refused(reason),
+        };
+        if let Err(e) = check_counters(&edit) {
+            return refused(e.to_string());
+        }
         for (_, table) in &edit.added {
             self.mark_file_number_used(table.number);
         }
@@ -652,7 +711,7 @@ impl VersionSet {
         state.removed.extend(removed);
         state.stats.edits += 1;
         state.stats.bytes_written += bytes;
-        Ok(version)
+        Ok(Ok(version))
     }
 
     /// The file counter an edit records: the counter, or the reservation

@@ -2,10 +2,13 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Errors from the write-ahead log.
+///
+/// Not `#[non_exhaustive]`: the crates of the workspace map every variant,
+/// so a new one is a compile error there, never a silent catch-all.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// A file-system operation failed.
     #[error("WAL I/O error while {context}: {source}")]
@@ -50,11 +53,15 @@ pub enum Error {
     /// An earlier write or sync failed, so the log refuses every further
     /// append and sync: what reached the disk after that failure is unknown,
     /// and a retried fsync could report success for data the kernel already
-    /// dropped. Reopen the log to recover.
-    #[error("WAL is unusable after an earlier failure ({cause}); reopen it to recover")]
+    /// dropped. After a failed write, [`Wal::resume`](crate::Wal::resume)
+    /// recovers; after a failed fsync, only reopening the log does.
+    #[error("WAL is unusable after an earlier failure ({cause}); {}", if *.resumable { "resume or reopen it" } else { "a failed fsync is never retried: reopen it" })]
     Poisoned {
-        /// The failure that poisoned the log.
-        cause: String,
+        /// The failure that poisoned the log (an [`Error::Io`]).
+        cause: Arc<Error>,
+        /// Whether [`Wal::resume`](crate::Wal::resume) can lift it (no
+        /// fsync failed).
+        resumable: bool,
     },
 }
 
@@ -72,6 +79,25 @@ impl Error {
             context: context.into(),
             source,
         }
+    }
+
+    /// The kind of the I/O error behind this one (through a poisoned log's
+    /// cause), if there is one: a full disk is `StorageFull`.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Error::Io { source, .. } => Some(source.kind()),
+            Error::Poisoned { cause, .. } => cause.io_kind(),
+            Error::Corruption { .. }
+            | Error::FileCorruption { .. }
+            | Error::Busy { .. }
+            | Error::InvalidArgument(_) => None,
+        }
+    }
+
+    /// An [`Error::Io`] like `self` (same context, kind and message), for a
+    /// cause kept while the original is returned.
+    pub(crate) fn copy_io(context: &str, source: &io::Error) -> Error {
+        Error::io(context, io::Error::new(source.kind(), source.to_string()))
     }
 }
 

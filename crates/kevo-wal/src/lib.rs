@@ -7,7 +7,8 @@
 //! - [`Batch`]: puts and deletes with a first sequence number, replayed
 //!   all-or-nothing.
 //! - [`Wal`]: appends batches to numbered segment files, syncs them as the
-//!   [`SyncMode`] says (concurrent appenders share syncs), rotates and
+//!   [`SyncMode`] says (appenders that arrive during a sync share the
+//!   next one), rotates and
 //!   recycles segments. After a failed write or sync it refuses all further
 //!   work ([`Error::Poisoned`]).
 //! - [`log`]: the same framing as a standalone record log over one file

@@ -75,7 +75,8 @@ pub struct LogWriter {
     /// Next write offset.
     offset: u64,
     buf: Vec<u8>,
-    poison: Option<String>,
+    /// The failure that poisoned the writer.
+    poison: Option<Arc<Error>>,
 }
 
 impl LogWriter {
@@ -116,9 +117,9 @@ impl LogWriter {
         self.buf.clear();
         encode_record(&mut self.buf, self.offset, self.tag, record);
         if let Err(e) = self.file.write_all_at(&self.buf, self.offset) {
-            let error = Error::io(format!("appending to a log at offset {}", self.offset), e);
-            self.poison = Some(error.to_string());
-            return Err(error);
+            let context = format!("appending to a log at offset {}", self.offset);
+            self.poison = Some(Arc::new(Error::copy_io(&context, &e)));
+            return Err(Error::io(context, e));
         }
         self.offset += self.buf.len() as u64;
         Ok(())
@@ -133,9 +134,8 @@ impl LogWriter {
     pub fn sync(&mut self) -> Result<()> {
         self.check_poison()?;
         if let Err(e) = self.file.sync_data() {
-            let error = Error::io("syncing a log", e);
-            self.poison = Some(error.to_string());
-            return Err(error);
+            self.poison = Some(Arc::new(Error::copy_io("syncing a log", &e)));
+            return Err(Error::io("syncing a log", e));
         }
         Ok(())
     }
@@ -155,6 +155,7 @@ impl LogWriter {
         match &self.poison {
             Some(cause) => Err(Error::Poisoned {
                 cause: cause.clone(),
+                resumable: false,
             }),
             None => Ok(()),
         }

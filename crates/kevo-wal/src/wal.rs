@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kevo_core::{File, FileLock, Fs};
 
@@ -32,8 +32,8 @@ pub enum SyncMode {
     /// A background thread syncs every interval: a crash loses at most about
     /// one interval of appends (plus the sync's own duration).
     Interval(Duration),
-    /// [`Wal::append`] returns only once the record is durable. Concurrent
-    /// appenders share syncs (group commit).
+    /// [`Wal::append`] returns only once the record is durable. Appenders
+    /// that arrive while a sync is in flight share the next one.
     Always,
 }
 
@@ -59,6 +59,11 @@ pub struct WalOptions {
     /// modes; recovery still yields a prefix. 0 writes every record at once.
     /// Ignored under [`SyncMode::Always`]. Default: 0.
     pub buffer_bytes: usize,
+    /// Take [`WAL_LOCK_FILE`] so that no second `Wal` opens the directory.
+    /// An owner that already holds a lock on the directory (the engine
+    /// holds its `LOCK`) turns this off: one lock file per directory.
+    /// Default: `true`.
+    pub lock_dir: bool,
 }
 
 impl Default for WalOptions {
@@ -69,11 +74,13 @@ impl Default for WalOptions {
             recycle_segments: 2,
             recovery_mode: RecoveryMode::TolerateTornTail,
             buffer_bytes: 0,
+            lock_dir: true,
         }
     }
 }
 
-/// The lock file that keeps a second `Wal` out of a directory.
+/// The lock file that keeps a second `Wal` out of a directory (unless
+/// [`WalOptions::lock_dir`] is off).
 pub const WAL_LOCK_FILE: &str = "WAL.LOCK";
 
 /// Told about every segment the log starts, before any record goes into
@@ -158,18 +165,14 @@ pub struct Wal {
 
 #[derive(Debug)]
 struct Shared {
-    /// Held for the life of the log.
-    _lock: Box<dyn FileLock>,
+    /// Held for the life of the log (`None` when the owner locks).
+    _lock: Option<Box<dyn FileLock>>,
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     options: WalOptions,
     writer: Mutex<WriterState>,
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
-    /// Wakes a gathering syncer when a record is appended.
-    gather_cv: Condvar,
-    /// Threads inside [`Wal::append`] under [`SyncMode::Always`].
-    appenders: AtomicU64,
     /// Whether `poison` holds a failure (read on every append).
     poisoned: AtomicBool,
     poison: Mutex<Option<Poison>>,
@@ -180,10 +183,20 @@ struct Shared {
 /// Why the log refuses work.
 #[derive(Debug, Clone)]
 struct Poison {
-    cause: String,
+    /// The first failure (an [`Error::Io`]).
+    cause: Arc<Error>,
     /// An fsync failed: the state of the data on disk is unknown and the
     /// log can never be resumed.
     fsync_failed: bool,
+}
+
+impl Poison {
+    fn error(&self) -> Error {
+        Error::Poisoned {
+            cause: self.cause.clone(),
+            resumable: !self.fsync_failed,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -211,16 +224,7 @@ struct WriterState {
 struct SyncState {
     /// `written` as of the last successful sync.
     synced: u64,
-    /// Records appended as of the last successful sync.
-    records_synced: u64,
     syncing: bool,
-    /// The syncer is waiting for more records to join its sync.
-    gathering: bool,
-    /// How many appenders were waiting when the last sync ended: the group
-    /// the next sync waits for (see [`Shared::gather`]).
-    group_target: u64,
-    /// How long the last sync took.
-    last_sync: Duration,
     shutdown: bool,
 }
 
@@ -238,7 +242,7 @@ struct Counters {
 /// Iterate it to get every intact batch, then call [`Recovery::finish`].
 #[derive(Debug)]
 pub struct Recovery {
-    lock: Box<dyn FileLock>,
+    lock: Option<Box<dyn FileLock>>,
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     options: WalOptions,
@@ -294,14 +298,19 @@ impl Wal {
         }
         fs.create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let lock = fs
-            .lock(&dir.join(WAL_LOCK_FILE))
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::WouldBlock => Error::Busy {
-                    dir: dir.display().to_string(),
-                },
-                _ => Error::io(format!("locking {}", dir.display()), e),
-            })?;
+        let lock = if options.lock_dir {
+            let lock = fs
+                .lock(&dir.join(WAL_LOCK_FILE))
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::WouldBlock => Error::Busy {
+                        dir: dir.display().to_string(),
+                    },
+                    _ => Error::io(format!("locking {}", dir.display()), e),
+                })?;
+            Some(lock)
+        } else {
+            None
+        };
         let replay = match plan {
             None => Replay::open(fs.clone(), dir, options.recovery_mode, 0)?,
             Some(plan) => Replay::with_plan(fs.clone(), dir, options.recovery_mode, plan),
@@ -329,12 +338,9 @@ impl Wal {
             return Ok(self.shared.write_record(batch.as_bytes())?.0);
         }
         let shared = &self.shared;
-        shared.appenders.fetch_add(1, Ordering::Relaxed);
-        let result = shared
+        shared
             .write_record(batch.as_bytes())
-            .and_then(|(position, end)| shared.sync_to(end).map(|()| position));
-        shared.appenders.fetch_sub(1, Ordering::Relaxed);
-        result
+            .and_then(|(position, end)| shared.sync_to(end).map(|()| position))
     }
 
     /// Makes every record appended before this call durable, sharing the
@@ -402,12 +408,7 @@ impl Wal {
             return Ok(());
         };
         if poison.fsync_failed {
-            return Err(Error::Poisoned {
-                cause: format!(
-                    "{}; a failed fsync is never retried: reopen the log",
-                    poison.cause
-                ),
-            });
+            return Err(poison.error());
         }
         let good = if writer.pending.is_empty() {
             writer.offset
@@ -559,9 +560,7 @@ impl Shared {
 
     fn check_poison(&self) -> Result<()> {
         match self.poison_state() {
-            Some(poison) => Err(Error::Poisoned {
-                cause: poison.cause,
-            }),
+            Some(poison) => Err(poison.error()),
             None => Ok(()),
         }
     }
@@ -576,7 +575,7 @@ impl Shared {
             match poison.as_mut() {
                 None => {
                     *poison = Some(Poison {
-                        cause: format!("{context}: {source}"),
+                        cause: Arc::new(Error::copy_io(&context, &source)),
                         fsync_failed,
                     });
                 }
@@ -729,9 +728,6 @@ impl Shared {
     /// Returns once `synced >= target`, syncing if no one else is.
     fn sync_to(&self, target: u64) -> Result<()> {
         let mut state = lock(&self.sync);
-        if state.gathering {
-            self.gather_cv.notify_one();
-        }
         loop {
             self.check_poison()?;
             if state.synced >= target {
@@ -746,24 +742,15 @@ impl Shared {
                 .unwrap_or_else(|e| e.into_inner());
         }
         state.syncing = true;
-        let state = self.gather(state);
         drop(state);
 
         // Everything written so far is covered: earlier segments were synced
         // when they were sealed.
-        let (file, upto, records, segment, written) = {
+        let (file, upto, segment, written) = {
             let mut writer = lock(&self.writer);
-            let records = self.stats.appends.load(Ordering::Relaxed);
             let written = self.write_pending(&mut writer);
-            (
-                writer.file.clone(),
-                writer.written,
-                records,
-                writer.segment,
-                written,
-            )
+            (writer.file.clone(), writer.written, writer.segment, written)
         };
-        let started = Instant::now();
         let result = written.and_then(|()| {
             file.sync_data().map_err(|e| {
                 self.fail(
@@ -773,17 +760,11 @@ impl Shared {
                 )
             })
         });
-        let elapsed = started.elapsed();
         let mut state = lock(&self.sync);
         state.syncing = false;
         let outcome = match result {
             Ok(()) => {
                 state.synced = state.synced.max(upto);
-                state.records_synced = state.records_synced.max(records);
-                state.last_sync = elapsed;
-                // Everyone still in `append` now is either covered by this
-                // sync or waiting for the next: that is the group to expect.
-                state.group_target = self.appenders.load(Ordering::Relaxed);
                 self.stats.syncs.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -792,35 +773,6 @@ impl Shared {
         drop(state);
         self.synced_cv.notify_all();
         outcome
-    }
-
-    /// Before a sync, waits briefly for the appenders the last sync released
-    /// to append again, so that one sync covers all of them.
-    ///
-    /// Without this, `n` concurrent appenders split into two halves that
-    /// alternate: the half released by one sync appends while the next sync
-    /// (covering the other half) is already running. The wait ends as soon
-    /// as `group_target` records are unsynced, and never lasts more than
-    /// half the last sync's duration (capped at 1 ms). A single appender
-    /// never waits: its own record already makes the group.
-    fn gather<'a>(&self, mut state: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
-        let wait_max = (state.last_sync / 2).min(Duration::from_millis(1));
-        let deadline = Instant::now() + wait_max;
-        state.gathering = true;
-        loop {
-            let unsynced = self.stats.appends.load(Ordering::Relaxed) - state.records_synced;
-            let now = Instant::now();
-            if unsynced >= state.group_target || now >= deadline {
-                break;
-            }
-            state = self
-                .gather_cv
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        state.gathering = false;
-        state
     }
 
     /// The body of the [`SyncMode::Interval`] thread.
@@ -1032,8 +984,6 @@ impl Recovery {
             }),
             sync: Mutex::new(SyncState::default()),
             synced_cv: Condvar::new(),
-            gather_cv: Condvar::new(),
-            appenders: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             poison: Mutex::new(None),
             listener,

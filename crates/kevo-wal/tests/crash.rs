@@ -79,6 +79,7 @@ fn arb_options() -> impl Strategy<Value = WalOptions> {
             recycle_segments: recycle,
             recovery_mode: RecoveryMode::TolerateTornTail,
             buffer_bytes: buffer,
+            lock_dir: true,
         }
     })
 }

@@ -183,8 +183,9 @@ fn failed_background_sync_poisons_interval_mode() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match wal.append(&batch(2, 1, 10)) {
-            Err(Error::Poisoned { cause }) => {
-                assert!(cause.contains("syncing"), "{cause}");
+            Err(Error::Poisoned { cause, resumable }) => {
+                assert!(cause.to_string().contains("syncing"), "{cause}");
+                assert!(!resumable, "a failed fsync is never resumable");
                 break;
             }
             Ok(_) => assert!(

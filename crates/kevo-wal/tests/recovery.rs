@@ -491,6 +491,26 @@ fn second_open_of_the_same_directory_is_busy() {
 }
 
 #[test]
+fn an_owner_that_locks_the_directory_itself_leaves_no_wal_lock_file() {
+    let (_, fs) = memfs();
+    let unlocked = WalOptions {
+        lock_dir: false,
+        ..options()
+    };
+    let wal = open(fs.clone(), unlocked);
+    wal.append(&batch(1, 1, 1)).unwrap();
+    let names = fs.list_dir(&dir()).unwrap();
+    assert!(
+        !names.iter().any(|n| n == kevo_wal::WAL_LOCK_FILE),
+        "{names:?}"
+    );
+    // Without the lock file, a locking `Wal` is not kept out: the owner's
+    // own lock is what keeps a second owner away.
+    drop(wal);
+    open(fs, options());
+}
+
+#[test]
 fn zero_sync_interval_is_rejected() {
     let (_, fs) = memfs();
     let options = WalOptions {

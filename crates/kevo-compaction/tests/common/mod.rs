@@ -112,11 +112,22 @@ impl Db {
         .map(Arc::new)
     }
 
+    /// Runs `task`, which must not be stopped.
     pub fn run(
         &self,
         task: &CompactionTask,
         snapshots: &[SeqNo],
     ) -> kevo_core::Result<CompactionOutput> {
+        self.run_or_stop(task, snapshots)
+            .map(|output| output.expect("the compaction was stopped"))
+    }
+
+    /// Runs `task`; `None` if `stop` ended it.
+    pub fn run_or_stop(
+        &self,
+        task: &CompactionTask,
+        snapshots: &[SeqNo],
+    ) -> kevo_core::Result<Option<CompactionOutput>> {
         let open = |meta: &TableMeta| self.open(meta);
         let new_number = || {
             self.numbers_handed_out.fetch_add(1, Ordering::Relaxed);

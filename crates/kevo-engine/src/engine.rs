@@ -1,0 +1,226 @@
+//! [`Engine`]: the components of an open database, wired together, and
+//! [`Handle`], whose drop closes it.
+//!
+//! Each component owns its state and its locks; the engine only holds
+//! them side by side and does what needs several at once: record a
+//! background error ([`Engine::fail`]), close, and gather the stats. The
+//! work lives in the modules above it: `write` (the commit pipeline's
+//! environment, stalls, memtable switches), `flush` and `compact` (the job
+//! bodies), `install` (applying an edit), `jobs` (the threads), `resume`.
+//!
+//! Lock order (a thread holding one may take only those after it):
+//! 1. the commit queue (`CommitPipeline`, never held while taking another);
+//! 2. the writer mutex (`CommitPipeline::writer`);
+//! 3. the WAL slot (`Engine::wal`, read-locked for appends, write-locked
+//!    only by `close`), then the WAL's own writer and sync mutexes;
+//! 4. the job state (`Schedule::state`);
+//! 5. the read state's mutex, then its super-version lock;
+//! 6. the conflict tracker (`Engine::tracker`), then the snapshot list
+//!    (`Visibility`);
+//! 7. the version set's writer mutex, then its state mutex;
+//! 8. the table cache, then the block cache's shards.
+//!
+//! Leaves, taken with nothing else inside: the lifecycle's cause, the list
+//! of background threads, the `LOCK` slot.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use kevo_compaction::CompactionStrategy;
+use kevo_core::{FileLock, Fs};
+use kevo_manifest::{VersionEdit, VersionSet};
+use kevo_sstable::BlockCache as _;
+use kevo_txn::ConflictTracker;
+use kevo_wal::{Wal, WalPosition};
+
+use crate::commit::CommitPipeline;
+use crate::error::{Error, Result, from_wal};
+use crate::lifecycle::{Lifecycle, is_out_of_space};
+use crate::options::Options;
+use crate::read::{ReadState, Visibility};
+use crate::schedule::{Schedule, auto_resume_wait};
+use crate::stats::{Counters, Gauges, Stats};
+use crate::sync::{lock, read, write};
+use crate::tables::TableCache;
+
+/// An open database's components.
+pub(crate) struct Engine {
+    pub(crate) dir: PathBuf,
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) options: Options,
+    /// Open or closed, writable or read-only.
+    pub(crate) life: Lifecycle,
+    /// Which tables are live: the manifest.
+    pub(crate) versions: Arc<VersionSet>,
+    /// The log; `None` once closed.
+    pub(crate) wal: RwLock<Option<Wal>>,
+    /// The write queue, the group leader and the writer mutex.
+    pub(crate) commit: CommitPipeline,
+    /// The memtables and the installed version.
+    pub(crate) read: ReadState,
+    /// The visible seqno and the live snapshots.
+    pub(crate) visibility: Visibility,
+    /// The background jobs and their threads.
+    pub(crate) jobs: Schedule,
+    /// Open table readers and the block cache.
+    pub(crate) tables: Arc<TableCache>,
+    pub(crate) counters: Counters,
+    pub(crate) strategy: Box<dyn CompactionStrategy>,
+    /// Recent commits, for transactions' conflict checks.
+    pub(crate) tracker: Mutex<ConflictTracker>,
+    /// Bytes written since the last delay, while writes are delayed.
+    pub(crate) delayed_bytes: AtomicU64,
+    /// The directory's `LOCK`; released by `close`.
+    pub(crate) lock_file: Mutex<Option<Box<dyn FileLock>>>,
+    /// kevo's files the manifest could not explain at open: left in place
+    /// and reported in [`Stats`].
+    pub(crate) unexplained_files: Vec<String>,
+}
+
+impl Engine {
+    /// Runs `f` on the WAL; `Err(Closed)` once it is closed.
+    pub(crate) fn with_wal<T>(&self, f: impl FnOnce(&Wal) -> T) -> Result<T> {
+        let wal = read(&self.wal);
+        wal.as_ref().map(f).ok_or(Error::Closed)
+    }
+
+    /// Records the first background error: the database becomes read-only.
+    /// A full disk schedules an automatic resume. Returns the recorded
+    /// cause (an earlier one, if there was).
+    pub(crate) fn fail(&self, error: Error) -> Arc<Error> {
+        let out_of_space = is_out_of_space(&error);
+        let (cause, first) = self.life.set_background_error(error);
+        if first {
+            tracing::error!(error = %cause, auto_resume = out_of_space, "background error: the database is now read-only");
+            if out_of_space {
+                let mut state = self.jobs.state();
+                let wait = auto_resume_wait(state.resume_attempts);
+                state.resume_at = Some(Instant::now() + wait);
+            }
+        }
+        self.jobs.notify();
+        cause
+    }
+
+    /// [`Engine::fail`], as the error a writer gets.
+    pub(crate) fn read_only(&self, error: Error) -> Error {
+        Error::ReadOnly {
+            cause: self.fail(error),
+        }
+    }
+
+    /// The strategy's estimate of the compaction debt of the installed
+    /// version set's current version, with that version.
+    pub(crate) fn current_version(&self) -> (Arc<kevo_manifest::Version>, u64) {
+        let version = self.versions.current();
+        let pending = self.strategy.pending_bytes(&version);
+        (version, pending)
+    }
+
+    /// Closes the database: waits for the write in flight, stops the
+    /// background threads, syncs and closes the WAL, releases the lock.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if already closed; [`Error::Io`] if the last WAL
+    /// sync failed (the lock is released all the same).
+    pub(crate) fn close(&self) -> Result<()> {
+        if !self.life.close() {
+            return Err(Error::Closed);
+        }
+        let _span = tracing::info_span!("kevo.close", dir = %self.dir.display()).entered();
+        // Wait for the group leader in flight, then stop the threads: they
+        // and the manual compactions see the closing flag.
+        let writer = self.commit.writer();
+        self.jobs.join_threads();
+        // The WAL is synced even after a background error: the writes it
+        // acknowledged must reach the disk. Only a poisoned WAL cannot.
+        let wal = write(&self.wal).take();
+        let result = match wal {
+            Some(wal) => match wal.sync().and_then(|()| {
+                let end = wal.position();
+                wal.close().map(|()| end)
+            }) {
+                Ok(end) => {
+                    self.seal_wal_segment(end);
+                    Ok(())
+                }
+                Err(e) if self.life.background_error().is_some() => {
+                    tracing::warn!(error = %e, "syncing the WAL at close after a background error");
+                    Ok(())
+                }
+                Err(e) => Err(from_wal(&self.dir, e)),
+            },
+            None => Ok(()),
+        };
+        drop(writer);
+        // Wake writers queued behind the closing: they see it.
+        self.commit.wake_all();
+        lock(&self.lock_file).take();
+        result
+    }
+
+    /// Records the last WAL segment as sealed at `end` (synced): the next
+    /// open then knows its exact length, so a cut or emptied segment is
+    /// damage, not a torn tail. A failure only loses that knowledge.
+    fn seal_wal_segment(&self, end: WalPosition) {
+        if self.versions.is_poisoned() {
+            return;
+        }
+        let edit = VersionEdit {
+            wal_segments_sealed: vec![(end.segment, end.offset)],
+            ..Default::default()
+        };
+        if let Err(e) = self.versions.log_and_apply(edit) {
+            tracing::warn!(error = %e, segment = end.segment, "recording the last WAL segment as sealed");
+        }
+    }
+
+    /// Counters and sizes.
+    pub(crate) fn stats(&self) -> Stats {
+        let memory = self.read.memory_use();
+        let (snapshots, oldest_snapshot) = self.visibility.snapshot_counts();
+        let cache = self.tables.block_cache().map_or((0, 0, 0), |cache| {
+            let (hits, misses) = cache.hits_and_misses();
+            (hits, misses, cache.used_bytes() as u64)
+        });
+        let gauges = Gauges {
+            memtable_bytes: memory.memtable_bytes,
+            immutable_memtables: memory.immutables,
+            immutable_memtable_bytes: memory.immutable_bytes,
+            scores: self.strategy.level_scores(&memory.version),
+            version: memory.version,
+            pending_compaction_bytes: memory.pending_compaction_bytes,
+            last_seqno: self.visibility.visible(),
+            wal: self.with_wal(|wal| wal.stats()).unwrap_or_default(),
+            manifest: self.versions.stats(),
+            snapshots,
+            oldest_snapshot,
+            cache,
+            open_tables: self.tables.len(),
+            read_only_cause: self.life.background_error().map(|e| e.to_string()),
+            compaction_style: self.strategy.name(),
+            unexplained_files: self.unexplained_files.clone(),
+        };
+        self.counters.stats(gauges)
+    }
+}
+
+/// What the public handles share: dropping the last one (held by [`Db`]
+/// clones, snapshots, iterators and transactions, never by the background
+/// threads) closes the database.
+///
+/// [`Db`]: crate::Db
+pub(crate) struct Handle {
+    pub(crate) engine: Arc<Engine>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        match self.engine.close() {
+            Ok(()) | Err(Error::Closed) => {}
+            Err(e) => tracing::warn!(error = %e, "closing the database on drop failed"),
+        }
+    }
+}

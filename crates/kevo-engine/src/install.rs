@@ -1,0 +1,109 @@
+//! Applying a version edit: the one place that logs it to the manifest,
+//! installs the new version in the read state, retires the files it made
+//! obsolete, and removes the new tables of an edit that was refused.
+//!
+//! Flushes and compactions both end here:
+//! - the manifest takes the edit: the version is installed (for a flush,
+//!   with its memtable dropped from the read set), then WAL segments below
+//!   the edit's log number and tables no live version names are deleted;
+//! - the manifest refuses it as stale (a racing change; nothing written):
+//!   the edit's new tables are removed, nothing else changes;
+//! - the manifest write fails: the database turns read-only. The new
+//!   tables stay (the edit may have reached the disk; if it did not, the
+//!   next open deletes them as orphans).
+
+use std::sync::Arc;
+
+use kevo_manifest::{EditRefused, VersionEdit, table_file_name};
+
+use crate::engine::Engine;
+use crate::error::Error;
+
+/// What an edit does to the read set once it is logged.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change {
+    /// Immutable memtable `memtable` is in the edit's table; WAL segments
+    /// below `next_log` are no longer needed.
+    Flush { memtable: u64, next_log: u64 },
+    /// Tables were replaced.
+    Compaction,
+}
+
+/// What became of an edit.
+#[derive(Debug)]
+pub(crate) enum Applied {
+    /// Logged and installed.
+    Installed,
+    /// Stale: nothing written, the new tables removed.
+    Refused(EditRefused),
+}
+
+/// Logs `edit` (whose new tables are `new_tables`), installs it as
+/// `change` says, and retires the files it made obsolete (see the module
+/// documentation).
+///
+/// # Errors
+/// The manifest write failed: the database is now read-only; the cause.
+pub(crate) fn apply_edit(
+    engine: &Engine,
+    edit: VersionEdit,
+    new_tables: &[u64],
+    change: Change,
+) -> Result<Applied, Arc<Error>> {
+    match engine.versions.try_log_and_apply(edit) {
+        Err(e) => Err(engine.fail(e.into())),
+        Ok(Err(refused)) => {
+            remove_tables(engine, new_tables);
+            Ok(Applied::Refused(refused))
+        }
+        Ok(Ok(_)) => {
+            // The version set's current version, not the one returned: a
+            // concurrent edit may have installed a newer one in between.
+            let (version, pending) = engine.current_version();
+            let log_number = match change {
+                Change::Flush { memtable, next_log } => {
+                    engine.read.flushed(memtable, version, pending);
+                    Some(next_log)
+                }
+                Change::Compaction => {
+                    engine.read.install(version, pending);
+                    None
+                }
+            };
+            engine.jobs.notify();
+            retire_files(engine, log_number);
+            Ok(Applied::Installed)
+        }
+    }
+}
+
+/// Retires WAL segments below `log_number` (if given) and deletes the
+/// tables no live version refers to. Failures here lose nothing (the files
+/// are orphans, deleted at the next open), so they are logged, not fatal.
+fn retire_files(engine: &Engine, log_number: Option<u64>) {
+    if let Some(log_number) = log_number
+        && let Ok(Err(e)) = engine.with_wal(|wal| wal.remove_segments_before(log_number))
+    {
+        tracing::warn!(error = %e, "retiring WAL segments failed");
+    }
+    for number in engine.versions.take_obsolete_tables() {
+        engine.tables.evict(number);
+        let path = engine.dir.join(table_file_name(number));
+        if let Err(e) = engine.fs.remove_file(&path) {
+            tracing::warn!(error = %e, path = %path.display(), "deleting an obsolete table failed");
+        }
+    }
+}
+
+/// Removes tables that no version names (outputs of a refused or abandoned
+/// edit). A failure leaves an orphan, deleted at the next open.
+pub(crate) fn remove_tables(engine: &Engine, numbers: &[u64]) {
+    for &number in numbers {
+        let path = engine.dir.join(table_file_name(number));
+        if let Err(e) = engine.fs.remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, path = %path.display(), "removing a table no version took");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! [`DbIter`]: range and prefix iteration over a super version.
+//!
+//! The cursor stack, built lazily on the first call: one cursor per
+//! memtable (the memtable, then the immutable ones newest first), one per
+//! L0 table that may hold the range, one [`ConcatCursor`] per deeper level
+//! (opening one table at a time), merged ([`MergingCursor`]), cut to the
+//! bounds ([`BoundedCursor`]) and filtered to what the read's seqno sees
+//! ([`VisibleCursor`]).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kevo_core::{Cursor, SeqNo};
+use kevo_iter::{
+    BoundedCursor, ConcatCursor, ConcatSource, KeyBounds, MergingCursor, RangeIter, UserCursor,
+    VisibleCursor,
+};
+use kevo_manifest::TableMeta;
+use kevo_sstable::TableCursor;
+
+use crate::engine::Handle;
+use crate::error::{Error, Result};
+use crate::read::SuperVersion;
+use crate::tables::TableCache;
+
+type Factory = Box<dyn FnMut() -> kevo_core::Result<Box<dyn UserCursor + Send>> + Send>;
+
+/// An iterator over `(key, value)` pairs of a range or prefix, in key order
+/// or (with `.rev()`) reverse; from [`Db::range`](crate::Db::range),
+/// [`Db::prefix`](crate::Db::prefix) or a [`Snapshot`](crate::Snapshot).
+///
+/// It reads a consistent view: the snapshot it was made at. It holds the
+/// database open and pins every file it reads until it is dropped. After
+/// an error it returns `None`; once the database is closed it returns
+/// [`Error::Closed`] (once), whether it was advanced or not.
+pub struct DbIter {
+    inner: Option<RangeIter<Box<dyn UserCursor + Send>, Factory>>,
+    error: Option<Error>,
+    handle: Option<Arc<Handle>>,
+}
+
+impl std::fmt::Debug for DbIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbIter").finish_non_exhaustive()
+    }
+}
+
+impl DbIter {
+    /// An iterator over `bounds` as of `snapshot` (the visible seqno for
+    /// `None`), or one that returns the error of a closed database.
+    pub(crate) fn open(handle: &Arc<Handle>, bounds: KeyBounds, snapshot: Option<SeqNo>) -> Self {
+        let engine = &handle.engine;
+        if let Err(e) = engine.life.check_open() {
+            return DbIter::failed(e);
+        }
+        let (visible, sv) = engine.read.view(&engine.visibility);
+        DbIter::new(handle.clone(), sv, bounds, snapshot.unwrap_or(visible))
+    }
+
+    fn new(handle: Arc<Handle>, sv: Arc<SuperVersion>, bounds: KeyBounds, seqno: SeqNo) -> Self {
+        let tables = handle.engine.tables.clone();
+        let factory: Factory = Box::new(move || {
+            let mut sources: Vec<Box<dyn Cursor + Send>> = Vec::new();
+            sources.push(Box::new(sv.mem.cursor()));
+            for imm in &sv.imms {
+                sources.push(Box::new(imm.cursor()));
+            }
+            let (start, end) = (bounds.start(), bounds.end());
+            for meta in sv.version.level(0) {
+                if meta.smallest_seqno <= seqno && meta.overlaps(start, end) {
+                    let table = tables.get(meta)?;
+                    sources.push(Box::new(table.cursor()));
+                }
+            }
+            for level in 1..sv.version.num_levels() {
+                let level_tables = sv.version.overlapping(level, start, end);
+                if !level_tables.is_empty() {
+                    sources.push(Box::new(ConcatCursor::new(LevelTables {
+                        cache: tables.clone(),
+                        tables: level_tables,
+                    })));
+                }
+            }
+            let merged = MergingCursor::new(sources);
+            let cursor = VisibleCursor::new(BoundedCursor::new(merged, bounds.clone()), seqno);
+            Ok(Box::new(cursor) as Box<dyn UserCursor + Send>)
+        });
+        DbIter {
+            inner: Some(RangeIter::new(factory)),
+            error: None,
+            handle: Some(handle),
+        }
+    }
+
+    fn failed(error: Error) -> Self {
+        DbIter {
+            inner: None,
+            error: Some(error),
+            handle: None,
+        }
+    }
+
+    /// `Closed` (once: the iterator is then exhausted) if the database
+    /// was closed.
+    fn check_open(&mut self) -> Option<Error> {
+        let closed = self
+            .handle
+            .as_ref()
+            .is_some_and(|handle| handle.engine.life.is_closed());
+        if closed && self.inner.take().is_some() {
+            return Some(Error::Closed);
+        }
+        None
+    }
+
+    fn map(
+        &mut self,
+        item: Option<kevo_core::Result<(Bytes, Bytes)>>,
+    ) -> Option<Result<(Bytes, Bytes)>> {
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
+        item.map(|r| r.map_err(Error::from))
+    }
+}
+
+/// The tables of one level (L1+) that a range may touch, in key order.
+struct LevelTables {
+    cache: Arc<TableCache>,
+    tables: Vec<Arc<TableMeta>>,
+}
+
+impl ConcatSource for LevelTables {
+    type Cursor = TableCursor;
+
+    fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    fn smallest(&self, i: usize) -> &[u8] {
+        self.tables[i].smallest.as_bytes()
+    }
+
+    fn largest(&self, i: usize) -> &[u8] {
+        self.tables[i].largest.as_bytes()
+    }
+
+    fn open(&self, i: usize) -> kevo_core::Result<TableCursor> {
+        Ok(self.cache.get(&self.tables[i])?.cursor())
+    }
+}
+
+impl Iterator for DbIter {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(closed) = self.check_open() {
+            return Some(Err(closed));
+        }
+        let item = self.inner.as_mut().and_then(|inner| inner.next());
+        self.map(item)
+    }
+}
+
+impl DoubleEndedIterator for DbIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if let Some(closed) = self.check_open() {
+            return Some(Err(closed));
+        }
+        let item = self.inner.as_mut().and_then(|inner| inner.next_back());
+        self.map(item)
+    }
+}
+
+impl std::iter::FusedIterator for DbIter {}
