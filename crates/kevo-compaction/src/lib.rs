@@ -73,4 +73,6 @@ pub use output::{OutputSpec, Written, table_meta, write_tables};
 pub use runner::{CompactionOutput, CompactionStats, RunContext, run_compaction};
 pub use strategy::CompactionStrategy;
 pub use task::{CompactionReason, CompactionTask, KeyRange, LevelInputs, LevelScore};
-pub use tiered::{SortedRun, Tiered, TieredOptions, sorted_runs};
+#[cfg(feature = "testing")]
+pub use tiered::sorted_runs;
+pub use tiered::{SortedRun, Tiered, TieredOptions};

@@ -93,7 +93,9 @@ pub struct SortedRun {
     pub bytes: u64,
 }
 
-/// The sorted runs of `version`, newest first.
+/// The sorted runs of `version`, newest first (public with the `testing`
+/// feature, for tests of the picker).
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 pub fn sorted_runs(version: &Version) -> Vec<SortedRun> {
     let l0 = version.level(0).iter().map(|t| SortedRun {
         level: 0,

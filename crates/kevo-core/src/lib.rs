@@ -40,9 +40,9 @@ pub use coding::{
 };
 pub use cursor::Cursor;
 pub use error::{Error, Result};
-pub use fs::{
-    FaultFs, FaultKind, FaultOp, FaultRule, FaultTrigger, File, FileLock, Fs, MemFs, OsFs,
-};
+#[cfg(any(test, feature = "testing"))]
+pub use fs::{FaultFs, FaultKind, FaultOp, FaultRule, FaultTrigger, MemFs};
+pub use fs::{File, FileLock, Fs, OsFs};
 pub use key::{
     InternalKey, KEY_BYTES_MAX, LOOKUP_KIND, ParsedInternalKey, SEQNO_MAX, SeqNo, TRAILER_BYTES,
     VALUE_BYTES_MAX, ValueKind, compare_internal_keys, encode_internal_key, pack_trailer,

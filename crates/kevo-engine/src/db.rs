@@ -75,8 +75,8 @@ impl Db {
     }
 
     /// [`Db::open_with`] on the file system `fs`: an in-memory
-    /// [`MemFs`](kevo_core::MemFs) for tests, a
-    /// [`FaultFs`](kevo_core::FaultFs) to inject failures.
+    /// `kevo_core::MemFs` for tests, a `kevo_core::FaultFs` to inject
+    /// failures (both behind `kevo-core`'s `testing` feature).
     ///
     /// # Errors
     /// As [`Db::open_with`].

@@ -722,7 +722,9 @@ impl VersionSet {
     }
 
     /// Table numbers referenced by any version still alive: the current one
-    /// or one a reader holds.
+    /// or one a reader holds (feature `testing`: for tests that check what
+    /// is deleted).
+    #[cfg(any(test, feature = "testing"))]
     pub fn live_table_numbers(&self) -> BTreeSet<u64> {
         let mut state = lock(&self.state);
         live_numbers(&mut state)

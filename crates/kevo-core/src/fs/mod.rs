@@ -5,10 +5,10 @@
 //!
 //! - [`OsFs`]: real files through `std::fs` (`fdatasync`, directory sync,
 //!   atomic rename, an exclusive lock file);
-//! - [`MemFs`]: an in-memory file system for tests whose [`MemFs::crash`]
-//!   models a power loss;
-//! - [`FaultFs`]: wraps any `Fs` and fails chosen operations with `EIO`,
-//!   `ENOSPC` or a short write.
+//! - `MemFs` (feature `testing`): an in-memory file system for tests whose
+//!   `MemFs::crash` models a power loss;
+//! - `FaultFs` (feature `testing`): wraps any `Fs` and fails chosen
+//!   operations with `EIO`, `ENOSPC` or a short write.
 //!
 //! # The model every implementation follows
 //!
@@ -21,12 +21,14 @@
 //!   [`Fs::sync_dir`] on its parent directory returns `Ok`.
 //! - A crash keeps, for each file, everything synced plus possibly a prefix
 //!   of the unsynced writes in the order they were issued, the last of them
-//!   possibly torn. This is what [`MemFs::crash`] produces and what recovery
+//!   possibly torn. This is what `MemFs::crash` produces and what recovery
 //!   code must cope with.
 //! - Directories themselves are created with [`Fs::create_dir_all`], which is
 //!   durable when it returns (the database directory is created once).
 
+#[cfg(any(test, feature = "testing"))]
 mod fault;
+#[cfg(any(test, feature = "testing"))]
 mod mem;
 mod os;
 
@@ -35,7 +37,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[cfg(any(test, feature = "testing"))]
 pub use fault::{FaultFs, FaultKind, FaultOp, FaultRule, FaultTrigger};
+#[cfg(any(test, feature = "testing"))]
 pub use mem::MemFs;
 pub use os::OsFs;
 
