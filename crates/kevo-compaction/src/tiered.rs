@@ -75,7 +75,7 @@ impl Default for TieredOptions {
 /// (the last level when it includes the oldest, L0 — as one table — when
 /// the next older run is an L0 table). Picks: everything when the space
 /// amplification passes its limit, else the newest group of at least
-/// `min_merge_width` similar-sized runs. See [`sorted_runs`] and
+/// `min_merge_width` similar-sized runs. See `sorted_runs` and
 /// `docs/compaction.md`.
 #[derive(Debug, Clone, Default)]
 pub struct Tiered {

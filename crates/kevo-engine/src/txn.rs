@@ -26,11 +26,11 @@ use crate::iter::DbIter;
 use crate::sync::lock;
 use crate::write::write;
 
-/// How many times [`Db::transaction`] runs its closure before giving up
+/// How many times [`Db::transaction`](crate::Db::transaction) runs its closure before giving up
 /// with the last [`Error::Conflict`].
 pub const TRANSACTION_ATTEMPTS_MAX: usize = 100;
 
-/// A read-write transaction, from [`Db::begin`].
+/// A read-write transaction, from [`Db::begin`](crate::Db::begin).
 ///
 /// Reads see the database as of `begin` plus the transaction's own writes.
 /// [`commit`](Transaction::commit) applies every write atomically, or fails
@@ -170,12 +170,12 @@ impl Transaction {
     /// transaction read, a key inside a range it scanned, or a key it
     /// writes. A transaction that wrote nothing commits unless something it
     /// read changed since `begin` (so that every history is serial in
-    /// commit order); use [`Db::begin_read`] for reads that never conflict.
+    /// commit order); use [`Db::begin_read`](crate::Db::begin_read) for reads that never conflict.
     ///
     /// # Errors
     /// [`Error::Conflict`]; [`Error::Closed`] once the database is closed
     /// (a transaction that only read included: its reads can no longer be
-    /// ordered after the commits before the close); those of [`Db::write`].
+    /// ordered after the commits before the close); those of [`Db::write`](crate::Db::write).
     pub fn commit(mut self) -> Result<()> {
         let engine = self.handle.engine.clone();
         if let Err(closed) = engine.life.check_open() {

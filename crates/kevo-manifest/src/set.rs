@@ -734,8 +734,8 @@ impl VersionSet {
     /// Each number is returned once; the caller deletes the files.
     ///
     /// Tables dropped before this open (files a crash left behind) are not
-    /// reported: the engine finds them as `.sst` files missing from
-    /// [`VersionSet::live_table_numbers`].
+    /// reported: the engine's open finds them as `.sst` files no version
+    /// names, below the reserved file counter.
     pub fn take_obsolete_tables(&self) -> Vec<u64> {
         let mut state = lock(&self.state);
         let live = live_numbers(&mut state);
