@@ -12,9 +12,9 @@
 //! - **coding** helpers: varints, fixed-width integers and the bounds-checked
 //!   [`Reader`] decoders are built on;
 //! - **checksums** ([`crc32`], [`xxh3_64`]);
-//! - the **file-system trait** [`Fs`] with [`OsFs`] for real use, [`MemFs`]
-//!   for tests (with a power-loss [`MemFs::crash`]) and [`FaultFs`] to inject
-//!   I/O errors.
+//! - the **file-system trait** [`Fs`] with [`OsFs`] for real use and, with
+//!   the `testing` feature, `MemFs` for tests (with a power-loss
+//!   `MemFs::crash`) and `FaultFs` to inject I/O errors.
 //!
 //! ```
 //! use kevo_core::{compare_internal_keys, InternalKey, ValueKind};
