@@ -130,8 +130,10 @@ impl Engine {
             return Err(Error::Closed);
         }
         let _span = tracing::info_span!("kevo.close", dir = %self.dir.display()).entered();
-        // Wait for the group leader in flight, then stop the threads: they
-        // and the manual compactions see the closing flag.
+        // Wake every waiter (a leader stalled for a flush holds the writer
+        // mutex) to see the closing flag; wait for the group leader in
+        // flight, then stop the threads and the manual compactions.
+        self.jobs.notify();
         let writer = self.commit.writer();
         self.jobs.join_threads();
         // The WAL is synced even after a background error: the writes it
