@@ -71,12 +71,13 @@ pub(crate) trait CommitEnv {
     /// read-only).
     fn append(&self, batch: &Batch, sync: bool) -> Result<()>;
 
-    /// Inserts `batch`'s entries into the memtable.
-    fn apply(&self, batch: &Batch);
+    /// Inserts `batch`'s entries into the memtable; returns the user bytes
+    /// (keys and values) inserted.
+    fn apply(&self, batch: &Batch) -> u64;
 
     /// Makes every write up to `last` visible to reads; `batch` came from
-    /// `batches` writers.
-    fn publish(&self, batch: &Batch, last: SeqNo, batches: usize);
+    /// `batches` writers and holds `user_bytes` of keys and values.
+    fn publish(&self, batch: &Batch, last: SeqNo, batches: usize, user_bytes: u64);
 }
 
 /// The queue, the group leader's hand-over, and the writer mutex.
@@ -282,10 +283,10 @@ impl CommitPipeline {
         combined.check_limits().map_err(Error::InvalidArgument)?;
         let sync = head.sync || rest.iter().any(|p| p.sync);
         env.append(&combined, sync)?;
-        env.apply(&combined);
+        let user_bytes = env.apply(&combined);
         let last = first + count - 1;
         *last_seqno = last;
-        env.publish(&combined, last, 1 + rest.len());
+        env.publish(&combined, last, 1 + rest.len(), user_bytes);
         Ok(())
     }
 }
@@ -374,7 +375,7 @@ mod tests {
             Ok(())
         }
 
-        fn apply(&self, batch: &Batch) {
+        fn apply(&self, batch: &Batch) -> u64 {
             if let Some(key) = lock(&self.panic_on).as_ref() {
                 assert!(
                     !batch.iter().any(|e| e.key == key.as_slice()),
@@ -385,9 +386,10 @@ mod tests {
             for (i, entry) in batch.iter().enumerate() {
                 committed.push((Bytes::copy_from_slice(entry.key), batch.seqno() + i as u64));
             }
+            0
         }
 
-        fn publish(&self, _batch: &Batch, last: SeqNo, batches: usize) {
+        fn publish(&self, _batch: &Batch, last: SeqNo, batches: usize, _user_bytes: u64) {
             self.visible.store(last, Ordering::SeqCst);
             lock(&self.groups).push(batches);
         }

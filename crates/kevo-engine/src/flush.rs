@@ -90,6 +90,25 @@ pub(crate) fn run(engine: &Engine, imm: &Immutable) -> Result<()> {
     Ok(())
 }
 
+/// [`run`] for a flush the caller claimed (set the job state's `flushing`):
+/// releases the claim and, on success, records `imm` as flushed. Used by the
+/// background threads and by resume.
+///
+/// # Errors
+/// As [`run`].
+pub(crate) fn run_claimed(engine: &Engine, imm: &Immutable) -> Result<()> {
+    let result = run(engine, imm);
+    {
+        let mut state = engine.jobs.state();
+        state.flushing = false;
+        if result.is_ok() {
+            state.flushed_id = Some(imm.id);
+        }
+    }
+    engine.jobs.notify();
+    result
+}
+
 /// Writes every entry of `mem` that a reader at one of `snapshots` (or the
 /// latest) can see to a new table in `dir` (numbered by `new_number`),
 /// through the one table-output path: synced, with the directory, and

@@ -51,15 +51,7 @@ fn run(engine: &Engine) {
     while let Some(job) = next_job(engine) {
         match job {
             Job::Flush(imm) => {
-                let result = flush::run(engine, &imm);
-                {
-                    let mut state = engine.jobs.state();
-                    state.flushing = false;
-                    if result.is_ok() {
-                        state.flushed_id = Some(imm.id);
-                    }
-                }
-                if let Err(e) = result
+                if let Err(e) = flush::run_claimed(engine, &imm)
                     && !engine.life.is_closed()
                 {
                     engine.fail(e);

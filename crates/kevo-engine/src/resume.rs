@@ -92,16 +92,7 @@ fn flush_waiting(engine: &Engine) -> Result<()> {
             state.flushing = true;
             imm
         };
-        let result = flush::run(engine, &imm);
-        {
-            let mut state = engine.jobs.state();
-            state.flushing = false;
-            if result.is_ok() {
-                state.flushed_id = Some(imm.id);
-            }
-        }
-        engine.jobs.notify();
-        result?;
+        flush::run_claimed(engine, &imm)?;
     }
 }
 

@@ -98,16 +98,18 @@ impl CommitEnv for Engine {
         appended.map_err(|e| self.read_only(from_wal(&self.dir, e)))
     }
 
-    fn apply(&self, batch: &Batch) {
+    fn apply(&self, batch: &Batch) -> u64 {
         let mem = self.read.memtable();
         let first = batch.seqno();
+        let mut user_bytes = 0u64;
         for (i, entry) in batch.iter().enumerate() {
             mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
+            user_bytes += (entry.key.len() + entry.value.len()) as u64;
         }
+        user_bytes
     }
 
-    fn publish(&self, batch: &Batch, last: SeqNo, batches: usize) {
-        let mut user_bytes = 0u64;
+    fn publish(&self, batch: &Batch, last: SeqNo, batches: usize, user_bytes: u64) {
         {
             // Recorded for open transactions' conflict checks, and made
             // visible, under the tracker mutex: a transaction beginning now
@@ -121,9 +123,6 @@ impl CommitEnv for Engine {
                 tracker.record(last, keys);
             }
             self.visibility.publish(last);
-        }
-        for entry in batch.iter() {
-            user_bytes += (entry.key.len() + entry.value.len()) as u64;
         }
         self.counters
             .record_write_group(batches as u64, batch.len() as u64, user_bytes);
