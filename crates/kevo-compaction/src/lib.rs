@@ -70,7 +70,7 @@ pub use gc::{GcFilter, GcIter, GcStats, Verdict};
 pub use leveled::{LevelTargets, Leveled, LeveledOptions};
 pub use manual::{ManualCompaction, ManualPlan, ManualScope, ManualStep};
 pub use output::{OutputSpec, Written, table_meta, write_tables};
-pub use runner::{CompactionOutput, CompactionStats, RunContext, run_compaction};
+pub use runner::{CompactionOutput, CompactionStats, LevelTables, RunContext, run_compaction};
 pub use strategy::CompactionStrategy;
 pub use task::{CompactionReason, CompactionTask, KeyRange, LevelInputs, LevelScore};
 #[cfg(feature = "testing")]

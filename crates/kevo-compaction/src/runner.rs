@@ -198,50 +198,68 @@ fn merge_inputs<'a>(
     task: &'a CompactionTask,
     ctx: &'a RunContext<'a>,
 ) -> MergingCursor<Box<dyn Cursor + 'a>> {
+    // Opened through the context, once the run is not stopped.
+    let open = move |meta: &TableMeta| -> Result<TableCursor> {
+        if ctx.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(crate::output::stopped());
+        }
+        Ok((ctx.open_table)(meta)?.cursor())
+    };
     let mut children: Vec<Box<dyn Cursor + 'a>> = Vec::new();
     for inputs in &task.inputs {
         if inputs.level == 0 {
             for table in &inputs.tables {
-                children.push(Box::new(ConcatCursor::new(LevelSource {
-                    tables: std::slice::from_ref(table),
-                    ctx,
-                })));
+                let one = std::slice::from_ref(table);
+                children.push(Box::new(ConcatCursor::new(LevelTables::new(one, open))));
             }
         } else if !inputs.tables.is_empty() {
-            children.push(Box::new(ConcatCursor::new(LevelSource {
-                tables: &inputs.tables,
-                ctx,
-            })));
+            let level = LevelTables::new(inputs.tables.as_slice(), open);
+            children.push(Box::new(ConcatCursor::new(level)));
         }
     }
     MergingCursor::new(children)
 }
 
-/// Input tables of one level, opened one at a time through the context.
-struct LevelSource<'a> {
-    tables: &'a [Arc<TableMeta>],
-    ctx: &'a RunContext<'a>,
+/// The tables of one level (or one L0 table), in key order, as the sources
+/// of a [`ConcatCursor`]: each opened by `open` only when the cursor reaches
+/// it. Compaction inputs and the engine's range reads both read levels
+/// through it.
+pub struct LevelTables<T, F> {
+    tables: T,
+    open: F,
 }
 
-impl ConcatSource for LevelSource<'_> {
+impl<T, F> LevelTables<T, F>
+where
+    T: AsRef<[Arc<TableMeta>]>,
+    F: Fn(&TableMeta) -> Result<TableCursor>,
+{
+    /// `tables` (disjoint, in key order), opened by `open`.
+    pub fn new(tables: T, open: F) -> Self {
+        LevelTables { tables, open }
+    }
+}
+
+impl<T, F> ConcatSource for LevelTables<T, F>
+where
+    T: AsRef<[Arc<TableMeta>]>,
+    F: Fn(&TableMeta) -> Result<TableCursor>,
+{
     type Cursor = TableCursor;
 
     fn len(&self) -> usize {
-        self.tables.len()
+        self.tables.as_ref().len()
     }
 
     fn smallest(&self, i: usize) -> &[u8] {
-        self.tables[i].smallest.as_bytes()
+        self.tables.as_ref()[i].smallest.as_bytes()
     }
 
     fn largest(&self, i: usize) -> &[u8] {
-        self.tables[i].largest.as_bytes()
+        self.tables.as_ref()[i].largest.as_bytes()
     }
 
     fn open(&self, i: usize) -> Result<TableCursor> {
-        if self.ctx.stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(crate::output::stopped());
-        }
-        Ok((self.ctx.open_table)(&self.tables[i])?.cursor())
+        (self.open)(&self.tables.as_ref()[i])
     }
 }

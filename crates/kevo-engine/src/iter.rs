@@ -10,18 +10,16 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kevo_compaction::LevelTables;
 use kevo_core::{Cursor, SeqNo};
 use kevo_iter::{
-    BoundedCursor, ConcatCursor, ConcatSource, KeyBounds, MergingCursor, RangeIter, UserCursor,
-    VisibleCursor,
+    BoundedCursor, ConcatCursor, KeyBounds, MergingCursor, RangeIter, UserCursor, VisibleCursor,
 };
 use kevo_manifest::TableMeta;
-use kevo_sstable::TableCursor;
 
 use crate::engine::Handle;
 use crate::error::{Error, Result};
 use crate::read::SuperVersion;
-use crate::tables::TableCache;
 
 type Factory = Box<dyn FnMut() -> kevo_core::Result<Box<dyn UserCursor + Send>> + Send>;
 
@@ -75,10 +73,12 @@ impl DbIter {
             for level in 1..sv.version.num_levels() {
                 let level_tables = sv.version.overlapping(level, start, end);
                 if !level_tables.is_empty() {
-                    sources.push(Box::new(ConcatCursor::new(LevelTables {
-                        cache: tables.clone(),
-                        tables: level_tables,
-                    })));
+                    let cache = tables.clone();
+                    let open = move |meta: &TableMeta| Ok(cache.get(meta)?.cursor());
+                    sources.push(Box::new(ConcatCursor::new(LevelTables::new(
+                        level_tables,
+                        open,
+                    ))));
                 }
             }
             let merged = MergingCursor::new(sources);
@@ -121,32 +121,6 @@ impl DbIter {
             return Some(Err(error));
         }
         item.map(|r| r.map_err(Error::from))
-    }
-}
-
-/// The tables of one level (L1+) that a range may touch, in key order.
-struct LevelTables {
-    cache: Arc<TableCache>,
-    tables: Vec<Arc<TableMeta>>,
-}
-
-impl ConcatSource for LevelTables {
-    type Cursor = TableCursor;
-
-    fn len(&self) -> usize {
-        self.tables.len()
-    }
-
-    fn smallest(&self, i: usize) -> &[u8] {
-        self.tables[i].smallest.as_bytes()
-    }
-
-    fn largest(&self, i: usize) -> &[u8] {
-        self.tables[i].largest.as_bytes()
-    }
-
-    fn open(&self, i: usize) -> kevo_core::Result<TableCursor> {
-        Ok(self.cache.get(&self.tables[i])?.cursor())
     }
 }
 
