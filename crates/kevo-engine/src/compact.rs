@@ -68,9 +68,13 @@ pub(crate) enum Outcome {
 /// Runs `task` (its inputs already marked busy by the caller) and applies
 /// the result.
 pub(crate) fn run_task(engine: &Engine, task: &CompactionTask) -> Outcome {
+    let versions = match engine.versions() {
+        Ok(versions) => versions,
+        Err(cause) => return Outcome::ReadOnly(cause),
+    };
     let snapshots = engine.visibility.live_snapshots();
     let open_table = |meta: &kevo_manifest::TableMeta| engine.tables.get(meta);
-    let new_file_number = || engine.versions.reserve_file_number();
+    let new_file_number = || versions.reserve_file_number();
     let ctx = RunContext {
         fs: engine.fs.as_ref(),
         dir: &engine.dir,
@@ -85,7 +89,7 @@ pub(crate) fn run_task(engine: &Engine, task: &CompactionTask) -> Outcome {
         Ok(None) => return Outcome::Stopped,
         // Reserving an output's file number wrote to the manifest and
         // failed: nothing more can be recorded until a resume.
-        Err(e) if engine.versions.is_poisoned() => {
+        Err(e) if versions.is_poisoned() => {
             return Outcome::ReadOnly(engine.fail(e.into()));
         }
         Err(e) => return Outcome::Retry(e.into()),

@@ -68,8 +68,9 @@ impl Db {
     /// [`Error::InvalidArgument`] for a bad option (named) or a missing
     /// database without `create_if_missing` (or an existing one with
     /// `error_if_exists`); [`Error::Busy`] if another handle or process has
-    /// it open; [`Error::Corruption`] if the manifest, `CURRENT`, a table
-    /// or the WAL before its tail is damaged; [`Error::Io`].
+    /// it open, for writing or read-only ([`BusyReason`](crate::BusyReason)
+    /// says which); [`Error::Corruption`] if the manifest, `CURRENT`, a
+    /// table or the WAL before its tail is damaged; [`Error::Io`].
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         Self::open_with_fs(Arc::new(OsFs::new()), path, options)
     }
@@ -88,6 +89,88 @@ impl Db {
         })
     }
 
+    /// Opens the existing database in directory `path` read-only, with
+    /// default [`Options`]: changes nothing on disk.
+    ///
+    /// ```
+    /// # fn main() -> kevo_engine::Result<()> {
+    /// # let dir = tempfile::tempdir().expect("temp dir");
+    /// # let db = kevo_engine::Db::open(dir.path())?;
+    /// # db.put("apple", "red")?;
+    /// # db.close()?;
+    /// let ro = kevo_engine::Db::open_read_only(dir.path())?;
+    /// assert_eq!(ro.get("apple")?.as_deref(), Some(&b"red"[..]));
+    /// assert!(matches!(ro.put("apple", "green"), Err(kevo_engine::Error::ReadOnly { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// See [`Db::open_read_only_with`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Db> {
+        Self::open_read_only_with(path, Options::default())
+    }
+
+    /// Opens the existing database in `path` read-only, on the operating
+    /// system's file system. Nothing on disk changes: no file is created,
+    /// written, synced, truncated, renamed or deleted.
+    ///
+    /// What it does: takes the `LOCK` file *shared* (any number of
+    /// read-only opens, in this process or others, hold it together; a
+    /// writer is kept out while they do, and keeps them out while it holds
+    /// it; a directory without `LOCK` is opened without a lock, as creating
+    /// one would be a change, and then a writer is not kept out), reads the
+    /// manifest, checks the directory against it as [`Db::open_with`] does,
+    /// and replays the WAL into memory, a torn tail skipped in memory but
+    /// left in the file. What it does not do: sync or trim the WAL, start a
+    /// WAL segment, write a manifest, switch `CURRENT`, write `OPTIONS`,
+    /// delete obsolete files, flush, compact, or start background threads.
+    ///
+    /// Reads ([`Db::get`], [`Db::range`], [`Db::prefix`], snapshots,
+    /// read-only transactions, [`Db::stats`], [`Db::table_files`]) see the
+    /// database as of the open, the replayed WAL's writes included. Every
+    /// write ([`Db::put`], [`Db::delete`], [`Db::write`], a
+    /// [`Transaction`] commit that writes), [`Db::flush`],
+    /// [`Db::compact_range`], [`Db::wait_for_compactions`] and
+    /// [`Db::resume`] return [`Error::ReadOnly`] whose cause is
+    /// [`Error::OpenedReadOnly`] (its message says "opened read-only", never
+    /// "background error"), and [`Stats::read_only_cause`] says so too.
+    /// [`Db::close`] (or dropping the last handle) releases the lock.
+    ///
+    /// `options` tune the reads (`block_cache_bytes`, `table_cache_tables`)
+    /// and the replay (`recovery_mode`: under `SkipCorrupted` damage in the
+    /// WAL is skipped in memory too); `create_if_missing` is ignored (a
+    /// read-only open creates nothing) and `error_if_exists` refuses as it
+    /// does for [`Db::open_with`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad option, or a path that holds no
+    /// database (no `CURRENT`; the directory need not exist, and is not
+    /// created); [`Error::Busy`] with
+    /// [`BusyReason::OpenForWriting`](crate::BusyReason::OpenForWriting) if a
+    /// writer has it open; [`Error::Corruption`] for damage
+    /// [`Db::open_with`] refuses (under the default recovery mode, a torn
+    /// tail of the newest WAL segment is not damage); [`Error::Io`].
+    pub fn open_read_only_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        Self::open_read_only_with_fs(Arc::new(OsFs::new()), path, options)
+    }
+
+    /// [`Db::open_read_only_with`] on the file system `fs`.
+    ///
+    /// # Errors
+    /// As [`Db::open_read_only_with`].
+    pub fn open_read_only_with_fs(
+        fs: Arc<dyn Fs>,
+        path: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<Db> {
+        // No background threads: there is nothing to flush or compact.
+        let engine = Arc::new(crate::open::open_read_only(fs, path.as_ref(), options)?);
+        Ok(Db {
+            handle: Arc::new(Handle { engine }),
+        })
+    }
+
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.handle.engine.dir
@@ -97,7 +180,8 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] over a size limit; [`Error::ReadOnly`]
-    /// after a background failure; [`Error::Closed`]; [`Error::Io`] if the
+    /// after a background failure, or always if opened with
+    /// [`Db::open_read_only`]; [`Error::Closed`]; [`Error::Io`] if the
     /// WAL write failed (the database is then read-only).
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let mut batch = WriteBatch::new();
@@ -177,8 +261,9 @@ impl Db {
     /// waits for it.
     ///
     /// # Errors
-    /// [`Error::ReadOnly`] if a flush failed; [`Error::Closed`];
-    /// [`Error::Io`] if rotating the WAL failed.
+    /// [`Error::ReadOnly`] if a flush failed, or if opened with
+    /// [`Db::open_read_only`]; [`Error::Closed`]; [`Error::Io`] if rotating
+    /// the WAL failed.
     pub fn flush(&self) -> Result<()> {
         crate::write::flush(&self.handle.engine)
     }
@@ -191,7 +276,8 @@ impl Db {
     /// # Errors
     /// [`Error::Io`] if a compaction failed (nothing is lost; the database
     /// stays writable and the call may be retried); [`Error::ReadOnly`] if a
-    /// flush or manifest write failed; [`Error::Closed`].
+    /// flush or manifest write failed, or if opened with
+    /// [`Db::open_read_only`]; [`Error::Closed`].
     pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
         use std::ops::Bound;
         let bound = |b: Bound<&K>| match b {
@@ -209,7 +295,8 @@ impl Db {
     /// Writes made meanwhile may keep it waiting.
     ///
     /// # Errors
-    /// [`Error::ReadOnly`] after a background failure; [`Error::Closed`].
+    /// [`Error::ReadOnly`] after a background failure, or if opened with
+    /// [`Db::open_read_only`]; [`Error::Closed`].
     pub fn wait_for_compactions(&self) -> Result<()> {
         crate::compact::wait_for_compactions(&self.handle.engine)
     }
@@ -241,14 +328,16 @@ impl Db {
     /// The error of the step that failed again (the database stays
     /// read-only; try again later); [`Error::Io`] saying so if the WAL's
     /// fsync had failed, which is never retried: close and reopen the
-    /// database. [`Error::Closed`].
+    /// database. [`Error::ReadOnly`] with [`Error::OpenedReadOnly`] if
+    /// opened with [`Db::open_read_only`]. [`Error::Closed`].
     pub fn resume(&self) -> Result<()> {
         crate::resume::resume(&self.handle.engine)
     }
 
-    /// Syncs the WAL, stops the background threads and releases the lock.
-    /// Later calls on any handle, snapshot or iterator of this database
-    /// return [`Error::Closed`]. Dropping the last handle does the same.
+    /// Syncs the WAL, stops the background threads and releases the lock
+    /// (for a read-only open, only releases its shared lock). Later calls
+    /// on any handle, snapshot or iterator of this database return
+    /// [`Error::Closed`]. Dropping the last handle does the same.
     ///
     /// # Errors
     /// [`Error::Closed`] if already closed; [`Error::Io`] if the last WAL

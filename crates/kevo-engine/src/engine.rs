@@ -22,6 +22,11 @@
 //!
 //! Leaves, taken with nothing else inside: the lifecycle's cause, the list
 //! of background threads, the `LOCK` slot.
+//!
+//! A database opened read-only is the same engine with no WAL, no version
+//! set ([`Manifest::ReadOnly`]), no background threads and a lifecycle
+//! that is read-only from the start: every write path stops at its
+//! writability check, and [`Engine::versions`] refuses the rest.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -30,7 +35,7 @@ use std::time::Instant;
 
 use kevo_compaction::CompactionStrategy;
 use kevo_core::{FileLock, Fs};
-use kevo_manifest::{VersionEdit, VersionSet};
+use kevo_manifest::{ManifestStats, VersionEdit, VersionSet};
 use kevo_sstable::BlockCache as _;
 use kevo_txn::ConflictTracker;
 use kevo_wal::{Wal, WalPosition};
@@ -52,9 +57,9 @@ pub(crate) struct Engine {
     pub(crate) options: Options,
     /// Open or closed, writable or read-only.
     pub(crate) life: Lifecycle,
-    /// Which tables are live: the manifest.
-    pub(crate) versions: Arc<VersionSet>,
-    /// The log; `None` once closed.
+    /// Which tables are live: the manifest (none when opened read-only).
+    pub(crate) manifest: Manifest,
+    /// The log; `None` once closed, and for a database opened read-only.
     pub(crate) wal: RwLock<Option<Wal>>,
     /// The write queue, the group leader and the writer mutex.
     pub(crate) commit: CommitPipeline,
@@ -79,7 +84,34 @@ pub(crate) struct Engine {
     pub(crate) unexplained_files: Vec<String>,
 }
 
+/// The manifest an engine logs its edits to.
+pub(crate) enum Manifest {
+    /// Opened for writing: every flush, compaction and WAL segment is
+    /// recorded in the version set.
+    Live(Arc<VersionSet>),
+    /// Opened read-only: `MANIFEST-{number}` was read at open and is never
+    /// written; the installed version stays the one read.
+    ReadOnly {
+        /// The manifest read.
+        number: u64,
+    },
+}
+
 impl Engine {
+    /// The version set, which logs edits; for a database opened read-only,
+    /// which has none, `Err` with the standing cause
+    /// ([`Error::OpenedReadOnly`]).
+    pub(crate) fn versions(&self) -> Result<&Arc<VersionSet>, Arc<Error>> {
+        match &self.manifest {
+            Manifest::Live(versions) => Ok(versions),
+            Manifest::ReadOnly { .. } => Err(self.life.background_error().unwrap_or_else(|| {
+                Arc::new(Error::OpenedReadOnly {
+                    path: self.dir.clone(),
+                })
+            })),
+        }
+    }
+
     /// Runs `f` on the WAL; `Err(Closed)` once it is closed.
     pub(crate) fn with_wal<T>(&self, f: impl FnOnce(&Wal) -> T) -> Result<T> {
         let wal = read(&self.wal);
@@ -114,7 +146,10 @@ impl Engine {
     /// The strategy's estimate of the compaction debt of the installed
     /// version set's current version, with that version.
     pub(crate) fn current_version(&self) -> (Arc<kevo_manifest::Version>, u64) {
-        let version = self.versions.current();
+        let version = match &self.manifest {
+            Manifest::Live(versions) => versions.current(),
+            Manifest::ReadOnly { .. } => self.read.version(),
+        };
         let pending = self.strategy.pending_bytes(&version);
         (version, pending)
     }
@@ -167,14 +202,17 @@ impl Engine {
     /// open then knows its exact length, so a cut or emptied segment is
     /// damage, not a torn tail. A failure only loses that knowledge.
     fn seal_wal_segment(&self, end: WalPosition) {
-        if self.versions.is_poisoned() {
+        let Ok(versions) = self.versions() else {
+            return;
+        };
+        if versions.is_poisoned() {
             return;
         }
         let edit = VersionEdit {
             wal_segments_sealed: vec![(end.segment, end.offset)],
             ..Default::default()
         };
-        if let Err(e) = self.versions.log_and_apply(edit) {
+        if let Err(e) = versions.log_and_apply(edit) {
             tracing::warn!(error = %e, segment = end.segment, "recording the last WAL segment as sealed");
         }
     }
@@ -196,7 +234,13 @@ impl Engine {
             pending_compaction_bytes: memory.pending_compaction_bytes,
             last_seqno: self.visibility.visible(),
             wal: self.with_wal(|wal| wal.stats()).unwrap_or_default(),
-            manifest: self.versions.stats(),
+            manifest: match &self.manifest {
+                Manifest::Live(versions) => versions.stats(),
+                Manifest::ReadOnly { number } => ManifestStats {
+                    manifest_number: *number,
+                    ..ManifestStats::default()
+                },
+            },
             snapshots,
             oldest_snapshot,
             cache,

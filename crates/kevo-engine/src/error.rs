@@ -48,22 +48,45 @@ pub enum Error {
     /// retry it. Nothing of it was applied.
     #[error("{0}")]
     Conflict(Conflict),
-    /// Another handle (in this process or another) has the database open.
-    #[error("database {} is in use by another process or handle", path.display())]
+    /// Another handle (in this process or another) has the database open
+    /// in a way that excludes this open: a writer excludes every other
+    /// open, read-only opens exclude a writer. `reason` says which.
+    #[error("database {} is {reason}", path.display())]
     Busy {
         /// The database directory.
         path: PathBuf,
+        /// Who holds it.
+        reason: BusyReason,
     },
     /// The database was closed; open it again to go on.
     #[error("the database is closed")]
     Closed,
-    /// A background flush, manifest or WAL write failed, so the database
-    /// stopped accepting writes to keep what it acknowledged safe. Reads go
-    /// on; [`Db::resume`](crate::Db::resume) or reopening recovers.
-    #[error("the database is read-only after a background error: {cause}")]
+    /// The database takes no writes: either a background flush, manifest
+    /// or WAL write failed, so it stopped accepting writes to keep what it
+    /// acknowledged safe (reads go on; [`Db::resume`](crate::Db::resume) or
+    /// reopening recovers), or it was opened with
+    /// [`Db::open_read_only`](crate::Db::open_read_only): then `cause` is
+    /// [`Error::OpenedReadOnly`], and the message says "opened read-only"
+    /// instead of "after a background error".
+    #[error("the database is read-only{}: {cause}", read_only_why(.cause))]
     ReadOnly {
-        /// The error that put the database in read-only mode.
+        /// The error that put the database in read-only mode, or
+        /// [`Error::OpenedReadOnly`].
         cause: Arc<Error>,
+    },
+    /// The database was opened with
+    /// [`Db::open_read_only`](crate::Db::open_read_only): only ever the
+    /// cause of an [`Error::ReadOnly`], which every write, flush,
+    /// compaction and resume of such a handle returns. Open it with
+    /// [`Db::open`](crate::Db::open) to write.
+    #[error(
+        "database {} was opened read-only (Db::open_read_only): writes, flushes, \
+         compactions and resume are refused",
+        path.display()
+    )]
+    OpenedReadOnly {
+        /// The database directory.
+        path: PathBuf,
     },
     /// kevo found its own state inconsistent: a bug. The operation changed
     /// nothing; please report it with the message.
@@ -72,6 +95,34 @@ pub enum Error {
         /// The invariant that did not hold.
         reason: String,
     },
+}
+
+/// Who holds a database that an open found [`Error::Busy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusyReason {
+    /// A writer ([`Db::open`](crate::Db::open)) holds it: every other open,
+    /// a read-only one included, is refused.
+    OpenForWriting,
+    /// Read-only opens ([`Db::open_read_only`](crate::Db::open_read_only))
+    /// hold it: a writer is refused until the last of them closes.
+    OpenReadOnly,
+}
+
+impl fmt::Display for BusyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BusyReason::OpenForWriting => "open for writing by another handle or process",
+            BusyReason::OpenReadOnly => "open read-only by another handle or process",
+        })
+    }
+}
+
+/// What [`Error::ReadOnly`]'s message says after "read-only".
+fn read_only_why(cause: &Error) -> &'static str {
+    match cause {
+        Error::OpenedReadOnly { .. } => "",
+        _ => " after a background error",
+    }
 }
 
 /// Why a transaction could not commit: the key it met and the commit that
@@ -139,6 +190,7 @@ impl Error {
             | Error::Conflict(_)
             | Error::Busy { .. }
             | Error::Closed
+            | Error::OpenedReadOnly { .. }
             | Error::Internal { .. } => false,
         }
     }
@@ -161,6 +213,7 @@ impl Error {
             | Error::Conflict(_)
             | Error::Busy { .. }
             | Error::Closed
+            | Error::OpenedReadOnly { .. }
             | Error::Internal { .. } => None,
         }
     }
@@ -191,8 +244,12 @@ impl Error {
             },
             Error::InvalidArgument(message) => Error::InvalidArgument(message.clone()),
             Error::Conflict(conflict) => Error::Conflict(conflict.clone()),
-            Error::Busy { path } => Error::Busy { path: path.clone() },
+            Error::Busy { path, reason } => Error::Busy {
+                path: path.clone(),
+                reason: *reason,
+            },
             Error::Closed => Error::Closed,
+            Error::OpenedReadOnly { path } => Error::OpenedReadOnly { path: path.clone() },
             Error::ReadOnly { cause } => Error::ReadOnly {
                 cause: cause.clone(),
             },
@@ -235,8 +292,10 @@ pub(crate) fn from_wal(dir: &std::path::Path, e: kevo_wal::Error) -> Error {
             offset,
             reason,
         },
+        // Only a writer takes the WAL's own lock.
         kevo_wal::Error::Busy { .. } => Error::Busy {
             path: dir.to_path_buf(),
+            reason: BusyReason::OpenForWriting,
         },
         kevo_wal::Error::FileCorruption {
             file,
@@ -282,11 +341,15 @@ mod tests {
                 committed_seqno: 9,
                 snapshot_seqno: 3,
             }),
-            Error::Busy { path: "/db".into() },
+            Error::Busy {
+                path: "/db".into(),
+                reason: BusyReason::OpenReadOnly,
+            },
             Error::Closed,
             Error::ReadOnly {
                 cause: Arc::new(Error::Closed),
             },
+            Error::OpenedReadOnly { path: "/db".into() },
             Error::Internal { reason: "r".into() },
         ];
         for error in errors {
@@ -314,6 +377,45 @@ mod tests {
             "{text}"
         );
         assert!(error.is_conflict() && !error.is_corruption());
+    }
+
+    #[test]
+    fn busy_names_who_holds_the_database() {
+        let busy = |reason| Error::Busy {
+            path: "/db".into(),
+            reason,
+        };
+        assert_eq!(
+            busy(BusyReason::OpenForWriting).to_string(),
+            "database /db is open for writing by another handle or process"
+        );
+        assert_eq!(
+            busy(BusyReason::OpenReadOnly).to_string(),
+            "database /db is open read-only by another handle or process"
+        );
+    }
+
+    #[test]
+    fn a_read_only_open_is_told_from_a_background_error_by_its_message() {
+        let opened = Error::ReadOnly {
+            cause: Arc::new(Error::OpenedReadOnly { path: "/db".into() }),
+        };
+        let text = opened.to_string();
+        assert!(
+            text.starts_with("the database is read-only: database /db was opened read-only"),
+            "{text}"
+        );
+        assert!(!text.contains("background"), "{text}");
+        let failed = Error::ReadOnly {
+            cause: Arc::new(Error::io("writing", io::Error::other("EIO"))),
+        };
+        assert!(
+            failed
+                .to_string()
+                .starts_with("the database is read-only after a background error: "),
+            "{failed}"
+        );
+        assert!(!opened.is_corruption() && opened.io_kind().is_none());
     }
 
     #[test]

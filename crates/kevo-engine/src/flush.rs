@@ -42,12 +42,15 @@ pub(crate) fn run(engine: &Engine, imm: &Immutable) -> Result<()> {
     let started = Instant::now();
     let span = tracing::info_span!("kevo.flush", memtable = imm.id);
     let _entered = span.enter();
+    let versions = engine
+        .versions()
+        .map_err(|cause| Error::ReadOnly { cause })?;
     let table = write_memtable(
         engine.fs.as_ref(),
         &engine.dir,
         table_options(&engine.options),
         &imm.table,
-        &|| engine.versions.reserve_file_number(),
+        &|| versions.reserve_file_number(),
         &engine.visibility.live_snapshots(),
     )?;
     // Every write up to the freeze is in this memtable or in tables, and

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use kevo_manifest::{EditRefused, VersionEdit, table_file_name};
+use kevo_manifest::{EditRefused, VersionEdit, VersionSet, table_file_name};
 
 use crate::engine::Engine;
 use crate::error::Error;
@@ -44,13 +44,15 @@ pub(crate) enum Applied {
 ///
 /// # Errors
 /// The manifest write failed: the database is now read-only; the cause.
+/// (Opened read-only, there is no manifest to write: that cause.)
 pub(crate) fn apply_edit(
     engine: &Engine,
     edit: VersionEdit,
     new_tables: &[u64],
     change: Change,
 ) -> Result<Applied, Arc<Error>> {
-    match engine.versions.try_log_and_apply(edit) {
+    let versions = engine.versions()?;
+    match versions.try_log_and_apply(edit) {
         Err(e) => Err(engine.fail(e.into())),
         Ok(Err(refused)) => {
             remove_tables(engine, new_tables);
@@ -71,7 +73,7 @@ pub(crate) fn apply_edit(
                 }
             };
             engine.jobs.notify();
-            retire_files(engine, log_number);
+            retire_files(engine, versions, log_number);
             Ok(Applied::Installed)
         }
     }
@@ -80,13 +82,13 @@ pub(crate) fn apply_edit(
 /// Retires WAL segments below `log_number` (if given) and deletes the
 /// tables no live version refers to. Failures here lose nothing (the files
 /// are orphans, deleted at the next open), so they are logged, not fatal.
-fn retire_files(engine: &Engine, log_number: Option<u64>) {
+fn retire_files(engine: &Engine, versions: &VersionSet, log_number: Option<u64>) {
     if let Some(log_number) = log_number
         && let Ok(Err(e)) = engine.with_wal(|wal| wal.remove_segments_before(log_number))
     {
         tracing::warn!(error = %e, "retiring WAL segments failed");
     }
-    for number in engine.versions.take_obsolete_tables() {
+    for number in versions.take_obsolete_tables() {
         engine.tables.evict(number);
         let path = engine.dir.join(table_file_name(number));
         if let Err(e) = engine.fs.remove_file(&path) {

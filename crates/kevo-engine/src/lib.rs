@@ -81,7 +81,7 @@ mod write;
 
 pub use batch::WriteBatch;
 pub use db::Db;
-pub use error::{Conflict, ConflictReason, Error, Result};
+pub use error::{BusyReason, Conflict, ConflictReason, Error, Result};
 pub use files::{LOCK_FILE, OPTIONS_FILE_PREFIX};
 pub use iter::DbIter;
 pub use kevo_core::{KEY_BYTES_MAX, VALUE_BYTES_MAX};

@@ -1,8 +1,12 @@
 //! [`Lifecycle`]: whether the database is open, and whether a background
-//! error has made it read-only — the two facts every call checks first.
+//! error (or a read-only open) has made it read-only — the two facts every
+//! call checks first.
 //!
 //! One closing flag: `close` sets it once; calls, iterators, waits and
-//! running compactions all see the same flag.
+//! running compactions all see the same flag. A database opened read-only
+//! starts with [`Error::OpenedReadOnly`] as its standing cause, which
+//! nothing lifts: every write path then fails as it does after a
+//! background error, without a check of its own.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,9 +26,27 @@ pub(crate) struct Lifecycle {
     /// Whether `cause` holds an error.
     read_only: AtomicBool,
     cause: Mutex<Option<Arc<Error>>>,
+    /// Opened read-only: `cause` stands for good.
+    opened_read_only: bool,
 }
 
 impl Lifecycle {
+    /// The lifecycle of a database opened read-only: read-only from the
+    /// start, for good, with `cause` (an [`Error::OpenedReadOnly`]).
+    pub(crate) fn opened_read_only(cause: Arc<Error>) -> Self {
+        Lifecycle {
+            closed: AtomicBool::new(false),
+            read_only: AtomicBool::new(true),
+            cause: Mutex::new(Some(cause)),
+            opened_read_only: true,
+        }
+    }
+
+    /// Whether the database was opened read-only.
+    pub(crate) fn is_opened_read_only(&self) -> bool {
+        self.opened_read_only
+    }
+
     /// Whether `close` has begun.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
@@ -81,8 +103,12 @@ impl Lifecycle {
         (error, true)
     }
 
-    /// Lifts the background error (after a successful resume).
+    /// Lifts the background error (after a successful resume); never the
+    /// cause of a read-only open.
     pub(crate) fn clear_background_error(&self) {
+        if self.opened_read_only {
+            return;
+        }
         let mut cause = lock(&self.cause);
         *cause = None;
         self.read_only.store(false, Ordering::Release);
@@ -114,6 +140,22 @@ mod tests {
         assert!(life.close());
         assert!(!life.close());
         assert!(matches!(life.check_open(), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn a_read_only_open_stays_read_only() {
+        let cause = Arc::new(Error::OpenedReadOnly { path: "/db".into() });
+        let life = Lifecycle::opened_read_only(cause.clone());
+        assert!(life.is_opened_read_only());
+        life.check_open().unwrap();
+        let (kept, is_first) = life.set_background_error(Error::Closed);
+        assert!(!is_first);
+        assert!(Arc::ptr_eq(&kept, &cause));
+        life.clear_background_error();
+        match life.check_writable() {
+            Err(Error::ReadOnly { cause: got }) => assert!(Arc::ptr_eq(&got, &cause)),
+            other => panic!("expected ReadOnly, got {other:?}"),
+        }
     }
 
     #[test]

@@ -30,6 +30,15 @@
 //!    names below the file counter, old manifests, `CURRENT.dbtmp`), keep
 //!    the newest earlier `OPTIONS` file, write `OPTIONS-NNNNNN`;
 //! 7. [`assemble`]: build the components over the recovered state.
+//!
+//! A read-only open ([`open_read_only`]) runs the reading steps only, and
+//! changes nothing on disk: step 1 refuses a directory that holds no
+//! database instead of creating one, and takes `LOCK` shared
+//! ([`lock_directory_shared`]; a directory without `LOCK` is opened
+//! without a lock, since creating it would be a change); steps 2 and 3 read
+//! and check as above, the WAL replayed by a bare [`Replay`] (no sync, a
+//! torn tail left where it is and skipped in memory). Then [`assemble`]
+//! builds an engine over what they read, with no WAL and no version set.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,18 +47,18 @@ use std::time::Instant;
 
 use kevo_core::{FileLock, Fs, SeqNo};
 use kevo_manifest::{
-    ManifestOptions, RecoveredManifest, VersionEdit, VersionSet, manifest_file_name,
+    ManifestOptions, RecoveredManifest, Version, VersionEdit, VersionSet, manifest_file_name,
     table_file_name,
 };
 use kevo_memtable::MemTable;
 use kevo_wal::{
-    Recovery, RecoveryMode, ReplayReport, ReplayedBatch, SegmentListener, Wal, WalOptions,
+    Recovery, RecoveryMode, Replay, ReplayReport, ReplayedBatch, SegmentListener, Wal, WalOptions,
     segment_file_name,
 };
 
 use crate::commit::CommitPipeline;
-use crate::engine::Engine;
-use crate::error::{Error, Result, from_wal};
+use crate::engine::{Engine, Manifest};
+use crate::error::{BusyReason, Error, Result, from_wal};
 use crate::files::LOCK_FILE;
 use crate::files::OPTIONS_FILE_PREFIX;
 use crate::flush::write_memtable;
@@ -75,20 +84,29 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Engi
     let durable = start_manifest(&fs, dir, &options, &inventory, &replayed)?;
     let Replayed {
         found,
-        recovery,
+        replay: recovery,
         report,
         mem,
         ..
     } = replayed;
     let wal = start_wal(&fs, dir, recovery, &found, &report, &durable)?;
     let unexplained_files = tidy(&fs, dir, &inventory, &found.checked, &durable, &options)?;
+    let manifest_number = durable.versions.manifest_number();
     let recovered = Recovered {
-        lock_file,
-        wal,
-        mem,
+        lock_file: Some(lock_file),
+        wal: Some(wal),
+        version: durable.versions.current(),
+        manifest: Manifest::Live(durable.versions),
+        // After a recovery flush the memtable's writes are in a table.
+        mem: if durable.flushed_replayed {
+            Arc::new(MemTable::new())
+        } else {
+            mem
+        },
+        last_seqno: durable.last_seqno,
         wal_tail_bytes_dropped: report.tail_bytes_dropped,
-        durable,
         unexplained_files,
+        life: Lifecycle::default(),
     };
     let engine = assemble(fs, dir, options, recovered);
     let version = engine.read.version();
@@ -97,9 +115,73 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Engi
         bytes = version.total_bytes(),
         last_seqno = engine.visibility.visible(),
         created = found_created,
-        manifest = manifest_file_name(engine.versions.manifest_number()),
+        manifest = manifest_file_name(manifest_number),
         ms = started.elapsed().as_millis() as u64,
         "opened"
+    );
+    Ok(engine)
+}
+
+/// Opens the database in `dir` read-only: the reading steps, then
+/// [`assemble`] over what they read (see the module documentation).
+/// Nothing on disk changes, whatever happens.
+pub(crate) fn open_read_only(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Engine> {
+    options.validate()?;
+    let started = Instant::now();
+    let span = tracing::info_span!("kevo.open_read_only", dir = %dir.display());
+    let _entered = span.enter();
+    let (lock_file, inventory) = lock_directory_shared(&fs, dir, &options)?;
+    let found = read_and_check(&fs, dir, &inventory, &options)?;
+    if found.created {
+        // `CURRENT` went away after step 1 looked.
+        return Err(not_a_database(dir));
+    }
+    let replay = Replay::with_plan(
+        fs.clone(),
+        dir,
+        options.recovery_mode,
+        found.checked.plan.clone(),
+    );
+    let Replayed {
+        found,
+        report,
+        mem,
+        last_seqno,
+        ..
+    } = replay_batches(&fs, dir, &options, found, replay, Replay::report)?;
+    let manifest = found.manifest;
+    let cause = Arc::new(Error::OpenedReadOnly {
+        path: dir.to_path_buf(),
+    });
+    let recovered = Recovered {
+        lock_file,
+        wal: None,
+        version: manifest.version.clone(),
+        manifest: Manifest::ReadOnly {
+            number: manifest.manifest_number,
+        },
+        mem,
+        // A format 1 manifest may record a seqno past the WAL's last.
+        last_seqno: last_seqno.unwrap_or(0).max(manifest.last_seqno),
+        wal_tail_bytes_dropped: report.tail_bytes_dropped,
+        unexplained_files: found
+            .checked
+            .unexplained
+            .iter()
+            .map(|&n| table_file_name(n))
+            .collect(),
+        life: Lifecycle::opened_read_only(cause),
+    };
+    let engine = assemble(fs, dir, options, recovered);
+    let version = engine.read.version();
+    tracing::info!(
+        tables = version.table_count(),
+        bytes = version.total_bytes(),
+        last_seqno = engine.visibility.visible(),
+        manifest = manifest_file_name(manifest.manifest_number),
+        wal_tail_bytes_ignored = report.tail_bytes_dropped,
+        ms = started.elapsed().as_millis() as u64,
+        "opened read-only"
     );
     Ok(engine)
 }
@@ -126,6 +208,39 @@ fn lock_directory(
     let lock_file = lock_dir(fs.as_ref(), dir)?;
     let inventory = Inventory::of(fs.as_ref(), dir)?;
     Ok((lock_file, inventory))
+}
+
+/// Step 1 of a read-only open: refuse a directory that holds no database
+/// (creating nothing), then take `LOCK` shared, if there is one. Returns
+/// the lock and what the directory holds under it.
+fn lock_directory_shared(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    options: &Options,
+) -> Result<(Option<Box<dyn FileLock>>, Inventory)> {
+    let exists = fs
+        .exists(dir)
+        .map_err(|e| Error::io(format!("looking for {}", dir.display()), e))?;
+    if !exists {
+        return Err(not_a_database(dir));
+    }
+    let inventory = Inventory::of(fs.as_ref(), dir)?;
+    recover::refuse_missing_current(fs, dir, &inventory)?;
+    if !inventory.has_current {
+        return Err(not_a_database(dir));
+    }
+    check_exists_options(dir, true, options)?;
+    let lock_file = lock_dir_shared(fs.as_ref(), dir)?;
+    let inventory = Inventory::of(fs.as_ref(), dir)?;
+    Ok((lock_file, inventory))
+}
+
+/// What a read-only open says of a directory that holds no database.
+fn not_a_database(dir: &Path) -> Error {
+    Error::InvalidArgument(format!(
+        "no database in {} (no CURRENT file): a read-only open creates nothing",
+        dir.display()
+    ))
 }
 
 /// What the manifest and the checks found.
@@ -160,10 +275,10 @@ fn read_and_check(
 }
 
 /// What the WAL replay produced.
-struct Replayed {
+struct Replayed<R> {
     found: Found,
-    /// The replay, to be finished into the live WAL.
-    recovery: Recovery,
+    /// The replay: a writable open finishes it into the live WAL.
+    replay: R,
     report: ReplayReport,
     mem: Arc<MemTable>,
     /// The last seqno replayed, if any.
@@ -171,21 +286,42 @@ struct Replayed {
 }
 
 /// Step 3: replay the WAL into a fresh memtable, checking its seqnos.
-fn replay_wal(fs: &Arc<dyn Fs>, dir: &Path, options: &Options, found: Found) -> Result<Replayed> {
-    let started = Instant::now();
-    let span = tracing::info_span!("kevo.recovery", log_number = found.manifest.log_number);
-    let _entered = span.enter();
-    let mem = Arc::new(MemTable::new());
-    let mut recovery = Wal::open_with_plan(
+fn replay_wal(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    options: &Options,
+    found: Found,
+) -> Result<Replayed<Recovery>> {
+    let recovery = Wal::open_with_plan(
         fs.clone(),
         dir,
         wal_options(options),
         Some(found.checked.plan.clone()),
     )
     .map_err(|e| from_wal(dir, e))?;
+    replay_batches(fs, dir, options, found, recovery, Recovery::report)
+}
+
+/// Step 3's body, for either open: drains `replay` into a fresh memtable,
+/// checking its seqnos; `report` reads what the replay found.
+fn replay_batches<R>(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    options: &Options,
+    found: Found,
+    mut replay: R,
+    report: fn(&R) -> &ReplayReport,
+) -> Result<Replayed<R>>
+where
+    R: Iterator<Item = kevo_wal::Result<ReplayedBatch>>,
+{
+    let started = Instant::now();
+    let span = tracing::info_span!("kevo.recovery", log_number = found.manifest.log_number);
+    let _entered = span.enter();
+    let mem = Arc::new(MemTable::new());
     let mut seqnos = SeqnoCheck::new(&found.manifest, options.recovery_mode);
     let mut entries = 0u64;
-    for replayed in recovery.by_ref() {
+    for replayed in replay.by_ref() {
         let replayed = replayed.map_err(|e| from_wal(dir, e))?;
         seqnos.check(dir, &replayed)?;
         let first = replayed.batch.seqno();
@@ -194,7 +330,7 @@ fn replay_wal(fs: &Arc<dyn Fs>, dir: &Path, options: &Options, found: Found) -> 
             entries += 1;
         }
     }
-    let report = recovery.report().clone();
+    let report = report(&replay).clone();
     let mut found = found;
     recover::explain_legacy_tables(fs.as_ref(), dir, &mut found.checked, &seqnos.covered);
     tracing::info!(
@@ -208,7 +344,7 @@ fn replay_wal(fs: &Arc<dyn Fs>, dir: &Path, options: &Options, found: Found) -> 
     );
     Ok(Replayed {
         found,
-        recovery,
+        replay,
         report,
         mem,
         last_seqno: seqnos.last,
@@ -233,7 +369,7 @@ fn start_manifest(
     dir: &Path,
     options: &Options,
     inventory: &Inventory,
-    replayed: &Replayed,
+    replayed: &Replayed<Recovery>,
 ) -> Result<Durable> {
     let Found {
         manifest, checked, ..
@@ -289,7 +425,7 @@ fn start_manifest(
         state.last_seqno = last_seqno;
     } else {
         replayed
-            .recovery
+            .replay
             .sync_replayed()
             .map_err(|e| from_wal(dir, e))?;
         for &(segment, end) in &report.segment_ends {
@@ -391,13 +527,22 @@ fn tidy(
 
 /// What the steps before [`assemble`] hand it.
 struct Recovered {
-    lock_file: Box<dyn FileLock>,
-    wal: Wal,
-    /// The replayed writes.
+    /// `None` for a read-only open of a directory without `LOCK`.
+    lock_file: Option<Box<dyn FileLock>>,
+    /// `None` for a read-only open.
+    wal: Option<Wal>,
+    manifest: Manifest,
+    /// The installed version.
+    version: Arc<Version>,
+    /// The replayed writes not in a table.
     mem: Arc<MemTable>,
+    /// The last seqno written: every write up to it is in `version` or
+    /// `mem`.
+    last_seqno: SeqNo,
     wal_tail_bytes_dropped: u64,
-    durable: Durable,
     unexplained_files: Vec<String>,
+    /// Writable, or read-only from the start.
+    life: Lifecycle,
 }
 
 /// Step 7: the components over the recovered state.
@@ -405,12 +550,14 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
     let Recovered {
         lock_file,
         wal,
+        manifest,
+        version,
         mem,
+        last_seqno,
         wal_tail_bytes_dropped,
-        durable,
         unexplained_files,
+        life,
     } = recovered;
-    let version = durable.versions.current();
     let block_cache = (options.block_cache_bytes > 0)
         .then(|| Arc::new(CountingCache::new(options.block_cache_bytes)));
     let tables = Arc::new(TableCache::new(
@@ -420,22 +567,16 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
         options.table_cache_tables,
     ));
     let strategy = crate::compact::strategy(&options);
-    // After a recovery flush the memtable's writes are in a table.
-    let mem = if durable.flushed_replayed {
-        Arc::new(MemTable::new())
-    } else {
-        mem
-    };
     let pending = strategy.pending_bytes(&version);
     Engine {
         dir: dir.to_path_buf(),
         fs,
-        life: Lifecycle::default(),
-        versions: durable.versions,
-        wal: RwLock::new(Some(wal)),
-        commit: CommitPipeline::new(durable.last_seqno),
+        life,
+        manifest,
+        wal: RwLock::new(wal),
+        commit: CommitPipeline::new(last_seqno),
         read: ReadState::new(mem, version, pending),
-        visibility: Visibility::new(durable.last_seqno),
+        visibility: Visibility::new(last_seqno),
         jobs: Schedule::default(),
         tables,
         counters: Counters::new(wal_tail_bytes_dropped),
@@ -444,21 +585,58 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
             max_history_bytes: options.transaction_history_bytes,
         })),
         delayed_bytes: AtomicU64::new(0),
-        lock_file: Mutex::new(Some(lock_file)),
+        lock_file: Mutex::new(lock_file),
         unexplained_files,
         options,
     }
 }
 
-/// Takes the database's `LOCK`: [`Error::Busy`] if this or another process
-/// holds it.
+/// Takes the database's `LOCK` exclusively: [`Error::Busy`] if this or
+/// another process holds it, for writing or read-only.
 pub(crate) fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn kevo_core::FileLock>> {
-    fs.lock(&dir.join(LOCK_FILE)).map_err(|e| match e.kind() {
+    let path = dir.join(LOCK_FILE);
+    fs.lock(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock => Error::Busy {
             path: dir.to_path_buf(),
+            reason: holder(fs, &path),
         },
         _ => Error::io(format!("locking {}", dir.display()), e),
     })
+}
+
+/// Who holds the lock file at `lock`, which an exclusive lock found taken:
+/// read-only opens if a shared lock can be taken beside them (it is
+/// released at once), a writer otherwise. For the message only: the
+/// holders may have changed meanwhile.
+fn holder(fs: &dyn Fs, lock: &Path) -> BusyReason {
+    match fs.lock_shared(lock) {
+        Ok(_probe) => BusyReason::OpenReadOnly,
+        Err(_) => BusyReason::OpenForWriting,
+    }
+}
+
+/// Takes the database's `LOCK` shared, beside any other read-only opens:
+/// [`Error::Busy`] if a writer holds it. `None` if there is no `LOCK`: a
+/// read-only open does not create it (kevo creates `LOCK` before anything
+/// else in a new database, so only a copy made without it lacks one), and
+/// then holds no lock, so a writer that opens the directory meanwhile is
+/// not kept out.
+fn lock_dir_shared(fs: &dyn Fs, dir: &Path) -> Result<Option<Box<dyn FileLock>>> {
+    match fs.lock_shared(&dir.join(LOCK_FILE)) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(
+                dir = %dir.display(),
+                "no LOCK file: opened read-only without a lock (a writer is not kept out)"
+            );
+            Ok(None)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::Busy {
+            path: dir.to_path_buf(),
+            reason: BusyReason::OpenForWriting,
+        }),
+        Err(e) => Err(Error::io(format!("locking {} shared", dir.display()), e)),
+    }
 }
 
 /// `create_if_missing` and `error_if_exists` against whether a database

@@ -24,7 +24,7 @@ use std::time::Instant;
 use kevo_core::SeqNo;
 
 use crate::engine::Engine;
-use crate::error::{Result, from_wal};
+use crate::error::{Error, Result, from_wal};
 use crate::flush;
 use crate::schedule::{AUTO_RESUME_WAIT_MIN, auto_resume_wait};
 use crate::write::wait_for_flushed;
@@ -35,7 +35,8 @@ use crate::write::wait_for_flushed;
 ///
 /// # Errors
 /// The error of the step that failed again (the database stays
-/// read-only); [`Error::Closed`](crate::Error::Closed).
+/// read-only); [`Error::ReadOnly`] with [`Error::OpenedReadOnly`] for a
+/// database opened read-only; [`Error::Closed`].
 pub(crate) fn resume(engine: &Engine) -> Result<()> {
     engine.life.check_open()?;
     let target = {
@@ -56,8 +57,15 @@ fn resume_locked(engine: &Engine, _writer: &SeqNo) -> Result<Option<u64>> {
     let Some(cause) = engine.life.background_error() else {
         return Ok(None);
     };
+    if engine.life.is_opened_read_only() {
+        // Nothing failed: nothing to resume.
+        return Err(Error::ReadOnly { cause });
+    }
     let _span = tracing::info_span!("kevo.resume", cause = %cause).entered();
-    engine.versions.recover_from_failure()?;
+    engine
+        .versions()
+        .map_err(|cause| Error::ReadOnly { cause })?
+        .recover_from_failure()?;
     engine
         .with_wal(|wal| wal.resume())?
         .map_err(|e| from_wal(&engine.dir, e))?;

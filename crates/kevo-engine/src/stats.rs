@@ -219,7 +219,8 @@ pub struct Stats {
     pub wal_bytes_written: u64,
     /// WAL syncs.
     pub wal_syncs: u64,
-    /// Bytes of a torn WAL tail dropped by the recovery at open.
+    /// Bytes of a torn WAL tail dropped by the recovery at open (by a
+    /// read-only open: skipped in memory, left in the file).
     pub wal_tail_bytes_dropped: u64,
     /// Memtable flushes.
     pub flushes: u64,
@@ -252,7 +253,11 @@ pub struct Stats {
     pub manifest_edits: u64,
     /// Times the manifest was rewritten from a snapshot.
     pub manifest_rewrites: u64,
-    /// Why the database is read-only, if it is.
+    /// Why the database is read-only, if it is: the background error, or,
+    /// for a database opened with
+    /// [`Db::open_read_only`](crate::Db::open_read_only), that it was
+    /// opened read-only ([`Error::OpenedReadOnly`](crate::Error::OpenedReadOnly)'s
+    /// message).
     pub read_only_cause: Option<String>,
     /// Times the database was made writable again after a background
     /// error ([`Db::resume`](crate::Db::resume) or automatically).

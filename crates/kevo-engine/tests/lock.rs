@@ -24,7 +24,7 @@ fn a_second_open_in_this_process_is_busy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Db::open(dir.path()).expect("open");
     match Db::open(dir.path()) {
-        Err(Error::Busy { path }) => assert_eq!(path, dir.path()),
+        Err(Error::Busy { path, .. }) => assert_eq!(path, dir.path()),
         other => panic!("expected Busy, got {other:?}"),
     }
     db.close().expect("close");

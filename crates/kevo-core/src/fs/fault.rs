@@ -137,8 +137,9 @@ impl FaultRule {
 /// and truncations are checked against the rules. A failed operation does
 /// nothing to the inner file system: a failed write writes nothing (a
 /// [`FaultKind::ShortWrite`] writes its half), a failed sync syncs nothing.
-/// Opening files, listing, [`Fs::exists`], [`Fs::create_dir_all`] and
-/// [`Fs::lock`] are never failed.
+/// Opening files, listing, [`Fs::exists`], [`Fs::create_dir_all`],
+/// [`Fs::lock`] and [`Fs::lock_shared`] are never failed: locks are the
+/// inner file system's, held and refused as it holds and refuses them.
 ///
 /// Each rule counts the operations that match its op and path filter, so
 /// [`FaultTrigger::Nth`] is "the n-th such operation since the rule was
@@ -285,6 +286,10 @@ impl Fs for FaultFs {
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         self.inner.lock(path)
+    }
+
+    fn lock_shared(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        self.inner.lock_shared(path)
     }
 }
 
@@ -651,6 +656,34 @@ mod tests {
         assert_eq!(raw(&f.write_at(b"ab", 0).unwrap_err()), Some(ENOSPC));
         assert_eq!(raw(&f.write_at(b"ab", 0).unwrap_err()), Some(ENOSPC));
         assert_eq!(fs.injected_count(), 2);
+    }
+
+    #[test]
+    fn locks_are_the_inner_file_systems_and_never_failed() {
+        let (mem, fs) = setup();
+        fs.fail_every_change();
+        let lock = Path::new("db/LOCK");
+        assert_eq!(
+            fs.lock_shared(lock).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert!(!mem.exists(lock).unwrap(), "a shared lock created its file");
+        let exclusive = fs.lock(lock).unwrap();
+        assert_eq!(
+            mem.lock_shared(lock).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        assert_eq!(
+            fs.lock_shared(lock).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        drop(exclusive);
+        let first = fs.lock_shared(lock).unwrap();
+        let second = mem.lock_shared(lock).unwrap();
+        assert_eq!(fs.lock(lock).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        drop((first, second));
+        let _exclusive = mem.lock(lock).unwrap();
+        assert_eq!(fs.injected_count(), 0);
     }
 
     #[test]

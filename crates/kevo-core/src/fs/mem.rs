@@ -40,6 +40,12 @@ use super::{File, FileLock, Fs};
 ///   `O_TRUNC` truncates the same inode, which a crash may or may not keep;
 ///   the new-inode model is a simpler stand-in for it.)
 ///
+/// - a lock file is held by one exclusive holder ([`Fs::lock`]) or by any
+///   number of shared ones ([`Fs::lock_shared`], which needs the file to
+///   exist and never creates it); each guard is a holder of its own, as a
+///   separate open of the file is for `flock`. A lock is released when its
+///   last guard is dropped, or by a crash.
+///
 /// [`MemFs::crash`] and [`MemFs::crash_keep_nothing_unsynced`] simulate a
 /// power loss; every file handle and lock guard taken before it becomes dead.
 ///
@@ -70,7 +76,7 @@ impl MemFs {
             durable_names: BTreeMap::new(),
             inodes: BTreeMap::new(),
             next_inode: 0,
-            locks: BTreeSet::new(),
+            locks: BTreeMap::new(),
             generation: 0,
             rng: SplitMix64(seed),
         };
@@ -357,18 +363,46 @@ impl Fs for MemFs {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         let mut state = self.lock_state();
         let path = normalize(path);
-        if state.locks.contains(&path) {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "the lock file is already locked",
-            ));
+        if let Some(held) = state.locks.get(&path) {
+            let how = match held {
+                Held::Exclusive => "the lock file is already locked",
+                Held::Shared(_) => "the lock file is locked shared",
+            };
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, how));
         }
         if !state.names.contains_key(&path) {
             state.check_can_hold_file(&path)?;
             let id = state.new_inode(Inode::with_durable(Vec::new()));
             state.names.insert(path.clone(), id);
         }
-        state.locks.insert(path.clone());
+        state.locks.insert(path.clone(), Held::Exclusive);
+        Ok(Box::new(MemLock {
+            state: Arc::clone(&self.state),
+            path,
+            generation: state.generation,
+        }))
+    }
+
+    fn lock_shared(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let mut state = self.lock_state();
+        let path = normalize(path);
+        if state.dirs.contains(&path) {
+            return Err(is_a_directory());
+        }
+        // Like opening the file for reading: never created.
+        state.file_id(&path)?;
+        match state.locks.get_mut(&path) {
+            Some(Held::Exclusive) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "the lock file is locked exclusively",
+                ));
+            }
+            Some(Held::Shared(holders)) => *holders += 1,
+            None => {
+                state.locks.insert(path.clone(), Held::Shared(1));
+            }
+        }
         Ok(Box::new(MemLock {
             state: Arc::clone(&self.state),
             path,
@@ -378,6 +412,15 @@ impl Fs for MemFs {
 }
 
 type InodeId = u64;
+
+/// How a lock file is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// By one [`Fs::lock`] guard.
+    Exclusive,
+    /// By this many [`Fs::lock_shared`] guards (at least one).
+    Shared(usize),
+}
 
 /// Everything behind a [`MemFs`]'s mutex.
 struct State {
@@ -390,8 +433,8 @@ struct State {
     /// Files still named in either namespace or still open.
     inodes: BTreeMap<InodeId, Inode>,
     next_inode: InodeId,
-    /// Paths of the lock files currently locked.
-    locks: BTreeSet<PathBuf>,
+    /// The lock files currently locked, and how.
+    locks: BTreeMap<PathBuf, Held>,
     /// Bumped by each crash; handles and guards of older generations are dead.
     generation: u64,
     rng: SplitMix64,
@@ -629,7 +672,9 @@ impl Drop for MemFile {
     }
 }
 
-/// A lock held on a [`MemFs`] lock file; released on drop or by a crash.
+/// A lock held on a [`MemFs`] lock file, exclusive or shared (the state
+/// says which); released on drop (a shared lock once its last guard is
+/// dropped) or by a crash.
 struct MemLock {
     state: Arc<Mutex<State>>,
     path: PathBuf,
@@ -650,7 +695,18 @@ impl FileLock for MemLock {}
 impl Drop for MemLock {
     fn drop(&mut self) {
         let mut state = lock(&self.state);
-        if state.generation == self.generation {
+        if state.generation != self.generation {
+            return;
+        }
+        let last = match state.locks.get_mut(&self.path) {
+            Some(Held::Shared(holders)) if *holders > 1 => {
+                *holders -= 1;
+                false
+            }
+            Some(Held::Shared(_) | Held::Exclusive) => true,
+            None => false,
+        };
+        if last {
             state.locks.remove(&self.path);
         }
     }
@@ -1059,6 +1115,71 @@ mod tests {
         let err = fs.lock(&p("LOCK")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         drop(fresh);
+    }
+
+    #[test]
+    fn shared_locks_coexist() {
+        let fs = fs_with_dir(0);
+        drop(fs.lock(&p("LOCK")).unwrap());
+        let first = fs.lock_shared(&p("LOCK")).unwrap();
+        let second = fs.clone().lock_shared(&p("./LOCK")).unwrap();
+        assert_eq!(
+            lock(&fs.state).locks.get(&p("LOCK")),
+            Some(&Held::Shared(2))
+        );
+        drop((first, second));
+        assert!(lock(&fs.state).locks.is_empty());
+    }
+
+    #[test]
+    fn a_shared_lock_blocks_the_exclusive_one_until_the_last_is_dropped() {
+        let fs = fs_with_dir(0);
+        drop(fs.lock(&p("LOCK")).unwrap());
+        let first = fs.lock_shared(&p("LOCK")).unwrap();
+        let second = fs.lock_shared(&p("LOCK")).unwrap();
+        let err = fs.lock(&p("LOCK")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(first);
+        let err = fs.lock(&p("LOCK")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(second);
+        let _exclusive = fs.lock(&p("LOCK")).unwrap();
+    }
+
+    #[test]
+    fn an_exclusive_lock_blocks_shared_ones_until_dropped() {
+        let fs = fs_with_dir(0);
+        let exclusive = fs.lock(&p("LOCK")).unwrap();
+        let err = fs.lock_shared(&p("LOCK")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(exclusive);
+        let _shared = fs.lock_shared(&p("LOCK")).unwrap();
+    }
+
+    #[test]
+    fn a_shared_lock_never_creates_the_lock_file() {
+        let fs = fs_with_dir(0);
+        let err = fs.lock_shared(&p("LOCK")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(fs.file_names().is_empty());
+        assert!(lock(&fs.state).locks.is_empty());
+        let err = fs.lock_shared(Path::new(DIR)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::IsADirectory);
+    }
+
+    #[test]
+    fn crash_releases_shared_locks_and_stale_shared_guards_release_nothing() {
+        let fs = fs_with_dir(0);
+        drop(fs.lock(&p("LOCK")).unwrap());
+        fs.sync_dir(Path::new(DIR)).unwrap();
+        let stale = fs.lock_shared(&p("LOCK")).unwrap();
+        fs.crash();
+        let fresh = fs.lock_shared(&p("LOCK")).unwrap();
+        drop(stale);
+        let err = fs.lock(&p("LOCK")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(fresh);
+        let _exclusive = fs.lock(&p("LOCK")).unwrap();
     }
 
     #[test]

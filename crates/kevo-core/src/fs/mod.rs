@@ -4,7 +4,7 @@
 //! which is what makes crash and fault tests fast and deterministic:
 //!
 //! - [`OsFs`]: real files through `std::fs` (`fdatasync`, directory sync,
-//!   atomic rename, an exclusive lock file);
+//!   atomic rename, a lock file taken exclusive or shared);
 //! - `MemFs` (feature `testing`): an in-memory file system for tests whose
 //!   `MemFs::crash` models a power loss;
 //! - `FaultFs` (feature `testing`): wraps any `Fs` and fails chosen
@@ -140,7 +140,8 @@ pub trait File: Send + Sync + fmt::Debug {
     }
 }
 
-/// A held exclusive lock on a lock file; dropping it releases the lock.
+/// A held lock on a lock file, exclusive ([`Fs::lock`]) or shared
+/// ([`Fs::lock_shared`]); dropping it releases the lock.
 pub trait FileLock: Send + Sync + fmt::Debug {}
 
 /// The file-system operations kevo needs. See the [module docs](self) for
@@ -213,10 +214,30 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Takes an exclusive lock on the lock file at `path`, creating it if
     /// needed. Held until the returned guard is dropped.
     ///
+    /// A lock file is held either by one exclusive holder or by any number
+    /// of shared ones ([`Fs::lock_shared`]), never both: in this process
+    /// (each call is a holder of its own) and across processes alike.
+    ///
     /// # Errors
     /// `WouldBlock` if someone (this or another process) holds it already,
-    /// or any I/O error.
+    /// exclusively or shared; any I/O error.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+
+    /// Takes a shared lock on the existing lock file at `path`. Held until
+    /// the returned guard is dropped.
+    ///
+    /// Shared holders coexist (this call succeeds however many already hold
+    /// it shared); a shared lock is refused while an exclusive one
+    /// ([`Fs::lock`]) is held, and an exclusive one while any shared lock is
+    /// held. The file is opened for reading and never created: taking a
+    /// shared lock changes nothing on disk, so a reader may take it in a
+    /// directory it must leave as it found it.
+    ///
+    /// # Errors
+    /// `NotFound` if there is no lock file at `path`; `WouldBlock` while
+    /// someone (this or another process) holds it exclusively; any I/O
+    /// error.
+    fn lock_shared(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
 }
 
 /// The parent directory of `path`, or `.` for a bare file name.

@@ -11,9 +11,11 @@ use super::{File, FileLock, Fs};
 /// The real file system.
 ///
 /// `sync_data` is `fdatasync(2)`, [`Fs::sync_dir`] opens the directory and
-/// `fsync`s it, `rename` is `rename(2)` (atomic on POSIX), and [`Fs::lock`]
+/// `fsync`s it, `rename` is `rename(2)` (atomic on POSIX), [`Fs::lock`]
 /// takes an exclusive `flock`-style lock held for the life of the guard, so a
-/// second process (or a second open in this process) gets `WouldBlock`.
+/// second process (or a second open in this process) gets `WouldBlock`, and
+/// [`Fs::lock_shared`] takes a shared one (`File::try_lock_shared`) on the
+/// lock file opened read-only, never creating it.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsFs;
 
@@ -144,6 +146,20 @@ impl Fs for OsFs {
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
     }
+
+    fn lock_shared(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        // Opened for reading and never created: a shared lock changes
+        // nothing on disk (`flock` needs no write access).
+        let file = fs::File::open(path)?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Box::new(OsLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is locked exclusively by another user", path.display()),
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +226,56 @@ mod tests {
         assert_eq!(second.unwrap_err().kind(), io::ErrorKind::WouldBlock);
         drop(first);
         fs.lock(&path).unwrap();
+    }
+
+    #[test]
+    fn shared_locks_coexist() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFs::new();
+        let path = dir.path().join("LOCK");
+        drop(fs.lock(&path).unwrap());
+        let first = fs.lock_shared(&path).unwrap();
+        let second = fs.lock_shared(&path).unwrap();
+        drop((first, second));
+    }
+
+    #[test]
+    fn a_shared_lock_blocks_the_exclusive_one_until_the_last_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFs::new();
+        let path = dir.path().join("LOCK");
+        drop(fs.lock(&path).unwrap());
+        let first = fs.lock_shared(&path).unwrap();
+        let second = fs.lock_shared(&path).unwrap();
+        let refused = fs.lock(&path).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        drop(first);
+        let refused = fs.lock(&path).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        drop(second);
+        fs.lock(&path).unwrap();
+    }
+
+    #[test]
+    fn an_exclusive_lock_blocks_shared_ones_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFs::new();
+        let path = dir.path().join("LOCK");
+        let exclusive = fs.lock(&path).unwrap();
+        let refused = fs.lock_shared(&path).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        drop(exclusive);
+        fs.lock_shared(&path).unwrap();
+    }
+
+    #[test]
+    fn a_shared_lock_never_creates_the_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFs::new();
+        let path = dir.path().join("LOCK");
+        let err = fs.lock_shared(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(!fs.exists(&path).unwrap());
     }
 
     #[test]
