@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! kevo-bench [--num N] [--threads T] [--value-bytes B] [--cache-mib M] [--only a,b,..]
-//!            [--compare fjall,sled,redb,rocksdb] [--rounds R]
+//!            [--compare fjall,sled,redb,rocksdb] [--rounds R] [--chart FILE.svg]
+//! kevo-bench --chart-from FILE.json [--chart FILE.svg]
 //! ```
 //!
 //! Keys are 16 decimal digits (`key(i)` = `2 i`, so that `2 i + 1` is a
@@ -33,12 +34,18 @@
 //! `--compare a,b` runs the same workloads on each named peer engine in the
 //! same process (each behind its cargo feature; `cargo xtask bench
 //! --compare a,b` turns them on) and ends with a table of medians over
-//! `--rounds R` and kevo's ratio to each peer. See `benches/README.md`.
+//! `--rounds R` and kevo's ratio to each peer. `--chart FILE.svg` then
+//! draws those medians (ops/s and p99 latency per workload and engine, see
+//! `chart.rs`) and writes them as JSON to `FILE.json`; `--chart-from
+//! FILE.json` only draws (to `--chart`, by default `FILE.svg`). See
+//! `benches/README.md`.
 
+mod chart;
 mod engine;
 mod workload;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -55,6 +62,10 @@ pub(crate) struct Config {
     /// Peer engines, in the order given (kevo is always first and not here).
     compare: Vec<String>,
     rounds: usize,
+    /// `--chart FILE.svg`: draw the medians there after the run.
+    chart: Option<PathBuf>,
+    /// `--chart-from FILE.json`: run nothing, draw these results.
+    chart_from: Option<PathBuf>,
 }
 
 /// The default workloads, in order.
@@ -87,7 +98,8 @@ const EXTRA_WORKLOADS: [&str; 1] = ["fillbig"];
 fn usage() -> String {
     format!(
         "usage: kevo-bench [--num N] [--threads T] [--value-bytes B] [--cache-mib M] \
-         [--only {},{}] [--compare {}] [--rounds R]",
+         [--only {},{}] [--compare {}] [--rounds R] [--chart FILE.svg]\n       \
+         kevo-bench --chart-from FILE.json [--chart FILE.svg]",
         WORKLOADS.join(","),
         EXTRA_WORKLOADS.join(","),
         engine::ALL[1..].join(",")
@@ -103,6 +115,8 @@ fn parse_args() -> Result<Config, String> {
         only: None,
         compare: Vec::new(),
         rounds: 1,
+        chart: None,
+        chart_from: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -125,6 +139,8 @@ fn parse_args() -> Result<Config, String> {
             "--value-bytes" => config.value_bytes = number()?.clamp(1, 1 << 20) as usize,
             "--cache-mib" => config.cache_mib = number()? as usize,
             "--rounds" => config.rounds = number()?.clamp(1, 1000) as usize,
+            "--chart" => config.chart = Some(PathBuf::from(value)),
+            "--chart-from" => config.chart_from = Some(PathBuf::from(value)),
             "--only" => {
                 let names: Vec<String> = value.split(',').map(str::to_string).collect();
                 let known = |n: &str| WORKLOADS.contains(&n) || EXTRA_WORKLOADS.contains(&n);
@@ -221,6 +237,8 @@ struct Bench<'c> {
     values: &'c Values,
     /// ops/s per (engine, workload), one per round.
     ops: HashMap<(String, &'static str), Vec<f64>>,
+    /// p99 latency in µs per (engine, workload), one per round.
+    p99: HashMap<(String, &'static str), Vec<f64>>,
     big: HashMap<String, Vec<Big>>,
     /// txn abort rates per (engine, row), one per round.
     aborts: HashMap<(String, &'static str), Vec<f64>>,
@@ -271,6 +289,10 @@ impl Bench<'_> {
             .entry((engine.to_string(), name))
             .or_default()
             .push(outcome.ops_per_sec());
+        self.p99
+            .entry((engine.to_string(), name))
+            .or_default()
+            .push(us(0.99));
     }
 
     fn open(&self, engine: &str) -> Res<(tempfile::TempDir, Box<dyn Engine>)> {
@@ -429,6 +451,10 @@ impl Bench<'_> {
             .entry((engine.to_string(), name))
             .or_default()
             .push(outcome.ops_per_sec());
+        self.p99
+            .entry((engine.to_string(), name))
+            .or_default()
+            .push(us(0.99));
         self.aborts
             .entry((engine.to_string(), name))
             .or_default()
@@ -538,6 +564,54 @@ impl Bench<'_> {
         }
     }
 
+    /// The summary's rows: every workload in order, txn as its four rows.
+    fn rows() -> impl Iterator<Item = &'static str> {
+        let all = WORKLOADS.iter().chain(EXTRA_WORKLOADS.iter());
+        all.flat_map(|&w| {
+            if w == "txn" {
+                TXN_ROWS.iter().map(|r| r.0).collect()
+            } else {
+                vec![w]
+            }
+        })
+    }
+
+    /// The medians of every row that ran, for `--chart`.
+    fn results(&self) -> chart::Results {
+        let config = self.config;
+        let mut workloads = Vec::new();
+        let mut points = Vec::new();
+        for w in Self::rows() {
+            let mut ran = false;
+            for e in &self.engines {
+                let key = (e.clone(), w);
+                let (Some(ops), Some(p99)) = (self.ops.get(&key), self.p99.get(&key)) else {
+                    continue;
+                };
+                ran = true;
+                points.push(chart::Point {
+                    workload: w.to_string(),
+                    engine: e.clone(),
+                    ops_per_sec: median(ops),
+                    p99_us: median(p99),
+                });
+            }
+            if ran {
+                workloads.push(w.to_string());
+            }
+        }
+        chart::Results {
+            setup: format!(
+                "{} keys of {KEY_BYTES} B, values of {} B, {} thread(s) (txn rows: 1 and 4), \
+                 {} MiB cache each; median of {} round(s)",
+                config.num, config.value_bytes, config.threads, config.cache_mib, config.rounds
+            ),
+            engines: self.engines.clone(),
+            workloads,
+            points,
+        }
+    }
+
     /// Median ops/s per workload and engine, and kevo's ratio to each peer.
     fn print_summary(&self) {
         let peers = &self.engines[1..];
@@ -558,15 +632,7 @@ impl Bench<'_> {
             print!(" {:>13}", format!("kevo/{p}"));
         }
         println!();
-        let all = WORKLOADS.iter().chain(EXTRA_WORKLOADS.iter());
-        let rows = all.flat_map(|&w| {
-            if w == "txn" {
-                TXN_ROWS.iter().map(|r| r.0).collect()
-            } else {
-                vec![w]
-            }
-        });
-        for w in rows {
+        for w in Self::rows() {
             let get = |e: &String| self.ops.get(&(e.clone(), w)).map(|v| median(v));
             let Some(kevo) = get(&self.engines[0]) else {
                 continue;
@@ -692,6 +758,7 @@ fn run(config: &Config) -> Res<()> {
         engines,
         values: &values,
         ops: HashMap::new(),
+        p99: HashMap::new(),
         big: HashMap::new(),
         aborts: HashMap::new(),
         stats: HashMap::new(),
@@ -756,6 +823,31 @@ fn run(config: &Config) -> Res<()> {
     if bench.wanted("fillbig") {
         bench.print_big(distinct);
     }
+    if let Some(path) = &config.chart {
+        chart::write(&bench.results(), path)?;
+        println!(
+            "\nchart: {} (results: {})",
+            path.display(),
+            chart::json_path(path).display()
+        );
+    }
+    Ok(())
+}
+
+/// `--chart-from FILE.json`: draws saved results, runs nothing.
+fn chart_only(json: &std::path::Path, config: &Config) -> Res<()> {
+    let svg = config
+        .chart
+        .clone()
+        .unwrap_or_else(|| json.with_extension("svg"));
+    if svg == json {
+        return Err(format!(
+            "--chart-from {} would draw over itself; name the SVG with --chart",
+            json.display()
+        ));
+    }
+    chart::render_from(json, &svg)?;
+    println!("chart: {}", svg.display());
     Ok(())
 }
 
@@ -767,7 +859,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&config) {
+    let result = match &config.chart_from {
+        Some(json) => chart_only(json, &config),
+        None => run(&config),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("kevo-bench: {message}");

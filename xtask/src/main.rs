@@ -9,7 +9,9 @@
 //! cargo xtask bench [ARGS]            the db_bench-style workloads on the engine (benches/,
 //!                                     `--num N --threads T --only a,b --rounds R`; see
 //!                                     benches/README.md); `--compare fjall,sled,redb[,rocksdb]`
-//!                                     also runs them on those peers (builds their features)
+//!                                     also runs them on those peers (builds their features);
+//!                                     `--chart FILE.svg` draws the medians (and writes them
+//!                                     to FILE.json), `--chart-from FILE.json` only draws
 //! cargo xtask bench-wal [--seconds S] the write-ahead log's own throughput table
 //! cargo xtask crash [--cases N] [--kills K]
 //!                                     the long crash runs: the WAL's and the engine model's
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | structure | bench [--compare fjall,sled,redb,rocksdb] [ARGS] | bench-wal [--seconds S] | crash [--cases N] [--kills K] | metamorphic [--scripts N] | fuzz <target> <seconds>>"
+                "usage: cargo xtask <ci | structure | bench [--compare fjall,sled,redb,rocksdb] [--chart FILE.svg] [ARGS] | bench-wal [--seconds S] | crash [--cases N] [--kills K] | metamorphic [--scripts N] | fuzz <target> <seconds>>"
             );
             return ExitCode::from(2);
         }
@@ -252,7 +254,10 @@ const BENCH_PEERS: [&str; 4] = ["fjall", "sled", "redb", "rocksdb"];
 
 /// `cargo xtask bench ARGS`: the engine workloads, built with optimisations.
 /// `--compare a,b` also turns on kevo-bench's features `a` and `b`, so that
-/// the peers are built (and only then).
+/// the peers are built (and only then). Every other argument (`--chart
+/// FILE.svg`, `--chart-from FILE.json`, ...) goes to kevo-bench as it is;
+/// kevo-bench runs in the current directory, so a relative `FILE` is
+/// relative to it.
 fn bench(args: &[String]) -> Result<(), String> {
     let mut features: Vec<&str> = Vec::new();
     let mut iter = args.iter();
