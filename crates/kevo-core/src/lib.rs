@@ -6,7 +6,8 @@
 //! - **internal keys** ([`InternalKey`], [`compare_internal_keys`]): a user
 //!   key plus an 8-byte trailer `(seqno << 8) | kind`, ordered by user key
 //!   ascending then seqno descending;
-//! - **sequence numbers and kinds** ([`SeqNo`], [`ValueKind`]);
+//! - **sequence numbers and kinds** ([`SeqNo`], [`ValueKind`]), and
+//!   **keyspace ids** ([`KeyspaceId`], [`DEFAULT_KEYSPACE`]);
 //! - the **[`Cursor`]** trait that memtables, tables and merging iterators
 //!   implement;
 //! - **coding** helpers: varints, fixed-width integers and the bounds-checked
@@ -32,6 +33,7 @@ mod cursor;
 mod error;
 pub mod fs;
 mod key;
+mod keyspace;
 
 pub use checksum::{crc32, xxh3_64};
 pub use coding::{
@@ -47,4 +49,8 @@ pub use key::{
     InternalKey, KEY_BYTES_MAX, LOOKUP_KIND, ParsedInternalKey, SEQNO_MAX, SeqNo, TRAILER_BYTES,
     VALUE_BYTES_MAX, ValueKind, compare_internal_keys, encode_internal_key, pack_trailer,
     parse_internal_key, split_internal_key, unpack_trailer, user_key,
+};
+pub use keyspace::{
+    DEFAULT_KEYSPACE, DEFAULT_KEYSPACE_NAME, KEYSPACE_NAME_BYTES_MAX, KeyspaceId,
+    check_keyspace_name,
 };
