@@ -7,7 +7,9 @@
 //! - nothing panics (overflow checks are on in `cargo fuzz` builds);
 //! - every `Ok` item is a well-formed batch of segment 1 inside the file: its
 //!   bytes decode again to the same batch and its entries iterate, exactly
-//!   `len()` of them; after an `Err` the iterator yields nothing more;
+//!   `len()` of them; rebuilt with `put_in` / `delete_in` (each entry in its
+//!   keyspace) it has the same entries in at most as many bytes; after an
+//!   `Err` the iterator yields nothing more;
 //! - the report agrees with what was returned (batch count, `last_seqno`,
 //!   segments read);
 //! - `TolerateTornTail`: `tail_bytes_dropped <= input.len()`, and a torn tail
@@ -35,6 +37,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kevo_core::{Fs, KEY_BYTES_MAX, MemFs, VALUE_BYTES_MAX, ValueKind};
+use kevo_fuzz::check_reencodes;
 use kevo_wal::{
     Batch, Error, FRAGMENT_HEADER_BYTES, RecoveryMode, RecoveryPlan, Replay, ReplayReport,
     ReplayedBatch, SEGMENT_HEADER_BYTES, segment_file_name,
@@ -131,6 +134,7 @@ fn check_batch(b: &ReplayedBatch, input_len: u64) {
     }
     assert_eq!(n, b.batch.len(), "entries iterated vs batch.len()");
     assert_eq!(b.batch.iter().size_hint(), (n, Some(n)));
+    check_reencodes(&b.batch, bytes);
 }
 
 fn is_unsupported_version(e: &Error) -> bool {

@@ -4,26 +4,28 @@
 //! ```text
 //! input   = config u8 | op*
 //! config  = segment size (bits 0-1: 4096, 4096, 512, 70000) | recycle_segments (bits 2-3)
-//! op      = code u8, then by `code % n` (n = 4 for plain batches, 7 with the lifecycle ops):
+//! op      = code u8, then by `code % n` (n = 5 for plain batches, 8 with the lifecycle ops):
 //!   0  end the batch being built and append it (even when empty)
 //!   1  put:    key_len u8 | key | value_len u16 LE | pattern (min(value_len, 16) bytes);
 //!              the value is the pattern repeated to value_len (zeros if no pattern)
 //!   2  delete: key_len u8 | key
 //!   3  seqno:  u64 LE, masked to SEQNO_MAX: the next batch's first sequence number
-//!   4  rotate                                     (lifecycle only)
-//!   5  remove segments before current - (u8 % 4)  (lifecycle only)
-//!   6  drop the Wal and reopen it (replay, finish) (lifecycle only)
+//!   4  keyspace: k u8: later puts and deletes go to keyspace k if k < 200
+//!              (0 is the default keyspace), else to u32::MAX - (k - 200)
+//!   5  rotate                                     (lifecycle only)
+//!   6  remove segments before current - (u8 % 4)  (lifecycle only)
+//!   7  drop the Wal and reopen it (replay, finish) (lifecycle only)
 //! ```
 //!
 //! A truncated field takes what is left. Sequence numbers otherwise run on
-//! from the previous batch. Once [`BYTES_BUDGET`] bytes of keys and values
+//! from the previous batch; entries go to the default keyspace until an op 4. Once [`BYTES_BUDGET`] bytes of keys and values
 //! are built, the rest of the input is ignored, to keep runs fast. At the end
 //! of the input a non-empty batch in progress is appended.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use kevo_core::{Fs, SEQNO_MAX};
+use kevo_core::{DEFAULT_KEYSPACE, Fs, KeyspaceId, SEQNO_MAX, ValueKind};
 use kevo_wal::{
     Batch, RecoveryMode, Replay, ReplayReport, ReplayedBatch, SyncMode, WalOptions, WalPosition,
 };
@@ -86,7 +88,17 @@ impl<'a> Input<'a> {
     }
 }
 
-/// Decodes `data`; `lifecycle` enables ops 4-6.
+/// The keyspace op 4's byte `k` selects: small ids (one- and two-byte
+/// varints) and the largest ones (five-byte varints).
+pub fn keyspace_of(k: u8) -> KeyspaceId {
+    if k < 200 {
+        KeyspaceId::from(k)
+    } else {
+        KeyspaceId::MAX - KeyspaceId::from(k - 200)
+    }
+}
+
+/// Decodes `data`; `lifecycle` enables ops 5-7.
 pub fn decode(data: &[u8], lifecycle: bool) -> Script {
     let mut input = Input(data);
     let config = input.u8().unwrap_or(0);
@@ -99,7 +111,8 @@ pub fn decode(data: &[u8], lifecycle: bool) -> Script {
         buffer_bytes: [0, 0, 100, 5000][usize::from((config >> 4) & 3)],
         lock_dir: (config >> 6) & 1 == 0,
     };
-    let codes = if lifecycle { 7 } else { 4 };
+    let codes = if lifecycle { 8 } else { 5 };
+    let mut keyspace = DEFAULT_KEYSPACE;
     let mut ops = Vec::new();
     let mut batch = Batch::new();
     let mut seqno: u64 = 1;
@@ -129,16 +142,17 @@ pub fn decode(data: &[u8], lifecycle: bool) -> Script {
                 } else {
                     pattern.iter().copied().cycle().take(value_len).collect()
                 };
-                batch.put(key, value);
+                batch.put_in(keyspace, key, value);
             }
             2 => {
                 let key_len = usize::from(input.u8().unwrap_or(0));
                 let key = input.take(key_len);
-                batch.delete(key);
+                batch.delete_in(keyspace, key);
             }
             3 => seqno = input.u64() & SEQNO_MAX,
-            4 => ops.push(Op::Rotate),
-            5 => ops.push(Op::RemoveBefore(u64::from(input.u8().unwrap_or(0) % 4))),
+            4 => keyspace = keyspace_of(input.u8().unwrap_or(0)),
+            5 => ops.push(Op::Rotate),
+            6 => ops.push(Op::RemoveBefore(u64::from(input.u8().unwrap_or(0) % 4))),
             _ => ops.push(Op::Reopen),
         }
     }
@@ -146,6 +160,40 @@ pub fn decode(data: &[u8], lifecycle: bool) -> Script {
         append(&mut batch, &mut seqno, &mut ops);
     }
     Script { options, ops }
+}
+
+/// Checks a batch `Batch::decode` accepted from `input`: rebuilt from its
+/// entries with `put_in` / `delete_in`, it has the same entries (keyspace,
+/// kind, key, value) and seqno, in at most `input.len()` bytes (the input
+/// may spell varints with redundant bytes; the encoder never does, and an
+/// entry has no other freedom), exactly `input` when that is as long, and
+/// decodes again to itself.
+pub fn check_reencodes(batch: &Batch, input: &[u8]) {
+    let mut rebuilt = Batch::new();
+    rebuilt.set_seqno(batch.seqno());
+    for e in batch.iter() {
+        match e.kind {
+            ValueKind::Put => rebuilt.put_in(e.keyspace, e.key, e.value),
+            ValueKind::Delete => rebuilt.delete_in(e.keyspace, e.key),
+        }
+    }
+    assert_eq!(rebuilt.len(), batch.len(), "rebuilt entry count");
+    assert!(
+        rebuilt.iter().eq(batch.iter()),
+        "rebuilt entries differ from the decoded ones"
+    );
+    let bytes = rebuilt.as_bytes();
+    assert!(
+        bytes.len() <= input.len(),
+        "re-encoding takes {} bytes, the input {}",
+        bytes.len(),
+        input.len()
+    );
+    if bytes.len() == input.len() {
+        assert_eq!(bytes, input, "a canonical input re-encodes to other bytes");
+    }
+    let again = Batch::decode(bytes).expect("a re-encoded batch decodes");
+    assert_eq!(again, rebuilt);
 }
 
 /// Replays the whole log under `mode`; panics on an error.

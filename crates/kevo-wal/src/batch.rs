@@ -2,13 +2,22 @@
 //!
 //! ```text
 //! batch   = seqno u64 LE | count u32 LE | entry * count
-//! entry   = kind u8 | key_len varint32 | key | (Put only) value_len varint32 | value
+//! entry   = tag u8 | (tag & 0x80 only) keyspace varint32
+//!           | key_len varint32 | key | (Put only) value_len varint32 | value
+//! tag     = kind                    default keyspace: no keyspace field (format 1's bytes)
+//!         | kind | 0x80             any other keyspace: the field follows, never 0
+//! kind    = 1 Delete | 2 Put        (ValueKind)
 //! ```
 //!
-//! Entry `i` of a batch has sequence number `seqno + i`.
+//! Entry `i` of a batch has sequence number `seqno + i`, whatever its
+//! keyspace (one seqno sequence across keyspaces). An entry has exactly one
+//! encoding: the default keyspace is never written as a keyspace field, so a
+//! batch of the default keyspace only is byte for byte a format-1 batch.
+//! See `docs/format/wal.md`.
 
 use kevo_core::{
-    KEY_BYTES_MAX, Reader, SEQNO_MAX, SeqNo, VALUE_BYTES_MAX, ValueKind, put_varint32,
+    DEFAULT_KEYSPACE, KEY_BYTES_MAX, KeyspaceId, Reader, SEQNO_MAX, SeqNo, VALUE_BYTES_MAX,
+    ValueKind, put_varint32,
 };
 
 use crate::format::BATCH_BYTES_MAX;
@@ -16,7 +25,15 @@ use crate::format::BATCH_BYTES_MAX;
 /// Bytes in a batch's header: seqno (8) and entry count (4).
 pub const BATCH_HEADER_BYTES: usize = 12;
 
-/// An ordered list of puts and deletes applied atomically.
+/// Set in an entry's tag when a keyspace field follows it (segment format
+/// 2): the low bits are the kind. Never set for the default keyspace.
+pub(crate) const KEYSPACE_TAG_BIT: u8 = 0x80;
+
+const _: () = assert!(ValueKind::Put as u8 & KEYSPACE_TAG_BIT == 0);
+const _: () = assert!(ValueKind::Delete as u8 & KEYSPACE_TAG_BIT == 0);
+
+/// An ordered list of puts and deletes applied atomically, each in a
+/// keyspace ([`Batch::put`] and [`Batch::delete`] write to the default one).
 ///
 /// Building a batch never fails; limits (key and value sizes, total size) are
 /// checked when it is appended to the log.
@@ -30,6 +47,10 @@ pub struct Batch {
 /// One entry of a [`Batch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchEntry<'a> {
+    /// The keyspace the entry belongs to ([`DEFAULT_KEYSPACE`] for entries
+    /// added by [`Batch::put`] and [`Batch::delete`], and for every entry of
+    /// a format-1 segment).
+    pub keyspace: KeyspaceId,
     /// Put or delete.
     pub kind: ValueKind,
     /// The user key.
@@ -54,22 +75,40 @@ impl Batch {
         }
     }
 
-    /// Adds a put of `key` to `value`.
+    /// Adds a put of `key` to `value` in the default keyspace.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.put_in(DEFAULT_KEYSPACE, key, value);
+    }
+
+    /// Adds a delete of `key` in the default keyspace.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
+        self.delete_in(DEFAULT_KEYSPACE, key);
+    }
+
+    /// Adds a put of `key` to `value` in `keyspace`. With
+    /// [`DEFAULT_KEYSPACE`] it is [`Batch::put`], byte for byte.
+    pub fn put_in(&mut self, keyspace: KeyspaceId, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         let (key, value) = (key.as_ref(), value.as_ref());
-        self.push(ValueKind::Put, key);
+        self.push(ValueKind::Put, keyspace, key);
         self.push_bytes(value, VALUE_BYTES_MAX);
     }
 
-    /// Adds a delete of `key`.
-    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
-        self.push(ValueKind::Delete, key.as_ref());
+    /// Adds a delete of `key` in `keyspace`. With [`DEFAULT_KEYSPACE`] it is
+    /// [`Batch::delete`], byte for byte.
+    pub fn delete_in(&mut self, keyspace: KeyspaceId, key: impl AsRef<[u8]>) {
+        self.push(ValueKind::Delete, keyspace, key.as_ref());
     }
 
-    fn push(&mut self, kind: ValueKind, key: &[u8]) {
+    /// Appends an entry's tag, keyspace (unless the default) and key.
+    fn push(&mut self, kind: ValueKind, keyspace: KeyspaceId, key: &[u8]) {
         self.count = self.count.saturating_add(1);
         self.rep[8..12].copy_from_slice(&self.count.to_le_bytes());
-        self.rep.push(kind as u8);
+        if keyspace == DEFAULT_KEYSPACE {
+            self.rep.push(kind as u8);
+        } else {
+            self.rep.push(kind as u8 | KEYSPACE_TAG_BIT);
+            put_varint32(&mut self.rep, keyspace);
+        }
         self.push_bytes(key, KEY_BYTES_MAX);
     }
 
@@ -117,7 +156,8 @@ impl Batch {
     }
 
     /// Appends every entry of `other` after this batch's entries (the group
-    /// leader merges waiting batches this way).
+    /// leader merges waiting batches this way). Each entry keeps its key,
+    /// value and keyspace; its seqno follows from its new position.
     pub fn extend(&mut self, other: &Batch) {
         self.count = self.count.saturating_add(other.count);
         self.rep[8..12].copy_from_slice(&self.count.to_le_bytes());
@@ -131,7 +171,9 @@ impl Batch {
     }
 
     /// Checks the limits: no key over [`KEY_BYTES_MAX`], no value over
-    /// [`VALUE_BYTES_MAX`], the whole batch within [`BATCH_BYTES_MAX`].
+    /// [`VALUE_BYTES_MAX`], the whole batch (keyspace fields included)
+    /// within [`BATCH_BYTES_MAX`]. Every keyspace id is valid here: which
+    /// keyspaces exist is the owner's business.
     ///
     /// # Errors
     /// A description of the first limit broken.
@@ -168,12 +210,22 @@ impl Batch {
         }
     }
 
-    /// Decodes and fully validates an encoded batch.
+    /// Decodes and fully validates an encoded batch (of segment format 2:
+    /// entries of any keyspace).
     ///
     /// # Errors
     /// A description of the first defect: truncation, an unknown kind, a
-    /// length over its maximum, a count that does not match, trailing bytes.
+    /// keyspace field that is truncated, overlong or holds the default
+    /// keyspace, a length over its maximum, a count that does not match,
+    /// trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Batch, String> {
+        Self::decode_format(bytes, true)
+    }
+
+    /// [`Batch::decode`] for a segment of a given format: with `keyspaces`
+    /// false (format 1) an entry with a keyspace field is a defect, as it
+    /// was for format 1's readers.
+    pub(crate) fn decode_format(bytes: &[u8], keyspaces: bool) -> Result<Batch, String> {
         if bytes.len() > BATCH_BYTES_MAX {
             return Err(format!(
                 "batch of {} bytes exceeds the maximum",
@@ -186,8 +238,23 @@ impl Batch {
         check_seqnos(seqno, count)?;
         for i in 0..count {
             let tag = r.u8().ok_or_else(|| format!("entry {i} is truncated"))?;
-            let kind = ValueKind::from_u8(tag)
-                .ok_or_else(|| format!("entry {i} has unknown kind {tag}"))?;
+            let (kind, has_keyspace) = split_tag(tag)
+                .ok_or_else(|| format!("entry {i} has unknown kind {}", tag & !KEYSPACE_TAG_BIT))?;
+            if has_keyspace {
+                if !keyspaces {
+                    return Err(format!(
+                        "entry {i} names a keyspace, which a format-1 segment cannot hold"
+                    ));
+                }
+                let keyspace = r
+                    .varint32()
+                    .ok_or_else(|| format!("entry {i} has a truncated or oversized keyspace"))?;
+                if keyspace == DEFAULT_KEYSPACE {
+                    return Err(format!(
+                        "entry {i} writes the default keyspace explicitly (it has no keyspace field)"
+                    ));
+                }
+            }
             r.length_prefixed(KEY_BYTES_MAX)
                 .ok_or_else(|| format!("entry {i} has a truncated or oversized key"))?;
             if kind == ValueKind::Put {
@@ -207,6 +274,12 @@ impl Batch {
             oversized: false,
         })
     }
+}
+
+/// The kind in an entry's tag and whether a keyspace field follows it.
+fn split_tag(tag: u8) -> Option<(ValueKind, bool)> {
+    let kind = ValueKind::from_u8(tag & !KEYSPACE_TAG_BIT)?;
+    Some((kind, tag & KEYSPACE_TAG_BIT != 0))
 }
 
 /// Every entry's seqno must fit in the 56 bits of a key trailer.
@@ -246,14 +319,24 @@ impl<'a> Iterator for BatchIter<'a> {
         }
         // A batch is well-formed by construction (built by `put`/`delete` or
         // validated by `decode`), so these reads cannot fail; stop if they do.
-        let kind = ValueKind::from_u8(self.reader.u8()?)?;
+        let (kind, has_keyspace) = split_tag(self.reader.u8()?)?;
+        let keyspace = if has_keyspace {
+            self.reader.varint32()?
+        } else {
+            DEFAULT_KEYSPACE
+        };
         let key = self.reader.length_prefixed(KEY_BYTES_MAX)?;
         let value = match kind {
             ValueKind::Put => self.reader.length_prefixed(VALUE_BYTES_MAX)?,
             ValueKind::Delete => &[],
         };
         self.left -= 1;
-        Some(BatchEntry { kind, key, value })
+        Some(BatchEntry {
+            keyspace,
+            kind,
+            key,
+            value,
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -281,6 +364,7 @@ mod tests {
         assert_eq!(
             entries[1],
             BatchEntry {
+                keyspace: DEFAULT_KEYSPACE,
                 kind: ValueKind::Delete,
                 key: b"k2",
                 value: b""
@@ -339,21 +423,304 @@ mod tests {
         assert!(Batch::decode(&batch.as_bytes()[..5]).is_err());
     }
 
-    proptest! {
-        #[test]
-        fn decode_never_panics_and_accepts_only_what_reencodes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            if let Ok(batch) = Batch::decode(&bytes) {
-                let mut rebuilt = Batch::new();
-                for e in batch.iter() {
-                    match e.kind {
-                        ValueKind::Put => rebuilt.put(e.key, e.value),
-                        ValueKind::Delete => rebuilt.delete(e.key),
-                    }
-                }
-                // Same entries (the input may use non-canonical varints).
-                prop_assert_eq!(rebuilt.iter().collect::<Vec<_>>(), batch.iter().collect::<Vec<_>>());
-                prop_assert_eq!(rebuilt.len(), batch.len());
+    /// Rebuilds a batch from its entries with the public API.
+    fn rebuild(batch: &Batch) -> Batch {
+        let mut rebuilt = Batch::new();
+        rebuilt.set_seqno(batch.seqno());
+        for e in batch.iter() {
+            match e.kind {
+                ValueKind::Put => rebuilt.put_in(e.keyspace, e.key, e.value),
+                ValueKind::Delete => rebuilt.delete_in(e.keyspace, e.key),
             }
         }
+        rebuilt
+    }
+
+    /// A batch with one entry whose tag and following bytes are `entry`.
+    fn one_entry(entry: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0u8; BATCH_HEADER_BYTES];
+        bytes[8] = 1;
+        bytes.extend_from_slice(entry);
+        bytes
+    }
+
+    #[test]
+    fn default_keyspace_batch_keeps_the_format_1_bytes() {
+        let mut batch = Batch::new();
+        batch.set_seqno(5);
+        batch.put("a", "b");
+        batch.delete("c");
+        let expected: &[u8] = &[
+            0x05, 0, 0, 0, 0, 0, 0, 0, // seqno 5
+            0x02, 0, 0, 0, // 2 entries
+            0x02, 0x01, b'a', 0x01, b'b', // Put "a" "b"
+            0x01, 0x01, b'c', // Delete "c"
+        ];
+        assert_eq!(batch.as_bytes(), expected);
+        let mut explicit = Batch::new();
+        explicit.set_seqno(5);
+        explicit.put_in(DEFAULT_KEYSPACE, "a", "b");
+        explicit.delete_in(DEFAULT_KEYSPACE, "c");
+        assert_eq!(explicit.as_bytes(), expected);
+        assert!(
+            Batch::decode(expected)
+                .unwrap()
+                .iter()
+                .all(|e| e.keyspace == DEFAULT_KEYSPACE)
+        );
+    }
+
+    #[test]
+    fn other_keyspaces_set_the_tag_bit_and_follow_it_with_the_keyspace() {
+        let mut batch = Batch::new();
+        batch.set_seqno(1);
+        batch.put_in(300, "a", "b");
+        batch.delete_in(1, "c");
+        batch.put("d", "");
+        let expected: &[u8] = &[
+            0x01, 0, 0, 0, 0, 0, 0, 0, // seqno 1
+            0x03, 0, 0, 0, // 3 entries
+            0x82, 0xac, 0x02, 0x01, b'a', 0x01, b'b', // Put in keyspace 300
+            0x81, 0x01, 0x01, b'c', // Delete in keyspace 1
+            0x02, 0x01, b'd', 0x00, // Put in the default keyspace
+        ];
+        assert_eq!(batch.as_bytes(), expected);
+    }
+
+    #[test]
+    fn mixed_keyspace_batch_round_trips_through_its_encoding() {
+        let mut batch = Batch::new();
+        batch.set_seqno(40);
+        batch.put("k", "v0");
+        batch.put_in(7, "k", "v7");
+        batch.delete_in(u32::MAX, "k");
+        batch.delete("gone");
+        batch.put_in(128, "", "");
+        let decoded = Batch::decode(batch.as_bytes()).unwrap();
+        assert_eq!(decoded, batch);
+        let entries: Vec<_> = decoded
+            .iter()
+            .map(|e| (e.keyspace, e.kind, e.key, e.value))
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                (DEFAULT_KEYSPACE, ValueKind::Put, &b"k"[..], &b"v0"[..]),
+                (7, ValueKind::Put, b"k", b"v7"),
+                (u32::MAX, ValueKind::Delete, b"k", b""),
+                (DEFAULT_KEYSPACE, ValueKind::Delete, b"gone", b""),
+                (128, ValueKind::Put, b"", b""),
+            ]
+        );
+        // One seqno sequence across keyspaces.
+        assert_eq!(decoded.len(), 5);
+        assert_eq!(decoded.last_seqno(), 44);
+        assert!(decoded.check_limits().is_ok());
+    }
+
+    #[test]
+    fn decode_rejects_an_explicit_default_keyspace() {
+        // Put, keyspace field 0: the default keyspace has no field.
+        let bytes = one_entry(&[0x82, 0x00, 0x01, b'a', 0x01, b'b']);
+        let err = Batch::decode(&bytes).unwrap_err();
+        assert!(err.contains("default keyspace"), "{err}");
+        // Also when the 0 is spelled with a redundant continuation byte.
+        assert!(Batch::decode(&one_entry(&[0x81, 0x80, 0x00, 0x01, b'a'])).is_err());
+        // The same entry without the field is fine.
+        assert!(Batch::decode(&one_entry(&[0x02, 0x01, b'a', 0x01, b'b'])).is_ok());
+    }
+
+    #[test]
+    fn decode_rejects_a_truncated_keyspace() {
+        // The tag promises a keyspace and the batch ends.
+        assert!(Batch::decode(&one_entry(&[0x82])).is_err());
+        // The varint's continuation bit is set on the last byte.
+        assert!(Batch::decode(&one_entry(&[0x82, 0xac])).is_err());
+        assert!(Batch::decode(&one_entry(&[0x81, 0xff, 0xff])).is_err());
+        // A keyspace, then no key.
+        assert!(Batch::decode(&one_entry(&[0x81, 0x05])).is_err());
+    }
+
+    #[test]
+    fn decode_rejects_an_oversized_keyspace_varint() {
+        // 2^32: one past u32::MAX.
+        let bytes = one_entry(&[0x81, 0x80, 0x80, 0x80, 0x80, 0x10, 0x01, b'a']);
+        assert!(Batch::decode(&bytes).is_err());
+        // Six bytes: longer than any varint32.
+        let bytes = one_entry(&[0x81, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00, 0x01, b'a']);
+        assert!(Batch::decode(&bytes).is_err());
+        // u32::MAX itself is a valid keyspace.
+        let bytes = one_entry(&[0x81, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01, b'a']);
+        let batch = Batch::decode(&bytes).unwrap();
+        assert_eq!(batch.iter().next().map(|e| e.keyspace), Some(u32::MAX));
+    }
+
+    #[test]
+    fn decode_rejects_unknown_kinds_with_or_without_the_keyspace_bit() {
+        for tag in [0x00, 0x03, 0x7f, 0x80, 0x83, 0xff] {
+            let bytes = one_entry(&[tag, 0x01, 0x01, b'a', 0x01, b'b']);
+            assert!(Batch::decode(&bytes).is_err(), "tag {tag:#04x}");
+        }
+    }
+
+    #[test]
+    fn format_1_decoding_refuses_keyspace_entries() {
+        let mut batch = Batch::new();
+        batch.put("a", "1");
+        assert!(Batch::decode_format(batch.as_bytes(), false).is_ok());
+        batch.put_in(2, "b", "2");
+        assert!(Batch::decode_format(batch.as_bytes(), false).is_err());
+        assert!(Batch::decode_format(batch.as_bytes(), true).is_ok());
+    }
+
+    #[test]
+    fn extend_keeps_each_entrys_keyspace() {
+        let mut a = Batch::new();
+        a.set_seqno(10);
+        a.put_in(3, "a", "1");
+        a.delete("b");
+        let mut b = Batch::new();
+        b.set_seqno(99);
+        b.delete_in(4, "c");
+        b.put("d", "4");
+        b.put_in(3, "e", "5");
+        a.extend(&b);
+        let got: Vec<_> = a.iter().map(|e| (e.keyspace, e.key.to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, b"a".to_vec()),
+                (DEFAULT_KEYSPACE, b"b".to_vec()),
+                (4, b"c".to_vec()),
+                (DEFAULT_KEYSPACE, b"d".to_vec()),
+                (3, b"e".to_vec()),
+            ]
+        );
+        assert_eq!(a.seqno(), 10);
+        assert_eq!(a.last_seqno(), 14);
+        assert_eq!(Batch::decode(a.as_bytes()).unwrap(), a);
+    }
+
+    #[test]
+    fn oversized_key_in_another_keyspace_fails_the_limit_check() {
+        let mut batch = Batch::new();
+        batch.put_in(9, vec![0u8; KEY_BYTES_MAX + 1], b"v");
+        assert!(batch.check_limits().is_err());
+        // The encoding stays well-formed and keeps the keyspace.
+        let e = batch.iter().next().unwrap();
+        assert_eq!((e.keyspace, e.key.len()), (9, 0));
+        let mut batch = Batch::new();
+        batch.delete_in(9, vec![0u8; KEY_BYTES_MAX]);
+        assert!(batch.check_limits().is_ok());
+    }
+
+    /// One entry of the model: keyspace, kind, key, value.
+    type ModelEntry = (KeyspaceId, ValueKind, Vec<u8>, Vec<u8>);
+
+    fn keyspace() -> impl Strategy<Value = KeyspaceId> {
+        prop_oneof![
+            Just(DEFAULT_KEYSPACE),
+            1..200u32,
+            Just(127u32),
+            Just(128u32),
+            Just(u32::MAX),
+            any::<u32>(),
+        ]
+    }
+
+    fn model_entry() -> impl Strategy<Value = ModelEntry> {
+        (
+            keyspace(),
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..12),
+            proptest::collection::vec(any::<u8>(), 0..140),
+        )
+            .prop_map(|(keyspace, put, key, value)| {
+                if put {
+                    (keyspace, ValueKind::Put, key, value)
+                } else {
+                    (keyspace, ValueKind::Delete, key, Vec::new())
+                }
+            })
+    }
+
+    fn build(seqno: SeqNo, model: &[ModelEntry]) -> Batch {
+        let mut batch = Batch::new();
+        batch.set_seqno(seqno);
+        for (keyspace, kind, key, value) in model {
+            match kind {
+                ValueKind::Put => batch.put_in(*keyspace, key, value),
+                ValueKind::Delete => batch.delete_in(*keyspace, key),
+            }
+        }
+        batch
+    }
+
+    fn entries(batch: &Batch) -> Vec<ModelEntry> {
+        batch
+            .iter()
+            .map(|e| (e.keyspace, e.kind, e.key.to_vec(), e.value.to_vec()))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn mixed_keyspace_batches_match_the_model(
+            seqno in 0..=SEQNO_MAX - 64,
+            model in proptest::collection::vec(model_entry(), 0..24),
+            split in 0..24usize,
+        ) {
+            let batch = build(seqno, &model);
+            prop_assert_eq!(batch.len(), model.len());
+            prop_assert_eq!(entries(&batch), model.clone());
+            prop_assert!(batch.check_limits().is_ok());
+            let decoded = Batch::decode(batch.as_bytes()).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(entries(&decoded), model.clone());
+            prop_assert_eq!(&decoded, &batch);
+            prop_assert_eq!(decoded.seqno(), seqno);
+            // A batch of the default keyspace only is a valid format-1 batch.
+            let default_only = model.iter().all(|e| e.0 == DEFAULT_KEYSPACE);
+            prop_assert_eq!(Batch::decode_format(batch.as_bytes(), false).is_ok(), default_only);
+            // extend: the same entries, split over two batches.
+            let split = split.min(model.len());
+            let mut front = build(seqno, &model[..split]);
+            front.extend(&build(0, &model[split..]));
+            prop_assert_eq!(front.as_bytes(), batch.as_bytes());
+        }
+
+        #[test]
+        fn decode_never_panics_and_accepts_only_what_reencodes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            check_reencodes(&bytes)?;
+        }
+
+        #[test]
+        fn damaged_mixed_batches_never_panic_and_reencode(
+            model in proptest::collection::vec(model_entry(), 1..6),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let batch = build(1, &model);
+            let mut bytes = batch.as_bytes().to_vec();
+            let at = at.index(bytes.len());
+            bytes[at] = byte;
+            check_reencodes(&bytes)?;
+            bytes.truncate(cut.index(bytes.len()));
+            check_reencodes(&bytes)?;
+        }
+    }
+
+    /// Whatever `decode` accepts has well-formed entries that encode again
+    /// to the same entries, in no more bytes (the input may use overlong
+    /// varints; only the canonical encoding is shorter or equal).
+    fn check_reencodes(bytes: &[u8]) -> Result<(), TestCaseError> {
+        if let Ok(batch) = Batch::decode(bytes) {
+            let rebuilt = rebuild(&batch);
+            prop_assert_eq!(entries(&rebuilt), entries(&batch));
+            prop_assert_eq!(rebuilt.len(), batch.len());
+            prop_assert!(rebuilt.as_bytes().len() <= bytes.len());
+            prop_assert_eq!(Batch::decode(rebuilt.as_bytes()).ok(), Some(rebuilt));
+        }
+        Ok(())
     }
 }

@@ -8,6 +8,8 @@
 //! block k      = fragments ... | zero padding (< FRAGMENT_HEADER_BYTES)
 //!
 //! segment header: magic "KEVOWAL\0" | version u16 | flags u16 | segment u64 | crc32 u32
+//!                 version: FORMAT_VERSION (2) written, FORMAT_VERSION_MIN..=FORMAT_VERSION read;
+//!                 log files (log::LogWriter): LOG_FORMAT_VERSION (1), the only one read
 //! fragment:       crc32 u32 | length u16 | type u8 | tag u32 | payload (length bytes)
 //!                 crc32 covers length, type, tag and payload
 //! ```
@@ -17,6 +19,8 @@
 //! block boundary. The tag is the low 32 bits of the segment number, so bytes
 //! left in a recycled segment file by its previous life never pass for
 //! records of the new one.
+
+use std::ops::RangeInclusive;
 
 use kevo_core::{Reader, crc32};
 
@@ -32,8 +36,34 @@ pub const SEGMENT_HEADER_BYTES: usize = 8 + 2 + 2 + 8 + 4;
 /// The segment header's magic number.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"KEVOWAL\0";
 
-/// The segment format this code writes. Readers reject other versions.
-pub const FORMAT_VERSION: u16 = 1;
+/// The segment format this code writes in every new WAL segment's header.
+///
+/// | version | change |
+/// |---|---|
+/// | 1 | first format |
+/// | 2 | entries of a non-default keyspace: tag `kind \| 0x80`, then the keyspace as a varint32 |
+///
+/// The framing is the same in both; only batches changed, so a reader of
+/// version 1 refuses a version-2 segment rather than misread its entries.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The oldest segment format this code reads. A version-1 segment holds
+/// entries of the default keyspace only (a keyspace field in one is damage).
+pub const FORMAT_VERSION_MIN: u16 = 1;
+
+/// The header version of log files written with
+/// [`LogWriter`](crate::log::LogWriter) (the manifest), the only one their
+/// reader accepts. Their framing has not changed since version 1, and they
+/// hold no batches, so they keep it: a manifest written by this code is
+/// read by older code, and an older one by this code.
+pub const LOG_FORMAT_VERSION: u16 = 1;
+
+/// The first segment format whose batches may hold entries of keyspaces
+/// other than the default one.
+pub(crate) const FORMAT_VERSION_KEYSPACES: u16 = 2;
+
+const _: () = assert!(FORMAT_VERSION_MIN <= FORMAT_VERSION);
+const _: () = assert!(FORMAT_VERSION_KEYSPACES <= FORMAT_VERSION);
 
 /// Largest payload one fragment can carry (its length is a `u16` and it
 /// must fit in a block after its header).
@@ -104,19 +134,24 @@ fn parse_numbered(name: &str, suffix: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Encodes a segment header.
+/// Encodes a segment header (of version [`FORMAT_VERSION`]).
 pub(crate) fn encode_segment_header(segment: u64) -> [u8; SEGMENT_HEADER_BYTES] {
-    encode_file_header(SEGMENT_MAGIC, segment)
+    encode_file_header(SEGMENT_MAGIC, segment, FORMAT_VERSION)
 }
 
 /// Encodes the header of a log file: a segment header with `magic` in
-/// place of [`SEGMENT_MAGIC`] (the WAL's segments and other logs written
-/// with the same framing, such as the manifest, share this layout).
-pub(crate) fn encode_file_header(magic: [u8; 8], number: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+/// place of [`SEGMENT_MAGIC`] and format `version` (the WAL's segments and
+/// other logs written with the same framing, such as the manifest, share
+/// this layout).
+pub(crate) fn encode_file_header(
+    magic: [u8; 8],
+    number: u64,
+    version: u16,
+) -> [u8; SEGMENT_HEADER_BYTES] {
     let mut out = [0u8; SEGMENT_HEADER_BYTES];
     out[0..8].copy_from_slice(&magic);
-    out[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    // 10..12: flags, all zero in version 1.
+    out[8..10].copy_from_slice(&version.to_le_bytes());
+    // 10..12: flags, all zero in versions 1 and 2.
     out[12..20].copy_from_slice(&number.to_le_bytes());
     let crc = crc32(&[&out[..20]]);
     out[20..24].copy_from_slice(&crc.to_le_bytes());
@@ -132,15 +167,34 @@ pub(crate) enum HeaderError {
     UnsupportedVersion(u16),
 }
 
-/// Decodes a segment header and returns its segment number.
-#[cfg(test)]
-pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<u64, HeaderError> {
-    decode_file_header(bytes, SEGMENT_MAGIC)
+/// The segment format versions a WAL segment reader accepts.
+pub(crate) const SEGMENT_VERSIONS: RangeInclusive<u16> = FORMAT_VERSION_MIN..=FORMAT_VERSION;
+
+/// The format versions a log file reader accepts.
+pub(crate) const LOG_VERSIONS: RangeInclusive<u16> = LOG_FORMAT_VERSION..=LOG_FORMAT_VERSION;
+
+/// A decoded file header: the file number it names and its format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileHeader {
+    /// The segment (or log file) number.
+    pub(crate) number: u64,
+    /// The format version, one of those the caller accepts.
+    pub(crate) version: u16,
 }
 
-/// Decodes the header of a log file whose magic must be `magic` and
-/// returns the file number it holds.
-pub(crate) fn decode_file_header(bytes: &[u8], magic: [u8; 8]) -> Result<u64, HeaderError> {
+/// Decodes a segment header.
+#[cfg(test)]
+pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<FileHeader, HeaderError> {
+    decode_file_header(bytes, SEGMENT_MAGIC, SEGMENT_VERSIONS)
+}
+
+/// Decodes the header of a log file whose magic must be `magic` and whose
+/// format version must be in `versions`.
+pub(crate) fn decode_file_header(
+    bytes: &[u8],
+    magic: [u8; 8],
+    versions: RangeInclusive<u16>,
+) -> Result<FileHeader, HeaderError> {
     let mut r = Reader::new(bytes);
     let truncated = HeaderError::Damaged("file header is truncated");
     let found_magic = r.array::<8>().ok_or(truncated.clone())?;
@@ -154,13 +208,13 @@ pub(crate) fn decode_file_header(bytes: &[u8], magic: [u8; 8]) -> Result<u64, He
     if crc != crc32(&[&bytes[..20]]) {
         return Err(HeaderError::Damaged("file header checksum mismatch"));
     }
-    if version != FORMAT_VERSION {
+    if !versions.contains(&version) {
         return Err(HeaderError::UnsupportedVersion(version));
     }
     if flags != 0 {
         return Err(HeaderError::Damaged("unknown file header flags"));
     }
-    Ok(number)
+    Ok(FileHeader { number, version })
 }
 
 /// Checksum of a fragment: over length, type, tag and payload.
@@ -249,7 +303,20 @@ mod tests {
     #[test]
     fn segment_header_round_trips() {
         let header = encode_segment_header(42);
-        assert_eq!(decode_segment_header(&header), Ok(42));
+        assert_eq!(
+            decode_segment_header(&header),
+            Ok(FileHeader {
+                number: 42,
+                version: FORMAT_VERSION
+            })
+        );
+    }
+
+    /// A header of `version`, with its checksum right.
+    fn header_of_version(magic: [u8; 8], number: u64, version: u16) -> [u8; SEGMENT_HEADER_BYTES] {
+        let header = encode_file_header(magic, number, version);
+        assert_eq!(header[8..10], version.to_le_bytes());
+        header
     }
 
     #[test]
@@ -260,15 +327,57 @@ mod tests {
             decode_segment_header(&header),
             Err(HeaderError::Damaged(_))
         ));
-        let mut future = encode_segment_header(7);
-        future[8] = 2;
-        let crc = crc32(&[&future[..20]]);
-        future[20..24].copy_from_slice(&crc.to_le_bytes());
+        let future = header_of_version(SEGMENT_MAGIC, 7, FORMAT_VERSION + 1);
         assert_eq!(
             decode_segment_header(&future),
-            Err(HeaderError::UnsupportedVersion(2))
+            Err(HeaderError::UnsupportedVersion(FORMAT_VERSION + 1))
+        );
+        let zero = header_of_version(SEGMENT_MAGIC, 7, 0);
+        assert_eq!(
+            decode_segment_header(&zero),
+            Err(HeaderError::UnsupportedVersion(0))
         );
         assert!(decode_segment_header(&header[..10]).is_err());
+    }
+
+    #[test]
+    fn segment_headers_of_versions_1_and_2_are_read() {
+        for version in [1, 2] {
+            let header = header_of_version(SEGMENT_MAGIC, 3, version);
+            assert_eq!(
+                decode_segment_header(&header),
+                Ok(FileHeader { number: 3, version })
+            );
+        }
+        // The header of segment 1 at version 1, byte for byte as format 1
+        // wrote it (the old worked example of docs/format/wal.md).
+        let v1: [u8; SEGMENT_HEADER_BYTES] = [
+            0x4b, 0x45, 0x56, 0x4f, 0x57, 0x41, 0x4c, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0xbd, 0xa8, 0x00,
+        ];
+        assert_eq!(header_of_version(SEGMENT_MAGIC, 1, 1), v1);
+        assert_eq!(
+            decode_segment_header(&v1),
+            Ok(FileHeader {
+                number: 1,
+                version: 1
+            })
+        );
+    }
+
+    #[test]
+    fn log_headers_accept_only_the_log_version() {
+        const MAGIC: [u8; 8] = *b"TESTLOG\0";
+        let v1 = header_of_version(MAGIC, 5, LOG_FORMAT_VERSION);
+        assert_eq!(
+            decode_file_header(&v1, MAGIC, LOG_VERSIONS).map(|h| h.number),
+            Ok(5)
+        );
+        let v2 = header_of_version(MAGIC, 5, FORMAT_VERSION);
+        assert_eq!(
+            decode_file_header(&v2, MAGIC, LOG_VERSIONS),
+            Err(HeaderError::UnsupportedVersion(FORMAT_VERSION))
+        );
     }
 
     #[test]

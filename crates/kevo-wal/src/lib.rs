@@ -5,7 +5,8 @@
 //! can be used alone as a crash-safe, checksummed record log.
 //!
 //! - [`Batch`]: puts and deletes with a first sequence number, replayed
-//!   all-or-nothing.
+//!   all-or-nothing; each entry belongs to a keyspace ([`Batch::put_in`]),
+//!   and all keyspaces share the one seqno sequence.
 //! - [`Wal`]: appends batches to numbered segment files, syncs them as the
 //!   [`SyncMode`] says (appenders that arrive during a sync share the
 //!   next one), rotates and
@@ -55,9 +56,9 @@ mod wal;
 pub use batch::{BATCH_HEADER_BYTES, Batch, BatchEntry, BatchIter};
 pub use error::{Error, Result};
 pub use format::{
-    BATCH_BYTES_MAX, BLOCK_BYTES, FORMAT_VERSION, FRAGMENT_HEADER_BYTES, FREE_SUFFIX,
-    SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, parse_free_file_name, parse_segment_file_name,
-    segment_file_name,
+    BATCH_BYTES_MAX, BLOCK_BYTES, FORMAT_VERSION, FORMAT_VERSION_MIN, FRAGMENT_HEADER_BYTES,
+    FREE_SUFFIX, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, parse_free_file_name,
+    parse_segment_file_name, segment_file_name,
 };
 pub use replay::{RecoveryMode, RecoveryPlan, Replay, ReplayReport, ReplayedBatch, SkippedRange};
 pub use wal::{

@@ -6,10 +6,13 @@
 //! 24-byte file header, then 32 KiB blocks of fragments (see
 //! `docs/format/wal.md`). Only the header's magic differs, chosen by the
 //! caller, so a file of one kind is never read as another. The fragment tag
-//! is the low 32 bits of the file number written in the header.
+//! is the low 32 bits of the file number written in the header. The
+//! header's format version is [`LOG_FORMAT_VERSION`] (1), the only one a
+//! [`LogReader`] accepts: the WAL's segments moved to version 2 for their
+//! batches' keyspace entries, but the framing a log uses did not change.
 //!
 //! ```text
-//! log file = header(magic, number) | fragments ... | zero padding | fragments ...
+//! log file = header(magic, version 1, number) | fragments ... | zero padding | fragments ...
 //! ```
 //!
 //! Unlike [`Wal`](crate::Wal), a log is one file, has no sync thread and no
@@ -48,8 +51,10 @@ use std::sync::Arc;
 use kevo_core::File;
 
 use crate::error::{Error, Result};
+pub use crate::format::LOG_FORMAT_VERSION;
 use crate::format::{
-    BATCH_BYTES_MAX, SEGMENT_HEADER_BYTES, encode_file_header, encode_record, segment_tag,
+    BATCH_BYTES_MAX, LOG_VERSIONS, SEGMENT_HEADER_BYTES, encode_file_header, encode_record,
+    segment_tag,
 };
 use crate::reader::SegmentReader;
 use crate::record::{RecordReader, RecordStep};
@@ -88,7 +93,7 @@ impl LogWriter {
     /// [`Error::Io`] if the header cannot be written; the writer is then not
     /// returned.
     pub fn new(file: Arc<dyn File>, file_number: u64, magic: [u8; 8]) -> Result<LogWriter> {
-        let header = encode_file_header(magic, file_number);
+        let header = encode_file_header(magic, file_number, LOG_FORMAT_VERSION);
         file.write_all_at(&header, 0)
             .map_err(|e| Error::io(format!("writing the header of log {file_number}"), e))?;
         Ok(LogWriter {
@@ -217,7 +222,7 @@ impl LogReader {
         magic: [u8; 8],
     ) -> Result<LogReader> {
         let path = path.as_ref().to_path_buf();
-        let reader = SegmentReader::open_with_magic(file, file_number, magic)
+        let reader = SegmentReader::open_with_magic(file, file_number, magic, LOG_VERSIONS)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let reader = RecordReader::new(reader);
         Ok(LogReader {
@@ -377,7 +382,7 @@ mod tests {
         assert_eq!(&bytes[..8], &MAGIC);
         assert_eq!(
             &bytes[..LOG_HEADER_BYTES],
-            &encode_file_header(MAGIC, 1)[..]
+            &encode_file_header(MAGIC, 1, LOG_FORMAT_VERSION)[..]
         );
         assert_eq!(bytes.len(), LOG_HEADER_BYTES + FRAGMENT_HEADER_BYTES + 1);
     }
@@ -455,14 +460,34 @@ mod tests {
     }
 
     #[test]
+    fn logs_keep_header_version_1_and_refuse_others() {
+        let fs = MemFs::new();
+        write_log(&fs, 3, &[b"r".to_vec()]);
+        let mut bytes = fs.read_file(Path::new(PATH)).unwrap();
+        assert_eq!(bytes[8..10], [0x01, 0x00], "log header version");
+        assert_eq!(LOG_FORMAT_VERSION, 1);
+        // The same file with a version-2 header (what WAL segments carry
+        // now): refused, never read as version 1.
+        bytes[..LOG_HEADER_BYTES].copy_from_slice(&encode_file_header(MAGIC, 3, 2));
+        fs.write_file(Path::new(PATH), &bytes).unwrap();
+        let (read, _) = read_all(&fs, 3, MAGIC);
+        let err = read.unwrap_err();
+        assert!(err.is_corruption(), "{err:?}");
+        assert!(err.to_string().contains("version 2"), "{err}");
+    }
+
+    #[test]
     fn empty_file_is_a_clean_empty_log_and_a_short_header_is_torn() {
         let fs = MemFs::new();
         fs.write_file(Path::new(PATH), b"").unwrap();
         let (read, end) = read_all(&fs, 1, MAGIC);
         assert_eq!(read.unwrap(), Vec::<Vec<u8>>::new());
         assert_eq!(end, Some(LogEnd::Clean));
-        fs.write_file(Path::new(PATH), &encode_file_header(MAGIC, 1)[..10])
-            .unwrap();
+        fs.write_file(
+            Path::new(PATH),
+            &encode_file_header(MAGIC, 1, LOG_FORMAT_VERSION)[..10],
+        )
+        .unwrap();
         let (read, end) = read_all(&fs, 1, MAGIC);
         assert_eq!(read.unwrap(), Vec::<Vec<u8>>::new());
         assert!(matches!(

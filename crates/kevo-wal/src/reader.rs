@@ -13,14 +13,15 @@
 //! it; otherwise it is damage.
 
 use std::io;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::sync::Arc;
 
 use kevo_core::File;
 
 use crate::format::{
-    BLOCK_BYTES, FRAGMENT_HEADER_BYTES, FragmentType, HeaderError, SEGMENT_HEADER_BYTES,
-    SEGMENT_MAGIC, decode_file_header, fragment_crc, segment_tag,
+    BLOCK_BYTES, FORMAT_VERSION, FRAGMENT_HEADER_BYTES, FileHeader, FragmentType, HeaderError,
+    SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SEGMENT_VERSIONS, decode_file_header, fragment_crc,
+    segment_tag,
 };
 
 /// What the reader found at its position.
@@ -57,20 +58,25 @@ pub(crate) struct SegmentReader {
     block_index: Option<u64>,
     /// Damage found while opening (a bad header), reported by the first step.
     header_damage: Option<(String, bool)>,
+    /// The format version in the header ([`FORMAT_VERSION`] when there is
+    /// no valid header: then no fragment is ever returned).
+    version: u16,
 }
 
 impl SegmentReader {
-    /// Opens segment `segment` read from `file`, checking its header.
+    /// Opens segment `segment` read from `file`, checking its header (of
+    /// any segment format version this code reads).
     pub(crate) fn open(file: Arc<dyn File>, segment: u64) -> io::Result<Self> {
-        Self::open_with_magic(file, segment, SEGMENT_MAGIC)
+        Self::open_with_magic(file, segment, SEGMENT_MAGIC, SEGMENT_VERSIONS)
     }
 
     /// Opens log file `segment` read from `file`, checking that its header
-    /// holds `magic` and that number.
+    /// holds `magic`, that number and a format version in `versions`.
     pub(crate) fn open_with_magic(
         file: Arc<dyn File>,
         segment: u64,
         magic: [u8; 8],
+        versions: RangeInclusive<u16>,
     ) -> io::Result<Self> {
         let len = file.len()?;
         let mut reader = SegmentReader {
@@ -81,6 +87,7 @@ impl SegmentReader {
             block: Vec::with_capacity(BLOCK_BYTES),
             block_index: None,
             header_damage: None,
+            version: FORMAT_VERSION,
         };
         if len == 0 {
             // Created but never written: an empty segment.
@@ -90,15 +97,30 @@ impl SegmentReader {
         let mut header = [0u8; SEGMENT_HEADER_BYTES];
         let available = (len as usize).min(SEGMENT_HEADER_BYTES);
         reader.file.read_exact_at(&mut header[..available], 0)?;
-        reader.header_damage = match decode_file_header(&header[..available], magic) {
-            Ok(number) if number == segment => None,
-            Ok(number) => Some((format!("header names segment {number}"), false)),
-            Err(HeaderError::Damaged(reason)) => Some((reason.to_string(), false)),
-            Err(HeaderError::UnsupportedVersion(v)) => {
-                Some((format!("unsupported segment format version {v}"), true))
+        let (first, last) = (*versions.start(), *versions.end());
+        reader.header_damage = match decode_file_header(&header[..available], magic, versions) {
+            Ok(FileHeader { number, version }) if number == segment => {
+                reader.version = version;
+                None
             }
+            Ok(FileHeader { number, .. }) => {
+                Some((format!("header names segment {number}"), false))
+            }
+            Err(HeaderError::Damaged(reason)) => Some((reason.to_string(), false)),
+            Err(HeaderError::UnsupportedVersion(v)) => Some((
+                format!(
+                    "unsupported segment format version {v} (this code reads {first} to {last})"
+                ),
+                true,
+            )),
         };
         Ok(reader)
+    }
+
+    /// The format version in the file's header (the newest one when the
+    /// header is missing or damaged: no fragment is returned then).
+    pub(crate) fn format_version(&self) -> u16 {
+        self.version
     }
 
     /// The file's length when it was opened (or the limit set by

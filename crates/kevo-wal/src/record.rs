@@ -77,6 +77,12 @@ impl RecordReader {
         self.record_end
     }
 
+    /// The format version in the file's header (see
+    /// [`SegmentReader::format_version`]).
+    pub(crate) fn format_version(&self) -> u16 {
+        self.segment.format_version()
+    }
+
     /// Reads no byte at or past `len`.
     pub(crate) fn limit_len(&mut self, len: u64) {
         self.segment.limit_len(len);

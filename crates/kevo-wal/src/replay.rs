@@ -8,7 +8,7 @@ use kevo_core::Fs;
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
-use crate::format::{parse_segment_file_name, segment_file_name};
+use crate::format::{FORMAT_VERSION_KEYSPACES, parse_segment_file_name, segment_file_name};
 use crate::reader::SegmentReader;
 use crate::record::{Damage, RecordReader, RecordStep};
 
@@ -239,12 +239,13 @@ impl Replay {
                 return Ok(None);
             };
             let segment = *segment;
+            let version = reader.format_version();
             let step = reader
                 .next_record()
                 .map_err(|e| Error::io(format!("reading segment {segment}"), e))?;
             match step {
                 RecordStep::Record { offset, bytes } => {
-                    if let Some(batch) = self.finish_record(segment, offset, &bytes)? {
+                    if let Some(batch) = self.finish_record(segment, version, offset, &bytes)? {
                         return Ok(Some(batch));
                     }
                 }
@@ -262,13 +263,18 @@ impl Replay {
         }
     }
 
+    /// Decodes the record at `offset` of `segment` (of format `version`)
+    /// as a batch, or applies the damage policy to it.
     fn finish_record(
         &mut self,
         segment: u64,
+        version: u16,
         offset: u64,
         bytes: &[u8],
     ) -> Result<Option<ReplayedBatch>> {
-        match Batch::decode(bytes) {
+        // Format 1 had no keyspace field: one in a format-1 segment is damage.
+        let keyspaces = version >= FORMAT_VERSION_KEYSPACES;
+        match Batch::decode_format(bytes, keyspaces) {
             Ok(batch) => {
                 self.report.batches += 1;
                 if !batch.is_empty() {

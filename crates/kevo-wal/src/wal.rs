@@ -1018,6 +1018,36 @@ mod tests {
     use super::*;
     use kevo_core::MemFs;
 
+    const SPEC: &str = include_str!("../../../docs/format/wal.md");
+
+    /// The bytes of the spec's worked example: in the code block after the
+    /// "## Worked example" heading, each line is an offset, hex bytes (two
+    /// digits each), then what they mean.
+    fn spec_bytes() -> Vec<u8> {
+        let section = SPEC.split("## Worked example").nth(1).expect("section");
+        let block = section.split("```").nth(1).expect("code block");
+        let mut bytes = Vec::new();
+        for line in block
+            .lines()
+            .skip_while(|l| !l.starts_with("offset"))
+            .skip(1)
+        {
+            let mut tokens = line.split_whitespace();
+            let Some(offset) = tokens.next() else {
+                continue;
+            };
+            let offset: usize = offset.parse().expect("offset");
+            assert_eq!(offset, bytes.len(), "offset column of {line:?}");
+            for token in tokens {
+                match u8::from_str_radix(token, 16) {
+                    Ok(byte) if token.len() == 2 => bytes.push(byte),
+                    _ => break,
+                }
+            }
+        }
+        bytes
+    }
+
     #[test]
     fn worked_example_matches_the_format_spec() {
         let mem = MemFs::new();
@@ -1029,20 +1059,23 @@ mod tests {
         let mut batch = Batch::new();
         batch.set_seqno(1);
         batch.put("k", "v");
+        batch.delete_in(7, "k");
         wal.append(&batch).unwrap();
         let bytes = mem.read_file(Path::new("/db/000001.wal")).unwrap();
         let expected: &[u8] = &[
             0x4b, 0x45, 0x56, 0x4f, 0x57, 0x41, 0x4c, 0x00, // magic
-            0x01, 0x00, 0x00, 0x00, // version, flags
+            0x02, 0x00, 0x00, 0x00, // version 2, flags
             0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // segment 1
-            0x04, 0xbd, 0xa8, 0x00, // header crc
-            0xe8, 0x1d, 0x23, 0x63, // fragment crc
-            0x11, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, // length 17, Full, tag 1
+            0xf4, 0x6f, 0x36, 0x77, // header crc
+            0x9b, 0x17, 0xaf, 0x64, // fragment crc
+            0x15, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, // length 21, Full, tag 1
             0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // seqno 1
-            0x01, 0x00, 0x00, 0x00, // count 1
+            0x02, 0x00, 0x00, 0x00, // count 2
             0x02, 0x01, 0x6b, 0x01, 0x76, // Put "k" "v"
+            0x81, 0x07, 0x01, 0x6b, // Delete in keyspace 7 "k"
         ];
         assert_eq!(bytes, expected);
+        assert_eq!(spec_bytes(), expected, "docs/format/wal.md, worked example");
     }
 
     #[test]
