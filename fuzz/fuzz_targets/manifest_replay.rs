@@ -17,18 +17,21 @@
 //! - nothing panics;
 //! - an error is `Corruption` (a `MemFs` has no I/O errors, and `CURRENT`
 //!   exists);
-//! - when it opens: the version keeps its invariants (L0 newest first, deeper
-//!   levels sorted and disjoint, each number once, below the file counter);
-//!   `tail_bytes_dropped` is at most the manifest's size; the set accepts an
-//!   edit; and a second open (of the manifest the first one wrote) finds
-//!   the same state with nothing dropped.
+//! - when it opens: every keyspace's version keeps its invariants (L0
+//!   newest first, deeper levels sorted and disjoint, each number once in
+//!   the whole set, below the file counter); the default keyspace is listed
+//!   first, ids ascend and are below the keyspace id counter, names pass
+//!   `check_keyspace_name` and are unique; `tail_bytes_dropped` is at most
+//!   the manifest's size; the set accepts an edit; and a second open (of
+//!   the manifest the first one wrote) finds the same state, every keyspace
+//!   included, with nothing dropped and one snapshot record per keyspace.
 #![no_main]
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use kevo_core::{Fs, MemFs};
+use kevo_core::{DEFAULT_KEYSPACE, Fs, MemFs, check_keyspace_name};
 use kevo_manifest::{
     CURRENT_FILE, MANIFEST_MAGIC, ManifestOptions, Version, VersionEdit, VersionSet,
 };
@@ -83,34 +86,60 @@ fuzz_target!(|data: &[u8]| {
         };
     assert!(!recovery.created);
     assert!(recovery.tail_bytes_dropped <= manifest_len);
-    let version = set.current();
-    check_version(&version, set.next_file_number());
+    check_keyspaces(&set);
     let state = describe(&set);
     drop(set);
 
     let (set, recovery) = VersionSet::open(fs, Path::new(DIR), ManifestOptions::default())
         .expect("a manifest written by open opens again");
     assert_eq!(recovery.tail_bytes_dropped, 0);
-    assert_eq!(recovery.edits_replayed, 1);
+    assert_eq!(recovery.edits_replayed, set.keyspaces().len() as u64);
     assert_eq!(describe(&set), state);
     set.log_and_apply(VersionEdit::default())
         .expect("an empty edit applies");
 });
 
 fn describe(set: &VersionSet) -> String {
+    let keyspaces: Vec<_> = set
+        .keyspaces()
+        .into_iter()
+        .map(|k| {
+            let version = set
+                .current_in(k.id)
+                .expect("a listed keyspace has a version");
+            let tables: Vec<_> = version.tables().map(|(l, t)| (l, (**t).clone())).collect();
+            (k, tables)
+        })
+        .collect();
     format!(
-        "{:?} {} {}",
-        set.current()
-            .tables()
-            .map(|(l, t)| (l, (**t).clone()))
-            .collect::<Vec<_>>(),
+        "{keyspaces:?} {} {} {}",
         set.last_seqno(),
-        set.log_number()
+        set.log_number(),
+        set.next_keyspace_id()
     )
 }
 
-fn check_version(version: &Version, next_file_number: u64) {
+fn check_keyspaces(set: &VersionSet) {
+    let keyspaces = set.keyspaces();
+    assert_eq!(keyspaces.first().map(|k| k.id), Some(DEFAULT_KEYSPACE));
+    assert!(keyspaces.windows(2).all(|w| w[0].id < w[1].id));
+    let mut names = BTreeSet::new();
     let mut numbers = BTreeSet::new();
+    for k in &keyspaces {
+        assert!(k.id < set.next_keyspace_id());
+        assert!(names.insert(k.name.clone()), "name {} twice", k.name);
+        if k.id != DEFAULT_KEYSPACE {
+            assert_eq!(check_keyspace_name(&k.name), Ok(()));
+        }
+        assert_eq!(set.keyspace_log_number(k.id), Some(k.log_number));
+        let version = set
+            .current_in(k.id)
+            .expect("a listed keyspace has a version");
+        check_version(&version, set.next_file_number(), &mut numbers);
+    }
+}
+
+fn check_version(version: &Version, next_file_number: u64, numbers: &mut BTreeSet<u64>) {
     for (_, t) in version.tables() {
         assert!(numbers.insert(t.number), "table {} twice", t.number);
         assert!(t.number < next_file_number);

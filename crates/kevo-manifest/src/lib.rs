@@ -10,12 +10,26 @@
 //! deleted once no live version refers to it
 //! ([`VersionSet::take_obsolete_tables`]).
 //!
+//! **Keyspaces** (RocksDB's column families) are independent key spaces in
+//! one database, each with its own levels, [`Version`] and log number,
+//! sharing one WAL, one seqno sequence, the file counter and one manifest.
+//! The default keyspace (`kevo_core::DEFAULT_KEYSPACE`, id 0) is in every
+//! database and is all one written before keyspaces holds; it can never be
+//! dropped. [`VersionSet::create_keyspace`] and
+//! [`VersionSet::drop_keyspace`] write one synced edit each; ids are never
+//! reused, and a dropped keyspace's tables become obsolete. An edit changes
+//! the tables of one keyspace ([`VersionEdit::keyspace`]);
+//! [`VersionSet::current`] is the default keyspace's version and
+//! [`VersionSet::current_in`] any keyspace's.
+//!
 //! - [`VersionSet`]: opening (replay of the manifest `CURRENT` names, then a
-//!   fresh manifest), edits, the file counter shared by tables, manifests and
-//!   OPTIONS files, manifest rewrites, obsolete tables.
+//!   fresh manifest), edits, keyspaces, the file counter shared by tables,
+//!   manifests and OPTIONS files, manifest rewrites, obsolete tables.
 //! - [`Version`] and [`TableMeta`]: a snapshot of the tree and what it
 //!   records of each table; lookups by key range and by key.
 //! - [`VersionEdit`]: one change and its encoding.
+//! - [`KeyspaceInfo`] and [`RecoveredKeyspace`]: what the set reports, and
+//!   a manifest records, of a keyspace.
 //!
 //! The manifest is written with the WAL's record framing
 //! ([`kevo_wal::log`]), with its own magic. The byte format and the
@@ -59,11 +73,20 @@
 //! assert_eq!(set.current().level(0)[0].number, number);
 //! assert_eq!(set.last_seqno(), 9);
 //! assert!(set.new_file_number() > number);
+//!
+//! // A keyspace of its own: an empty version, its own log number; an edit
+//! // naming it changes its tables only.
+//! let index = set.create_keyspace("index", 1)?;
+//! assert_eq!(set.current_in(index).map(|v| v.table_count()), Some(0));
+//! assert_eq!(set.keyspace_log_number(index), Some(1));
+//! set.drop_keyspace(index)?;
+//! assert!(set.current_in(index).is_none());
 //! # Ok(())
 //! # }
 //! ```
 
 mod edit;
+mod keyspaces;
 mod meta;
 mod names;
 mod set;
@@ -71,6 +94,7 @@ mod version;
 mod wals;
 
 pub use edit::{EDIT_FORMAT_VERSION, EDIT_FORMAT_VERSION_MIN, VersionEdit};
+pub use keyspaces::{KeyspaceInfo, RecoveredKeyspace};
 pub use meta::{NUM_LEVELS, TableMeta};
 pub use names::{
     CURRENT_FILE, CURRENT_TEMP_FILE, manifest_file_name, parse_manifest_file_name,

@@ -1,19 +1,22 @@
-//! [`VersionSet`]: the current [`Version`], the file counter, and the
-//! manifest that makes them durable.
+//! [`VersionSet`]: the current [`Version`] of every keyspace, the file
+//! counter, and the manifest that makes them durable.
 //!
 //! The protocols (open, rewrite, the `CURRENT` switch) and why they are
 //! crash-safe are in `docs/format/manifest.md`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use kevo_core::{Error, Fs, Result, SEQNO_MAX, SeqNo};
+use kevo_core::{
+    DEFAULT_KEYSPACE, Error, Fs, KeyspaceId, Result, SEQNO_MAX, SeqNo, check_keyspace_name,
+};
 use kevo_wal::log::{LogEnd, LogReader, LogWriter};
 
 use crate::edit::{EDIT_FORMAT_VERSION_MIN, VersionEdit};
+use crate::keyspaces::{Applied, KeyspaceInfo, Keyspaces, RecoveredKeyspace};
 use crate::meta::FILE_NUMBER_MAX;
 use crate::names::{
     CURRENT_FILE, CURRENT_TEMP_FILE, manifest_file_name, parse_manifest_file_name,
@@ -102,9 +105,14 @@ pub struct ManifestRecovery {
 /// The durable state a manifest describes, as [`VersionSet::recover`]
 /// read it without changing anything; [`VersionSet::create`] starts a new
 /// manifest from it.
-#[derive(Debug, Clone, Default)]
+///
+/// The default keyspace's tables are `version` (all a manifest written
+/// before keyspaces holds); every other live keyspace is in `keyspaces`.
+/// `Default` is the state of a new database: the default keyspace alone,
+/// empty.
+#[derive(Debug, Clone)]
 pub struct RecoveredManifest {
-    /// The tables, level by level.
+    /// The default keyspace's tables, level by level.
     pub version: Arc<Version>,
     /// The file-number horizon: no file number at or above it had been
     /// handed out when the last edit was written (every table is created
@@ -114,7 +122,8 @@ pub struct RecoveredManifest {
     /// The largest sequence number whose write is in the tables: the WAL
     /// segments from `log_number` on hold the writes after it.
     pub last_seqno: SeqNo,
-    /// WAL segments numbered below this are no longer needed.
+    /// The global log number: WAL segments numbered below this are no
+    /// longer needed by any keyspace.
     pub log_number: u64,
     /// The tracked WAL segments (empty when `tracks_wal_segments` is
     /// false).
@@ -136,38 +145,100 @@ pub struct RecoveredManifest {
     /// (or a cut the caller must check for, by checking the directory
     /// against the recovered state).
     pub tail_bytes_dropped: u64,
+    /// Every live keyspace but the default one, by id. Names are unique
+    /// (and never [`DEFAULT_KEYSPACE_NAME`](kevo_core::DEFAULT_KEYSPACE_NAME)),
+    /// ids are neither 0 nor `KeyspaceId::MAX`, and a table is in at most
+    /// one keyspace; [`VersionSet::create`] refuses a state that breaks
+    /// this.
+    pub keyspaces: BTreeMap<KeyspaceId, RecoveredKeyspace>,
+    /// The default keyspace's log number: WAL segments below it hold
+    /// nothing of the default keyspace that is not in its tables. In a
+    /// manifest written before keyspaces, the global `log_number`.
+    pub default_log_number: u64,
+    /// The keyspace id counter: ids at or above it were never handed out
+    /// (at least 1, and above every id in `keyspaces`).
+    pub next_keyspace_id: KeyspaceId,
+}
+
+impl Default for RecoveredManifest {
+    fn default() -> Self {
+        RecoveredManifest {
+            version: Arc::default(),
+            next_file_number: 0,
+            last_seqno: 0,
+            log_number: 0,
+            wal_segments: WalSegments::default(),
+            unexplained_tables: BTreeSet::new(),
+            tracks_wal_segments: false,
+            manifest_number: 0,
+            edits_replayed: 0,
+            tail_bytes_dropped: 0,
+            keyspaces: BTreeMap::new(),
+            default_log_number: 0,
+            next_keyspace_id: DEFAULT_KEYSPACE + 1,
+        }
+    }
 }
 
 impl RecoveredManifest {
     /// Applies `edit` to this state in memory, as replaying it would: for
     /// callers that build a state to start a manifest from (a recovery
-    /// that writes the WAL to a table, repair). Counters only rise.
+    /// that writes the WAL to a table, repair). The edit may change any
+    /// keyspace's tables, and create or drop a keyspace (a dropped
+    /// keyspace's tables are simply gone from the state). Counters only
+    /// rise. On an error the state is unchanged.
     ///
     /// # Errors
     /// Why the edit does not apply (as [`VersionSet::log_and_apply`]
-    /// would refuse it).
+    /// would refuse it), or why this state is not one a manifest can hold
+    /// (see [`RecoveredManifest::keyspaces`]).
     pub fn apply_edit(&mut self, edit: &VersionEdit) -> std::result::Result<(), String> {
-        if !edit.changes_no_table() {
-            self.version = Arc::new(self.version.apply(edit)?);
-        }
         check_counters(edit).map_err(|e| e.to_string())?;
+        let log_number = self.log_number.max(edit.log_number.unwrap_or(0));
+        let applied = self.keyspace_state()?.apply(edit, log_number)?;
+        let wal_segments = self.wal_segments.apply(edit, log_number)?;
+        self.set_keyspaces(&applied.keyspaces);
         for (_, table) in &edit.added {
             self.next_file_number = self.next_file_number.max(table.number + 1);
         }
         let max = |slot: &mut u64, value: Option<u64>| *slot = (*slot).max(value.unwrap_or(0));
         max(&mut self.next_file_number, edit.next_file_number);
         max(&mut self.last_seqno, edit.last_seqno);
-        max(&mut self.log_number, edit.log_number);
-        self.wal_segments = self.wal_segments.apply(edit, self.log_number)?;
+        self.log_number = log_number;
+        self.wal_segments = wal_segments;
         self.unexplained_tables
             .extend(edit.unexplained_tables.iter().copied());
         Ok(())
     }
+
+    /// The keyspaces this state describes, checked.
+    fn keyspace_state(&self) -> std::result::Result<Keyspaces, String> {
+        Keyspaces::from_parts(
+            Arc::clone(&self.version),
+            self.default_log_number,
+            &self.keyspaces,
+            self.next_keyspace_id,
+        )
+    }
+
+    /// Sets the keyspace fields to `keyspaces`.
+    fn set_keyspaces(&mut self, keyspaces: &Keyspaces) {
+        let default = keyspaces.default_keyspace();
+        self.version = Arc::clone(&default.version);
+        self.default_log_number = default.log_number;
+        self.keyspaces = keyspaces.others().clone();
+        self.next_keyspace_id = keyspaces.next_id();
+    }
 }
 
-/// The version set: the current [`Version`] of the tree, the file counter,
-/// the last sequence number and the WAL's log number, kept durable in a
-/// manifest.
+/// The version set: the current [`Version`] of the tree of every keyspace,
+/// the file counter, the last sequence number and the WAL's log numbers,
+/// kept durable in a manifest.
+///
+/// Every database has the default keyspace ([`VersionSet::current`]);
+/// [`VersionSet::create_keyspace`] adds others, each with its own version
+/// ([`VersionSet::current_in`]) and log number, sharing the counters and
+/// the WAL segments.
 ///
 /// # Thread safety
 /// `Send + Sync`; shared by the engine's flush and compaction threads.
@@ -179,11 +250,15 @@ impl RecoveredManifest {
 /// never blocks.
 ///
 /// # Invariants
-/// - The current version is the one the manifest named by `CURRENT` leads
-///   to: a version is installed only after its edit is synced.
+/// - The current versions are the ones the manifest named by `CURRENT`
+///   leads to: a version, or a keyspace created or dropped, is installed
+///   only after its edit is synced.
 /// - Every edit written records the file counter, so numbers handed out
-///   before it are never handed out again after a reopen.
-/// - `last_seqno` and `log_number` never decrease.
+///   before it are never handed out again after a reopen; every snapshot
+///   and create records the keyspace id counter, so a dropped keyspace's id
+///   is never handed out again.
+/// - `last_seqno`, `log_number` and every keyspace's log number never
+///   decrease.
 ///
 /// # Failure
 /// After a failed write, sync, create, rename or directory sync of a
@@ -219,17 +294,28 @@ struct Writer {
 
 #[derive(Debug)]
 struct State {
-    current: Arc<Version>,
+    /// Every live keyspace with its current version.
+    keyspaces: Keyspaces,
     last_seqno: SeqNo,
+    /// The global log number.
     log_number: u64,
     wals: WalSegments,
     unexplained: BTreeSet<u64>,
     /// Every version installed since open; dead ones are pruned.
     live: Vec<Weak<Version>>,
-    /// Tables removed by an edit and not yet returned by
-    /// `take_obsolete_tables`.
+    /// Tables removed by an edit (or of a dropped keyspace) and not yet
+    /// returned by `take_obsolete_tables`.
     removed: BTreeSet<u64>,
     stats: ManifestStats,
+}
+
+/// The state an edit is checked against and a snapshot is made of.
+#[derive(Debug)]
+struct Base {
+    keyspaces: Keyspaces,
+    last_seqno: SeqNo,
+    log_number: u64,
+    wals: WalSegments,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section here leaves its
@@ -357,24 +443,30 @@ impl VersionSet {
         replay(fs, dir).map(Some)
     }
 
-    /// Starts a fresh manifest in `dir` holding one snapshot edit of
-    /// `state` (use `RecoveredManifest::default()` for a new database):
-    /// writes and syncs it and the directory, then switches `CURRENT` to it
-    /// atomically (write `CURRENT.dbtmp`, sync, rename, sync the
-    /// directory). Deletes nothing. The file counter starts above
-    /// `state.next_file_number` and every manifest and table number in
-    /// `dir`; the snapshot reserves [`FILE_NUMBERS_RESERVED_AHEAD`] numbers
-    /// past it.
+    /// Starts a fresh manifest in `dir` holding a snapshot of `state` (use
+    /// `RecoveredManifest::default()` for a new database): one edit for the
+    /// default keyspace and the shared counters, then one create edit per
+    /// other keyspace; writes and syncs them and the directory, then
+    /// switches `CURRENT` to it atomically (write `CURRENT.dbtmp`, sync,
+    /// rename, sync the directory). Deletes nothing. The file counter starts
+    /// above `state.next_file_number` and every manifest and table number
+    /// in `dir`; the snapshot reserves [`FILE_NUMBERS_RESERVED_AHEAD`]
+    /// numbers past it.
     ///
     /// # Errors
-    /// [`Error::Io`] when a file operation fails; the old `CURRENT` then
-    /// still names the old manifest, or names the new one durably.
+    /// - [`Error::InvalidArgument`] when `state`'s keyspaces break the rules
+    ///   of [`RecoveredManifest::keyspaces`]; nothing is written.
+    /// - [`Error::Io`] when a file operation fails; the old `CURRENT` then
+    ///   still names the old manifest, or names the new one durably.
     pub fn create(
         fs: Arc<dyn Fs>,
         dir: &Path,
         state: RecoveredManifest,
         options: ManifestOptions,
     ) -> Result<VersionSet> {
+        let keyspaces = state
+            .keyspace_state()
+            .map_err(|reason| Error::InvalidArgument(format!("the state's keyspaces: {reason}")))?;
         let names = fs
             .list_dir(dir)
             .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
@@ -388,9 +480,8 @@ impl VersionSet {
         let number = next_file_number;
         next_file_number += 1;
         let horizon = next_file_number + FILE_NUMBERS_RESERVED_AHEAD;
-        let current = state.version;
-        let snapshot = snapshot_edit(
-            &current,
+        let snapshot = snapshot_edits(
+            &keyspaces,
             horizon,
             state.last_seqno,
             state.log_number,
@@ -412,8 +503,8 @@ impl VersionSet {
                 log,
             }),
             state: Mutex::new(State {
-                live: vec![Arc::downgrade(&current)],
-                current,
+                live: keyspaces.versions().map(Arc::downgrade).collect(),
+                keyspaces,
                 last_seqno: state.last_seqno,
                 log_number: state.log_number,
                 wals: state.wal_segments,
@@ -460,9 +551,140 @@ impl VersionSet {
             .map_err(|e| Error::io(format!("looking for {}", path.display()), e))
     }
 
-    /// The current version.
+    /// The current version of the default keyspace.
     pub fn current(&self) -> Arc<Version> {
-        Arc::clone(&lock(&self.state).current)
+        Arc::clone(&lock(&self.state).keyspaces.default_keyspace().version)
+    }
+
+    /// The current version of keyspace `keyspace`; `None` if it was never
+    /// created or was dropped.
+    pub fn current_in(&self, keyspace: KeyspaceId) -> Option<Arc<Version>> {
+        let state = lock(&self.state);
+        state
+            .keyspaces
+            .get(keyspace)
+            .map(|k| Arc::clone(&k.version))
+    }
+
+    /// Every live keyspace: the default one first, then by ascending id.
+    pub fn keyspaces(&self) -> Vec<KeyspaceInfo> {
+        let state = lock(&self.state);
+        state
+            .keyspaces
+            .iter()
+            .map(|(id, k)| KeyspaceInfo {
+                id,
+                name: k.name.clone(),
+                log_number: k.log_number,
+            })
+            .collect()
+    }
+
+    /// Keyspace `keyspace`'s log number (WAL segments below it hold
+    /// nothing of it that is not in its tables); `None` if it was never
+    /// created or was dropped.
+    pub fn keyspace_log_number(&self, keyspace: KeyspaceId) -> Option<u64> {
+        lock(&self.state)
+            .keyspaces
+            .get(keyspace)
+            .map(|k| k.log_number)
+    }
+
+    /// The keyspace id counter: the id the next
+    /// [`VersionSet::create_keyspace`] takes. Ids below it were handed out
+    /// (to live or dropped keyspaces) and are never handed out again.
+    pub fn next_keyspace_id(&self) -> KeyspaceId {
+        lock(&self.state).keyspaces.next_id()
+    }
+
+    /// Creates a keyspace named `name`, empty, whose log number is
+    /// `log_number` (WAL segments below it hold nothing of it: the engine
+    /// passes the segment its writes will start in), and returns its id:
+    /// the next keyspace id, never one handed out before. The create edit
+    /// (which records the id counter past the new id) is written and
+    /// synced before the keyspace becomes visible; a crash keeps either the
+    /// whole create or none of it.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] when [`check_keyspace_name`] refuses
+    ///   `name`, a live keyspace (the default one included) has that name,
+    ///   or every id has been handed out. Nothing is written.
+    /// - [`Error::Io`] as [`VersionSet::log_and_apply`].
+    pub fn create_keyspace(&self, name: &str, log_number: u64) -> Result<KeyspaceId> {
+        check_keyspace_name(name).map_err(Error::InvalidArgument)?;
+        let mut writer = lock(&self.writer);
+        if let Some(cause) = &writer.poison {
+            return Err(poisoned(cause));
+        }
+        let (id, in_use) = {
+            let state = lock(&self.state);
+            (state.keyspaces.next_id(), state.keyspaces.id_of(name))
+        };
+        if let Some(other) = in_use {
+            return Err(Error::InvalidArgument(format!(
+                "keyspace name `{name}` is in use by keyspace {other}"
+            )));
+        }
+        if id == KeyspaceId::MAX {
+            return Err(Error::InvalidArgument(
+                "every keyspace id has been handed out".to_string(),
+            ));
+        }
+        let edit = VersionEdit {
+            keyspace: id,
+            keyspace_created: Some(name.to_string()),
+            keyspace_log_number: Some(log_number),
+            next_keyspace_id: Some(id + 1),
+            ..VersionEdit::default()
+        };
+        match self.log_locked(&mut writer, edit, 0)? {
+            Ok(_) => {
+                tracing::info!(keyspace = id, name, log_number, "created a keyspace");
+                Ok(id)
+            }
+            Err(refused) => Err(Error::InvalidArgument(refused.reason)),
+        }
+    }
+
+    /// Drops keyspace `keyspace`: the drop edit is written and synced, then
+    /// the keyspace is gone ([`VersionSet::current_in`] says `None`), its
+    /// name is free, its id is never handed out again, and its tables are
+    /// reported by [`VersionSet::take_obsolete_tables`] once no live
+    /// version refers to them. A crash keeps either the whole drop or none
+    /// of it.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidArgument`] for the default keyspace, which cannot
+    ///   be dropped, and for a keyspace that does not exist. Nothing is
+    ///   written.
+    /// - [`Error::Io`] as [`VersionSet::log_and_apply`].
+    pub fn drop_keyspace(&self, keyspace: KeyspaceId) -> Result<()> {
+        if keyspace == DEFAULT_KEYSPACE {
+            return Err(Error::InvalidArgument(
+                "the default keyspace cannot be dropped".to_string(),
+            ));
+        }
+        let mut writer = lock(&self.writer);
+        if let Some(cause) = &writer.poison {
+            return Err(poisoned(cause));
+        }
+        if lock(&self.state).keyspaces.get(keyspace).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "keyspace {keyspace} does not exist (never created, or dropped)"
+            )));
+        }
+        let edit = VersionEdit {
+            keyspace,
+            keyspace_dropped: true,
+            ..VersionEdit::default()
+        };
+        match self.log_locked(&mut writer, edit, 0)? {
+            Ok(_) => {
+                tracing::info!(keyspace, "dropped a keyspace");
+                Ok(())
+            }
+            Err(refused) => Err(Error::InvalidArgument(refused.reason)),
+        }
     }
 
     /// Allocates a file number. Tables, manifests and OPTIONS files share
@@ -545,8 +767,8 @@ impl VersionSet {
         if writer.poison.is_none() {
             return Ok(());
         }
-        let (base, last_seqno, log_number, wals) = self.snapshot_state();
-        self.roll(&mut writer, &base, last_seqno, log_number, &wals)?;
+        let base = self.snapshot_state();
+        self.roll(&mut writer, &base)?;
         writer.poison = None;
         tracing::info!(
             manifest = writer.manifest_number,
@@ -560,7 +782,8 @@ impl VersionSet {
         lock(&self.state).last_seqno
     }
 
-    /// WAL segments numbered below this are no longer needed.
+    /// The global log number: WAL segments numbered below this are no
+    /// longer needed by any keyspace.
     pub fn log_number(&self) -> u64 {
         lock(&self.state).log_number
     }
@@ -570,27 +793,35 @@ impl VersionSet {
         self.manifest_number.load(Ordering::Acquire)
     }
 
-    /// Validates `edit` against the current version, writes it to the
-    /// manifest as one record, syncs, and only then installs and returns the
-    /// new version.
+    /// Validates `edit` against the current version of its keyspace
+    /// ([`VersionEdit::keyspace`]), writes it to the manifest as one record,
+    /// syncs, and only then installs and returns that keyspace's new
+    /// version.
     ///
-    /// The record always carries the file counter; `last_seqno` and
-    /// `log_number`, when set, are raised to at least their current values
-    /// (they never decrease). When the manifest has grown past
+    /// The record always carries the file counter; `last_seqno`,
+    /// `log_number` and `keyspace_log_number`, when set, are raised to at
+    /// least their current values (they never decrease). An edit for the
+    /// default keyspace that sets `log_number` without
+    /// `keyspace_log_number` raises the default keyspace's log number to
+    /// it too. When the manifest has grown past
     /// [`ManifestOptions::rewrite_bytes`], the set first rolls to a new one
     /// (snapshot edit, sync, `CURRENT` switch, old manifest deleted).
     /// Callable from several threads; calls are serialised.
     ///
     /// # Errors
-    /// - [`Error::InvalidArgument`] when the edit does not apply: it removes
+    /// - [`Error::InvalidArgument`] when the edit does not apply: it names
+    ///   a keyspace that does not exist (never created, or dropped), removes
     ///   a table that is not at that level, adds a number that is already
-    ///   there or twice, names a level past the last, holds an impossible
-    ///   table, or makes tables overlap in a level from L1 on. Nothing is
-    ///   written and the set stays usable.
+    ///   there (in any keyspace) or twice, names a level past the last,
+    ///   holds an impossible table, or makes tables overlap in a level from
+    ///   L1 on; or it creates or drops a keyspace (use
+    ///   [`VersionSet::create_keyspace`] and [`VersionSet::drop_keyspace`]).
+    ///   Nothing is written and the set stays usable.
     /// - [`Error::Io`] when a write or sync fails. The set is then unusable:
     ///   this and every later call return `Error::Io`; reopen it. The
     ///   in-memory current version is unchanged by a failed call.
     pub fn log_and_apply(&self, edit: VersionEdit) -> Result<Arc<Version>> {
+        refuse_keyspace_changes(&edit)?;
         match self.log(edit, 0)? {
             Ok(version) => Ok(version),
             Err(refused) => Err(Error::InvalidArgument(refused.reason)),
@@ -604,11 +835,14 @@ impl VersionSet {
     ///
     /// # Errors
     /// As [`VersionSet::log_and_apply`], except that an edit that does not
-    /// apply is `Ok(Err(_))`.
+    /// apply (its keyspace dropped meanwhile included) is `Ok(Err(_))`. An
+    /// edit that creates or drops a keyspace is still
+    /// [`Error::InvalidArgument`].
     pub fn try_log_and_apply(
         &self,
         edit: VersionEdit,
     ) -> Result<std::result::Result<Arc<Version>, EditRefused>> {
+        refuse_keyspace_changes(&edit)?;
         self.log(edit, 0)
     }
 
@@ -623,28 +857,43 @@ impl VersionSet {
         if let Some(cause) = &writer.poison {
             return Err(poisoned(cause));
         }
-        let (base, last_seqno, log_number, wals) = self.snapshot_state();
+        self.log_locked(&mut writer, edit, reserve)
+    }
+
+    /// [`VersionSet::log`] with the writer locked and not poisoned.
+    fn log_locked(
+        &self,
+        writer: &mut Writer,
+        edit: VersionEdit,
+        reserve: u64,
+    ) -> Result<std::result::Result<Arc<Version>, EditRefused>> {
+        let base = self.snapshot_state();
         let refused = |reason: String| Ok(Err(EditRefused { reason }));
-        let version = if edit.changes_no_table() {
-            None
-        } else {
-            match base.apply(&edit) {
-                Ok(version) => Some(version),
-                Err(reason) => return refused(reason),
-            }
+        // The record as written, counters raised: what a replay applies.
+        let mut record = edit;
+        record.last_seqno = record.last_seqno.map(|s| s.max(base.last_seqno));
+        record.log_number = record.log_number.map(|n| n.max(base.log_number));
+        if let Some(keyspace) = base.keyspaces.get(record.keyspace) {
+            record.keyspace_log_number = record
+                .keyspace_log_number
+                .map(|n| n.max(keyspace.log_number));
+        }
+        let new_log_number = record.log_number.unwrap_or(base.log_number);
+        let applied = match base.keyspaces.apply(&record, new_log_number) {
+            Ok(applied) => applied,
+            Err(reason) => return refused(reason),
         };
-        let new_log_number = edit.log_number.map_or(log_number, |n| n.max(log_number));
-        let new_wals = match wals.apply(&edit, new_log_number) {
+        let new_wals = match base.wals.apply(&record, new_log_number) {
             Ok(wals) => wals,
             Err(reason) => return refused(reason),
         };
-        if let Err(e) = check_counters(&edit) {
+        if let Err(e) = check_counters(&record) {
             return refused(e.to_string());
         }
-        for (_, table) in &edit.added {
+        for (_, table) in &record.added {
             self.mark_file_number_used(table.number);
         }
-        if let Some(next) = edit.next_file_number {
+        if let Some(next) = record.next_file_number {
             self.next_file_number.fetch_max(next, Ordering::AcqRel);
         }
         let threshold = self
@@ -652,13 +901,10 @@ impl VersionSet {
             .rewrite_bytes
             .max(writer.snapshot_end.saturating_mul(2));
         if writer.log.offset() >= threshold {
-            self.roll(&mut writer, &base, last_seqno, log_number, &wals)?;
+            self.roll(writer, &base)?;
         }
 
-        let mut record = edit;
         record.next_file_number = Some(self.counter_to_record().max(reserve));
-        record.last_seqno = record.last_seqno.map(|s| s.max(last_seqno));
-        record.log_number = record.log_number.map(|n| n.max(log_number));
         let start = writer.log.offset();
         let written = writer
             .log
@@ -682,17 +928,18 @@ impl VersionSet {
         }
 
         let moved: BTreeSet<u64> = record.added.iter().map(|(_, t)| t.number).collect();
+        let Applied {
+            keyspaces,
+            version,
+            installed,
+            dropped_tables,
+        } = applied;
         let mut state = lock(&self.state);
-        let version = match version {
-            Some(version) => {
-                let version = Arc::new(version);
-                state.current = Arc::clone(&version);
-                state.live.retain(|v| v.strong_count() > 0);
-                state.live.push(Arc::downgrade(&version));
-                version
-            }
-            None => Arc::clone(&state.current),
-        };
+        if installed {
+            state.live.retain(|v| v.strong_count() > 0);
+            state.live.push(Arc::downgrade(&version));
+        }
+        state.keyspaces = keyspaces;
         if let Some(s) = record.last_seqno {
             state.last_seqno = s;
         }
@@ -709,6 +956,7 @@ impl VersionSet {
             .map(|&(_, n)| n)
             .filter(|n| !moved.contains(n));
         state.removed.extend(removed);
+        state.removed.extend(dropped_tables);
         state.stats.edits += 1;
         state.stats.bytes_written += bytes;
         Ok(Ok(version))
@@ -730,8 +978,9 @@ impl VersionSet {
         live_numbers(&mut state)
     }
 
-    /// Tables removed by an edit that no live version refers to any more.
-    /// Each number is returned once; the caller deletes the files.
+    /// Tables removed by an edit, or of a dropped keyspace, that no live
+    /// version (of any keyspace) refers to any more. Each number is
+    /// returned once; the caller deletes the files.
     ///
     /// Tables dropped before this open (files a crash left behind) are not
     /// reported: the engine's open finds them as `.sst` files no version
@@ -758,34 +1007,27 @@ impl VersionSet {
         stats
     }
 
-    fn snapshot_state(&self) -> (Arc<Version>, SeqNo, u64, WalSegments) {
+    fn snapshot_state(&self) -> Base {
         let state = lock(&self.state);
-        (
-            Arc::clone(&state.current),
-            state.last_seqno,
-            state.log_number,
-            state.wals.clone(),
-        )
+        Base {
+            keyspaces: state.keyspaces.clone(),
+            last_seqno: state.last_seqno,
+            log_number: state.log_number,
+            wals: state.wals.clone(),
+        }
     }
 
     /// Moves to a new manifest holding a snapshot of `base`. Poisons the set
     /// on failure.
-    fn roll(
-        &self,
-        writer: &mut Writer,
-        base: &Version,
-        last_seqno: SeqNo,
-        log_number: u64,
-        wals: &WalSegments,
-    ) -> Result<()> {
+    fn roll(&self, writer: &mut Writer, base: &Base) -> Result<()> {
         let number = self.new_file_number();
         let unexplained = lock(&self.state).unexplained.clone();
-        let snapshot = snapshot_edit(
-            base,
+        let snapshot = snapshot_edits(
+            &base.keyspaces,
             self.counter_to_record(),
-            last_seqno,
-            log_number,
-            wals,
+            base.last_seqno,
+            base.log_number,
+            &base.wals,
             &unexplained,
         );
         let log = match start_manifest(self.fs.as_ref(), &self.dir, number, &snapshot) {
@@ -797,7 +1039,7 @@ impl VersionSet {
         };
         let old = writer.manifest_number;
         let bytes = log.offset();
-        if let Some(next) = snapshot.next_file_number {
+        for next in snapshot.iter().filter_map(|edit| edit.next_file_number) {
             self.horizon.fetch_max(next, Ordering::AcqRel);
         }
         writer.snapshot_end = log.offset();
@@ -832,6 +1074,20 @@ fn check_counters(edit: &VersionEdit) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an edit that creates or drops a keyspace: those go through
+/// [`VersionSet::create_keyspace`] and [`VersionSet::drop_keyspace`], which
+/// choose the id and check the name.
+fn refuse_keyspace_changes(edit: &VersionEdit) -> Result<()> {
+    if edit.keyspace_created.is_some() || edit.keyspace_dropped {
+        return Err(Error::InvalidArgument(format!(
+            "an edit creating or dropping keyspace {} goes through \
+             VersionSet::create_keyspace or drop_keyspace",
+            edit.keyspace
+        )));
+    }
+    Ok(())
+}
+
 fn poisoned(cause: &str) -> Error {
     Error::io(
         format!("the manifest is unusable after an earlier failure ({cause}); reopen to recover"),
@@ -841,44 +1097,48 @@ fn poisoned(cause: &str) -> Error {
 
 fn live_numbers(state: &mut State) -> BTreeSet<u64> {
     state.live.retain(|v| v.strong_count() > 0);
-    let mut numbers: BTreeSet<u64> = state.current.table_numbers().collect();
+    let mut numbers: BTreeSet<u64> = state
+        .keyspaces
+        .versions()
+        .flat_map(|v| v.table_numbers())
+        .collect();
     for version in state.live.iter().filter_map(Weak::upgrade) {
         numbers.extend(version.table_numbers());
     }
     numbers
 }
 
-/// An edit that recreates `version` and the counters from nothing: the
-/// first record of every manifest.
-fn snapshot_edit(
-    version: &Version,
+/// The edits that recreate `keyspaces` and the counters from nothing: the
+/// first records of every manifest. The first one holds the counters, the
+/// WAL segments, the unexplained tables and the default keyspace; then one
+/// create per other keyspace; the last one records the keyspace id counter.
+fn snapshot_edits(
+    keyspaces: &Keyspaces,
     next_file_number: u64,
     last_seqno: SeqNo,
     log_number: u64,
     wals: &WalSegments,
     unexplained_tables: &BTreeSet<u64>,
-) -> VersionEdit {
-    let mut edit = VersionEdit {
-        added: version.tables().map(|(l, t)| (l, (**t).clone())).collect(),
-        removed: Vec::new(),
+) -> Vec<VersionEdit> {
+    let mut first = VersionEdit {
         next_file_number: Some(next_file_number),
         last_seqno: Some(last_seqno),
         log_number: Some(log_number),
         unexplained_tables: unexplained_tables.iter().copied().collect(),
         ..VersionEdit::default()
     };
-    wals.fill_snapshot(&mut edit);
-    edit
+    wals.fill_snapshot(&mut first);
+    keyspaces.snapshot_edits(first)
 }
 
-/// Writes manifest `number` in `dir` holding `snapshot`, syncs it and the
-/// directory, and points `CURRENT` at it. Returns the writer, positioned
-/// after the snapshot.
+/// Writes manifest `number` in `dir` holding the `snapshot` records, syncs
+/// it and the directory, and points `CURRENT` at it. Returns the writer,
+/// positioned after the snapshot.
 fn start_manifest(
     fs: &dyn Fs,
     dir: &Path,
     number: u64,
-    snapshot: &VersionEdit,
+    snapshot: &[VersionEdit],
 ) -> Result<LogWriter> {
     let name = manifest_file_name(number);
     let path = dir.join(&name);
@@ -886,7 +1146,9 @@ fn start_manifest(
         .create(&path)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     let mut log = LogWriter::new(file, number, MANIFEST_MAGIC).map_err(from_wal)?;
-    log.add_record(&snapshot.encode()).map_err(from_wal)?;
+    for edit in snapshot {
+        log.add_record(&edit.encode()).map_err(from_wal)?;
+    }
     log.sync().map_err(from_wal)?;
     sync_dir(fs, dir)?;
     set_current(fs, dir, &name)?;
@@ -981,7 +1243,7 @@ fn replay_file(
         manifest_number: number,
         ..RecoveredManifest::default()
     };
-    let mut version = Version::default();
+    let mut keyspaces = Keyspaces::default();
     while let Some(record) = reader.read_record().map_err(from_wal)? {
         let bad = |reason: String| Error::corruption(&path, record.offset, reason);
         let edit = VersionEdit::decode(&record.bytes)
@@ -993,11 +1255,11 @@ fn replay_file(
                 .first()
                 .is_some_and(|&format| format > EDIT_FORMAT_VERSION_MIN);
         }
-        if !edit.changes_no_table() {
-            version = version
-                .apply(&edit)
-                .map_err(|reason| bad(format!("version edit does not apply: {reason}")))?;
-        }
+        let log_number = recovered.log_number.max(edit.log_number.unwrap_or(0));
+        keyspaces = keyspaces
+            .apply(&edit, log_number)
+            .map_err(|reason| bad(format!("version edit does not apply: {reason}")))?
+            .keyspaces;
         for (_, table) in &edit.added {
             // Checked against FILE_NUMBER_MAX by `apply`.
             recovered.next_file_number = recovered.next_file_number.max(table.number + 1);
@@ -1007,7 +1269,7 @@ fn replay_file(
         let next = edit.next_file_number.map(|n| n.min(FILE_NUMBER_MAX + 1));
         max(&mut recovered.next_file_number, next);
         max(&mut recovered.last_seqno, edit.last_seqno);
-        max(&mut recovered.log_number, edit.log_number);
+        recovered.log_number = log_number;
         recovered.wal_segments = recovered
             .wal_segments
             .apply(&edit, recovered.log_number)
@@ -1030,7 +1292,7 @@ fn replay_file(
     // The manifest's own number was handed out by the counter too (checked
     // against MANIFEST_NUMBER_MAX by `read_current`).
     recovered.next_file_number = recovered.next_file_number.max(number + 1);
-    recovered.version = Arc::new(version);
+    recovered.set_keyspaces(&keyspaces);
     Ok(recovered)
 }
 

@@ -3,8 +3,10 @@
 
 use std::path::Path;
 
-use kevo_core::{InternalKey, SeqNo, ValueKind};
-use kevo_manifest::{CURRENT_FILE, TableMeta, Version, VersionSet};
+use kevo_core::{
+    DEFAULT_KEYSPACE, DEFAULT_KEYSPACE_NAME, InternalKey, KeyspaceId, SeqNo, ValueKind,
+};
+use kevo_manifest::{CURRENT_FILE, RecoveredManifest, TableMeta, Version, VersionSet};
 
 pub const DIR: &str = "/db";
 
@@ -51,4 +53,51 @@ pub fn durable(set: &VersionSet) -> Durable {
 pub fn current_manifest(mem: &kevo_core::MemFs) -> String {
     let bytes = mem.read_file(&dir().join(CURRENT_FILE)).unwrap();
     String::from_utf8(bytes).unwrap().trim_end().to_string()
+}
+
+/// One keyspace as a reopen must bring it back: id, name, log number and
+/// tables.
+pub type KeyspaceState = (KeyspaceId, String, u64, Vec<(usize, TableMeta)>);
+
+/// Every live keyspace, then the keyspace id counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyspacesState {
+    pub keyspaces: Vec<KeyspaceState>,
+    pub next_keyspace_id: KeyspaceId,
+}
+
+pub fn keyspaces_state(set: &VersionSet) -> KeyspacesState {
+    let keyspaces = set
+        .keyspaces()
+        .into_iter()
+        .map(|k| {
+            let version = set
+                .current_in(k.id)
+                .expect("a listed keyspace has a version");
+            assert_eq!(set.keyspace_log_number(k.id), Some(k.log_number));
+            (k.id, k.name, k.log_number, tables_of(&version))
+        })
+        .collect();
+    KeyspacesState {
+        keyspaces,
+        next_keyspace_id: set.next_keyspace_id(),
+    }
+}
+
+/// The same, of a recovered manifest.
+pub fn recovered_keyspaces_state(state: &RecoveredManifest) -> KeyspacesState {
+    let default = (
+        DEFAULT_KEYSPACE,
+        DEFAULT_KEYSPACE_NAME.to_string(),
+        state.default_log_number,
+        tables_of(&state.version),
+    );
+    let others = state
+        .keyspaces
+        .iter()
+        .map(|(&id, k)| (id, k.name.clone(), k.log_number, tables_of(&k.version)));
+    KeyspacesState {
+        keyspaces: std::iter::once(default).chain(others).collect(),
+        next_keyspace_id: state.next_keyspace_id,
+    }
 }
