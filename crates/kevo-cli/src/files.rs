@@ -386,6 +386,7 @@ fn wal_read(out: &mut Out, path: &Path, dump: bool) -> Outcome {
                 .iter()
                 .map(|e| {
                     let mut object = Map::new();
+                    object.insert("keyspace".into(), json!(e.keyspace));
                     object.insert("kind".into(), json!(kind_name(e.kind)));
                     text::to_json(&mut object, "key", e.key);
                     if e.kind == ValueKind::Put {
@@ -413,8 +414,13 @@ fn wal_read(out: &mut Out, path: &Path, dump: bool) -> Outcome {
                     ValueKind::Put => format!(" = {}", text::escape(e.value)),
                     ValueKind::Delete => String::new(),
                 };
+                let keyspace = if e.keyspace == kevo_core::DEFAULT_KEYSPACE {
+                    String::new()
+                } else {
+                    format!(" [keyspace {}]", e.keyspace)
+                };
                 out.line(format!(
-                    "  {} {}{value}",
+                    "  {}{keyspace} {}{value}",
                     kind_name(e.kind),
                     text::escape(e.key)
                 ))?;
@@ -564,6 +570,11 @@ fn edit_json(offset: u64, edit: &VersionEdit) -> Value {
         .collect();
     json!({
         "offset": offset,
+        "keyspace": edit.keyspace,
+        "keyspace_created": edit.keyspace_created,
+        "keyspace_dropped": edit.keyspace_dropped,
+        "keyspace_log_number": edit.keyspace_log_number,
+        "next_keyspace_id": edit.next_keyspace_id,
         "added": added,
         "removed": removed,
         "next_file_number": edit.next_file_number,
@@ -577,6 +588,18 @@ fn edit_json(offset: u64, edit: &VersionEdit) -> Value {
 
 fn edit_text(offset: u64, edit: &VersionEdit) -> String {
     let mut parts = Vec::new();
+    if edit.keyspace != kevo_core::DEFAULT_KEYSPACE {
+        parts.push(format!("keyspace {}", edit.keyspace));
+    }
+    if let Some(name) = &edit.keyspace_created {
+        parts.push(format!("created `{name}`"));
+    }
+    if edit.keyspace_dropped {
+        parts.push("dropped".to_string());
+    }
+    if let Some(n) = edit.keyspace_log_number {
+        parts.push(format!("keyspace log_number={n}"));
+    }
     if let Some(n) = edit.log_number {
         parts.push(format!("log_number={n}"));
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kevo_core::{Fs, OsFs};
+use kevo_core::{Fs, KeyspaceId, OsFs};
 use kevo_engine::{Db, Stats, TableFile};
 use kevo_manifest::{CURRENT_FILE, TableMeta, VersionEdit, table_file_name};
 use kevo_sstable::{ReadOptions, Table};
@@ -212,8 +212,10 @@ fn current_manifest(dir: &Path) -> Result<PathBuf, Failure> {
 /// so far leave them.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Replayed {
-    /// Tables per level.
+    /// Tables per level (of every keyspace: table numbers are shared).
     pub(crate) levels: BTreeMap<usize, BTreeMap<u64, TableMeta>>,
+    /// The keyspace of each table.
+    pub(crate) keyspace_of: BTreeMap<u64, KeyspaceId>,
     /// WAL segments at or above the log number, with their sealed length.
     pub(crate) wals: BTreeMap<u64, Option<u64>>,
     /// The log number.
@@ -235,6 +237,21 @@ impl Replayed {
                 .entry(*level)
                 .or_default()
                 .insert(meta.number, meta.clone());
+            self.keyspace_of.insert(meta.number, edit.keyspace);
+        }
+        if edit.keyspace_dropped {
+            let dropped: Vec<u64> = self
+                .keyspace_of
+                .iter()
+                .filter(|(_, k)| **k == edit.keyspace)
+                .map(|(n, _)| *n)
+                .collect();
+            for number in dropped {
+                self.keyspace_of.remove(&number);
+                for tables in self.levels.values_mut() {
+                    tables.remove(&number);
+                }
+            }
         }
         if let Some(n) = edit.log_number {
             self.log_number = self.log_number.max(n);

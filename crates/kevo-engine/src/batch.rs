@@ -1,5 +1,7 @@
 //! [`WriteBatch`]: puts and deletes applied atomically.
 
+use crate::keyspace_handle::Keyspace;
+
 /// Puts and deletes applied atomically by [`Db::write`](crate::Db::write):
 /// after a crash either all of them are present or none.
 ///
@@ -31,6 +33,17 @@ impl WriteBatch {
     /// Adds a put of `key` = `value`.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         self.inner.put(key, value);
+    }
+
+    /// Adds a put of `key` to `value` in `keyspace`. One batch may write
+    /// to any number of keyspaces of its database, atomically.
+    pub fn put_in(&mut self, keyspace: &Keyspace, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.inner.put_in(keyspace.core.id, key, value);
+    }
+
+    /// Adds a delete of `key` in `keyspace`.
+    pub fn delete_in(&mut self, keyspace: &Keyspace, key: impl AsRef<[u8]>) {
+        self.inner.delete_in(keyspace.core.id, key);
     }
 
     /// Adds a delete of `key`.

@@ -53,9 +53,10 @@ pub(crate) trait CommitEnv {
     /// `Err(Closed)` or `Err(ReadOnly)` when writes are refused.
     fn check_writable(&self) -> Result<()>;
 
-    /// Makes room for `bytes` more in the memtable; may wait. `last_seqno`
-    /// is the last seqno assigned (the memtable holds every write up to it).
-    fn make_room(&self, bytes: usize, last_seqno: SeqNo) -> Result<()>;
+    /// Makes room for `batch` in the memtables it writes to; may wait.
+    /// `last_seqno` is the last seqno assigned (the memtables hold every
+    /// write up to it). Refuses a batch for a keyspace that is gone.
+    fn make_room(&self, batch: &Batch, last_seqno: SeqNo) -> Result<()>;
 
     /// `Err(Conflict)` if a commit after `txn`'s snapshot touched what it
     /// read or writes.
@@ -228,7 +229,7 @@ impl CommitPipeline {
             pipeline: self,
             members: rest.iter().map(|p| p.ticket).collect(),
         };
-        let result = self.lead(env, head, &rest, bytes);
+        let result = self.lead(env, head, &rest);
         std::mem::forget(guard);
 
         let mut queue = lock(&self.queue);
@@ -248,25 +249,19 @@ impl CommitPipeline {
         result
     }
 
-    /// The leader's work for the group `head` + `rest` of `bytes`, under
-    /// the writer mutex.
-    fn lead(
-        &self,
-        env: &impl CommitEnv,
-        head: Pending,
-        rest: &[Pending],
-        bytes: usize,
-    ) -> Result<()> {
+    /// The leader's work for the group `head` + `rest`, under the writer
+    /// mutex.
+    fn lead(&self, env: &impl CommitEnv, head: Pending, rest: &[Pending]) -> Result<()> {
         let mut last_seqno = lock(&self.writer);
         // Checked again under the writer mutex: `close` takes it first.
         env.check_writable()?;
-        env.make_room(bytes, *last_seqno)?;
-        if let Some(txn) = &head.txn {
-            env.check_conflicts(txn)?;
-        }
         let mut combined = head.batch;
         for member in rest {
             combined.extend(&member.batch);
+        }
+        env.make_room(&combined, *last_seqno)?;
+        if let Some(txn) = &head.txn {
+            env.check_conflicts(txn)?;
         }
         let count = combined.len() as u64;
         if count == 0 {
@@ -335,7 +330,7 @@ mod tests {
             }
         }
 
-        fn make_room(&self, _bytes: usize, _last: SeqNo) -> Result<()> {
+        fn make_room(&self, _batch: &Batch, _last: SeqNo) -> Result<()> {
             self.in_make_room.fetch_add(1, Ordering::SeqCst);
             let mut open = lock(&self.gate);
             while !*open {
@@ -350,6 +345,7 @@ mod tests {
                 if *seqno > txn.snapshot && txn.writes.contains(key) {
                     return Err(Error::Conflict(crate::error::Conflict {
                         key: key.clone(),
+                        keyspace: 0,
                         reason: kevo_txn::ConflictReason::WriteWriteConflict,
                         committed_seqno: *seqno,
                         snapshot_seqno: txn.snapshot,

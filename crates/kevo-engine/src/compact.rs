@@ -22,9 +22,9 @@ use kevo_compaction::{
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::install::{self, Applied, Change};
+use crate::keyspace::KeyspaceCore;
 use crate::options::{CompactionStyle, Options};
 use crate::schedule::{JobState, compaction_backoff};
-use crate::tables::table_options;
 use crate::write::flush;
 
 /// The strategy the options ask for.
@@ -65,9 +65,13 @@ pub(crate) enum Outcome {
     ReadOnly(Arc<Error>),
 }
 
-/// Runs `task` (its inputs already marked busy by the caller) and applies
-/// the result.
-pub(crate) fn run_task(engine: &Engine, task: &CompactionTask) -> Outcome {
+/// Runs `task` on `keyspace` (its inputs already marked busy by the
+/// caller) and applies the result.
+pub(crate) fn run_task(
+    engine: &Engine,
+    keyspace: &Arc<KeyspaceCore>,
+    task: &CompactionTask,
+) -> Outcome {
     let versions = match engine.versions() {
         Ok(versions) => versions,
         Err(cause) => return Outcome::ReadOnly(cause),
@@ -80,7 +84,7 @@ pub(crate) fn run_task(engine: &Engine, task: &CompactionTask) -> Outcome {
         dir: &engine.dir,
         open_table: &open_table,
         new_file_number: &new_file_number,
-        table_options: table_options(&engine.options),
+        table_options: keyspace.table_options(),
         snapshots: &snapshots,
         stop: engine.life.closing_flag(),
     };
@@ -107,7 +111,12 @@ pub(crate) fn run_task(engine: &Engine, task: &CompactionTask) -> Outcome {
         install::remove_tables(engine, &new_tables);
         return Outcome::Stopped;
     }
-    match install::apply_edit(engine, output.edit, &new_tables, Change::Compaction) {
+    let mut edit = output.edit;
+    edit.keyspace = keyspace.id;
+    let change = Change::Compaction {
+        keyspace: Arc::clone(keyspace),
+    };
+    match install::apply_edit(engine, edit, &new_tables, change) {
         Ok(Applied::Installed) => {}
         Ok(Applied::Refused(refused)) => {
             return Outcome::Retry(Error::Internal {
@@ -135,19 +144,48 @@ pub(crate) fn run_task(engine: &Engine, task: &CompactionTask) -> Outcome {
 }
 
 /// Picks an automatic compaction, if one is due and allowed, and marks its
-/// inputs busy. Called with the job state locked.
-pub(crate) fn pick(engine: &Engine, state: &mut JobState) -> Option<CompactionTask> {
+/// inputs busy: from the keyspace whose levels score highest first.
+/// Called with the job state locked.
+pub(crate) fn pick(
+    engine: &Engine,
+    state: &mut JobState,
+) -> Option<(Arc<KeyspaceCore>, CompactionTask)> {
     if !engine.options.auto_compactions
         || state.running_compactions >= max_running(&engine.options)
         || state.retry_at.is_some_and(|at| Instant::now() < at)
     {
         return None;
     }
-    let version = engine.read.version();
-    let task = engine.strategy.pick(&version, &state.compacting)?;
-    state.compacting.extend(task.input_numbers());
-    state.running_compactions += 1;
-    Some(task)
+    let mut keyspaces: Vec<(f64, Arc<KeyspaceCore>)> = engine
+        .keyspaces
+        .all()
+        .into_iter()
+        .filter(|k| !k.is_dropped() && k.settings().options.auto_compactions)
+        .map(|k| {
+            let score = k
+                .settings()
+                .strategy
+                .level_scores(&k.read.version())
+                .iter()
+                .map(|level| level.score)
+                .fold(0.0, f64::max);
+            (score, k)
+        })
+        .collect();
+    keyspaces.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (_, keyspace) in keyspaces {
+        let version = keyspace.read.version();
+        if let Some(task) = keyspace
+            .settings()
+            .strategy
+            .pick(&version, &state.compacting)
+        {
+            state.compacting.extend(task.input_numbers());
+            state.running_compactions += 1;
+            return Some((keyspace, task));
+        }
+    }
+    None
 }
 
 /// A background thread ran `task`: releases its inputs and handles the
@@ -174,26 +212,31 @@ pub(crate) fn finish_background(engine: &Engine, task: &CompactionTask, outcome:
     }
 }
 
-/// `Db::compact_range`: flushes, then runs the strategy's manual plan for
-/// the range to its end, in the calling thread, alongside the background
-/// compactions (waiting for those holding tables it needs).
+/// `Db::compact_range` and `Keyspace::compact_range`: flushes `keyspace`,
+/// then runs its strategy's manual plan for the range to its end, in the
+/// calling thread, alongside the background compactions (waiting for those
+/// holding tables it needs).
 ///
 /// # Errors
 /// The first failed task's error (nothing lost; retry the call);
 /// [`Error::ReadOnly`]; [`Error::Closed`].
 pub(crate) fn compact_range(
     engine: &Engine,
+    keyspace: &Arc<KeyspaceCore>,
     start: Option<&[u8]>,
     end: Option<&[u8]>,
 ) -> Result<()> {
-    flush(engine)?;
+    flush(engine, keyspace)?;
     let started = Instant::now();
-    let mut manual = engine.strategy.manual(start, end);
+    let mut manual = keyspace.settings().strategy.manual(start, end);
     let mut tasks = 0;
     loop {
         engine.life.check_writable()?;
         let task = engine.jobs.wait_until(&engine.life, |state| {
-            let version = engine.read.version();
+            if keyspace.is_dropped() {
+                return Some(None);
+            }
+            let version = keyspace.read.version();
             match manual.next_task(&version, &state.compacting) {
                 ManualStep::Done => Some(None),
                 ManualStep::Wait => None,
@@ -205,7 +248,7 @@ pub(crate) fn compact_range(
             }
         })?;
         let Some(task) = task else { break };
-        let outcome = run_task(engine, &task);
+        let outcome = run_task(engine, keyspace, &task);
         {
             let mut state = engine.jobs.state();
             for number in task.input_numbers() {
@@ -239,13 +282,19 @@ pub(crate) fn compact_range(
 /// [`Error::ReadOnly`]; [`Error::Closed`].
 pub(crate) fn wait_for_compactions(engine: &Engine) -> Result<()> {
     engine.jobs.wait_until(&engine.life, |state| {
-        let (flushes_pending, version) = {
-            let memory = engine.read.pressure();
-            (memory.immutables > 0, engine.read.version())
-        };
+        let keyspaces = engine.keyspaces.all();
+        let flushes_pending = keyspaces.iter().any(|k| k.read.pressure().immutables > 0);
         let busy = state.flushing || flushes_pending || state.running_compactions > 0;
         let due = engine.options.auto_compactions
-            && engine.strategy.pick(&version, &state.compacting).is_some();
+            && keyspaces.iter().any(|k| {
+                let settings = k.settings();
+                settings.options.auto_compactions
+                    && !k.is_dropped()
+                    && settings
+                        .strategy
+                        .pick(&k.read.version(), &state.compacting)
+                        .is_some()
+            });
         (!busy && !due).then_some(())
     })
 }

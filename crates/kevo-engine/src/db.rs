@@ -13,7 +13,8 @@ use crate::batch::WriteBatch;
 use crate::engine::Handle;
 use crate::error::{Error, Result};
 use crate::iter::DbIter;
-use crate::options::{Options, WriteOptions};
+use crate::keyspace_handle::Keyspace;
+use crate::options::{KeyspaceOptions, Options, WriteOptions};
 use crate::snapshot::Snapshot;
 use crate::stats::{Stats, TableFile};
 use crate::txn::{TRANSACTION_ATTEMPTS_MAX, Transaction};
@@ -224,7 +225,7 @@ impl Db {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let engine = &self.handle.engine;
         engine.life.check_open()?;
-        let (seqno, sv) = engine.read.view(&engine.visibility);
+        let (seqno, sv) = engine.keyspaces.default().read.view(&engine.visibility);
         crate::read::get(&engine.tables, &sv, key.as_ref(), seqno)
     }
 
@@ -243,12 +244,60 @@ impl Db {
     /// # }
     /// ```
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
-        DbIter::open(&self.handle, KeyBounds::new(range), None)
+        let engine = &self.handle.engine;
+        DbIter::open(
+            &self.handle,
+            engine.keyspaces.default(),
+            KeyBounds::new(range),
+            None,
+        )
     }
 
     /// The entries whose keys start with `prefix`, in key order.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
-        DbIter::open(&self.handle, KeyBounds::prefix(prefix), None)
+        let engine = &self.handle.engine;
+        DbIter::open(
+            &self.handle,
+            engine.keyspaces.default(),
+            KeyBounds::prefix(prefix),
+            None,
+        )
+    }
+
+    /// Opens keyspace `name`, creating it (durably, before this returns)
+    /// if it does not exist; `options` apply to it from now on (see
+    /// [`KeyspaceOptions`]). `"default"` is the default keyspace, the one
+    /// [`Db::put`] and the other `Db` calls use.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a name that is not 1 to 255 ASCII
+    /// letters, digits, `_`, `-` or `.` (not starting with `.`), or for
+    /// options [`Options::validate`] refuses; [`Error::ReadOnly`] to create
+    /// one in a read-only database; [`Error::Closed`].
+    pub fn keyspace(&self, name: &str, options: KeyspaceOptions) -> Result<Keyspace> {
+        crate::keyspace_handle::open(&self.handle, name, &options)
+    }
+
+    /// The names of every keyspace, `"default"` first, then in the order
+    /// they were created.
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn keyspace_names(&self) -> Result<Vec<String>> {
+        crate::keyspace_handle::names(&self.handle.engine)
+    }
+
+    /// Drops keyspace `name` and everything in it: durably before this
+    /// returns (a crash keeps all of it or none), its files deleted once no
+    /// reader uses them. Its handles then return
+    /// [`Error::InvalidArgument`]; the name can be created again (as a new,
+    /// empty keyspace).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for the default keyspace or a name that
+    /// does not exist; [`Error::ReadOnly`]; [`Error::Closed`].
+    pub fn drop_keyspace(&self, name: &str) -> Result<()> {
+        crate::keyspace_handle::drop_keyspace(&self.handle.engine, name)
     }
 
     /// A consistent point-in-time view of the database. It stays valid
@@ -265,7 +314,8 @@ impl Db {
     /// [`Db::open_read_only`]; [`Error::Closed`]; [`Error::Io`] if rotating
     /// the WAL failed.
     pub fn flush(&self) -> Result<()> {
-        crate::write::flush(&self.handle.engine)
+        let engine = &self.handle.engine;
+        crate::write::flush(engine, engine.keyspaces.default())
     }
 
     /// Flushes, then compacts every table overlapping `range` down to the
@@ -279,14 +329,14 @@ impl Db {
     /// flush or manifest write failed, or if opened with
     /// [`Db::open_read_only`]; [`Error::Closed`].
     pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
-        use std::ops::Bound;
-        let bound = |b: Bound<&K>| match b {
-            Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref().to_vec()),
-            Bound::Unbounded => None,
-        };
-        // Inclusive either way: compacting one key too many is harmless.
-        let (start, end) = (bound(range.start_bound()), bound(range.end_bound()));
-        crate::compact::compact_range(&self.handle.engine, start.as_deref(), end.as_deref())
+        let (start, end) = range_ends(&range);
+        let engine = &self.handle.engine;
+        crate::compact::compact_range(
+            engine,
+            engine.keyspaces.default(),
+            start.as_deref(),
+            end.as_deref(),
+        )
     }
 
     /// Waits until no flush is pending and no compaction is running or due
@@ -304,7 +354,7 @@ impl Db {
     /// The live tables, level by level (L0 newest first): for inspection
     /// and tools.
     pub fn table_files(&self) -> Vec<TableFile> {
-        TableFile::all(&self.handle.engine.read.version())
+        TableFile::all(&self.handle.engine.keyspaces.default().read.version())
     }
 
     /// Counters and sizes (see [`Stats`]); `Display` renders them.
@@ -387,4 +437,17 @@ impl Db {
             }
         }
     }
+}
+
+/// The ends of `range` as owned keys, inclusive either way (compacting one
+/// key too many is harmless).
+pub(crate) fn range_ends<K: AsRef<[u8]>, R: RangeBounds<K>>(
+    range: &R,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    use std::ops::Bound;
+    let bound = |b: Bound<&K>| match b {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref().to_vec()),
+        Bound::Unbounded => None,
+    };
+    (bound(range.start_bound()), bound(range.end_bound()))
 }

@@ -33,7 +33,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use kevo_compaction::CompactionStrategy;
 use kevo_core::{FileLock, Fs};
 use kevo_manifest::{ManifestStats, VersionEdit, VersionSet};
 use kevo_sstable::BlockCache as _;
@@ -42,11 +41,13 @@ use kevo_wal::{Wal, WalPosition};
 
 use crate::commit::CommitPipeline;
 use crate::error::{Error, Result, from_wal};
+use crate::keyspace::{KeyspaceCore, Keyspaces};
 use crate::lifecycle::{Lifecycle, is_out_of_space};
 use crate::options::Options;
-use crate::read::{ReadState, Visibility};
+use crate::read::Visibility;
+use crate::retention::WalStarts;
 use crate::schedule::{Schedule, auto_resume_wait};
-use crate::stats::{Counters, Gauges, Stats};
+use crate::stats::{Counters, Gauges, KeyspaceStats, Stats};
 use crate::sync::{lock, read, write};
 use crate::tables::TableCache;
 
@@ -63,8 +64,13 @@ pub(crate) struct Engine {
     pub(crate) wal: RwLock<Option<Wal>>,
     /// The write queue, the group leader and the writer mutex.
     pub(crate) commit: CommitPipeline,
-    /// The memtables and the installed version.
-    pub(crate) read: ReadState,
+    /// The keyspaces: each one's memtables, version and strategy.
+    pub(crate) keyspaces: Keyspaces,
+    /// The next immutable memtable's id: ids rise across every keyspace,
+    /// so that flushes go oldest first.
+    pub(crate) next_imm_id: AtomicU64,
+    /// The segments memtable switches started (see `retention`).
+    pub(crate) wal_starts: WalStarts,
     /// The visible seqno and the live snapshots.
     pub(crate) visibility: Visibility,
     /// The background jobs and their threads.
@@ -72,7 +78,6 @@ pub(crate) struct Engine {
     /// Open table readers and the block cache.
     pub(crate) tables: Arc<TableCache>,
     pub(crate) counters: Counters,
-    pub(crate) strategy: Box<dyn CompactionStrategy>,
     /// Recent commits, for transactions' conflict checks.
     pub(crate) tracker: Mutex<ConflictTracker>,
     /// Bytes written since the last delay, while writes are delayed.
@@ -136,6 +141,17 @@ impl Engine {
         cause
     }
 
+    /// `error` from a call of the version set: if it left the set unusable
+    /// (a manifest write failed), the database turns read-only and the
+    /// caller gets [`Error::ReadOnly`]; otherwise `error` itself.
+    pub(crate) fn read_only_if_poisoned(&self, versions: &VersionSet, error: Error) -> Error {
+        if versions.is_poisoned() {
+            self.read_only(error)
+        } else {
+            error
+        }
+    }
+
     /// [`Engine::fail`], as the error a writer gets.
     pub(crate) fn read_only(&self, error: Error) -> Error {
         Error::ReadOnly {
@@ -143,14 +159,18 @@ impl Engine {
         }
     }
 
-    /// The strategy's estimate of the compaction debt of the installed
-    /// version set's current version, with that version.
-    pub(crate) fn current_version(&self) -> (Arc<kevo_manifest::Version>, u64) {
+    /// The version set's current version of `keyspace`, with the
+    /// keyspace strategy's estimate of its compaction debt.
+    pub(crate) fn current_version(
+        &self,
+        keyspace: &KeyspaceCore,
+    ) -> (Arc<kevo_manifest::Version>, u64) {
         let version = match &self.manifest {
-            Manifest::Live(versions) => versions.current(),
-            Manifest::ReadOnly { .. } => self.read.version(),
-        };
-        let pending = self.strategy.pending_bytes(&version);
+            Manifest::Live(versions) => versions.current_in(keyspace.id),
+            Manifest::ReadOnly { .. } => None,
+        }
+        .unwrap_or_else(|| keyspace.read.version());
+        let pending = keyspace.settings().strategy.pending_bytes(&version);
         (version, pending)
     }
 
@@ -219,19 +239,18 @@ impl Engine {
 
     /// Counters and sizes.
     pub(crate) fn stats(&self) -> Stats {
-        let memory = self.read.memory_use();
         let (snapshots, oldest_snapshot) = self.visibility.snapshot_counts();
         let cache = self.tables.block_cache().map_or((0, 0, 0), |cache| {
             let (hits, misses) = cache.hits_and_misses();
             (hits, misses, cache.used_bytes() as u64)
         });
         let gauges = Gauges {
-            memtable_bytes: memory.memtable_bytes,
-            immutable_memtables: memory.immutables,
-            immutable_memtable_bytes: memory.immutable_bytes,
-            scores: self.strategy.level_scores(&memory.version),
-            version: memory.version,
-            pending_compaction_bytes: memory.pending_compaction_bytes,
+            keyspaces: self
+                .keyspaces
+                .all()
+                .iter()
+                .map(|k| KeyspaceStats::of(k))
+                .collect(),
             last_seqno: self.visibility.visible(),
             wal: self.with_wal(|wal| wal.stats()).unwrap_or_default(),
             manifest: match &self.manifest {
@@ -246,7 +265,6 @@ impl Engine {
             cache,
             open_tables: self.tables.len(),
             read_only_cause: self.life.background_error().map(|e| e.to_string()),
-            compaction_style: self.strategy.name(),
             unexplained_files: self.unexplained_files.clone(),
         };
         self.counters.stats(gauges)

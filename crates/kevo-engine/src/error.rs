@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kevo_core::SeqNo;
+use kevo_core::{KeyspaceId, SeqNo};
 pub use kevo_txn::ConflictReason;
 
 /// Errors returned by [`Db`](crate::Db) and everything it hands out.
@@ -133,6 +133,8 @@ pub struct Conflict {
     /// inside a range it scanned. Empty for
     /// [`ConflictReason::HistoryTrimmed`].
     pub key: Bytes,
+    /// The keyspace of `key` (the default keyspace's id is 0).
+    pub keyspace: KeyspaceId,
     /// Which part of the transaction the other commit met.
     pub reason: ConflictReason,
     /// The seqno of the commit that wrote `key` (for
@@ -143,9 +145,13 @@ pub struct Conflict {
 }
 
 impl Conflict {
+    /// The engine's form of `conflict`, whose key is a conflict key
+    /// ([`crate::txn::conflict_key`]: the keyspace, then the user key).
     pub(crate) fn new(conflict: kevo_txn::Conflict, snapshot_seqno: SeqNo) -> Self {
+        let (keyspace, key) = crate::txn::split_conflict_key(&conflict.key);
         Conflict {
-            key: conflict.key,
+            key,
+            keyspace,
             reason: conflict.reason,
             committed_seqno: conflict.committed_seqno,
             snapshot_seqno,
@@ -337,6 +343,7 @@ mod tests {
             Error::InvalidArgument("x".into()),
             Error::Conflict(Conflict {
                 key: Bytes::from_static(b"k"),
+                keyspace: 0,
                 reason: ConflictReason::ReadKeyWritten,
                 committed_seqno: 9,
                 snapshot_seqno: 3,
@@ -367,6 +374,7 @@ mod tests {
     fn a_conflict_names_its_key_and_both_seqnos() {
         let error = Error::Conflict(Conflict {
             key: Bytes::from_static(b"alice"),
+            keyspace: 0,
             reason: ConflictReason::ScannedRangeWritten,
             committed_seqno: 12,
             snapshot_seqno: 10,

@@ -30,17 +30,18 @@ use kevo_sstable::TableOptions;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::install::{self, Applied, Change};
+use crate::keyspace::KeyspaceCore;
 use crate::read::Immutable;
-use crate::tables::table_options;
 
-/// Flushes `imm` (the oldest immutable memtable) to an L0 table.
+/// Flushes `imm` (the oldest immutable memtable of `keyspace`) to an L0
+/// table of that keyspace.
 ///
 /// # Errors
 /// Writing the table or the manifest failed; the caller records it as the
 /// background error (a failed manifest write already is).
-pub(crate) fn run(engine: &Engine, imm: &Immutable) -> Result<()> {
+pub(crate) fn run(engine: &Engine, keyspace: &Arc<KeyspaceCore>, imm: &Immutable) -> Result<()> {
     let started = Instant::now();
-    let span = tracing::info_span!("kevo.flush", memtable = imm.id);
+    let span = tracing::info_span!("kevo.flush", keyspace = %keyspace.name, memtable = imm.id);
     let _entered = span.enter();
     let versions = engine
         .versions()
@@ -48,30 +49,37 @@ pub(crate) fn run(engine: &Engine, imm: &Immutable) -> Result<()> {
     let table = write_memtable(
         engine.fs.as_ref(),
         &engine.dir,
-        table_options(&engine.options),
+        keyspace.table_options(),
         &imm.table,
         &|| versions.reserve_file_number(),
         &engine.visibility.live_snapshots(),
     )?;
-    // Every write up to the freeze is in this memtable or in tables, and
-    // the segments from `next_log` on hold exactly the writes after it.
+    let point = log_point(engine, keyspace, imm)?;
     let mut edit = VersionEdit {
-        log_number: Some(imm.next_log),
-        last_seqno: Some(imm.last_seqno),
+        keyspace: keyspace.id,
+        keyspace_log_number: Some(point.keyspace_log_number),
+        log_number: Some(point.log_number),
+        last_seqno: Some(point.last_seqno),
         ..VersionEdit::default()
     };
     let (bytes, entries) = table.as_ref().map_or((0, 0), |t| (t.file_size, t.entries));
     let new_tables: Vec<u64> = table.iter().map(|t| t.number).collect();
     edit.added.extend(table.map(|meta| (0, meta)));
     let change = Change::Flush {
+        keyspace: Arc::clone(keyspace),
         memtable: imm.id,
-        next_log: imm.next_log,
+        log_number: point.log_number,
     };
     match install::apply_edit(engine, edit, &new_tables, change) {
         Ok(Applied::Installed) => {}
+        Ok(Applied::Refused(_)) if keyspace.is_dropped() => {
+            // Dropped while its memtable was being written: nothing of it
+            // is wanted any more (the new table is already removed).
+            return Ok(());
+        }
         Ok(Applied::Refused(refused)) => {
-            // Nothing races a flush's edit: the version set disagrees with
-            // the engine about its own state.
+            // Nothing else races a flush's edit: the version set disagrees
+            // with the engine about its own state.
             return Err(Error::Internal {
                 reason: format!(
                     "the manifest refused the flush of memtable {}: {}",
@@ -93,19 +101,65 @@ pub(crate) fn run(engine: &Engine, imm: &Immutable) -> Result<()> {
     Ok(())
 }
 
+/// Where the WAL stands once `imm` of `keyspace` is in a table (see
+/// `retention`).
+struct LogPoint {
+    /// The first segment that may hold a write of `keyspace` in no table.
+    keyspace_log_number: u64,
+    /// The first segment any keyspace still needs.
+    log_number: u64,
+    /// The last seqno before `log_number`.
+    last_seqno: SeqNo,
+}
+
+fn log_point(engine: &Engine, keyspace: &KeyspaceCore, imm: &Immutable) -> Result<LogPoint> {
+    // Writes arriving now land in the newest switch's segment or later; no
+    // unflushed write lies below the oldest segment still known (a memtable
+    // empty when older ones were forgotten may name one: see `retention`).
+    let newest = engine.wal_starts.newest().max(imm.next_log);
+    let oldest = engine.wal_starts.oldest();
+    let keyspace_log_number = keyspace
+        .read
+        .first_unflushed_log(Some(imm.id))
+        .map_or(newest, |log| log.clamp(oldest, newest));
+    let log_number = engine
+        .keyspaces
+        .all()
+        .iter()
+        .filter(|other| other.id != keyspace.id)
+        .filter_map(|other| other.read.first_unflushed_log(None))
+        .map(|log| log.max(oldest))
+        .fold(keyspace_log_number, u64::min);
+    let last_seqno = engine
+        .wal_starts
+        .last_seqno_before(log_number)
+        .ok_or_else(|| Error::Internal {
+            reason: format!("no memtable switch started WAL segment {log_number}"),
+        })?;
+    Ok(LogPoint {
+        keyspace_log_number,
+        log_number,
+        last_seqno,
+    })
+}
+
 /// [`run`] for a flush the caller claimed (set the job state's `flushing`):
 /// releases the claim and, on success, records `imm` as flushed. Used by the
 /// background threads and by resume.
 ///
 /// # Errors
 /// As [`run`].
-pub(crate) fn run_claimed(engine: &Engine, imm: &Immutable) -> Result<()> {
-    let result = run(engine, imm);
+pub(crate) fn run_claimed(
+    engine: &Engine,
+    keyspace: &Arc<KeyspaceCore>,
+    imm: &Immutable,
+) -> Result<()> {
+    let result = run(engine, keyspace, imm);
     {
         let mut state = engine.jobs.state();
         state.flushing = false;
         if result.is_ok() {
-            state.flushed_id = Some(imm.id);
+            state.flushed.insert(keyspace.id, imm.id);
         }
     }
     engine.jobs.notify();

@@ -18,15 +18,21 @@ use kevo_manifest::{EditRefused, VersionEdit, VersionSet, table_file_name};
 
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::keyspace::KeyspaceCore;
 
-/// What an edit does to the read set once it is logged.
-#[derive(Debug, Clone, Copy)]
+/// What an edit does to a keyspace's read set once it is logged.
+#[derive(Debug, Clone)]
 pub(crate) enum Change {
-    /// Immutable memtable `memtable` is in the edit's table; WAL segments
-    /// below `next_log` are no longer needed.
-    Flush { memtable: u64, next_log: u64 },
-    /// Tables were replaced.
-    Compaction,
+    /// Immutable memtable `memtable` of `keyspace` is in the edit's table;
+    /// WAL segments below `log_number` (the edit's global log number) are
+    /// no longer needed.
+    Flush {
+        keyspace: Arc<KeyspaceCore>,
+        memtable: u64,
+        log_number: u64,
+    },
+    /// Tables of `keyspace` were replaced.
+    Compaction { keyspace: Arc<KeyspaceCore> },
 }
 
 /// What became of an edit.
@@ -61,14 +67,19 @@ pub(crate) fn apply_edit(
         Ok(Ok(_)) => {
             // The version set's current version, not the one returned: a
             // concurrent edit may have installed a newer one in between.
-            let (version, pending) = engine.current_version();
             let log_number = match change {
-                Change::Flush { memtable, next_log } => {
-                    engine.read.flushed(memtable, version, pending);
-                    Some(next_log)
+                Change::Flush {
+                    keyspace,
+                    memtable,
+                    log_number,
+                } => {
+                    let (version, pending) = engine.current_version(&keyspace);
+                    keyspace.read.flushed(memtable, version, pending);
+                    Some(log_number)
                 }
-                Change::Compaction => {
-                    engine.read.install(version, pending);
+                Change::Compaction { keyspace } => {
+                    let (version, pending) = engine.current_version(&keyspace);
+                    keyspace.read.install(version, pending);
                     None
                 }
             };
@@ -83,11 +94,18 @@ pub(crate) fn apply_edit(
 /// tables no live version refers to. Failures here lose nothing (the files
 /// are orphans, deleted at the next open), so they are logged, not fatal.
 fn retire_files(engine: &Engine, versions: &VersionSet, log_number: Option<u64>) {
-    if let Some(log_number) = log_number
-        && let Ok(Err(e)) = engine.with_wal(|wal| wal.remove_segments_before(log_number))
-    {
-        tracing::warn!(error = %e, "retiring WAL segments failed");
+    if let Some(log_number) = log_number {
+        engine.wal_starts.forget_before(log_number);
+        if let Ok(Err(e)) = engine.with_wal(|wal| wal.remove_segments_before(log_number)) {
+            tracing::warn!(error = %e, "retiring WAL segments failed");
+        }
     }
+    retire_tables(engine, versions);
+}
+
+/// Deletes the tables no live version refers to any more (evicting their
+/// readers). A failure leaves an orphan, deleted at the next open.
+pub(crate) fn retire_tables(engine: &Engine, versions: &VersionSet) {
     for number in versions.take_obsolete_tables() {
         engine.tables.evict(number);
         let path = engine.dir.join(table_file_name(number));

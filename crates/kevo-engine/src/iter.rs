@@ -19,6 +19,7 @@ use kevo_manifest::TableMeta;
 
 use crate::engine::Handle;
 use crate::error::{Error, Result};
+use crate::keyspace::KeyspaceCore;
 use crate::read::SuperVersion;
 
 type Factory = Box<dyn FnMut() -> kevo_core::Result<Box<dyn UserCursor + Send>> + Send>;
@@ -46,12 +47,17 @@ impl std::fmt::Debug for DbIter {
 impl DbIter {
     /// An iterator over `bounds` as of `snapshot` (the visible seqno for
     /// `None`), or one that returns the error of a closed database.
-    pub(crate) fn open(handle: &Arc<Handle>, bounds: KeyBounds, snapshot: Option<SeqNo>) -> Self {
+    pub(crate) fn open(
+        handle: &Arc<Handle>,
+        keyspace: &KeyspaceCore,
+        bounds: KeyBounds,
+        snapshot: Option<SeqNo>,
+    ) -> Self {
         let engine = &handle.engine;
         if let Err(e) = engine.life.check_open() {
             return DbIter::failed(e);
         }
-        let (visible, sv) = engine.read.view(&engine.visibility);
+        let (visible, sv) = keyspace.read.view(&engine.visibility);
         DbIter::new(handle.clone(), sv, bounds, snapshot.unwrap_or(visible))
     }
 
@@ -92,7 +98,7 @@ impl DbIter {
         }
     }
 
-    fn failed(error: Error) -> Self {
+    pub(crate) fn failed(error: Error) -> Self {
         DbIter {
             inner: None,
             error: Some(error),

@@ -17,13 +17,14 @@ use crate::compact;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::flush;
+use crate::keyspace::KeyspaceCore;
 use crate::read::Immutable;
 use crate::resume;
 
 /// Work for a background thread.
 enum Job {
-    Flush(Immutable),
-    Compact(CompactionTask),
+    Flush(Arc<KeyspaceCore>, Immutable),
+    Compact(Arc<KeyspaceCore>, CompactionTask),
     /// An automatic resume after a full disk is due.
     Resume,
 }
@@ -50,15 +51,15 @@ pub(crate) fn start(engine: &Arc<Engine>) {
 fn run(engine: &Engine) {
     while let Some(job) = next_job(engine) {
         match job {
-            Job::Flush(imm) => {
-                if let Err(e) = flush::run_claimed(engine, &imm)
+            Job::Flush(keyspace, imm) => {
+                if let Err(e) = flush::run_claimed(engine, &keyspace, &imm)
                     && !engine.life.is_closed()
                 {
                     engine.fail(e);
                 }
             }
-            Job::Compact(task) => {
-                let outcome = compact::run_task(engine, &task);
+            Job::Compact(keyspace, task) => {
+                let outcome = compact::run_task(engine, &keyspace, &task);
                 compact::finish_background(engine, &task, outcome);
             }
             Job::Resume => resume::auto_resume(engine),
@@ -80,13 +81,13 @@ fn next_job(engine: &Engine) -> Option<Job> {
         }
         if engine.life.background_error().is_none() {
             if !state.flushing
-                && let Some(imm) = engine.read.oldest_immutable()
+                && let Some((keyspace, imm)) = engine.keyspaces.oldest_immutable()
             {
                 state.flushing = true;
-                return Some(Job::Flush(imm));
+                return Some(Job::Flush(keyspace, imm));
             }
-            if let Some(task) = compact::pick(engine, &mut state) {
-                return Some(Job::Compact(task));
+            if let Some((keyspace, task)) = compact::pick(engine, &mut state) {
+                return Some(Job::Compact(keyspace, task));
             }
         }
         // Wake for new work, or when a back-off ends.

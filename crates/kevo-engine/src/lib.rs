@@ -64,6 +64,8 @@ mod flush;
 mod install;
 mod iter;
 mod jobs;
+mod keyspace;
+mod keyspace_handle;
 mod lifecycle;
 mod open;
 mod options;
@@ -71,6 +73,7 @@ mod read;
 mod recover;
 mod repair;
 mod resume;
+mod retention;
 mod schedule;
 mod snapshot;
 mod stats;
@@ -87,10 +90,13 @@ pub use iter::DbIter;
 pub use kevo_core::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 pub use kevo_sstable::Compression;
 pub use kevo_wal::{BATCH_BYTES_MAX, RecoveryMode, SyncMode};
-pub use options::{CompactionStyle, MEMTABLE_BYTES_MAX, MEMTABLE_BYTES_MIN, Options, WriteOptions};
+pub use keyspace_handle::Keyspace;
+pub use options::{
+    CompactionStyle, KeyspaceOptions, MEMTABLE_BYTES_MAX, MEMTABLE_BYTES_MIN, Options, WriteOptions,
+};
 pub use repair::{LOST_DIR, MovedFile, RepairReport, Unreadable, repair, repair_with_fs};
 pub use snapshot::Snapshot;
-pub use stats::{LevelCompactionStats, LevelStats, Stats, TableFile};
+pub use stats::{KeyspaceStats, LevelCompactionStats, LevelStats, Stats, TableFile};
 pub use txn::{TRANSACTION_ATTEMPTS_MAX, Transaction, TxnIter};
 
 #[cfg(test)]

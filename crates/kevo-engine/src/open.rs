@@ -40,12 +40,13 @@
 //! torn tail left where it is and skipped in memory). Then [`assemble`]
 //! builds an engine over what they read, with no WAL and no version set.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use kevo_core::{FileLock, Fs, SeqNo};
+use kevo_core::{DEFAULT_KEYSPACE, DEFAULT_KEYSPACE_NAME, FileLock, Fs, KeyspaceId, SeqNo};
 use kevo_manifest::{
     ManifestOptions, RecoveredManifest, Version, VersionEdit, VersionSet, manifest_file_name,
     table_file_name,
@@ -62,10 +63,12 @@ use crate::error::{BusyReason, Error, Result, from_wal};
 use crate::files::LOCK_FILE;
 use crate::files::OPTIONS_FILE_PREFIX;
 use crate::flush::write_memtable;
+use crate::keyspace::{KeyspaceCore, Keyspaces};
 use crate::lifecycle::Lifecycle;
 use crate::options::Options;
-use crate::read::{ReadState, Visibility};
+use crate::read::Visibility;
 use crate::recover::{self, Checked, Inventory};
+use crate::retention::WalStarts;
 use crate::schedule::Schedule;
 use crate::stats::Counters;
 use crate::tables::{CountingCache, TableCache, table_options};
@@ -86,30 +89,48 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Engi
         found,
         replay: recovery,
         report,
-        mem,
+        mems,
         ..
     } = replayed;
     let wal = start_wal(&fs, dir, recovery, &found, &report, &durable)?;
     let unexplained_files = tidy(&fs, dir, &inventory, &found.checked, &durable, &options)?;
     let manifest_number = durable.versions.manifest_number();
+    // The live WAL's first segment follows the last seqno; the replayed
+    // writes (unless a recovery flush put them in a table) start in the
+    // recovered log number's segment, after the manifest's last seqno.
+    let live_segment = wal.current_segment();
+    let mut wal_starts = vec![(live_segment, durable.last_seqno)];
+    let replayed_from = found.manifest.log_number;
+    // After a recovery flush the memtables' writes are in tables.
+    let mems = if durable.flushed_replayed {
+        BTreeMap::new()
+    } else {
+        mems
+    };
+    if mems.values().any(|m| !m.is_empty()) {
+        wal_starts.push((replayed_from, found.manifest.last_seqno));
+    }
+    let versions = Arc::clone(&durable.versions);
+    let keyspaces = recovered_spaces(
+        &found.manifest,
+        mems,
+        |id| versions.current_in(id),
+        replayed_from,
+        live_segment,
+    );
     let recovered = Recovered {
         lock_file: Some(lock_file),
         wal: Some(wal),
-        version: durable.versions.current(),
         manifest: Manifest::Live(durable.versions),
-        // After a recovery flush the memtable's writes are in a table.
-        mem: if durable.flushed_replayed {
-            Arc::new(MemTable::new())
-        } else {
-            mem
-        },
+        keyspaces,
+        wal_starts,
         last_seqno: durable.last_seqno,
         wal_tail_bytes_dropped: report.tail_bytes_dropped,
         unexplained_files,
         life: Lifecycle::default(),
     };
     let engine = assemble(fs, dir, options, recovered);
-    let version = engine.read.version();
+    let version = engine.keyspaces.default().read.version();
     tracing::info!(
         tables = version.table_count(),
         bytes = version.total_bytes(),
@@ -145,7 +166,7 @@ pub(crate) fn open_read_only(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> R
     let Replayed {
         found,
         report,
-        mem,
+        mems,
         last_seqno,
         ..
     } = replay_batches(&fs, dir, &options, found, replay, Replay::report)?;
@@ -156,11 +177,24 @@ pub(crate) fn open_read_only(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> R
     let recovered = Recovered {
         lock_file,
         wal: None,
-        version: manifest.version.clone(),
+        // No WAL: nothing is written, so no segment matters.
+        keyspaces: recovered_spaces(
+            &manifest,
+            mems,
+            |id| {
+                if id == DEFAULT_KEYSPACE {
+                    Some(manifest.version.clone())
+                } else {
+                    manifest.keyspaces.get(&id).map(|k| k.version.clone())
+                }
+            },
+            0,
+            0,
+        ),
         manifest: Manifest::ReadOnly {
             number: manifest.manifest_number,
         },
-        mem,
+        wal_starts: Vec::new(),
         // A format 1 manifest may record a seqno past the WAL's last.
         last_seqno: last_seqno.unwrap_or(0).max(manifest.last_seqno),
         wal_tail_bytes_dropped: report.tail_bytes_dropped,
@@ -173,7 +207,7 @@ pub(crate) fn open_read_only(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> R
         life: Lifecycle::opened_read_only(cause),
     };
     let engine = assemble(fs, dir, options, recovered);
-    let version = engine.read.version();
+    let version = engine.keyspaces.default().read.version();
     tracing::info!(
         tables = version.table_count(),
         bytes = version.total_bytes(),
@@ -280,7 +314,8 @@ struct Replayed<R> {
     /// The replay: a writable open finishes it into the live WAL.
     replay: R,
     report: ReplayReport,
-    mem: Arc<MemTable>,
+    /// Per keyspace, its replayed writes not in a table.
+    mems: BTreeMap<KeyspaceId, Arc<MemTable>>,
     /// The last seqno replayed, if any.
     last_seqno: Option<SeqNo>,
 }
@@ -318,14 +353,29 @@ where
     let started = Instant::now();
     let span = tracing::info_span!("kevo.recovery", log_number = found.manifest.log_number);
     let _entered = span.enter();
-    let mem = Arc::new(MemTable::new());
+    let mut mems: BTreeMap<KeyspaceId, Arc<MemTable>> = BTreeMap::new();
     let mut seqnos = SeqnoCheck::new(&found.manifest, options.recovery_mode);
-    let mut entries = 0u64;
+    let (mut entries, mut skipped) = (0u64, 0u64);
     for replayed in replay.by_ref() {
         let replayed = replayed.map_err(|e| from_wal(dir, e))?;
         seqnos.check(dir, &replayed)?;
         let first = replayed.batch.seqno();
         for (i, entry) in replayed.batch.iter().enumerate() {
+            let Some(log_number) =
+                keyspace_log_number(dir, &found.manifest, &replayed, entry.keyspace)?
+            else {
+                skipped += 1;
+                continue;
+            };
+            // A segment below the keyspace's log number holds nothing of
+            // it that is not in its tables.
+            if replayed.segment < log_number {
+                skipped += 1;
+                continue;
+            }
+            let mem = mems
+                .entry(entry.keyspace)
+                .or_insert_with(|| Arc::new(MemTable::new()));
             mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
             entries += 1;
         }
@@ -337,6 +387,7 @@ where
         segments = report.segments.len(),
         batches = report.batches,
         entries,
+        skipped,
         tail_bytes_dropped = report.tail_bytes_dropped,
         skipped = report.skipped.len(),
         ms = started.elapsed().as_millis() as u64,
@@ -346,8 +397,38 @@ where
         found,
         replay,
         report,
-        mem,
+        mems,
         last_seqno: seqnos.last,
+    })
+}
+
+/// The log number of `keyspace` for an entry `replayed` holds: `None` for
+/// a keyspace that was dropped (its entries are skipped).
+///
+/// # Errors
+/// [`Error::Corruption`] for a keyspace the manifest never created.
+fn keyspace_log_number(
+    dir: &Path,
+    manifest: &RecoveredManifest,
+    replayed: &ReplayedBatch,
+    keyspace: KeyspaceId,
+) -> Result<Option<u64>> {
+    if keyspace == DEFAULT_KEYSPACE {
+        return Ok(Some(manifest.default_log_number));
+    }
+    if let Some(k) = manifest.keyspaces.get(&keyspace) {
+        return Ok(Some(k.log_number));
+    }
+    if keyspace < manifest.next_keyspace_id {
+        return Ok(None);
+    }
+    Err(Error::Corruption {
+        file: dir.join(segment_file_name(replayed.segment)),
+        offset: replayed.offset,
+        reason: format!(
+            "a write to keyspace {keyspace}, which the manifest never created (ids below {} were handed out)",
+            manifest.next_keyspace_id
+        ),
     })
 }
 
@@ -389,37 +470,51 @@ fn start_manifest(
     // number moves past them.
     let lenient = options.recovery_mode == RecoveryMode::SkipCorrupted;
     let flushed_replayed = (lenient && !report.segments.is_empty())
-        || (!manifest.tracks_wal_segments && !replayed.mem.is_empty());
+        || (!manifest.tracks_wal_segments && replayed.mems.values().any(|m| !m.is_empty()));
     let mut last_seqno = replayed.last_seqno.unwrap_or(manifest.last_seqno);
     state.wal_segments = Default::default();
     if flushed_replayed {
-        let mut edit = VersionEdit {
-            last_seqno: Some(last_seqno),
-            log_number: Some(newest_segment + 1),
-            ..VersionEdit::default()
-        };
         let next = AtomicU64::new(state.next_file_number);
         let new_number = || Ok(next.fetch_add(1, Ordering::Relaxed));
-        let table = write_memtable(
-            fs.as_ref(),
-            dir,
-            table_options(options),
-            &replayed.mem,
-            &new_number,
-            &[],
-        )?;
-        if let Some(table) = table {
-            tracing::info!(
-                table = table.number,
-                entries = table.entries,
-                "wrote the replayed WAL to a table"
-            );
-            edit.added.push((0, table));
-            edit.next_file_number = Some(next.load(Ordering::Relaxed));
+        let log_number = newest_segment + 1;
+        // One edit per keyspace: the default one's also moves the log
+        // number and records the seqno, even with nothing to write.
+        let mut keyspaces: Vec<KeyspaceId> = replayed.mems.keys().copied().collect();
+        if !keyspaces.contains(&DEFAULT_KEYSPACE) {
+            keyspaces.insert(0, DEFAULT_KEYSPACE);
         }
-        state.apply_edit(&edit).map_err(|reason| Error::Internal {
-            reason: format!("the recovered state refused the replayed WAL's table: {reason}"),
-        })?;
+        for keyspace in keyspaces {
+            let mut edit = VersionEdit {
+                keyspace,
+                keyspace_log_number: Some(log_number),
+                last_seqno: Some(last_seqno),
+                log_number: Some(log_number),
+                ..VersionEdit::default()
+            };
+            if let Some(mem) = replayed.mems.get(&keyspace) {
+                let table = write_memtable(
+                    fs.as_ref(),
+                    dir,
+                    table_options(options),
+                    mem,
+                    &new_number,
+                    &[],
+                )?;
+                if let Some(table) = table {
+                    tracing::info!(
+                        keyspace,
+                        table = table.number,
+                        entries = table.entries,
+                        "wrote the replayed WAL to a table"
+                    );
+                    edit.added.push((0, table));
+                    edit.next_file_number = Some(next.load(Ordering::Relaxed));
+                }
+            }
+            state.apply_edit(&edit).map_err(|reason| Error::Internal {
+                reason: format!("the recovered state refused the replayed WAL's table: {reason}"),
+            })?;
+        }
         // Exactly the writes replayed, even where a format 1 manifest
         // recorded a later seqno that the WAL lost.
         state.last_seqno = last_seqno;
@@ -532,17 +627,66 @@ struct Recovered {
     /// `None` for a read-only open.
     wal: Option<Wal>,
     manifest: Manifest,
-    /// The installed version.
-    version: Arc<Version>,
-    /// The replayed writes not in a table.
-    mem: Arc<MemTable>,
-    /// The last seqno written: every write up to it is in `version` or
-    /// `mem`.
+    /// Every keyspace, the default first.
+    keyspaces: Vec<RecoveredSpace>,
+    /// The segments whose first seqno is known: (segment, last seqno
+    /// before it); see `retention`.
+    wal_starts: Vec<(u64, SeqNo)>,
+    /// The last seqno written: every write up to it is in a keyspace's
+    /// version or memtable.
     last_seqno: SeqNo,
     wal_tail_bytes_dropped: u64,
     unexplained_files: Vec<String>,
     /// Writable, or read-only from the start.
     life: Lifecycle,
+}
+
+/// One keyspace as open found it.
+struct RecoveredSpace {
+    id: KeyspaceId,
+    name: String,
+    /// The installed version.
+    version: Arc<Version>,
+    /// The replayed writes not in a table.
+    mem: Arc<MemTable>,
+    /// The WAL segment the writes of `mem` start in.
+    first_log: u64,
+}
+
+/// The keyspaces of `manifest` (the default first), each with its
+/// replayed memtable from `mems` (an empty one where none is given) and
+/// the version `version_of` gives; a non-empty memtable's writes start in
+/// `replayed_from`, an empty one's in `live_segment`.
+fn recovered_spaces(
+    manifest: &RecoveredManifest,
+    mut mems: BTreeMap<KeyspaceId, Arc<MemTable>>,
+    version_of: impl Fn(KeyspaceId) -> Option<Arc<Version>>,
+    replayed_from: u64,
+    live_segment: u64,
+) -> Vec<RecoveredSpace> {
+    let names = std::iter::once((DEFAULT_KEYSPACE, DEFAULT_KEYSPACE_NAME.to_string())).chain(
+        manifest
+            .keyspaces
+            .iter()
+            .map(|(id, k)| (*id, k.name.clone())),
+    );
+    names
+        .map(|(id, name)| {
+            let mem = mems.remove(&id).filter(|m| !m.is_empty());
+            let first_log = if mem.is_some() {
+                replayed_from
+            } else {
+                live_segment
+            };
+            RecoveredSpace {
+                id,
+                name,
+                version: version_of(id).unwrap_or_default(),
+                mem: mem.unwrap_or_else(|| Arc::new(MemTable::new())),
+                first_log,
+            }
+        })
+        .collect()
 }
 
 /// Step 7: the components over the recovered state.
@@ -551,8 +695,8 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
         lock_file,
         wal,
         manifest,
-        version,
-        mem,
+        keyspaces,
+        wal_starts,
         last_seqno,
         wal_tail_bytes_dropped,
         unexplained_files,
@@ -566,8 +710,22 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
         block_cache,
         options.table_cache_tables,
     ));
-    let strategy = crate::compact::strategy(&options);
-    let pending = strategy.pending_bytes(&version);
+    // A keyspace found at open takes the database's options until
+    // `Db::keyspace` gives it its own.
+    let mut cores = keyspaces
+        .into_iter()
+        .map(|k| KeyspaceCore::new(k.id, k.name, options.clone(), k.mem, k.first_log, k.version));
+    let default = cores.next().unwrap_or_else(|| {
+        KeyspaceCore::new(
+            DEFAULT_KEYSPACE,
+            DEFAULT_KEYSPACE_NAME.to_string(),
+            options.clone(),
+            Arc::new(MemTable::new()),
+            0,
+            Arc::new(Version::default()),
+        )
+    });
+    let others: Vec<KeyspaceCore> = cores.collect();
     Engine {
         dir: dir.to_path_buf(),
         fs,
@@ -575,12 +733,13 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
         manifest,
         wal: RwLock::new(wal),
         commit: CommitPipeline::new(last_seqno),
-        read: ReadState::new(mem, version, pending),
+        keyspaces: Keyspaces::new(default, others),
+        next_imm_id: AtomicU64::new(1),
+        wal_starts: WalStarts::new(wal_starts),
         visibility: Visibility::new(last_seqno),
         jobs: Schedule::default(),
         tables,
         counters: Counters::new(wal_tail_bytes_dropped),
-        strategy,
         tracker: Mutex::new(kevo_txn::ConflictTracker::new(kevo_txn::TrackerOptions {
             max_history_bytes: options.transaction_history_bytes,
         })),

@@ -194,6 +194,11 @@ options! {
     /// growing one (0 ..= 16). Default: 2.
     wal_recycle_segments: usize = 2,
         valid(|v, _| *v <= 16, "at most 16");
+    /// With several keyspaces, the WAL bytes past which the keyspaces
+    /// holding its oldest segment are flushed, so that a keyspace written
+    /// rarely does not keep the WAL forever; 0: four times
+    /// `memtable_bytes` per keyspace. Default: 0.
+    max_total_wal_bytes: u64 = 0;
     /// L0 tables at which each write is delayed a little (above
     /// `l0_compaction_trigger`). Default: 20.
     l0_slowdown_trigger: usize = 20,
@@ -271,6 +276,110 @@ impl Options {
     /// The defaults (same as [`Options::default`]).
     pub fn new() -> Self {
         Self::default()
+    }
+}
+
+/// A keyspace's own options ([`Db::keyspace`](crate::Db::keyspace)):
+/// each one left `None` takes the database's [`Options`] value.
+///
+/// Options are not stored in the database: pass them each time it is
+/// opened. A keyspace that exists is written with the options of the
+/// latest [`Db::keyspace`](crate::Db::keyspace) call for it (from its next
+/// memtable, table and compaction on); until the first call after an open
+/// it uses the database's.
+///
+/// ```
+/// use kevo_engine::{CompactionStyle, KeyspaceOptions};
+/// let options = KeyspaceOptions::default()
+///     .compaction_style(CompactionStyle::Tiered)
+///     .memtable_bytes(4 << 20)
+///     .bloom_bits_per_key(16);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyspaceOptions {
+    /// [`Options::compaction_style`].
+    pub compaction_style: Option<CompactionStyle>,
+    /// [`Options::bloom_bits_per_key`].
+    pub bloom_bits_per_key: Option<u32>,
+    /// [`Options::block_bytes`].
+    pub block_bytes: Option<usize>,
+    /// [`Options::compression`].
+    pub compression: Option<Compression>,
+    /// [`Options::memtable_bytes`].
+    pub memtable_bytes: Option<usize>,
+    /// [`Options::target_file_bytes`].
+    pub target_file_bytes: Option<u64>,
+}
+
+impl KeyspaceOptions {
+    /// Sets [`KeyspaceOptions::compaction_style`].
+    #[must_use]
+    pub fn compaction_style(mut self, style: CompactionStyle) -> Self {
+        self.compaction_style = Some(style);
+        self
+    }
+
+    /// Sets [`KeyspaceOptions::bloom_bits_per_key`].
+    #[must_use]
+    pub fn bloom_bits_per_key(mut self, bits: u32) -> Self {
+        self.bloom_bits_per_key = Some(bits);
+        self
+    }
+
+    /// Sets [`KeyspaceOptions::block_bytes`].
+    #[must_use]
+    pub fn block_bytes(mut self, bytes: usize) -> Self {
+        self.block_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`KeyspaceOptions::compression`].
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// Sets [`KeyspaceOptions::memtable_bytes`].
+    #[must_use]
+    pub fn memtable_bytes(mut self, bytes: usize) -> Self {
+        self.memtable_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`KeyspaceOptions::target_file_bytes`].
+    #[must_use]
+    pub fn target_file_bytes(mut self, bytes: u64) -> Self {
+        self.target_file_bytes = Some(bytes);
+        self
+    }
+
+    /// `database` with these options put over it, checked.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a value [`Options::validate`] refuses.
+    pub(crate) fn resolve(&self, database: &Options) -> Result<Options> {
+        let mut options = database.clone();
+        if let Some(style) = self.compaction_style {
+            options.compaction_style = style;
+        }
+        if let Some(bits) = self.bloom_bits_per_key {
+            options.bloom_bits_per_key = bits;
+        }
+        if let Some(bytes) = self.block_bytes {
+            options.block_bytes = bytes;
+        }
+        if let Some(compression) = self.compression {
+            options.compression = compression;
+        }
+        if let Some(bytes) = self.memtable_bytes {
+            options.memtable_bytes = bytes;
+        }
+        if let Some(bytes) = self.target_file_bytes {
+            options.target_file_bytes = bytes;
+        }
+        options.validate()?;
+        Ok(options)
     }
 }
 

@@ -36,13 +36,12 @@ pub(crate) struct Immutable {
     pub(crate) table: Arc<MemTable>,
     /// Order of the switch that froze it (flushes go oldest first).
     pub(crate) id: u64,
-    /// The WAL segment started when it was frozen: once it is flushed, every
-    /// segment below this one is no longer needed.
+    /// The WAL segment started when it was frozen: its keyspace's writes
+    /// after it are in that segment or later.
     pub(crate) next_log: u64,
-    /// The last seqno assigned when it was frozen: it holds every write up
-    /// to here that is not in a table yet, and `next_log` on holds the
-    /// writes after it.
-    pub(crate) last_seqno: SeqNo,
+    /// The WAL segment its writes start in: every one of them is in that
+    /// segment or later.
+    pub(crate) first_log: u64,
 }
 
 /// What a read needs, published as one `Arc` so that a reader sees a
@@ -81,7 +80,9 @@ struct MemState {
     /// Oldest first.
     imms: VecDeque<Immutable>,
     version: Arc<Version>,
-    next_imm_id: u64,
+    /// The WAL segment the writes of `mem` start in (see
+    /// [`Immutable::first_log`]).
+    mem_first_log: u64,
     /// The strategy's estimate of the bytes compaction is behind, for the
     /// version installed (write stalls read it).
     pending_compaction_bytes: u64,
@@ -102,13 +103,19 @@ pub(crate) struct ReadState {
 }
 
 impl ReadState {
-    /// A read state of `mem` (no immutable memtables) over `version`.
-    pub(crate) fn new(mem: Arc<MemTable>, version: Arc<Version>, pending: u64) -> Self {
+    /// A read state of `mem` (no immutable memtables, its writes in WAL
+    /// segment `first_log` or later) over `version`.
+    pub(crate) fn new(
+        mem: Arc<MemTable>,
+        first_log: u64,
+        version: Arc<Version>,
+        pending: u64,
+    ) -> Self {
         let state = MemState {
             mem,
             imms: VecDeque::new(),
             version,
-            next_imm_id: 1,
+            mem_first_log: first_log,
             pending_compaction_bytes: pending,
         };
         let current = RwLock::new(Arc::new(super_version_of(&state)));
@@ -187,22 +194,34 @@ impl ReadState {
         lock(&self.state).mem.is_empty()
     }
 
-    /// Freezes the memtable into an immutable one (see [`Immutable`] for
-    /// `next_log` and `last_seqno`) and starts an empty one; returns the
-    /// frozen one's id. Called with the writer mutex held.
-    pub(crate) fn freeze(&self, next_log: u64, last_seqno: SeqNo) -> u64 {
+    /// Freezes the memtable into immutable memtable `id` (ids rise across
+    /// every keyspace) and starts an empty one, whose writes go to segment
+    /// `next_log` on. Called with the writer mutex held.
+    pub(crate) fn freeze(&self, id: u64, next_log: u64) {
         let mut state = lock(&self.state);
-        let id = state.next_imm_id;
-        state.next_imm_id += 1;
         let frozen = std::mem::replace(&mut state.mem, Arc::new(MemTable::new()));
+        let first_log = std::mem::replace(&mut state.mem_first_log, next_log);
         state.imms.push_back(Immutable {
             table: frozen,
             id,
             next_log,
-            last_seqno,
+            first_log,
         });
         self.publish(&state);
-        id
+    }
+
+    /// The oldest WAL segment holding a write of this keyspace that is in
+    /// no table, leaving out immutable memtable `except` (the one being
+    /// flushed); `None` if every write is in a table.
+    pub(crate) fn first_unflushed_log(&self, except: Option<u64>) -> Option<u64> {
+        let state = lock(&self.state);
+        let imms = state
+            .imms
+            .iter()
+            .filter(|imm| Some(imm.id) != except)
+            .map(|imm| imm.first_log);
+        let mem = (!state.mem.is_empty()).then_some(state.mem_first_log);
+        imms.chain(mem).min()
     }
 
     /// Immutable memtable `id` is in a table now: drops it from the read
@@ -215,6 +234,17 @@ impl ReadState {
         }
         state.version = version;
         state.pending_compaction_bytes = pending;
+        self.publish(&state);
+    }
+
+    /// Empties the read set (its keyspace was dropped): readers that hold
+    /// a super version keep theirs, no one else pins its files.
+    pub(crate) fn clear(&self) {
+        let mut state = lock(&self.state);
+        state.mem = Arc::new(MemTable::new());
+        state.imms.clear();
+        state.version = Arc::new(Version::default());
+        state.pending_compaction_bytes = 0;
         self.publish(&state);
     }
 
@@ -360,14 +390,38 @@ mod tests {
 
     #[test]
     fn freezing_and_flushing_change_the_published_super_version() {
-        let read_state = ReadState::new(Arc::new(MemTable::new()), Arc::new(Version::default()), 0);
+        let read_state = ReadState::new(
+            Arc::new(MemTable::new()),
+            3,
+            Arc::new(Version::default()),
+            0,
+        );
+        assert_eq!(
+            read_state.first_unflushed_log(None),
+            None,
+            "nothing written"
+        );
         read_state.memtable().insert(b"k", 1, ValueKind::Put, b"v");
+        assert_eq!(read_state.first_unflushed_log(None), Some(3));
         let before = read_state.super_version();
-        let id = read_state.freeze(7, 1);
+        let id = 11;
+        read_state.freeze(id, 7);
+        assert_eq!(
+            read_state.first_unflushed_log(None),
+            Some(3),
+            "the frozen one"
+        );
+        assert_eq!(
+            read_state.first_unflushed_log(Some(id)),
+            None,
+            "the new one is empty"
+        );
         let frozen = read_state.super_version();
         assert!(!Arc::ptr_eq(&before, &frozen));
         assert_eq!(frozen.imms.len(), 1);
         assert!(frozen.mem.is_empty());
+        read_state.memtable().insert(b"k", 2, ValueKind::Put, b"w");
+        assert_eq!(read_state.first_unflushed_log(Some(id)), Some(7));
         assert_eq!(
             read_state
                 .oldest_immutable()

@@ -152,7 +152,9 @@ pub(crate) fn refuse_missing_current(
         // An unreadable manifest with no table and no WAL beside it was
         // cut short while the database was being created.
         if let Ok(state) = VersionSet::read_manifest_file(fs.as_ref(), &path)
-            && (state.version.table_count() > 0 || state.last_seqno > 0)
+            && (state.version.table_count() > 0
+                || state.last_seqno > 0
+                || !state.keyspaces.is_empty())
         {
             return Err(missing(format!(
                 "a manifest with data ({})",
@@ -218,9 +220,10 @@ fn check_tables(
     manifest: &RecoveredManifest,
     checked: &mut Checked,
 ) -> Result<()> {
-    let named: BTreeMap<u64, u64> = manifest
-        .version
-        .tables()
+    // Every keyspace's tables: numbers are shared by all of them.
+    let named: BTreeMap<u64, u64> = std::iter::once(&manifest.version)
+        .chain(manifest.keyspaces.values().map(|k| &k.version))
+        .flat_map(|version| version.tables())
         .map(|(_, t)| (t.number, t.file_size))
         .collect();
     for (&number, &size) in &named {

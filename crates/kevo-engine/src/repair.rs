@@ -175,6 +175,7 @@ pub fn repair_with_fs(
     }
     let _lock = crate::open::lock_dir(fs.as_ref(), dir)?;
     let inventory = Inventory::of(fs.as_ref(), dir)?;
+    refuse_keyspaces(&fs, dir, &inventory)?;
     let mut repair = Repair {
         fs: fs.clone(),
         dir: dir.to_path_buf(),
@@ -190,6 +191,47 @@ pub fn repair_with_fs(
     repair.wal(&inventory, log_number)?;
     repair.make_level0_consistent()?;
     repair.finish(&inventory, log_number)
+}
+
+/// Refuses, before anything is changed, a database that holds keyspaces
+/// other than the default one: its tables do not record their keyspace,
+/// so a rebuilt manifest could only put all of them in one.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming what shows a keyspace (a manifest
+/// that records one, or a WAL entry of one).
+fn refuse_keyspaces(fs: &Arc<dyn Fs>, dir: &Path, inventory: &Inventory) -> Result<()> {
+    let refuse = |what: String| {
+        Err(Error::InvalidArgument(format!(
+            "{what} holds keyspaces besides the default one: repair cannot tell which \
+             keyspace a table belongs to and refuses to merge them (nothing was changed)"
+        )))
+    };
+    for &n in &inventory.manifests {
+        let name = kevo_manifest::manifest_file_name(n);
+        if let Ok(state) = VersionSet::read_manifest_file(fs.as_ref(), &dir.join(&name))
+            && (!state.keyspaces.is_empty() || state.next_keyspace_id > 1)
+        {
+            return refuse(name);
+        }
+    }
+    for &segment in &inventory.segments {
+        let plan = RecoveryPlan {
+            segments: vec![segment],
+            ..RecoveryPlan::default()
+        };
+        let replay = Replay::with_plan(fs.clone(), dir, RecoveryMode::SkipCorrupted, plan);
+        for batch in replay.flatten() {
+            if batch
+                .batch
+                .iter()
+                .any(|e| e.keyspace != kevo_core::DEFAULT_KEYSPACE)
+            {
+                return refuse(segment_file_name(segment));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One repair in progress.

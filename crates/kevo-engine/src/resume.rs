@@ -23,6 +23,8 @@ use std::time::Instant;
 
 use kevo_core::SeqNo;
 
+use kevo_core::KeyspaceId;
+
 use crate::engine::Engine;
 use crate::error::{Error, Result, from_wal};
 use crate::flush;
@@ -43,19 +45,16 @@ pub(crate) fn resume(engine: &Engine) -> Result<()> {
         let writer = engine.commit.writer();
         resume_locked(engine, &writer)?
     };
-    match target {
-        Some(target) => wait_for_flushed(engine, target),
-        None => Ok(()),
-    }
+    wait_for_flushed(engine, &target)
 }
 
 /// Lifts the background error if it can, with the writer mutex held (the
-/// guard's seqno). Returns the id of the newest memtable waiting for a
-/// flush, if the database was read-only and one is waiting.
-fn resume_locked(engine: &Engine, _writer: &SeqNo) -> Result<Option<u64>> {
+/// guard's seqno). Returns, per keyspace, the id of the newest memtable
+/// waiting for a flush, if the database was read-only.
+fn resume_locked(engine: &Engine, _writer: &SeqNo) -> Result<Vec<(KeyspaceId, u64)>> {
     engine.life.check_open()?;
     let Some(cause) = engine.life.background_error() else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     if engine.life.is_opened_read_only() {
         // Nothing failed: nothing to resume.
@@ -81,7 +80,7 @@ fn resume_locked(engine: &Engine, _writer: &SeqNo) -> Result<Option<u64>> {
     engine.counters.record_resume();
     tracing::info!(%cause, "resumed: the database takes writes again");
     engine.jobs.notify();
-    Ok(engine.read.newest_immutable_id())
+    Ok(engine.keyspaces.newest_immutables())
 }
 
 /// Flushes the immutable memtables waiting for a flush, oldest first,
@@ -94,13 +93,13 @@ fn flush_waiting(engine: &Engine) -> Result<()> {
             if state.flushing {
                 return Ok(());
             }
-            let Some(imm) = engine.read.oldest_immutable() else {
+            let Some((keyspace, imm)) = engine.keyspaces.oldest_immutable() else {
                 return Ok(());
             };
             state.flushing = true;
-            imm
+            (keyspace, imm)
         };
-        flush::run_claimed(engine, &imm)?;
+        flush::run_claimed(engine, &imm.0, &imm.1)?;
     }
 }
 

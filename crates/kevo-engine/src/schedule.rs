@@ -8,10 +8,12 @@
 //! closed) calls [`Schedule::notify`] afterwards, so waits need no polling;
 //! they still wake every [`WAIT_SLICE`] as a safety net.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use kevo_core::KeyspaceId;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::Lifecycle;
@@ -47,8 +49,8 @@ pub(crate) fn compaction_backoff(failures: u32) -> Duration {
 pub(crate) struct JobState {
     /// A flush is running.
     pub(crate) flushing: bool,
-    /// Id of the newest immutable memtable flushed.
-    pub(crate) flushed_id: Option<u64>,
+    /// Per keyspace, the id of its newest immutable memtable flushed.
+    pub(crate) flushed: BTreeMap<KeyspaceId, u64>,
     /// Tables that running compactions read (automatic and manual).
     pub(crate) compacting: BTreeSet<u64>,
     /// Automatic compactions running.
@@ -180,10 +182,12 @@ mod tests {
         let waiter = {
             let (schedule, life) = (schedule.clone(), life.clone());
             std::thread::spawn(move || {
-                schedule.wait_until(&life, |state| state.flushed_id.filter(|&id| id >= 3))
+                schedule.wait_until(&life, |state| {
+                    state.flushed.get(&0).copied().filter(|&id| id >= 3)
+                })
             })
         };
-        schedule.state().flushed_id = Some(3);
+        schedule.state().flushed.insert(0, 3);
         schedule.notify();
         assert_eq!(waiter.join().unwrap().unwrap(), 3);
 

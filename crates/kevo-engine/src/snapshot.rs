@@ -10,6 +10,7 @@ use kevo_iter::KeyBounds;
 use crate::engine::Handle;
 use crate::error::Result;
 use crate::iter::DbIter;
+use crate::keyspace_handle::Keyspace;
 
 /// A consistent point-in-time view of the database, from
 /// [`Db::snapshot`](crate::Db::snapshot).
@@ -66,18 +67,73 @@ impl Snapshot {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let engine = &self.handle.engine;
         engine.life.check_open()?;
-        let sv = engine.read.super_version();
+        let sv = engine.keyspaces.default().read.super_version();
         crate::read::get(&engine.tables, &sv, key.as_ref(), self.seqno)
     }
 
     /// The entries with keys in `range` as of the snapshot.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
-        DbIter::open(&self.handle, KeyBounds::new(range), Some(self.seqno))
+        let default = self.handle.engine.keyspaces.default();
+        DbIter::open(
+            &self.handle,
+            default,
+            KeyBounds::new(range),
+            Some(self.seqno),
+        )
     }
 
     /// The entries whose keys start with `prefix` as of the snapshot.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
-        DbIter::open(&self.handle, KeyBounds::prefix(prefix), Some(self.seqno))
+        let default = self.handle.engine.keyspaces.default();
+        DbIter::open(
+            &self.handle,
+            default,
+            KeyBounds::prefix(prefix),
+            Some(self.seqno),
+        )
+    }
+}
+
+impl Snapshot {
+    /// The value of `key` in `keyspace` as of the snapshot (one snapshot
+    /// sees every keyspace at the same point).
+    ///
+    /// # Errors
+    /// As [`Snapshot::get`]; [`Error::InvalidArgument`](crate::Error::InvalidArgument)
+    /// for a dropped keyspace.
+    pub fn get_in(&self, keyspace: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        let engine = &self.handle.engine;
+        engine.life.check_open()?;
+        if keyspace.core.is_dropped() {
+            return Err(crate::keyspace_handle::dropped(&keyspace.core.name));
+        }
+        let sv = keyspace.core.read.super_version();
+        crate::read::get(&engine.tables, &sv, key.as_ref(), self.seqno)
+    }
+
+    /// The entries of `keyspace` with keys in `range` as of the snapshot.
+    pub fn range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        keyspace: &Keyspace,
+        range: R,
+    ) -> DbIter {
+        DbIter::open(
+            &self.handle,
+            &keyspace.core,
+            KeyBounds::new(range),
+            Some(self.seqno),
+        )
+    }
+
+    /// The entries of `keyspace` whose keys start with `prefix` as of the
+    /// snapshot.
+    pub fn prefix_in(&self, keyspace: &Keyspace, prefix: impl AsRef<[u8]>) -> DbIter {
+        DbIter::open(
+            &self.handle,
+            &keyspace.core,
+            KeyBounds::prefix(prefix),
+            Some(self.seqno),
+        )
     }
 }
 

@@ -4,9 +4,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use kevo_compaction::{CompactionStats, LevelScore};
+use kevo_compaction::CompactionStats;
 use kevo_manifest::{ManifestStats, NUM_LEVELS, Version};
 use kevo_wal::WalStats;
+
+use crate::keyspace::KeyspaceCore;
 
 /// Counters updated on the hot paths (relaxed atomics).
 #[derive(Debug, Default)]
@@ -192,14 +194,81 @@ pub struct LevelStats {
     pub compaction: LevelCompactionStats,
 }
 
+/// One keyspace's levels and memtables, from
+/// [`Keyspace::stats`](crate::Keyspace::stats) and in [`Stats::keyspaces`].
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct KeyspaceStats {
+    /// Its name.
+    pub name: String,
+    /// Per level, L0 first (sizes and scores; compaction counters are kept
+    /// for the whole database, in [`Stats::levels`]).
+    pub levels: Vec<LevelStats>,
+    /// Bytes in its active memtable (approximate).
+    pub memtable_bytes: u64,
+    /// Its immutable memtables waiting for a flush, and their bytes.
+    pub immutable_memtables: usize,
+    /// Bytes in its immutable memtables.
+    pub immutable_memtable_bytes: u64,
+    /// Its strategy's estimate of the bytes compaction is behind.
+    pub pending_compaction_bytes: u64,
+    /// Its compaction strategy (`leveled` or `tiered`).
+    pub compaction_style: &'static str,
+}
+
+impl KeyspaceStats {
+    /// The stats of `keyspace` now.
+    pub(crate) fn of(keyspace: &KeyspaceCore) -> KeyspaceStats {
+        let memory = keyspace.read.memory_use();
+        let settings = keyspace.settings();
+        let scores = settings.strategy.level_scores(&memory.version);
+        let version = &memory.version;
+        let levels = (0..version.num_levels())
+            .map(|level| {
+                let score = scores.iter().find(|s| s.level == level);
+                LevelStats {
+                    tables: version.level(level).len(),
+                    bytes: version.level_bytes(level),
+                    entries: version.level(level).iter().map(|t| t.entries).sum(),
+                    target_bytes: score.map_or(0, |s| s.target_bytes),
+                    score: score.map_or(0.0, |s| s.score),
+                    compaction: LevelCompactionStats::default(),
+                }
+            })
+            .collect();
+        KeyspaceStats {
+            name: keyspace.name.clone(),
+            levels,
+            memtable_bytes: memory.memtable_bytes,
+            immutable_memtables: memory.immutables,
+            immutable_memtable_bytes: memory.immutable_bytes,
+            pending_compaction_bytes: memory.pending_compaction_bytes,
+            compaction_style: settings.strategy.name(),
+        }
+    }
+
+    /// Bytes of its live tables.
+    pub fn table_bytes(&self) -> u64 {
+        self.levels.iter().map(|l| l.bytes).sum()
+    }
+
+    /// Its live tables.
+    pub fn table_count(&self) -> usize {
+        self.levels.iter().map(|l| l.tables).sum()
+    }
+}
+
 /// A plain snapshot of the database's counters and sizes, from
 /// [`Db::stats`](crate::Db::stats). Counters run since the database was
 /// opened. `Display` prints it for humans.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Per level, L0 first.
+    /// Per level, L0 first, summed over every keyspace (the compaction
+    /// counters are the database's).
     pub levels: Vec<LevelStats>,
+    /// Each keyspace's levels and memtables, the default first.
+    pub keyspaces: Vec<KeyspaceStats>,
     /// Bytes in the active memtable (approximate).
     pub memtable_bytes: u64,
     /// Immutable memtables waiting for a flush.
@@ -311,12 +380,8 @@ impl Stats {
 /// [`Counters::stats`] call: everything in [`Stats`] that is not counted.
 #[derive(Debug)]
 pub(crate) struct Gauges {
-    pub(crate) memtable_bytes: u64,
-    pub(crate) immutable_memtables: usize,
-    pub(crate) immutable_memtable_bytes: u64,
-    pub(crate) version: std::sync::Arc<Version>,
-    pub(crate) scores: Vec<LevelScore>,
-    pub(crate) pending_compaction_bytes: u64,
+    /// Every keyspace, the default first.
+    pub(crate) keyspaces: Vec<KeyspaceStats>,
     pub(crate) last_seqno: u64,
     pub(crate) wal: WalStats,
     pub(crate) manifest: ManifestStats,
@@ -326,7 +391,6 @@ pub(crate) struct Gauges {
     pub(crate) cache: (u64, u64, u64),
     pub(crate) open_tables: usize,
     pub(crate) read_only_cause: Option<String>,
-    pub(crate) compaction_style: &'static str,
     pub(crate) unexplained_files: Vec<String>,
 }
 
@@ -334,17 +398,22 @@ impl Counters {
     /// The counters and `gauges` as one [`Stats`].
     pub(crate) fn stats(&self, gauges: Gauges) -> Stats {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let version = &gauges.version;
-        let levels: Vec<LevelStats> = (0..version.num_levels())
+        let ks = &gauges.keyspaces;
+        let num_levels = ks
+            .iter()
+            .map(|k| k.levels.len())
+            .max()
+            .unwrap_or(NUM_LEVELS);
+        let levels: Vec<LevelStats> = (0..num_levels)
             .map(|level| {
-                let score = gauges.scores.iter().find(|s| s.level == level);
+                let of = |k: &KeyspaceStats| k.levels.get(level).copied().unwrap_or_default();
                 let l = &self.compaction[level.min(NUM_LEVELS - 1)];
                 LevelStats {
-                    tables: version.level(level).len(),
-                    bytes: version.level_bytes(level),
-                    entries: version.level(level).iter().map(|t| t.entries).sum(),
-                    target_bytes: score.map_or(0, |s| s.target_bytes),
-                    score: score.map_or(0.0, |s| s.score),
+                    tables: ks.iter().map(|k| of(k).tables).sum(),
+                    bytes: ks.iter().map(|k| of(k).bytes).sum(),
+                    entries: ks.iter().map(|k| of(k).entries).sum(),
+                    target_bytes: ks.iter().map(|k| of(k).target_bytes).sum(),
+                    score: ks.iter().map(|k| of(k).score).fold(0.0, f64::max),
                     compaction: LevelCompactionStats {
                         compactions: get(&l.compactions),
                         trivial_moves: get(&l.trivial_moves),
@@ -361,9 +430,9 @@ impl Counters {
             .collect();
         let (hits, misses, cache_bytes) = gauges.cache;
         Stats {
-            memtable_bytes: gauges.memtable_bytes,
-            immutable_memtables: gauges.immutable_memtables,
-            immutable_memtable_bytes: gauges.immutable_memtable_bytes,
+            memtable_bytes: ks.iter().map(|k| k.memtable_bytes).sum(),
+            immutable_memtables: ks.iter().map(|k| k.immutable_memtables).sum(),
+            immutable_memtable_bytes: ks.iter().map(|k| k.immutable_memtable_bytes).sum(),
             last_seqno: gauges.last_seqno,
             writes: get(&self.writes),
             write_groups: get(&self.write_groups),
@@ -394,9 +463,10 @@ impl Counters {
             compaction_bytes_written: levels.iter().map(|l| l.compaction.bytes_written).sum(),
             compaction_time: levels.iter().map(|l| l.compaction.time).sum(),
             compaction_errors: get(&self.compaction_errors),
-            pending_compaction_bytes: gauges.pending_compaction_bytes,
-            compaction_style: gauges.compaction_style,
+            pending_compaction_bytes: ks.iter().map(|k| k.pending_compaction_bytes).sum(),
+            compaction_style: ks.first().map_or("leveled", |k| k.compaction_style),
             unexplained_files: gauges.unexplained_files,
+            keyspaces: gauges.keyspaces,
             levels,
         }
     }
@@ -445,6 +515,28 @@ impl fmt::Display for Stats {
             mib(self.immutable_memtable_bytes),
             self.last_seqno
         )?;
+        if self.keyspaces.len() > 1 {
+            for k in &self.keyspaces {
+                let levels: Vec<String> = k
+                    .levels
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.tables > 0)
+                    .map(|(level, l)| format!("L{level}:{}", l.tables))
+                    .collect();
+                writeln!(
+                    f,
+                    "keyspace {} ({}): {} tables, {:.1} MiB [{}]; memtable {:.1} MiB, {} immutable",
+                    k.name,
+                    k.compaction_style,
+                    k.table_count(),
+                    mib(k.table_bytes()),
+                    levels.join(" "),
+                    mib(k.memtable_bytes),
+                    k.immutable_memtables
+                )?;
+            }
+        }
         let group = if self.write_groups == 0 {
             0.0
         } else {

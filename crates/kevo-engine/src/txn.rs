@@ -10,11 +10,12 @@
 //! or wholly absent. Lost updates and write skew are both refused with
 //! [`Error::Conflict`].
 
+use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kevo_core::SeqNo;
+use kevo_core::{DEFAULT_KEYSPACE, KeyspaceId, SeqNo};
 use kevo_iter::KeyBounds;
 use kevo_txn::{MergedIter, ReadSet, WriteBuffer};
 use kevo_wal::Batch;
@@ -23,6 +24,8 @@ use crate::commit::TxnCheck;
 use crate::engine::Handle;
 use crate::error::{Conflict, Error, Result};
 use crate::iter::DbIter;
+use crate::keyspace::KeyspaceCore;
+use crate::keyspace_handle::Keyspace;
 use crate::sync::lock;
 use crate::write::write;
 
@@ -57,9 +60,52 @@ pub const TRANSACTION_ATTEMPTS_MAX: usize = 100;
 pub struct Transaction {
     handle: Arc<Handle>,
     snapshot: SeqNo,
+    /// Writes to the default keyspace.
     buffer: WriteBuffer,
+    /// Writes to other keyspaces.
+    others: BTreeMap<KeyspaceId, (Arc<KeyspaceCore>, WriteBuffer)>,
+    /// What it read, as conflict keys ([`conflict_key`]).
     reads: ReadSet,
+    /// Room to build a conflict key in without an allocation per read.
+    scratch: Vec<u8>,
     ended: bool,
+}
+
+/// The key the conflict tracker knows `key` of `keyspace` by: the keyspace
+/// (4 bytes, big-endian) then the user key, so that equal keys of two
+/// keyspaces never meet and a keyspace's keys stay one range.
+pub(crate) fn conflict_key(keyspace: KeyspaceId, key: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(4 + key.len());
+    out.extend_from_slice(&keyspace.to_be_bytes());
+    out.extend_from_slice(key);
+    Bytes::from(out)
+}
+
+/// The keyspace and user key of a [`conflict_key`] (an empty key, from a
+/// trimmed history, is the default keyspace's empty key).
+pub(crate) fn split_conflict_key(key: &Bytes) -> (KeyspaceId, Bytes) {
+    match key.get(..4) {
+        Some(prefix) => {
+            let mut id = [0u8; 4];
+            id.copy_from_slice(prefix);
+            (KeyspaceId::from_be_bytes(id), key.slice(4..))
+        }
+        None => (DEFAULT_KEYSPACE, key.clone()),
+    }
+}
+
+/// `bounds` of `keyspace` as bounds over conflict keys: an open end stays
+/// within the keyspace.
+fn conflict_bounds(keyspace: KeyspaceId, bounds: &KeyBounds) -> (Bound<Bytes>, Bound<Bytes>) {
+    let start = Bound::Included(conflict_key(keyspace, bounds.start().unwrap_or(&[])));
+    let end = match bounds.end() {
+        Some(end) => Bound::Excluded(conflict_key(keyspace, end)),
+        None => match keyspace.checked_add(1) {
+            Some(next) => Bound::Excluded(conflict_key(next, &[])),
+            None => Bound::Unbounded,
+        },
+    };
+    (start, end)
 }
 
 impl std::fmt::Debug for Transaction {
@@ -86,7 +132,9 @@ impl Transaction {
             handle,
             snapshot,
             buffer: WriteBuffer::new(),
+            others: BTreeMap::new(),
             reads: ReadSet::new(),
+            scratch: Vec::new(),
             ended: false,
         }
     }
@@ -96,70 +144,168 @@ impl Transaction {
         self.snapshot
     }
 
-    /// The value of `key`: the transaction's own write if it made one,
-    /// else the database's as of `begin`.
+    /// The value of `key` in the default keyspace: the transaction's own
+    /// write if it made one, else the database's as of `begin`.
     ///
     /// # Errors
     /// [`Error::Closed`]; [`Error::Io`] or [`Error::Corruption`] reading a
     /// table.
     pub fn get(&mut self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        let key = key.as_ref();
+        let default = Arc::clone(self.handle.engine.keyspaces.default());
+        self.get_at(&default, key.as_ref())
+    }
+
+    /// The value of `key` in `keyspace`, as [`get`](Self::get): every
+    /// keyspace is read as of the same `begin`.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get); [`Error::InvalidArgument`] for a dropped
+    /// keyspace.
+    pub fn get_in(&mut self, keyspace: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        self.get_at(&Arc::clone(&keyspace.core), key.as_ref())
+    }
+
+    fn get_at(&mut self, keyspace: &Arc<KeyspaceCore>, key: &[u8]) -> Result<Option<Bytes>> {
         let engine = &self.handle.engine;
         engine.life.check_open()?;
-        if let Some(buffered) = self.buffer.get(key) {
+        check_keyspace(keyspace)?;
+        if let Some(buffered) = self.buffer_of(keyspace).and_then(|b| b.get(key)) {
             return Ok(buffered.cloned());
         }
-        self.reads.add_key(key);
-        let sv = engine.read.super_version();
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&keyspace.id.to_be_bytes());
+        self.scratch.extend_from_slice(key);
+        self.reads.add_key(&self.scratch);
+        let sv = keyspace.read.super_version();
         crate::read::get(&engine.tables, &sv, key, self.snapshot)
     }
 
-    /// Sets `key` to `value` when the transaction commits.
+    /// Sets `key` to `value` in the default keyspace when the transaction
+    /// commits.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the key or value is over its limit;
     /// [`Error::Closed`].
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        self.handle.engine.life.check_open()?;
-        check_sizes(key, value)?;
-        self.buffer
-            .put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
-        Ok(())
+        let default = Arc::clone(self.handle.engine.keyspaces.default());
+        self.write_at(&default, key.as_ref(), Some(value.as_ref()))
     }
 
-    /// Deletes `key` when the transaction commits.
+    /// Sets `key` to `value` in `keyspace` when the transaction commits
+    /// (with its other writes, in every keyspace, atomically).
+    ///
+    /// # Errors
+    /// As [`put`](Self::put); [`Error::InvalidArgument`] for a dropped
+    /// keyspace.
+    pub fn put_in(
+        &mut self,
+        keyspace: &Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        self.write_at(
+            &Arc::clone(&keyspace.core),
+            key.as_ref(),
+            Some(value.as_ref()),
+        )
+    }
+
+    /// Deletes `key` from the default keyspace when the transaction commits.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the key is over its limit;
     /// [`Error::Closed`].
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
-        let key = key.as_ref();
+        let default = Arc::clone(self.handle.engine.keyspaces.default());
+        self.write_at(&default, key.as_ref(), None)
+    }
+
+    /// Deletes `key` from `keyspace` when the transaction commits.
+    ///
+    /// # Errors
+    /// As [`delete`](Self::delete); [`Error::InvalidArgument`] for a
+    /// dropped keyspace.
+    pub fn delete_in(&mut self, keyspace: &Keyspace, key: impl AsRef<[u8]>) -> Result<()> {
+        self.write_at(&Arc::clone(&keyspace.core), key.as_ref(), None)
+    }
+
+    fn write_at(
+        &mut self,
+        keyspace: &Arc<KeyspaceCore>,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<()> {
         self.handle.engine.life.check_open()?;
-        check_sizes(key, &[])?;
-        self.buffer.delete(Bytes::copy_from_slice(key));
+        check_keyspace(keyspace)?;
+        check_sizes(key, value.unwrap_or_default())?;
+        let buffer = if keyspace.id == DEFAULT_KEYSPACE {
+            &mut self.buffer
+        } else {
+            &mut self
+                .others
+                .entry(keyspace.id)
+                .or_insert_with(|| (Arc::clone(keyspace), WriteBuffer::new()))
+                .1
+        };
+        let key = Bytes::copy_from_slice(key);
+        match value {
+            Some(value) => buffer.put(key, Bytes::copy_from_slice(value)),
+            None => buffer.delete(key),
+        }
         Ok(())
     }
 
-    /// The entries with keys in `range`, the transaction's writes over the
-    /// database as of `begin`, in key order (`.rev()` for reverse). The
-    /// whole range counts as read: a commit by someone else that inserts,
-    /// changes or deletes a key in it makes this transaction conflict.
+    /// The buffered writes to `keyspace`, if any.
+    fn buffer_of(&self, keyspace: &KeyspaceCore) -> Option<&WriteBuffer> {
+        if keyspace.id == DEFAULT_KEYSPACE {
+            Some(&self.buffer)
+        } else {
+            self.others.get(&keyspace.id).map(|(_, buffer)| buffer)
+        }
+    }
+
+    /// The entries of the default keyspace with keys in `range`, the
+    /// transaction's writes over the database as of `begin`, in key order
+    /// (`.rev()` for reverse). The whole range counts as read: a commit by
+    /// someone else that inserts, changes or deletes a key in it makes this
+    /// transaction conflict.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&mut self, range: R) -> TxnIter {
-        self.scan(KeyBounds::new(range))
+        let default = Arc::clone(self.handle.engine.keyspaces.default());
+        self.scan(&default, KeyBounds::new(range))
     }
 
     /// The entries whose keys start with `prefix`, as [`range`](Self::range).
     pub fn prefix(&mut self, prefix: impl AsRef<[u8]>) -> TxnIter {
-        self.scan(KeyBounds::prefix(prefix))
+        let default = Arc::clone(self.handle.engine.keyspaces.default());
+        self.scan(&default, KeyBounds::prefix(prefix))
     }
 
-    fn scan(&mut self, bounds: KeyBounds) -> TxnIter {
+    /// The entries of `keyspace` with keys in `range`, as
+    /// [`range`](Self::range).
+    pub fn range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &mut self,
+        keyspace: &Keyspace,
+        range: R,
+    ) -> TxnIter {
+        self.scan(&Arc::clone(&keyspace.core), KeyBounds::new(range))
+    }
+
+    fn scan(&mut self, keyspace: &Arc<KeyspaceCore>, bounds: KeyBounds) -> TxnIter {
+        if let Err(e) = check_keyspace(keyspace) {
+            return TxnIter {
+                inner: MergedIter::new(DbIter::failed(e), Vec::new()),
+            };
+        }
+        let (read_start, read_end) = conflict_bounds(keyspace.id, &bounds);
+        self.reads
+            .add_range(bound_ref(&read_start), bound_ref(&read_end));
         let start = bounds.start().map_or(Bound::Unbounded, Bound::Included);
         let end = bounds.end().map_or(Bound::Unbounded, Bound::Excluded);
-        self.reads.add_range(start, end);
-        let buffered: Vec<(Bytes, Option<Bytes>)> = self.buffer.range(start, end).collect();
-        let base = DbIter::open(&self.handle, bounds, Some(self.snapshot));
+        let buffered: Vec<(Bytes, Option<Bytes>)> = self
+            .buffer_of(keyspace)
+            .map(|b| b.range(start, end).collect())
+            .unwrap_or_default();
+        let base = DbIter::open(&self.handle, keyspace, bounds, Some(self.snapshot));
         TxnIter {
             inner: MergedIter::new(base, buffered),
         }
@@ -182,7 +328,7 @@ impl Transaction {
             self.end();
             return Err(closed);
         }
-        if self.buffer.is_empty() {
+        if self.buffer.is_empty() && self.others.values().all(|(_, b)| b.is_empty()) {
             // Nothing to write, but the commit still orders it after every
             // commit so far: it must not have read anything they changed.
             let checked = lock(&engine.tracker).check(self.snapshot, &self.reads, &[]);
@@ -192,12 +338,16 @@ impl Transaction {
         }
         let mut batch = Batch::new();
         let mut writes = Vec::with_capacity(self.buffer.len());
-        for (key, value) in self.buffer.iter() {
-            match value {
-                Some(value) => batch.put(key, value),
-                None => batch.delete(key),
+        let buffers = std::iter::once((DEFAULT_KEYSPACE, &self.buffer))
+            .chain(self.others.iter().map(|(id, (_, buffer))| (*id, buffer)));
+        for (keyspace, buffer) in buffers {
+            for (key, value) in buffer.iter() {
+                match value {
+                    Some(value) => batch.put_in(keyspace, key, value),
+                    None => batch.delete_in(keyspace, key),
+                }
+                writes.push(conflict_key(keyspace, key));
             }
-            writes.push(key.clone());
         }
         let check = TxnCheck {
             snapshot: self.snapshot,
@@ -227,6 +377,23 @@ impl Transaction {
 impl Drop for Transaction {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+/// `Err` for a keyspace that was dropped.
+fn check_keyspace(keyspace: &KeyspaceCore) -> Result<()> {
+    if keyspace.is_dropped() {
+        return Err(crate::keyspace_handle::dropped(&keyspace.name));
+    }
+    Ok(())
+}
+
+/// `bound` borrowed.
+fn bound_ref(bound: &Bound<Bytes>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(key) => Bound::Included(key),
+        Bound::Excluded(key) => Bound::Excluded(key),
+        Bound::Unbounded => Bound::Unbounded,
     }
 }
 

@@ -15,12 +15,16 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use kevo_core::SeqNo;
+use std::sync::Arc;
+
+use kevo_core::{DEFAULT_KEYSPACE, KeyspaceId, SeqNo};
+use kevo_memtable::MemTable;
 use kevo_wal::{Batch, SyncMode};
 
 use crate::commit::{CommitEnv, TxnCheck};
 use crate::engine::Engine;
 use crate::error::{Conflict, Error, Result, from_wal};
+use crate::keyspace::KeyspaceCore;
 use crate::read::Pressure;
 use crate::sync::lock;
 
@@ -43,39 +47,12 @@ impl CommitEnv for Engine {
         self.life.check_writable()
     }
 
-    fn make_room(&self, bytes: usize, last_seqno: SeqNo) -> Result<()> {
-        let options = &self.options;
-        let compacting = options.auto_compactions;
-        let mut slowed = false;
-        loop {
-            self.life.check_writable()?;
-            let pressure = self.read.pressure();
-            let behind = pressure.l0_tables >= options.l0_slowdown_trigger
-                || pressure.pending_compaction_bytes >= options.pending_compaction_bytes_slowdown;
-            if compacting && behind && !slowed {
-                delay(self, bytes);
-                slowed = true;
-                continue;
-            }
-            if pressure.memtable_bytes < options.memtable_bytes {
-                return Ok(());
-            }
-            if pressure.immutables >= options.max_immutable_memtables {
-                stall(self, |p| p.immutables < options.max_immutable_memtables)?;
-                continue;
-            }
-            let stopped = pressure.l0_tables >= options.l0_stop_trigger
-                || pressure.pending_compaction_bytes >= options.pending_compaction_bytes_stop;
-            if compacting && stopped {
-                stall(self, |p| {
-                    p.l0_tables < options.l0_stop_trigger
-                        && p.pending_compaction_bytes < options.pending_compaction_bytes_stop
-                })?;
-                continue;
-            }
-            switch_memtable(self, last_seqno)?;
-            return Ok(());
+    fn make_room(&self, batch: &Batch, last_seqno: SeqNo) -> Result<()> {
+        let bytes = batch.as_bytes().len();
+        for keyspace in touched(self, batch)? {
+            make_room_in(self, &keyspace, bytes, last_seqno)?;
         }
+        limit_wal(self, last_seqno)
     }
 
     fn check_conflicts(&self, txn: &TxnCheck) -> Result<()> {
@@ -99,10 +76,29 @@ impl CommitEnv for Engine {
     }
 
     fn apply(&self, batch: &Batch) -> u64 {
-        let mem = self.read.memtable();
+        // `make_room` checked every keyspace of the batch under the same
+        // writer mutex: none can be dropped in between.
+        let default = self.keyspaces.default().read.memtable();
+        let mut others: Vec<(KeyspaceId, Arc<MemTable>)> = Vec::new();
         let first = batch.seqno();
         let mut user_bytes = 0u64;
         for (i, entry) in batch.iter().enumerate() {
+            let mem = if entry.keyspace == DEFAULT_KEYSPACE {
+                &default
+            } else {
+                let found = others.iter().position(|(id, _)| *id == entry.keyspace);
+                let index = match found {
+                    Some(index) => index,
+                    None => {
+                        let Some(core) = self.keyspaces.get(entry.keyspace) else {
+                            continue;
+                        };
+                        others.push((entry.keyspace, core.read.memtable()));
+                        others.len() - 1
+                    }
+                };
+                &others[index].1
+            };
             mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
             user_bytes += (entry.key.len() + entry.value.len()) as u64;
         }
@@ -118,7 +114,7 @@ impl CommitEnv for Engine {
             if tracker.has_active() {
                 let keys: Vec<bytes::Bytes> = batch
                     .iter()
-                    .map(|e| bytes::Bytes::copy_from_slice(e.key))
+                    .map(|e| crate::txn::conflict_key(e.keyspace, e.key))
                     .collect();
                 tracker.record(last, keys);
             }
@@ -145,63 +141,207 @@ fn delay(engine: &Engine, bytes: usize) {
     }
 }
 
-/// Blocks (counting the stall) until `ready` holds for the read state's
+/// The keyspaces `batch` writes to, each once (the default keyspace alone
+/// for a batch of default-keyspace entries, without a lookup).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a keyspace that was dropped (or never
+/// existed): nothing of the batch is written.
+fn touched(engine: &Engine, batch: &Batch) -> Result<Vec<Arc<KeyspaceCore>>> {
+    let mut ids: Vec<KeyspaceId> = Vec::new();
+    for entry in batch.iter() {
+        if !ids.contains(&entry.keyspace) {
+            ids.push(entry.keyspace);
+        }
+    }
+    ids.iter()
+        .map(|&id| {
+            engine
+                .keyspaces
+                .get(id)
+                .filter(|core| !core.is_dropped())
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "keyspace {id} was dropped: the batch was not written"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Makes room for `bytes` more in `keyspace`'s memtable: delays writes
+/// while its compaction is behind, switches a full memtable, and waits
+/// while its immutable memtables or L0 tables pile up.
+fn make_room_in(
+    engine: &Engine,
+    keyspace: &Arc<KeyspaceCore>,
+    bytes: usize,
+    last_seqno: SeqNo,
+) -> Result<()> {
+    let settings = keyspace.settings();
+    let options = &settings.options;
+    let compacting = options.auto_compactions;
+    let mut slowed = false;
+    loop {
+        engine.life.check_writable()?;
+        let pressure = keyspace.read.pressure();
+        let behind = pressure.l0_tables >= options.l0_slowdown_trigger
+            || pressure.pending_compaction_bytes >= options.pending_compaction_bytes_slowdown;
+        if compacting && behind && !slowed {
+            delay(engine, bytes);
+            slowed = true;
+            continue;
+        }
+        if pressure.memtable_bytes < options.memtable_bytes {
+            return Ok(());
+        }
+        if pressure.immutables >= options.max_immutable_memtables {
+            stall(engine, keyspace, |p| {
+                p.immutables < options.max_immutable_memtables
+            })?;
+            continue;
+        }
+        let stopped = pressure.l0_tables >= options.l0_stop_trigger
+            || pressure.pending_compaction_bytes >= options.pending_compaction_bytes_stop;
+        if compacting && stopped {
+            stall(engine, keyspace, |p| {
+                p.l0_tables < options.l0_stop_trigger
+                    && p.pending_compaction_bytes < options.pending_compaction_bytes_stop
+            })?;
+            continue;
+        }
+        switch_memtable(engine, keyspace, last_seqno)?;
+        return Ok(());
+    }
+}
+
+/// With several keyspaces: once the WAL from its oldest needed segment on
+/// is past `max_total_wal_bytes`, switches the memtables of the keyspaces
+/// that hold that segment, so that their flushes let it go (one keyspace
+/// written rarely must not keep the WAL forever).
+///
+/// # Errors
+/// As [`switch_memtable`].
+fn limit_wal(engine: &Engine, last_seqno: SeqNo) -> Result<()> {
+    let keyspaces = engine.keyspaces.all();
+    if keyspaces.len() < 2 {
+        // One keyspace: its own memtable switches bound the WAL.
+        return Ok(());
+    }
+    let max = match engine.options.max_total_wal_bytes {
+        0 => keyspaces
+            .iter()
+            .map(|k| 4 * k.settings().options.memtable_bytes as u64)
+            .sum(),
+        max => max,
+    };
+    let known = engine.wal_starts.oldest();
+    let firsts: Vec<(u64, &Arc<KeyspaceCore>)> = keyspaces
+        .iter()
+        .filter_map(|k| {
+            k.read
+                .first_unflushed_log(None)
+                .map(|log| (log.max(known), k))
+        })
+        .collect();
+    let Some(oldest) = firsts.iter().map(|(log, _)| *log).min() else {
+        return Ok(());
+    };
+    let Some(before) = engine.wal_starts.wal_bytes_before(oldest) else {
+        return Ok(());
+    };
+    let written = engine.with_wal(|wal| wal.stats().bytes_written)?;
+    if written.saturating_sub(before) <= max {
+        return Ok(());
+    }
+    for (log, keyspace) in firsts {
+        // A keyspace whose memtable is already frozen needs only its flush.
+        let frozen = keyspace.read.pressure().immutables > 0;
+        if log == oldest && !frozen && !keyspace.read.memtable_is_empty() {
+            tracing::debug!(keyspace = %keyspace.name, segment = oldest, "flushing a keyspace that holds the oldest WAL segment");
+            switch_memtable(engine, keyspace, last_seqno)?;
+        }
+    }
+    Ok(())
+}
+
+/// Blocks (counting the stall) until `ready` holds for `keyspace`'s
 /// pressure.
-fn stall(engine: &Engine, ready: impl Fn(Pressure) -> bool) -> Result<()> {
+fn stall(engine: &Engine, keyspace: &KeyspaceCore, ready: impl Fn(Pressure) -> bool) -> Result<()> {
     let started = Instant::now();
     engine.jobs.wait_until(&engine.life, |_| {
-        ready(engine.read.pressure()).then_some(())
+        ready(keyspace.read.pressure()).then_some(())
     })?;
     engine.counters.record_stall(started.elapsed(), true);
     Ok(())
 }
 
-/// Freezes the memtable (if it holds anything) and starts a new WAL
-/// segment for its successor; wakes the flush thread. Returns the id of
-/// the newest immutable memtable, if any. Called with the writer mutex
-/// held; `last_seqno` is the last seqno assigned (the memtable holds every
-/// write up to it).
+/// Freezes `keyspace`'s memtable (if it holds anything) and starts a new
+/// WAL segment for its successor; wakes the flush thread. Returns the id
+/// of the keyspace's newest immutable memtable, if any. Called with the
+/// writer mutex held; `last_seqno` is the last seqno assigned (the
+/// memtable holds every write of the keyspace up to it).
 ///
 /// # Errors
 /// The WAL rotation failed: the database is now read-only.
-fn switch_memtable(engine: &Engine, last_seqno: SeqNo) -> Result<Option<u64>> {
-    if engine.read.memtable_is_empty() {
-        return Ok(engine.read.newest_immutable_id());
+fn switch_memtable(
+    engine: &Engine,
+    keyspace: &KeyspaceCore,
+    last_seqno: SeqNo,
+) -> Result<Option<u64>> {
+    if keyspace.read.memtable_is_empty() {
+        return Ok(keyspace.read.newest_immutable_id());
     }
     let next_log = engine
         .with_wal(|wal| wal.rotate())?
         .map_err(|e| engine.read_only(from_wal(&engine.dir, e)))?;
-    let id = engine.read.freeze(next_log, last_seqno);
-    tracing::debug!(id, next_log, "memtable switched");
+    let wal_bytes = engine
+        .with_wal(|wal| wal.stats().bytes_written)
+        .unwrap_or(0);
+    engine.wal_starts.record(next_log, last_seqno, wal_bytes);
+    let id = engine.next_imm_id.fetch_add(1, Ordering::Relaxed);
+    keyspace.read.freeze(id, next_log);
+    tracing::debug!(keyspace = %keyspace.name, id, next_log, "memtable switched");
     engine.jobs.notify();
     Ok(Some(id))
 }
 
-/// `Db::flush`: freezes the memtable and waits until it and every older
-/// immutable memtable are in tables.
+/// `Db::flush` and `Keyspace::flush`: freezes `keyspace`'s memtable and
+/// waits until it and every older immutable memtable of the keyspace are
+/// in tables.
 ///
 /// # Errors
 /// [`Error::ReadOnly`]; [`Error::Closed`].
-pub(crate) fn flush(engine: &Engine) -> Result<()> {
+pub(crate) fn flush(engine: &Engine, keyspace: &KeyspaceCore) -> Result<()> {
     engine.life.check_writable()?;
     let target = {
         let writer = engine.commit.writer();
         engine.life.check_writable()?;
-        switch_memtable(engine, *writer)?
+        switch_memtable(engine, keyspace, *writer)?
     };
     match target {
-        Some(target) => wait_for_flushed(engine, target),
+        Some(target) => wait_for_flushed(engine, &[(keyspace.id, target)]),
         None => Ok(()),
     }
 }
 
-/// Waits until immutable memtable `target` and every older one are in
-/// tables.
+/// Waits until, for every `(keyspace, id)` of `targets`, immutable
+/// memtable `id` of that keyspace and every older one are in tables (or the
+/// keyspace was dropped).
 ///
 /// # Errors
 /// [`Error::ReadOnly`]; [`Error::Closed`].
-pub(crate) fn wait_for_flushed(engine: &Engine, target: u64) -> Result<()> {
+pub(crate) fn wait_for_flushed(engine: &Engine, targets: &[(KeyspaceId, u64)]) -> Result<()> {
     engine.jobs.wait_until(&engine.life, |state| {
-        state.flushed_id.filter(|&id| id >= target).map(|_| ())
+        targets
+            .iter()
+            .all(|(keyspace, target)| {
+                state.flushed.get(keyspace).is_some_and(|id| id >= target)
+                    || engine
+                        .keyspaces
+                        .get(*keyspace)
+                        .is_none_or(|k| k.is_dropped())
+            })
+            .then_some(())
     })
 }
