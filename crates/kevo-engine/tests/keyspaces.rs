@@ -552,3 +552,71 @@ fn transactions_span_keyspaces_and_conflict_per_keyspace() {
     assert_eq!(snapshot.range_in::<&[u8], _>(&b, ..).count(), 3);
     assert_eq!(snapshot.prefix_in(&a, "n").count(), 1);
 }
+
+/// A copy of `tests/fixtures/format2-db` (written before keyspaces) in a
+/// temporary directory.
+fn format2_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format2-db");
+    for entry in std::fs::read_dir(fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+fn check_format2_content(db: &Db) {
+    assert_eq!(db.get("table-1").unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(db.get("table-2").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(db.get("gone").unwrap(), None, "deleted in the WAL");
+    assert_eq!(
+        db.get("wal-1").unwrap().as_deref(),
+        Some(&b"in the WAL"[..])
+    );
+    assert_eq!(
+        db.get([0u8, 0xff]).unwrap().as_deref(),
+        Some(&b"binary"[..])
+    );
+    assert_eq!(all(db.range::<&[u8], _>(..)).len(), 4);
+}
+
+#[test]
+fn a_database_written_before_keyspaces_opens_unchanged() {
+    // Read-only first: nothing is rewritten.
+    let dir = format2_copy();
+    let ro = Db::open_read_only(dir.path()).unwrap();
+    check_format2_content(&ro);
+    assert_eq!(ro.keyspace_names().unwrap(), ["default"]);
+    ro.close().unwrap();
+
+    // Then for writing: its data is the default keyspace, and it takes
+    // keyspaces from then on.
+    let db = Db::open(dir.path()).unwrap();
+    check_format2_content(&db);
+    assert_eq!(db.keyspace_names().unwrap(), ["default"]);
+    let added = db.keyspace("added", KeyspaceOptions::default()).unwrap();
+    added.put("k", "v").unwrap();
+    db.put("after", "1").unwrap();
+    db.close().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    check_format2_content_after(&db);
+    let added = db.keyspace("added", KeyspaceOptions::default()).unwrap();
+    assert_eq!(added.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    db.flush().unwrap();
+    added.flush().unwrap();
+    db.close().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    check_format2_content_after(&db);
+    db.close().unwrap();
+}
+
+fn check_format2_content_after(db: &Db) {
+    assert_eq!(db.get("table-1").unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(
+        db.get("wal-1").unwrap().as_deref(),
+        Some(&b"in the WAL"[..])
+    );
+    assert_eq!(db.get("gone").unwrap(), None);
+    assert_eq!(db.get("after").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get("k").unwrap(), None, "the other keyspace's key");
+}
