@@ -3,9 +3,11 @@
 //! `--chart-from FILE.json` renders again without running anything.
 //!
 //! Two panels side by side, one row per workload (the txn workload's four
-//! rows included), one horizontal bar per engine in each row, one colour per
-//! engine: on the left ops/s (commits/s for the txn rows), on the right the
-//! p99 latency (for the txn rows: of a commit, retries included). Both axes
+//! rows and the keyspaces workload's three included), one horizontal bar per
+//! engine in each row, one colour per engine: on the left ops/s (commits/s
+//! for the txn rows, batches/s for `keyspaces batch 2`), on the right the
+//! p99 latency (for the txn rows: of a commit, retries included; for the
+//! batch row: of a batch). Both axes
 //! are logarithmic, since the figures span three decades (fillsync's
 //! thousands of ops/s, readseq's millions); each bar is labelled with its
 //! value. A log axis keeps every engine's absolute figure readable where
@@ -29,13 +31,15 @@ use crate::engine::Res;
 /// One engine's figures (medians over the rounds) on one workload row.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Point {
-    /// A workload row of the summary (`fillseq`, `txn low 1t`, ...).
+    /// A workload row of the summary (`fillseq`, `txn low 1t`,
+    /// `keyspaces fill 8`, ...).
     pub(crate) workload: String,
     pub(crate) engine: String,
-    /// ops/s (commits/s for the txn rows).
+    /// ops/s (commits/s for the txn rows, batches/s for the keyspaces batch
+    /// row).
     pub(crate) ops_per_sec: f64,
     /// The 99th percentile latency of an operation (of a commit for the txn
-    /// rows), in microseconds.
+    /// rows, of a batch for the keyspaces batch row), in microseconds.
     pub(crate) p99_us: f64,
 }
 
@@ -299,7 +303,7 @@ where
     header
         .draw(&Text::new(
             "no bar: the engine does not run that workload (n/a); txn rows: commits/s and \
-             commit latency",
+             commit latency; keyspaces batch row: batches/s and batch latency",
             (20, 60),
             ("sans-serif", 17).into_font().color(&RGBColor(80, 80, 80)),
         ))
@@ -320,7 +324,7 @@ where
         results,
         &left,
         &Panel {
-            caption: "throughput, ops/s (txn rows: commits/s); longer is better",
+            caption: "throughput, ops/s (txn: commits/s, batch row: batches/s); longer is better",
             axis: "ops/s, log scale",
             value: |p| p.ops_per_sec,
             label: format_ops,
@@ -331,7 +335,7 @@ where
         results,
         &right,
         &Panel {
-            caption: "p99 latency (txn rows: of a commit, retries included); shorter is better",
+            caption: "p99 latency (txn: per commit, batch row: per batch); shorter is better",
             axis: "µs, log scale",
             value: |p| p.p99_us,
             label: format_us,
@@ -411,7 +415,8 @@ where
         .margin(10)
         .margin_right(25)
         .x_label_area_size(45)
-        .y_label_area_size(115)
+        // Room for the longest row name, `keyspaces batch 2`.
+        .y_label_area_size(160)
         .build_cartesian_2d((lo..hi).log_scale().with_key_points(ticks), Rows(rows))
         .map_err(err)?;
     let names = results.workloads.clone();
@@ -486,7 +491,13 @@ mod tests {
     use super::*;
 
     fn sample() -> Results {
-        let workloads = ["fillseq", "readrandom", "fillsync", "txn low 4t"];
+        let workloads = [
+            "fillseq",
+            "readrandom",
+            "fillsync",
+            "txn low 4t",
+            "keyspaces batch 2",
+        ];
         let engines = ["kevo", "fjall", "sled"];
         let mut points = Vec::new();
         for (i, w) in workloads.iter().enumerate() {
@@ -536,12 +547,13 @@ mod tests {
         for name in results.workloads.iter().chain(&results.engines) {
             assert!(texts.contains(name), "{name} missing from {texts:?}");
         }
-        // Both panels, with bar labels: ops/s from 5k to 5M, p99 in µs.
+        // Both panels, with bar labels: ops/s from 5k to 50M, p99 in µs.
         for text in [
             "ops/s, log scale",
             "µs, log scale",
             "5.0k",
             "5.00M",
+            "50.00M",
             "0.50 µs",
         ] {
             assert!(

@@ -29,6 +29,7 @@
 //! | deleterandom | `N` deletes of random keys |
 //! | fillsync | `N / 100` puts, each synced to disk, fresh database |
 //! | txn | optimistic transactions, each reading 2 random keys and writing both; 4 rows: low contention (keys of all `N`) and high (the first 16 keys), 1 and 4 threads; `max(N / 10, 10 000)` commits each; commits/s and abort rate; engines without them (sled, redb, rocksdb): n/a |
+//! | keyspaces | 3 rows, each on a fresh database: `keyspaces fill 1` (`N` random puts into one keyspace; kevo: not the default one), `keyspaces fill 8` (the same puts round-robin over 8 keyspaces), `keyspaces batch 2` (`N / 2` atomic write batches of one put into each of 2 keyspaces; batches/s); a sample read back after each row; engines without keyspaces (rocksdb): n/a |
 //! | fillbig | only with `--only fillbig`: `N` puts of uniformly random keys in `0..N`, fresh database; write and space amplification, stalls |
 //!
 //! `--compare a,b` runs the same workloads on each named peer engine in the
@@ -69,7 +70,7 @@ pub(crate) struct Config {
 }
 
 /// The default workloads, in order.
-const WORKLOADS: [&str; 11] = [
+const WORKLOADS: [&str; 12] = [
     "fillseq",
     "fillrandom",
     "overwrite",
@@ -81,6 +82,7 @@ const WORKLOADS: [&str; 11] = [
     "deleterandom",
     "fillsync",
     "txn",
+    "keyspaces",
 ];
 
 /// The txn workload's rows: (name, high contention, threads). The thread
@@ -91,6 +93,18 @@ const TXN_ROWS: [(&str, bool, usize); 4] = [
     ("txn high 1t", true, 1),
     ("txn high 4t", true, 4),
 ];
+
+/// The keyspaces workload's rows, in order: (name, keyspaces, batched). A
+/// fill row puts `N` keys round-robin over its keyspaces; a batched row
+/// writes `N / keyspaces` atomic batches, each one put into every keyspace.
+const KEYSPACE_ROWS: [(&str, usize, bool); 3] = [
+    ("keyspaces fill 1", 1, false),
+    ("keyspaces fill 8", 8, false),
+    ("keyspaces batch 2", 2, true),
+];
+
+/// The width of the workload column of the keyspaces rows.
+const KEYSPACE_NAME_WIDTH: usize = 17;
 
 /// Workloads that run only when `--only` names them.
 const EXTRA_WORKLOADS: [&str; 1] = ["fillbig"];
@@ -269,13 +283,19 @@ impl Bench<'_> {
     }
 
     fn report(&mut self, engine: &str, name: &'static str, outcome: &Outcome) {
+        self.report_as(engine, name, 13, outcome);
+    }
+
+    /// Prints one row, its name in a column `width` wide, and keeps its
+    /// ops/s and p99 for the summary.
+    fn report_as(&mut self, engine: &str, name: &'static str, width: usize, outcome: &Outcome) {
         let secs = outcome.elapsed.as_secs_f64().max(1e-9);
         let us = |q: f64| outcome.latency.value_at_quantile(q) as f64 / 1000.0;
         if self.comparing() {
             print!("{engine:<8} ");
         }
         println!(
-            "{:<13} {:>9} {:>11.0} {:>8.1} {:>9.2} {:>9.2} {:>10.1} {:>8}",
+            "{:<width$} {:>9} {:>11.0} {:>8.1} {:>9.2} {:>9.2} {:>10.1} {:>8}",
             name,
             outcome.ops,
             outcome.ops_per_sec(),
@@ -461,6 +481,58 @@ impl Bench<'_> {
             .push(txn.abort_rate());
     }
 
+    fn print_keyspaces_header(&self) {
+        println!(
+            "keyspaces: a fresh database per row and engine; batch 2: ops = write batches \
+             (one put into each keyspace), ops/s = batches/s, latency per batch; checked = \
+             reads of the check"
+        );
+        if self.comparing() {
+            print!("{:<8} ", "engine");
+        }
+        println!(
+            "{:<KEYSPACE_NAME_WIDTH$} {:>9} {:>11} {:>8} {:>9} {:>9} {:>10} {:>8}",
+            "keyspaces", "ops", "ops/s", "MB/s", "p50 µs", "p99 µs", "max µs", "checked"
+        );
+    }
+
+    /// One keyspaces row on a fresh database: the writes (timed), then the
+    /// check (not timed; a mismatch stops the run).
+    fn keyspaces(
+        &mut self,
+        engine: &str,
+        (name, count, batched): (&'static str, usize, bool),
+        order: &[u64],
+    ) -> Res<()> {
+        let (config, values) = (self.config, self.values);
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let Some(db) = engine::open_keyspaces(engine, dir.path(), config, count)? else {
+            if self.comparing() {
+                print!("{engine:<8} ");
+            }
+            println!("{name:<KEYSPACE_NAME_WIDTH$} n/a (no keyspaces here)");
+            return Ok(());
+        };
+        let outcome = if batched {
+            workload::keyspaces_batch(&*db, config, values, order, count)?
+        } else {
+            workload::keyspaces_fill(&*db, config, values, order, count)?
+        };
+        let written = if batched {
+            outcome.ops * count as u64
+        } else {
+            outcome.ops
+        };
+        let checked = workload::keyspaces_check(&*db, values, order, written, count)
+            .map_err(|e| format!("{engine}: {name}: check failed: {e}"))?;
+        let outcome = Outcome {
+            found: checked,
+            ..outcome
+        };
+        self.report_as(engine, name, KEYSPACE_NAME_WIDTH, &outcome);
+        db.close()
+    }
+
     fn fillbig(&mut self, engine: &str, distinct: u64) -> Res<()> {
         let config = self.config;
         let (dir, db) = self.open(engine)?;
@@ -515,7 +587,11 @@ impl Bench<'_> {
             );
         }
         let all = WORKLOADS.iter().chain(EXTRA_WORKLOADS.iter());
-        if all.filter(|&&w| w != "txn").any(|w| self.wanted(w)) {
+        let own_header = ["txn", "keyspaces"];
+        if all
+            .filter(|w| !own_header.contains(w))
+            .any(|w| self.wanted(w))
+        {
             self.print_header();
         }
         if self.wanted("fillseq") {
@@ -539,8 +615,18 @@ impl Bench<'_> {
                 self.txn(e)?;
             }
         }
+        if self.wanted("keyspaces") {
+            // Row by row, each engine in turn: the engines' figures for one
+            // row are measured close together.
+            self.print_keyspaces_header();
+            for row in KEYSPACE_ROWS {
+                for e in &engines {
+                    self.keyspaces(e, row, order)?;
+                }
+            }
+        }
         if self.wanted("fillbig") {
-            if self.wanted("txn") {
+            if self.wanted("txn") || self.wanted("keyspaces") {
                 // fillbig's rows have the columns of the first table.
                 self.print_header();
             }
@@ -564,15 +650,14 @@ impl Bench<'_> {
         }
     }
 
-    /// The summary's rows: every workload in order, txn as its four rows.
+    /// The summary's rows: every workload in order, txn as its four rows,
+    /// keyspaces as its three.
     fn rows() -> impl Iterator<Item = &'static str> {
         let all = WORKLOADS.iter().chain(EXTRA_WORKLOADS.iter());
-        all.flat_map(|&w| {
-            if w == "txn" {
-                TXN_ROWS.iter().map(|r| r.0).collect()
-            } else {
-                vec![w]
-            }
+        all.flat_map(|&w| match w {
+            "txn" => TXN_ROWS.iter().map(|r| r.0).collect(),
+            "keyspaces" => KEYSPACE_ROWS.iter().map(|r| r.0).collect(),
+            _ => vec![w],
         })
     }
 
@@ -616,7 +701,8 @@ impl Bench<'_> {
     fn print_summary(&self) {
         let peers = &self.engines[1..];
         println!(
-            "\nsummary: median ops/s (txn rows: commits/s) over {} round(s){}",
+            "\nsummary: median ops/s (txn rows: commits/s; keyspaces batch 2: batches/s) \
+             over {} round(s){}",
             self.config.rounds,
             if peers.is_empty() {
                 ""
@@ -624,7 +710,13 @@ impl Bench<'_> {
                 "; kevo/x = kevo's ops/s over x's (> 1: kevo faster)"
             }
         );
-        print!("{:<13}", "workload");
+        // The row names that ran, and room for the longest.
+        let kevo = &self.engines[0];
+        let width = Self::rows()
+            .filter(|&w| self.ops.contains_key(&(kevo.clone(), w)))
+            .map(str::len)
+            .fold(13, usize::max);
+        print!("{:<width$}", "workload");
         for e in &self.engines {
             print!(" {e:>11}");
         }
@@ -637,7 +729,7 @@ impl Bench<'_> {
             let Some(kevo) = get(&self.engines[0]) else {
                 continue;
             };
-            print!("{w:<13}");
+            print!("{w:<width$}");
             for e in &self.engines {
                 match get(e) {
                     Some(v) => print!(" {v:>11.0}"),
@@ -779,7 +871,8 @@ fn run(config: &Config) -> Res<()> {
             println!("options {e}: {}", engine::describe(e, config));
         }
         println!(
-            "order: phase by phase (fillseq | fillrandom..deleterandom | fillsync | txn | fillbig), \
+            "order: phase by phase (fillseq | fillrandom..deleterandom | fillsync | txn | \
+             keyspaces, row by row | fillbig), \
              each engine in turn on its own fresh database, closed before the next engine \
              opens; engine order rotates each round"
         );
@@ -787,7 +880,8 @@ fn run(config: &Config) -> Res<()> {
         println!("options: {}", engine::describe("kevo", config));
     }
     println!(
-        "temp dir: {}; one database for fillrandom..deleterandom, fresh ones for fillseq, fillsync, txn and fillbig",
+        "temp dir: {}; one database for fillrandom..deleterandom, fresh ones for fillseq, \
+         fillsync, txn, each keyspaces row and fillbig",
         tmp.display()
     );
     if cfg!(debug_assertions) {
@@ -795,7 +889,8 @@ fn run(config: &Config) -> Res<()> {
     }
     let num = config.num;
     let needs_chain = WORKLOADS[1..9].iter().any(|w| bench.wanted(w));
-    let order = if needs_chain {
+    // fillrandom's order, which the keyspaces rows put in as well.
+    let order = if needs_chain || bench.wanted("keyspaces") {
         workload::permutation(num, 7)
     } else {
         Vec::new()

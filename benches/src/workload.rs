@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::Config;
-use crate::engine::{Engine, Res, TxnEngine};
+use crate::engine::{Engine, KeyspaceEngine, Res, TxnEngine};
 
 pub(crate) const KEY_BYTES: usize = 16;
 
@@ -409,6 +409,139 @@ pub(crate) fn txn_counter_sum(db: &dyn TxnEngine, keys: u64) -> Res<u64> {
     Ok(sum)
 }
 
+/// The keyspace op `i` of a keyspaces row writes: round-robin over
+/// `count` (with batches of `count` puts, batch `b` is ops `b * count ..
+/// (b + 1) * count`: one put into each keyspace).
+fn keyspace_of(i: u64, count: usize) -> usize {
+    (i % count.max(1) as u64) as usize
+}
+
+/// A keyspaces fill row: for `i` in `0..order.len()`, a put of key
+/// `order[i]` into keyspace `i % count` (not synced).
+pub(crate) fn keyspaces_fill(
+    db: &dyn KeyspaceEngine,
+    config: &Config,
+    values: &Values,
+    order: &[u64],
+    count: usize,
+) -> Res<Outcome> {
+    parallel(config.threads, order.len() as u64, |_, range, hist| {
+        let mut bytes = 0;
+        for i in range {
+            let k = order[i as usize];
+            let value = values.get(k);
+            let key = key(k);
+            let ks = keyspace_of(i, count);
+            let started = Instant::now();
+            db.put_in(ks, &key, value)?;
+            record(hist, started);
+            bytes += (KEY_BYTES + value.len()) as u64;
+        }
+        Ok((bytes, 0))
+    })
+}
+
+/// A keyspaces batch row: `order.len() / count` atomic write batches, batch
+/// `b` putting key `order[b * count + m]` into keyspace `m` for each `m` in
+/// `0..count` (not synced). The outcome's ops are the batches and its
+/// histogram their latency.
+pub(crate) fn keyspaces_batch(
+    db: &dyn KeyspaceEngine,
+    config: &Config,
+    values: &Values,
+    order: &[u64],
+    count: usize,
+) -> Res<Outcome> {
+    let count = count.max(1);
+    let batches = (order.len() / count) as u64;
+    parallel(config.threads, batches, |_, range, hist| {
+        let mut bytes = 0;
+        for b in range {
+            let first = b as usize * count;
+            let keys: Vec<(u64, [u8; KEY_BYTES])> = order[first..first + count]
+                .iter()
+                .map(|&k| (k, key(k)))
+                .collect();
+            let puts: Vec<(usize, &[u8], &[u8])> = keys
+                .iter()
+                .enumerate()
+                .map(|(m, (k, key))| (m, &key[..], values.get(*k)))
+                .collect();
+            let started = Instant::now();
+            db.batch_in(&puts)?;
+            record(hist, started);
+            bytes += puts
+                .iter()
+                .map(|(_, key, value)| (key.len() + value.len()) as u64)
+                .sum::<u64>();
+        }
+        Ok((bytes, 0))
+    })
+}
+
+/// How many written keys [`keyspaces_check`] reads back (besides each
+/// keyspace's last one).
+const KEYSPACES_SAMPLE: u64 = 1000;
+
+/// The check after a keyspaces row that wrote ops `0..written` (op `i`: key
+/// `order[i]` into keyspace `i % count`): for a random sample of ops and the
+/// last op of each keyspace, the key has its value in its keyspace and, with
+/// several keyspaces, is absent from the next one; a key never written is
+/// absent from every keyspace. Returns the number of reads; a mismatch is an
+/// error.
+pub(crate) fn keyspaces_check(
+    db: &dyn KeyspaceEngine,
+    values: &Values,
+    order: &[u64],
+    written: u64,
+    count: usize,
+) -> Res<u64> {
+    let written = written.min(order.len() as u64);
+    let mut rng = Rng::new(71);
+    let sample = (0..KEYSPACES_SAMPLE.min(written)).map(|_| rng.below(written));
+    let last = written.saturating_sub(count as u64)..written;
+    let mut reads = 0;
+    for i in sample.chain(last) {
+        let k = order[i as usize];
+        let (key, want) = (key(k), values.get(k));
+        let ks = keyspace_of(i, count);
+        let got = db.get_in(ks, &key)?;
+        reads += 1;
+        if got.as_deref() != Some(want) {
+            return Err(format!(
+                "key {} (op {i}) in keyspace {ks}: {} instead of its {}-byte value",
+                String::from_utf8_lossy(&key),
+                got.map_or("absent".to_string(), |v| format!(
+                    "a {}-byte value that differs",
+                    v.len()
+                )),
+                want.len()
+            ));
+        }
+        if count > 1 {
+            let other = keyspace_of(i + 1, count);
+            reads += 1;
+            if db.get_in(other, &key)?.is_some() {
+                return Err(format!(
+                    "key {} (op {i}) written into keyspace {ks} is also in keyspace {other}",
+                    String::from_utf8_lossy(&key)
+                ));
+            }
+        }
+    }
+    let absent = missing_key(order.first().copied().unwrap_or(0));
+    for ks in 0..count {
+        reads += 1;
+        if db.get_in(ks, &absent)?.is_some() {
+            return Err(format!(
+                "key {} was never written, yet keyspace {ks} has it",
+                String::from_utf8_lossy(&absent)
+            ));
+        }
+    }
+    Ok(reads)
+}
+
 /// fillbig's key stream: thread `t` puts `rng(SEED + t).below(N)` for each
 /// op of its share, so about 63% of the keys are distinct and the rest
 /// overwrite.
@@ -486,5 +619,106 @@ impl ProcIo {
                 .cancelled_write_bytes
                 .saturating_sub(earlier.cancelled_write_bytes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// (keyspace, key) to value.
+    type Entries = BTreeMap<(usize, Vec<u8>), Vec<u8>>;
+
+    /// Keyspaces in memory; `misroute` puts everything into keyspace 0,
+    /// `drop_second` loses the second put of every batch.
+    #[derive(Default)]
+    struct Memory {
+        keyspaces: Mutex<Entries>,
+        misroute: bool,
+        drop_second: bool,
+    }
+
+    impl KeyspaceEngine for Memory {
+        fn put_in(&self, ks: usize, key: &[u8], value: &[u8]) -> Res<()> {
+            let ks = if self.misroute { 0 } else { ks };
+            let mut map = self.keyspaces.lock().unwrap();
+            map.insert((ks, key.to_vec()), value.to_vec());
+            Ok(())
+        }
+
+        fn get_in(&self, ks: usize, key: &[u8]) -> Res<Option<Vec<u8>>> {
+            let map = self.keyspaces.lock().unwrap();
+            Ok(map.get(&(ks, key.to_vec())).cloned())
+        }
+
+        fn batch_in(&self, puts: &[(usize, &[u8], &[u8])]) -> Res<()> {
+            let keep = if self.drop_second { 1 } else { puts.len() };
+            for &(ks, key, value) in &puts[..keep] {
+                self.put_in(ks, key, value)?;
+            }
+            Ok(())
+        }
+
+        fn close(self: Box<Self>) -> Res<()> {
+            Ok(())
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            num: 2_000,
+            threads: 2,
+            value_bytes: 100,
+            cache_mib: 1,
+            only: None,
+            compare: Vec::new(),
+            rounds: 1,
+            chart: None,
+            chart_from: None,
+        }
+    }
+
+    #[test]
+    fn keyspaces_rows_write_what_the_check_reads() {
+        let config = config();
+        let values = Values::new(config.value_bytes);
+        let order = permutation(config.num, 7);
+        for count in [1, 8] {
+            let db = Memory::default();
+            let outcome = keyspaces_fill(&db, &config, &values, &order, count).unwrap();
+            assert_eq!(outcome.ops, config.num);
+            assert_eq!(db.keyspaces.lock().unwrap().len(), config.num as usize);
+            let reads = keyspaces_check(&db, &values, &order, outcome.ops, count).unwrap();
+            assert!(reads > 1000, "{reads}");
+        }
+        let db = Memory::default();
+        let outcome = keyspaces_batch(&db, &config, &values, &order, 2).unwrap();
+        assert_eq!(outcome.ops, config.num / 2);
+        assert_eq!(outcome.bytes, config.num * (KEY_BYTES as u64 + 100));
+        keyspaces_check(&db, &values, &order, outcome.ops * 2, 2).unwrap();
+    }
+
+    #[test]
+    fn keyspaces_check_finds_lost_and_misrouted_writes() {
+        let config = config();
+        let values = Values::new(config.value_bytes);
+        let order = permutation(config.num, 7);
+        let misrouted = Memory {
+            misroute: true,
+            ..Memory::default()
+        };
+        let outcome = keyspaces_fill(&misrouted, &config, &values, &order, 8).unwrap();
+        let e = keyspaces_check(&misrouted, &values, &order, outcome.ops, 8).unwrap_err();
+        assert!(e.contains("absent"), "{e}");
+        let lossy = Memory {
+            drop_second: true,
+            ..Memory::default()
+        };
+        let outcome = keyspaces_batch(&lossy, &config, &values, &order, 2).unwrap();
+        let e = keyspaces_check(&lossy, &values, &order, outcome.ops * 2, 2).unwrap_err();
+        assert!(e.contains("in keyspace 1"), "{e}");
     }
 }

@@ -1,4 +1,5 @@
-//! fjall 3 (feature `fjall`): an LSM-tree in Rust, one keyspace.
+//! fjall 3 (feature `fjall`): an LSM-tree in Rust, one keyspace (the
+//! keyspaces workload: several).
 
 use std::path::Path;
 
@@ -7,7 +8,9 @@ use fjall::{
     PersistMode, Readable as _,
 };
 
-use super::{Engine, OwnFigures, Res, Scan, TxnEngine, Update, bounds};
+use super::{
+    Engine, KeyspaceEngine, OwnFigures, Res, Scan, TxnEngine, Update, bounds, keyspace_name, nth,
+};
 
 fn err(e: fjall::Error) -> String {
     format!("fjall: {e}")
@@ -23,7 +26,9 @@ pub(super) fn describe(cache_bytes: usize) -> String {
          OptimisticTxDatabase (its optimistic transactions need that database type; same \
          cache and keyspace defaults, pre-filled with plain `Keyspace::insert`), `write_tx()` \
          (durability PersistMode::Buffer, its default), `get` x2, `insert` x2, `commit()`, \
-         `Conflict` counted as an abort",
+         `Conflict` counted as an abort; keyspaces: `Database::keyspace(\"ks<i>\")` with \
+         default options, puts `Keyspace::insert`, batches `Database::batch()` (durability \
+         PersistMode::Buffer, its default), `insert` per keyspace, `commit()`",
         cache_bytes >> 20
     )
 }
@@ -33,12 +38,17 @@ pub(super) struct Fjall {
     keyspace: Keyspace,
 }
 
+/// A database with the harness's settings (the cache), no keyspace yet.
+fn open_database(dir: &Path, cache_bytes: usize) -> Res<Database> {
+    Database::builder(dir)
+        .cache_size(cache_bytes as u64)
+        .open()
+        .map_err(err)
+}
+
 impl Fjall {
     pub(super) fn open(dir: &Path, cache_bytes: usize) -> Res<Self> {
-        let db = Database::builder(dir)
-            .cache_size(cache_bytes as u64)
-            .open()
-            .map_err(err)?;
+        let db = open_database(dir, cache_bytes)?;
         let keyspace = db
             .keyspace("bench", KeyspaceCreateOptions::default)
             .map_err(err)?;
@@ -186,5 +196,55 @@ impl TxnEngine for FjallTx {
             tx.insert(&self.keyspace, key, update(i, old[i].as_deref()));
         }
         Ok(tx.commit().map_err(err)?.is_ok())
+    }
+}
+
+/// fjall's keyspaces (the keyspaces workload): `count` keyspaces with
+/// default options on a database opened as [`Fjall`] opens it.
+pub(super) struct FjallKeyspaces {
+    db: Database,
+    keyspaces: Vec<Keyspace>,
+}
+
+impl FjallKeyspaces {
+    pub(super) fn open(dir: &Path, cache_bytes: usize, count: usize) -> Res<Self> {
+        let db = open_database(dir, cache_bytes)?;
+        let keyspaces = (0..count)
+            .map(|ks| db.keyspace(&keyspace_name(ks), KeyspaceCreateOptions::default))
+            .collect::<fjall::Result<Vec<_>>>()
+            .map_err(err)?;
+        Ok(FjallKeyspaces { db, keyspaces })
+    }
+
+    fn keyspace(&self, ks: usize) -> Res<&Keyspace> {
+        nth("fjall", &self.keyspaces, ks)
+    }
+}
+
+impl KeyspaceEngine for FjallKeyspaces {
+    fn put_in(&self, ks: usize, key: &[u8], value: &[u8]) -> Res<()> {
+        self.keyspace(ks)?.insert(key, value).map_err(err)
+    }
+
+    fn get_in(&self, ks: usize, key: &[u8]) -> Res<Option<Vec<u8>>> {
+        let value = self.keyspace(ks)?.get(key).map_err(err)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn batch_in(&self, puts: &[(usize, &[u8], &[u8])]) -> Res<()> {
+        // Journal durability PersistMode::Buffer (the default of
+        // `Database::batch`), as `Keyspace::insert`'s.
+        let mut batch = self.db.batch();
+        for &(ks, key, value) in puts {
+            batch.insert(self.keyspace(ks)?, key, value);
+        }
+        batch.commit().map_err(err)
+    }
+
+    fn close(self: Box<Self>) -> Res<()> {
+        self.db.persist(PersistMode::SyncAll).map_err(err)?;
+        // Dropping the last handle stops and joins the background workers.
+        drop(self);
+        Ok(())
     }
 }

@@ -2,9 +2,11 @@
 
 use std::path::Path;
 
-use kevo_engine::{Db, Options, WriteBatch, WriteOptions};
+use kevo_engine::{Db, Keyspace, KeyspaceOptions, Options, WriteBatch, WriteOptions};
 
-use super::{Engine, OwnFigures, Res, Scan, TxnEngine, Update, bounds};
+use super::{
+    Engine, KeyspaceEngine, OwnFigures, Res, Scan, TxnEngine, Update, bounds, keyspace_name, nth,
+};
 
 fn err(e: kevo_engine::Error) -> String {
     format!("kevo: {e}")
@@ -38,7 +40,9 @@ pub(super) fn describe(cache_bytes: usize) -> String {
          {:?}, WAL synced as {:?} (not per write); fillsync: WriteOptions {{ sync: true }} \
          (a WAL sync per write); each put is a one-entry WriteBatch; txn: `Db::begin`, \
          `Transaction::get` x2, `put` x2, `commit` (same database type and WAL settings), \
-         `Error::Conflict` counted as an abort",
+         `Error::Conflict` counted as an abort; keyspaces: `Db::keyspace(\"ks<i>\", \
+         KeyspaceOptions::default())` (never the default keyspace), puts `Keyspace::put`, \
+         batches `WriteBatch::put_in` per keyspace and `Db::write` (not synced)",
         options,
         options.memtable_bytes >> 20,
         options.block_cache_bytes >> 20,
@@ -140,5 +144,51 @@ impl TxnEngine for Kevo {
             Err(kevo_engine::Error::Conflict { .. }) => Ok(false),
             Err(e) => Err(err(e)),
         }
+    }
+}
+
+/// kevo's keyspaces (the keyspaces workload): `count` keyspaces created by
+/// `Db::keyspace`, none of them the default one, on a database opened as
+/// [`Kevo`] opens it.
+pub(super) struct KevoKeyspaces {
+    db: Db,
+    keyspaces: Vec<Keyspace>,
+}
+
+impl KevoKeyspaces {
+    pub(super) fn open(dir: &Path, cache_bytes: usize, count: usize) -> Res<Self> {
+        let db = Db::open_with(dir, options(cache_bytes)).map_err(err)?;
+        let keyspaces = (0..count)
+            .map(|ks| db.keyspace(&keyspace_name(ks), KeyspaceOptions::default()))
+            .collect::<kevo_engine::Result<Vec<_>>>()
+            .map_err(err)?;
+        Ok(KevoKeyspaces { db, keyspaces })
+    }
+
+    fn keyspace(&self, ks: usize) -> Res<&Keyspace> {
+        nth("kevo", &self.keyspaces, ks)
+    }
+}
+
+impl KeyspaceEngine for KevoKeyspaces {
+    fn put_in(&self, ks: usize, key: &[u8], value: &[u8]) -> Res<()> {
+        self.keyspace(ks)?.put(key, value).map_err(err)
+    }
+
+    fn get_in(&self, ks: usize, key: &[u8]) -> Res<Option<Vec<u8>>> {
+        let value = self.keyspace(ks)?.get(key).map_err(err)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn batch_in(&self, puts: &[(usize, &[u8], &[u8])]) -> Res<()> {
+        let mut batch = WriteBatch::new();
+        for &(ks, key, value) in puts {
+            batch.put_in(self.keyspace(ks)?, key, value);
+        }
+        self.db.write(batch).map_err(err)
+    }
+
+    fn close(self: Box<Self>) -> Res<()> {
+        self.db.close().map_err(err)
     }
 }

@@ -1,5 +1,6 @@
-//! The [`Engine`] trait the workloads run against, and one implementation
-//! per engine: kevo always, each peer behind its own cargo feature.
+//! The [`Engine`] trait the workloads run against (and [`KeyspaceEngine`],
+//! what the keyspaces workload runs against), and one implementation per
+//! engine: kevo always, each peer behind its own cargo feature.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -109,6 +110,38 @@ pub(crate) trait TxnEngine: Sync {
     fn read2_write2(&self, keys: [&[u8]; 2], update: Update<'_>) -> Res<bool>;
 }
 
+/// An engine's keyspaces (kevo keyspaces, fjall keyspaces, sled trees,
+/// redb tables), opened by [`open_keyspaces`] as `0..count`: the keyspaces
+/// workload. Shared by all the threads of a row.
+pub(crate) trait KeyspaceEngine: Send + Sync {
+    /// One put into keyspace `ks`: the engine's ordinary, non-syncing
+    /// write path into that keyspace.
+    fn put_in(&self, ks: usize, key: &[u8], value: &[u8]) -> Res<()>;
+
+    /// The value of `key` in keyspace `ks` (the workload's check, not
+    /// timed).
+    fn get_in(&self, ks: usize, key: &[u8]) -> Res<Option<Vec<u8>>>;
+
+    /// One atomic write of `puts`, each `(keyspace, key, value)`, each into
+    /// a different keyspace: all of them are applied or none (not synced).
+    fn batch_in(&self, puts: &[(usize, &[u8], &[u8])]) -> Res<()>;
+
+    /// Closes the database, waiting for its background threads.
+    fn close(self: Box<Self>) -> Res<()>;
+}
+
+/// Keyspace `ks` of `all`, or an error naming the engine (the workload
+/// only asks for the keyspaces it opened).
+fn nth<'a, T>(engine: &str, all: &'a [T], ks: usize) -> Res<&'a T> {
+    all.get(ks)
+        .ok_or_else(|| format!("{engine}: no keyspace {ks} (opened {})", all.len()))
+}
+
+/// The name of keyspace `ks` of the keyspaces workload: `ks0`, `ks1`, ...
+fn keyspace_name(ks: usize) -> String {
+    format!("ks{ks}")
+}
+
 /// Figures an engine reports about itself (kevo's `Stats`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct OwnFigures {
@@ -169,6 +202,32 @@ pub(crate) fn open_txn(name: &str, dir: &Path, config: &Config) -> Res<Option<Bo
         "kevo" => Box::new(kevo::Kevo::open(dir, cache_bytes)?),
         #[cfg(feature = "fjall")]
         "fjall" => Box::new(fjall::FjallTx::open(dir, cache_bytes)?),
+        other if built(other) => return Ok(None),
+        other => return Err(not_built(other)),
+    };
+    Ok(Some(engine))
+}
+
+/// Opens engine `name` for the keyspaces workload, in the empty directory
+/// `dir`, with `count` keyspaces (`ks0`, `ks1`, ...; kevo: none of them the
+/// default keyspace) created with default options: `None` where the engine
+/// has no keyspaces in this harness (RocksDB: column families are not wired
+/// in).
+pub(crate) fn open_keyspaces(
+    name: &str,
+    dir: &Path,
+    config: &Config,
+    count: usize,
+) -> Res<Option<Box<dyn KeyspaceEngine>>> {
+    let cache_bytes = config.cache_mib << 20;
+    let engine: Box<dyn KeyspaceEngine> = match name {
+        "kevo" => Box::new(kevo::KevoKeyspaces::open(dir, cache_bytes, count)?),
+        #[cfg(feature = "fjall")]
+        "fjall" => Box::new(fjall::FjallKeyspaces::open(dir, cache_bytes, count)?),
+        #[cfg(feature = "sled")]
+        "sled" => Box::new(sled::SledKeyspaces::open(dir, cache_bytes, count)?),
+        #[cfg(feature = "redb")]
+        "redb" => Box::new(redb::RedbKeyspaces::open(dir, cache_bytes, count)?),
         other if built(other) => return Ok(None),
         other => return Err(not_built(other)),
     };

@@ -1,4 +1,5 @@
-//! redb 3 (feature `redb`): a copy-on-write B-tree in Rust, one table.
+//! redb 3 (feature `redb`): a copy-on-write B-tree in Rust, one table (the
+//! keyspaces workload: one table per keyspace).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -8,7 +9,7 @@ use redb::{
     Database, Durability, ReadableDatabase as _, ReadableTableMetadata as _, TableDefinition,
 };
 
-use super::{Engine, Res, Scan, bounds};
+use super::{Engine, KeyspaceEngine, Res, Scan, bounds, keyspace_name, nth};
 
 const TABLE: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("bench");
 
@@ -24,7 +25,9 @@ pub(super) fn describe(cache_bytes: usize) -> String {
          (as kevo syncs its WAL every 100 ms; without it, redb cannot reuse the pages freed \
          since the last durable commit and slows down without end); fillsync: \
          Durability::Immediate (fsync per commit); each get, scan and seek opens its own read transaction; flush \
-         before measuring disk: an empty Immediate commit",
+         before measuring disk: an empty Immediate commit; keyspaces: one table each \
+         (\"ks<i>\"), each put its own write transaction as above, each batch one write \
+         transaction (same durability rule) with one insert per table",
         cache_bytes >> 20,
         DURABLE_EVERY.as_millis()
     )
@@ -41,26 +44,39 @@ pub(super) struct Redb {
 
 impl Redb {
     pub(super) fn open(dir: &Path, cache_bytes: usize) -> Res<Self> {
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(dir.join("bench.redb"))
-            .map_err(err)?;
-        let redb = Redb {
-            db,
-            last_durable: Mutex::new(Instant::now()),
-        };
+        let redb = Redb::create(dir, cache_bytes)?;
         // Create the table, so that reads of an empty database find it.
         redb.commit(true, |_| Ok(()))?;
         Ok(redb)
     }
 
-    /// One write transaction: `Immediate` if `sync` or if the last durable
-    /// commit is `DURABLE_EVERY` old, else `None`.
+    /// A new database file in `dir` with the harness's cache, no table yet.
+    fn create(dir: &Path, cache_bytes: usize) -> Res<Self> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(dir.join("bench.redb"))
+            .map_err(err)?;
+        Ok(Redb {
+            db,
+            last_durable: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// One write transaction on the table: see [`Redb::write`].
     fn commit(
         &self,
         sync: bool,
         work: impl FnOnce(&mut redb::Table<'_, &'static [u8], &'static [u8]>) -> Res<()>,
     ) -> Res<()> {
+        self.write(sync, |txn| {
+            let mut table = txn.open_table(TABLE).map_err(err)?;
+            work(&mut table)
+        })
+    }
+
+    /// One write transaction: `Immediate` if `sync` or if the last durable
+    /// commit is `DURABLE_EVERY` old, else `None`.
+    fn write(&self, sync: bool, work: impl FnOnce(&redb::WriteTransaction) -> Res<()>) -> Res<()> {
         let mut txn = self.db.begin_write().map_err(err)?;
         // Write transactions are serialised: holding `txn`, this thread is
         // the only one here.
@@ -81,10 +97,7 @@ impl Redb {
             Durability::None
         })
         .map_err(err)?;
-        {
-            let mut table = txn.open_table(TABLE).map_err(err)?;
-            work(&mut table)?;
-        }
+        work(&txn)?;
         txn.commit().map_err(err)
     }
 
@@ -154,5 +167,67 @@ impl Engine for Redb {
             ),
             Err(e) => e,
         })
+    }
+}
+
+/// redb's tables as keyspaces (the keyspaces workload): `count` tables in
+/// one database file, written as [`Redb`] writes its table.
+pub(super) struct RedbKeyspaces {
+    redb: Redb,
+    names: Vec<String>,
+}
+
+/// The definition of the table named `name`.
+fn table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+impl RedbKeyspaces {
+    pub(super) fn open(dir: &Path, cache_bytes: usize, count: usize) -> Res<Self> {
+        let redb = Redb::create(dir, cache_bytes)?;
+        let names: Vec<String> = (0..count).map(keyspace_name).collect();
+        // Create the tables, so that reads find them.
+        redb.write(true, |txn| {
+            for name in &names {
+                txn.open_table(table(name)).map_err(err)?;
+            }
+            Ok(())
+        })?;
+        Ok(RedbKeyspaces { redb, names })
+    }
+
+    fn name(&self, ks: usize) -> Res<&str> {
+        nth("redb", &self.names, ks).map(String::as_str)
+    }
+}
+
+impl KeyspaceEngine for RedbKeyspaces {
+    fn put_in(&self, ks: usize, key: &[u8], value: &[u8]) -> Res<()> {
+        let name = self.name(ks)?;
+        self.redb.write(false, |txn| {
+            let mut table = txn.open_table(table(name)).map_err(err)?;
+            table.insert(key, value).map(|_| ()).map_err(err)
+        })
+    }
+
+    fn get_in(&self, ks: usize, key: &[u8]) -> Res<Option<Vec<u8>>> {
+        let txn = self.redb.db.begin_read().map_err(err)?;
+        let table = txn.open_table(table(self.name(ks)?)).map_err(err)?;
+        let value = table.get(key).map_err(err)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn batch_in(&self, puts: &[(usize, &[u8], &[u8])]) -> Res<()> {
+        self.redb.write(false, |txn| {
+            for &(ks, key, value) in puts {
+                let mut table = txn.open_table(table(self.name(ks)?)).map_err(err)?;
+                table.insert(key, value).map_err(err)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn close(self: Box<Self>) -> Res<()> {
+        self.redb.flush()
     }
 }
