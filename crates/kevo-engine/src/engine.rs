@@ -71,6 +71,9 @@ pub(crate) struct Engine {
     pub(crate) next_imm_id: AtomicU64,
     /// The segments memtable switches started (see `retention`).
     pub(crate) wal_starts: WalStarts,
+    /// The WAL bytes written (since open) at which the commit path next
+    /// checks `max_total_wal_bytes`.
+    pub(crate) next_wal_check: AtomicU64,
     /// The visible seqno and the live snapshots.
     pub(crate) visibility: Visibility,
     /// The background jobs and their threads.

@@ -8,7 +8,7 @@
 //! drop), so a group leader sees one set for its whole group.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use kevo_compaction::CompactionStrategy;
@@ -121,6 +121,9 @@ impl KeyspaceCore {
 #[derive(Debug)]
 pub(crate) struct Keyspaces {
     default: Arc<KeyspaceCore>,
+    /// How many keyspaces there are (the default included), readable
+    /// without the lock.
+    count: AtomicUsize,
     /// Every keyspace, the default included, by id.
     by_id: RwLock<BTreeMap<KeyspaceId, Arc<KeyspaceCore>>>,
 }
@@ -136,6 +139,7 @@ impl Keyspaces {
         }
         Keyspaces {
             default,
+            count: AtomicUsize::new(by_id.len()),
             by_id: RwLock::new(by_id),
         }
     }
@@ -184,13 +188,23 @@ impl Keyspaces {
             .collect()
     }
 
+    /// How many keyspaces there are, the default included.
+    pub(crate) fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
     /// Adds `core` (the caller holds the writer mutex).
     pub(crate) fn insert(&self, core: Arc<KeyspaceCore>) {
-        write(&self.by_id).insert(core.id, core);
+        let mut by_id = write(&self.by_id);
+        by_id.insert(core.id, core);
+        self.count.store(by_id.len(), Ordering::Release);
     }
 
     /// Removes keyspace `id` (the caller holds the writer mutex).
     pub(crate) fn remove(&self, id: KeyspaceId) -> Option<Arc<KeyspaceCore>> {
-        write(&self.by_id).remove(&id)
+        let mut by_id = write(&self.by_id);
+        let removed = by_id.remove(&id);
+        self.count.store(by_id.len(), Ordering::Release);
+        removed
     }
 }

@@ -736,6 +736,7 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
         keyspaces: Keyspaces::new(default, others),
         next_imm_id: AtomicU64::new(1),
         wal_starts: WalStarts::new(wal_starts),
+        next_wal_check: AtomicU64::new(0),
         visibility: Visibility::new(last_seqno),
         jobs: Schedule::default(),
         tables,

@@ -148,7 +148,7 @@ fn delay(engine: &Engine, bytes: usize) {
 /// [`Error::InvalidArgument`] for a keyspace that was dropped (or never
 /// existed): nothing of the batch is written.
 fn touched(engine: &Engine, batch: &Batch) -> Result<Vec<Arc<KeyspaceCore>>> {
-    let mut ids: Vec<KeyspaceId> = Vec::new();
+    let mut ids: Vec<KeyspaceId> = Vec::with_capacity(2);
     for entry in batch.iter() {
         if !ids.contains(&entry.keyspace) {
             ids.push(entry.keyspace);
@@ -223,11 +223,17 @@ fn make_room_in(
 /// # Errors
 /// As [`switch_memtable`].
 fn limit_wal(engine: &Engine, last_seqno: SeqNo) -> Result<()> {
-    let keyspaces = engine.keyspaces.all();
-    if keyspaces.len() < 2 {
+    if engine.keyspaces.len() < 2 {
         // One keyspace: its own memtable switches bound the WAL.
         return Ok(());
     }
+    // Looked at again only after the WAL has grown by a sixteenth of the
+    // limit since the last look: one atomic load per group otherwise.
+    let written = engine.with_wal(|wal| wal.stats().bytes_written)?;
+    if written < engine.next_wal_check.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let keyspaces = engine.keyspaces.all();
     let max = match engine.options.max_total_wal_bytes {
         0 => keyspaces
             .iter()
@@ -247,10 +253,12 @@ fn limit_wal(engine: &Engine, last_seqno: SeqNo) -> Result<()> {
     let Some(oldest) = firsts.iter().map(|(log, _)| *log).min() else {
         return Ok(());
     };
+    engine
+        .next_wal_check
+        .store(written.saturating_add((max / 16).max(1)), Ordering::Relaxed);
     let Some(before) = engine.wal_starts.wal_bytes_before(oldest) else {
         return Ok(());
     };
-    let written = engine.with_wal(|wal| wal.stats().bytes_written)?;
     if written.saturating_sub(before) <= max {
         return Ok(());
     }
