@@ -74,6 +74,12 @@ pub(crate) struct Engine {
     /// The WAL bytes written (since open) at which the commit path next
     /// checks `max_total_wal_bytes`.
     pub(crate) next_wal_check: AtomicU64,
+    /// The keyspaces' active memtable bytes, as the commit path last saw
+    /// them (the sum of their `seen_bytes`), against `write_buffer_bytes`.
+    pub(crate) write_buffer_bytes: AtomicU64,
+    /// The keyspaces the group being committed writes to, from the leader's
+    /// `make_room` to its `apply` (both under the writer mutex).
+    pub(crate) group_keyspaces: Mutex<Vec<Arc<KeyspaceCore>>>,
     /// The visible seqno and the live snapshots.
     pub(crate) visibility: Visibility,
     /// The background jobs and their threads.

@@ -8,7 +8,7 @@
 //! drop), so a group leader sees one set for its whole group.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use kevo_compaction::CompactionStrategy;
@@ -55,6 +55,9 @@ pub(crate) struct KeyspaceCore {
     /// Set (under the writer mutex) when it is dropped: handles then get
     /// an error, and background jobs leave it alone.
     dropped: AtomicBool,
+    /// Its active memtable's bytes as the commit path last saw them (its
+    /// share of the engine's write buffer total).
+    pub(crate) seen_bytes: AtomicU64,
 }
 
 impl std::fmt::Debug for KeyspaceCore {
@@ -88,6 +91,7 @@ impl KeyspaceCore {
             settings: RwLock::new(Arc::new(settings)),
             read,
             dropped: AtomicBool::new(false),
+            seen_bytes: AtomicU64::new(0),
         }
     }
 

@@ -265,6 +265,12 @@ pub(crate) fn drop_keyspace(engine: &Engine, name: &str) -> Result<()> {
     core.mark_dropped();
     engine.keyspaces.remove(core.id);
     core.read.clear();
+    let seen = core
+        .seen_bytes
+        .swap(0, std::sync::atomic::Ordering::Relaxed);
+    engine
+        .write_buffer_bytes
+        .fetch_sub(seen, std::sync::atomic::Ordering::Relaxed);
     crate::install::retire_tables(engine, versions);
     engine.jobs.notify();
     tracing::info!(keyspace = name, id = core.id, "keyspace dropped");

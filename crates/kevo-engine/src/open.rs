@@ -737,6 +737,8 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
         next_imm_id: AtomicU64::new(1),
         wal_starts: WalStarts::new(wal_starts),
         next_wal_check: AtomicU64::new(0),
+        write_buffer_bytes: AtomicU64::new(0),
+        group_keyspaces: Mutex::new(Vec::new()),
         visibility: Visibility::new(last_seqno),
         jobs: Schedule::default(),
         tables,

@@ -199,6 +199,12 @@ options! {
     /// rarely does not keep the WAL forever; 0: four times
     /// `memtable_bytes` per keyspace. Default: 0.
     max_total_wal_bytes: u64 = 0;
+    /// With several keyspaces, the bytes all their active memtables may
+    /// hold together (RocksDB's `db_write_buffer_size`): past it the
+    /// largest is switched and flushed, so that many keyspaces do not
+    /// multiply the memory (and cache footprint) of writes; 0:
+    /// `memtable_bytes`. Default: 0.
+    write_buffer_bytes: u64 = 0;
     /// L0 tables at which each write is delayed a little (above
     /// `l0_compaction_trigger`). Default: 20.
     l0_slowdown_trigger: usize = 20,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use kevo_core::{DEFAULT_KEYSPACE, KeyspaceId, SeqNo};
+use kevo_core::{KeyspaceId, SeqNo};
 use kevo_memtable::MemTable;
 use kevo_wal::{Batch, SyncMode};
 
@@ -49,10 +49,16 @@ impl CommitEnv for Engine {
 
     fn make_room(&self, batch: &Batch, last_seqno: SeqNo) -> Result<()> {
         let bytes = batch.as_bytes().len();
-        for keyspace in touched(self, batch)? {
-            make_room_in(self, &keyspace, bytes, last_seqno)?;
+        let keyspaces = touched(self, batch)?;
+        for keyspace in &keyspaces {
+            make_room_in(self, keyspace, bytes, last_seqno)?;
         }
-        limit_wal(self, last_seqno)
+        limit_write_buffer(self, last_seqno)?;
+        limit_wal(self, last_seqno)?;
+        // `apply` takes them from here (the writer mutex is held from this
+        // call to that one).
+        *lock(&self.group_keyspaces) = keyspaces;
+        Ok(())
     }
 
     fn check_conflicts(&self, txn: &TxnCheck) -> Result<()> {
@@ -76,28 +82,18 @@ impl CommitEnv for Engine {
     }
 
     fn apply(&self, batch: &Batch) -> u64 {
-        // `make_room` checked every keyspace of the batch under the same
+        // `make_room` found every keyspace of the batch, under the same
         // writer mutex: none can be dropped in between.
-        let default = self.keyspaces.default().read.memtable();
-        let mut others: Vec<(KeyspaceId, Arc<MemTable>)> = Vec::new();
+        let keyspaces = std::mem::take(&mut *lock(&self.group_keyspaces));
+        let memtables: Vec<(KeyspaceId, Arc<MemTable>)> = keyspaces
+            .iter()
+            .map(|k| (k.id, k.read.memtable()))
+            .collect();
         let first = batch.seqno();
         let mut user_bytes = 0u64;
         for (i, entry) in batch.iter().enumerate() {
-            let mem = if entry.keyspace == DEFAULT_KEYSPACE {
-                &default
-            } else {
-                let found = others.iter().position(|(id, _)| *id == entry.keyspace);
-                let index = match found {
-                    Some(index) => index,
-                    None => {
-                        let Some(core) = self.keyspaces.get(entry.keyspace) else {
-                            continue;
-                        };
-                        others.push((entry.keyspace, core.read.memtable()));
-                        others.len() - 1
-                    }
-                };
-                &others[index].1
+            let Some((_, mem)) = memtables.iter().find(|(id, _)| *id == entry.keyspace) else {
+                continue;
             };
             mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
             user_bytes += (entry.key.len() + entry.value.len()) as u64;
@@ -193,6 +189,7 @@ fn make_room_in(
             continue;
         }
         if pressure.memtable_bytes < options.memtable_bytes {
+            saw(engine, keyspace, pressure.memtable_bytes as u64);
             return Ok(());
         }
         if pressure.immutables >= options.max_immutable_memtables {
@@ -213,6 +210,54 @@ fn make_room_in(
         switch_memtable(engine, keyspace, last_seqno)?;
         return Ok(());
     }
+}
+
+/// Records `bytes` as `keyspace`'s active memtable size in the engine's
+/// write buffer total (writer mutex held).
+fn saw(engine: &Engine, keyspace: &KeyspaceCore, bytes: u64) {
+    let before = keyspace.seen_bytes.swap(bytes, Ordering::Relaxed);
+    if bytes >= before {
+        engine
+            .write_buffer_bytes
+            .fetch_add(bytes - before, Ordering::Relaxed);
+    } else {
+        engine
+            .write_buffer_bytes
+            .fetch_sub(before - bytes, Ordering::Relaxed);
+    }
+}
+
+/// With several keyspaces: while their active memtables hold more than
+/// `write_buffer_bytes` together, switches the largest (unless its
+/// immutable memtables are at their limit: their flushes come first).
+///
+/// # Errors
+/// As [`switch_memtable`].
+fn limit_write_buffer(engine: &Engine, last_seqno: SeqNo) -> Result<()> {
+    if engine.keyspaces.len() < 2 {
+        return Ok(());
+    }
+    let limit = match engine.options.write_buffer_bytes {
+        0 => engine.options.memtable_bytes as u64,
+        limit => limit,
+    };
+    if engine.write_buffer_bytes.load(Ordering::Relaxed) <= limit {
+        return Ok(());
+    }
+    let largest = engine
+        .keyspaces
+        .all()
+        .into_iter()
+        .filter(|k| !k.is_dropped())
+        .max_by_key(|k| k.seen_bytes.load(Ordering::Relaxed));
+    if let Some(keyspace) = largest {
+        let max_immutables = keyspace.settings().options.max_immutable_memtables;
+        if keyspace.read.pressure().immutables < max_immutables {
+            tracing::debug!(keyspace = %keyspace.name, "switching the largest memtable: the write buffer is full");
+            switch_memtable(engine, &keyspace, last_seqno)?;
+        }
+    }
+    Ok(())
 }
 
 /// With several keyspaces: once the WAL from its oldest needed segment on
@@ -309,6 +354,7 @@ fn switch_memtable(
     engine.wal_starts.record(next_log, last_seqno, wal_bytes);
     let id = engine.next_imm_id.fetch_add(1, Ordering::Relaxed);
     keyspace.read.freeze(id, next_log);
+    saw(engine, keyspace, 0);
     tracing::debug!(keyspace = %keyspace.name, id, next_log, "memtable switched");
     engine.jobs.notify();
     Ok(Some(id))
