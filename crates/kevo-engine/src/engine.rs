@@ -41,7 +41,7 @@ use kevo_wal::{Wal, WalPosition};
 
 use crate::commit::CommitPipeline;
 use crate::error::{Error, Result, from_wal};
-use crate::keyspace::{KeyspaceCore, Keyspaces};
+use crate::keyspace::{GroupKeyspaces, KeyspaceCore, Keyspaces};
 use crate::lifecycle::{Lifecycle, is_out_of_space};
 use crate::options::Options;
 use crate::read::Visibility;
@@ -79,7 +79,7 @@ pub(crate) struct Engine {
     pub(crate) write_buffer_bytes: AtomicU64,
     /// The keyspaces the group being committed writes to, from the leader's
     /// `make_room` to its `apply` (both under the writer mutex).
-    pub(crate) group_keyspaces: Mutex<Vec<Arc<KeyspaceCore>>>,
+    pub(crate) group_keyspaces: Mutex<GroupKeyspaces>,
     /// The visible seqno and the live snapshots.
     pub(crate) visibility: Visibility,
     /// The background jobs and their threads.

@@ -121,6 +121,11 @@ impl KeyspaceCore {
     }
 }
 
+/// The keyspaces a write group writes to, each with its memtable once the
+/// group has room (kept by the engine between the leader's `make_room` and
+/// `apply`).
+pub(crate) type GroupKeyspaces = Vec<(Arc<KeyspaceCore>, Option<Arc<MemTable>>)>;
+
 /// Every keyspace of the database.
 #[derive(Debug)]
 pub(crate) struct Keyspaces {

@@ -151,8 +151,7 @@ impl Transaction {
     /// [`Error::Closed`]; [`Error::Io`] or [`Error::Corruption`] reading a
     /// table.
     pub fn get(&mut self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        let default = Arc::clone(self.handle.engine.keyspaces.default());
-        self.get_at(&default, key.as_ref())
+        self.get_at(None, key.as_ref())
     }
 
     /// The value of `key` in `keyspace`, as [`get`](Self::get): every
@@ -162,14 +161,26 @@ impl Transaction {
     /// As [`get`](Self::get); [`Error::InvalidArgument`] for a dropped
     /// keyspace.
     pub fn get_in(&mut self, keyspace: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.get_at(&Arc::clone(&keyspace.core), key.as_ref())
+        self.get_at(Some(&keyspace.core), key.as_ref())
     }
 
-    fn get_at(&mut self, keyspace: &Arc<KeyspaceCore>, key: &[u8]) -> Result<Option<Bytes>> {
+    /// A read of `key` in `keyspace` (the default one for `None`: no
+    /// reference count is touched on that path).
+    fn get_at(
+        &mut self,
+        keyspace: Option<&Arc<KeyspaceCore>>,
+        key: &[u8],
+    ) -> Result<Option<Bytes>> {
         let engine = &self.handle.engine;
+        let keyspace: &KeyspaceCore = keyspace.map_or(engine.keyspaces.default(), |k| k);
         engine.life.check_open()?;
         check_keyspace(keyspace)?;
-        if let Some(buffered) = self.buffer_of(keyspace).and_then(|b| b.get(key)) {
+        let buffer = if keyspace.id == DEFAULT_KEYSPACE {
+            Some(&self.buffer)
+        } else {
+            self.others.get(&keyspace.id).map(|(_, buffer)| buffer)
+        };
+        if let Some(buffered) = buffer.and_then(|b| b.get(key)) {
             return Ok(buffered.cloned());
         }
         self.scratch.clear();
@@ -187,8 +198,7 @@ impl Transaction {
     /// [`Error::InvalidArgument`] if the key or value is over its limit;
     /// [`Error::Closed`].
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let default = Arc::clone(self.handle.engine.keyspaces.default());
-        self.write_at(&default, key.as_ref(), Some(value.as_ref()))
+        self.write_at(None, key.as_ref(), Some(value.as_ref()))
     }
 
     /// Sets `key` to `value` in `keyspace` when the transaction commits
@@ -203,11 +213,7 @@ impl Transaction {
         key: impl AsRef<[u8]>,
         value: impl AsRef<[u8]>,
     ) -> Result<()> {
-        self.write_at(
-            &Arc::clone(&keyspace.core),
-            key.as_ref(),
-            Some(value.as_ref()),
-        )
+        self.write_at(Some(&keyspace.core), key.as_ref(), Some(value.as_ref()))
     }
 
     /// Deletes `key` from the default keyspace when the transaction commits.
@@ -216,8 +222,7 @@ impl Transaction {
     /// [`Error::InvalidArgument`] if the key is over its limit;
     /// [`Error::Closed`].
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
-        let default = Arc::clone(self.handle.engine.keyspaces.default());
-        self.write_at(&default, key.as_ref(), None)
+        self.write_at(None, key.as_ref(), None)
     }
 
     /// Deletes `key` from `keyspace` when the transaction commits.
@@ -226,26 +231,28 @@ impl Transaction {
     /// As [`delete`](Self::delete); [`Error::InvalidArgument`] for a
     /// dropped keyspace.
     pub fn delete_in(&mut self, keyspace: &Keyspace, key: impl AsRef<[u8]>) -> Result<()> {
-        self.write_at(&Arc::clone(&keyspace.core), key.as_ref(), None)
+        self.write_at(Some(&keyspace.core), key.as_ref(), None)
     }
 
+    /// A buffered write to `keyspace` (the default one for `None`).
     fn write_at(
         &mut self,
-        keyspace: &Arc<KeyspaceCore>,
+        keyspace: Option<&Arc<KeyspaceCore>>,
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<()> {
         self.handle.engine.life.check_open()?;
-        check_keyspace(keyspace)?;
         check_sizes(key, value.unwrap_or_default())?;
-        let buffer = if keyspace.id == DEFAULT_KEYSPACE {
-            &mut self.buffer
-        } else {
-            &mut self
-                .others
-                .entry(keyspace.id)
-                .or_insert_with(|| (Arc::clone(keyspace), WriteBuffer::new()))
-                .1
+        let buffer = match keyspace {
+            Some(keyspace) if keyspace.id != DEFAULT_KEYSPACE => {
+                check_keyspace(keyspace)?;
+                &mut self
+                    .others
+                    .entry(keyspace.id)
+                    .or_insert_with(|| (Arc::clone(keyspace), WriteBuffer::new()))
+                    .1
+            }
+            _ => &mut self.buffer,
         };
         let key = Bytes::copy_from_slice(key);
         match value {

@@ -18,13 +18,12 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use kevo_core::{KeyspaceId, SeqNo};
-use kevo_memtable::MemTable;
 use kevo_wal::{Batch, SyncMode};
 
 use crate::commit::{CommitEnv, TxnCheck};
 use crate::engine::Engine;
 use crate::error::{Conflict, Error, Result, from_wal};
-use crate::keyspace::KeyspaceCore;
+use crate::keyspace::{GroupKeyspaces, KeyspaceCore};
 use crate::read::Pressure;
 use crate::sync::lock;
 
@@ -49,15 +48,29 @@ impl CommitEnv for Engine {
 
     fn make_room(&self, batch: &Batch, last_seqno: SeqNo) -> Result<()> {
         let bytes = batch.as_bytes().len();
-        let keyspaces = touched(self, batch)?;
-        for keyspace in &keyspaces {
+        if !batch.has_other_keyspaces() {
+            // The default keyspace alone: no lookup, nothing for `apply`.
+            if !batch.is_empty() {
+                make_room_in(self, self.keyspaces.default(), bytes, last_seqno)?;
+            }
+            limit_write_buffer(self, last_seqno)?;
+            return limit_wal(self, last_seqno);
+        }
+        // The group's keyspaces, with their memtables, for `apply` (the
+        // writer mutex is held from this call to that one). The vector is
+        // reused from group to group: no allocation on the write path.
+        let mut group = std::mem::take(&mut *lock(&self.group_keyspaces));
+        group.clear();
+        touched(self, batch, &mut group)?;
+        for (keyspace, _) in &group {
             make_room_in(self, keyspace, bytes, last_seqno)?;
         }
         limit_write_buffer(self, last_seqno)?;
         limit_wal(self, last_seqno)?;
-        // `apply` takes them from here (the writer mutex is held from this
-        // call to that one).
-        *lock(&self.group_keyspaces) = keyspaces;
+        for (keyspace, memtable) in &mut group {
+            *memtable = Some(keyspace.read.memtable());
+        }
+        *lock(&self.group_keyspaces) = group;
         Ok(())
     }
 
@@ -82,17 +95,23 @@ impl CommitEnv for Engine {
     }
 
     fn apply(&self, batch: &Batch) -> u64 {
-        // `make_room` found every keyspace of the batch, under the same
-        // writer mutex: none can be dropped in between.
-        let keyspaces = std::mem::take(&mut *lock(&self.group_keyspaces));
-        let memtables: Vec<(KeyspaceId, Arc<MemTable>)> = keyspaces
-            .iter()
-            .map(|k| (k.id, k.read.memtable()))
-            .collect();
         let first = batch.seqno();
         let mut user_bytes = 0u64;
+        if !batch.has_other_keyspaces() {
+            let mem = self.keyspaces.default().read.memtable();
+            for (i, entry) in batch.iter().enumerate() {
+                mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
+                user_bytes += (entry.key.len() + entry.value.len()) as u64;
+            }
+            return user_bytes;
+        }
+        // `make_room` found every keyspace of the batch and its memtable,
+        // under the same writer mutex: none can be dropped or switched in
+        // between.
+        let group = lock(&self.group_keyspaces);
         for (i, entry) in batch.iter().enumerate() {
-            let Some((_, mem)) = memtables.iter().find(|(id, _)| *id == entry.keyspace) else {
+            let found = group.iter().find(|(k, _)| k.id == entry.keyspace);
+            let Some((_, Some(mem))) = found else {
                 continue;
             };
             mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
@@ -137,32 +156,29 @@ fn delay(engine: &Engine, bytes: usize) {
     }
 }
 
-/// The keyspaces `batch` writes to, each once (the default keyspace alone
-/// for a batch of default-keyspace entries, without a lookup).
+/// Adds the keyspaces `batch` writes to, each once, to `group`.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for a keyspace that was dropped (or never
 /// existed): nothing of the batch is written.
-fn touched(engine: &Engine, batch: &Batch) -> Result<Vec<Arc<KeyspaceCore>>> {
-    let mut ids: Vec<KeyspaceId> = Vec::with_capacity(2);
+fn touched(engine: &Engine, batch: &Batch, group: &mut GroupKeyspaces) -> Result<()> {
     for entry in batch.iter() {
-        if !ids.contains(&entry.keyspace) {
-            ids.push(entry.keyspace);
+        if group.iter().any(|(k, _)| k.id == entry.keyspace) {
+            continue;
         }
+        let core = engine
+            .keyspaces
+            .get(entry.keyspace)
+            .filter(|core| !core.is_dropped())
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "keyspace {} was dropped: the batch was not written",
+                    entry.keyspace
+                ))
+            })?;
+        group.push((core, None));
     }
-    ids.iter()
-        .map(|&id| {
-            engine
-                .keyspaces
-                .get(id)
-                .filter(|core| !core.is_dropped())
-                .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "keyspace {id} was dropped: the batch was not written"
-                    ))
-                })
-        })
-        .collect()
+    Ok(())
 }
 
 /// Makes room for `bytes` more in `keyspace`'s memtable: delays writes

@@ -42,6 +42,8 @@ pub struct Batch {
     rep: Vec<u8>,
     count: u32,
     oversized: bool,
+    /// Some entry names a keyspace other than the default one.
+    other_keyspaces: bool,
 }
 
 /// One entry of a [`Batch`].
@@ -72,6 +74,7 @@ impl Batch {
             rep: vec![0; BATCH_HEADER_BYTES],
             count: 0,
             oversized: false,
+            other_keyspaces: false,
         }
     }
 
@@ -106,6 +109,7 @@ impl Batch {
         if keyspace == DEFAULT_KEYSPACE {
             self.rep.push(kind as u8);
         } else {
+            self.other_keyspaces = true;
             self.rep.push(kind as u8 | KEYSPACE_TAG_BIT);
             put_varint32(&mut self.rep, keyspace);
         }
@@ -136,6 +140,12 @@ impl Batch {
         self.count == 0
     }
 
+    /// Whether some entry names a keyspace other than the default one
+    /// (known without reading the entries: a writer's fast path).
+    pub fn has_other_keyspaces(&self) -> bool {
+        self.other_keyspaces
+    }
+
     /// Sequence number of the first entry.
     pub fn seqno(&self) -> SeqNo {
         let mut r = Reader::new(&self.rep);
@@ -153,6 +163,7 @@ impl Batch {
         self.rep.resize(BATCH_HEADER_BYTES, 0);
         self.count = 0;
         self.oversized = false;
+        self.other_keyspaces = false;
     }
 
     /// Appends every entry of `other` after this batch's entries (the group
@@ -163,6 +174,7 @@ impl Batch {
         self.rep[8..12].copy_from_slice(&self.count.to_le_bytes());
         self.rep.extend_from_slice(&other.rep[BATCH_HEADER_BYTES..]);
         self.oversized |= other.oversized;
+        self.other_keyspaces |= other.other_keyspaces;
     }
 
     /// The encoded batch, as stored in the log.
@@ -236,6 +248,7 @@ impl Batch {
         let seqno = r.u64_le().ok_or("batch header is truncated")?;
         let count = r.u32_le().ok_or("batch header is truncated")?;
         check_seqnos(seqno, count)?;
+        let mut other_keyspaces = false;
         for i in 0..count {
             let tag = r.u8().ok_or_else(|| format!("entry {i} is truncated"))?;
             let (kind, has_keyspace) = split_tag(tag)
@@ -254,6 +267,7 @@ impl Batch {
                         "entry {i} writes the default keyspace explicitly (it has no keyspace field)"
                     ));
                 }
+                other_keyspaces = true;
             }
             r.length_prefixed(KEY_BYTES_MAX)
                 .ok_or_else(|| format!("entry {i} has a truncated or oversized key"))?;
@@ -272,6 +286,7 @@ impl Batch {
             rep: bytes.to_vec(),
             count,
             oversized: false,
+            other_keyspaces,
         })
     }
 }
@@ -370,6 +385,31 @@ mod tests {
                 value: b""
             }
         );
+    }
+
+    #[test]
+    fn a_batch_knows_whether_it_names_other_keyspaces() {
+        let mut batch = Batch::new();
+        batch.put("a", "1");
+        batch.put_in(DEFAULT_KEYSPACE, "b", "2");
+        assert!(!batch.has_other_keyspaces());
+        assert!(
+            !Batch::decode(batch.as_bytes())
+                .unwrap()
+                .has_other_keyspaces()
+        );
+        let mut other = Batch::new();
+        other.delete_in(3, "c");
+        assert!(other.has_other_keyspaces());
+        assert!(
+            Batch::decode(other.as_bytes())
+                .unwrap()
+                .has_other_keyspaces()
+        );
+        batch.extend(&other);
+        assert!(batch.has_other_keyspaces());
+        batch.clear();
+        assert!(!batch.has_other_keyspaces());
     }
 
     #[test]
