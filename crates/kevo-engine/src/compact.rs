@@ -14,38 +14,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use kevo_compaction::{
-    CompactionStrategy, CompactionTask, Leveled, LeveledOptions, ManualStep, RunContext, Tiered,
-    TieredOptions, run_compaction,
-};
+use kevo_compaction::{CompactionTask, ManualStep, RunContext, run_compaction};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::install::{self, Applied, Change};
 use crate::keyspace::KeyspaceCore;
-use crate::options::{CompactionStyle, Options};
+use crate::options::Options;
 use crate::schedule::{JobState, compaction_backoff};
 use crate::write::flush;
-
-/// The strategy the options ask for.
-pub(crate) fn strategy(options: &Options) -> Box<dyn CompactionStrategy> {
-    match options.compaction_style {
-        CompactionStyle::Leveled => Box::new(Leveled::new(LeveledOptions {
-            l0_trigger: options.l0_compaction_trigger,
-            level_multiplier: options.level_multiplier,
-            base_level_bytes: options.base_level_bytes,
-            target_file_bytes: options.target_file_bytes,
-            dynamic_level_bytes: true,
-        })),
-        CompactionStyle::Tiered => Box::new(Tiered::new(TieredOptions {
-            min_merge_width: options.l0_compaction_trigger,
-            max_merge_width: options.tiered_max_merge_width,
-            size_ratio_percent: options.tiered_size_ratio_percent,
-            max_space_amplification_percent: options.tiered_max_space_amplification_percent,
-            target_file_bytes: options.target_file_bytes,
-        })),
-    }
-}
 
 /// How many compactions may run at once: every background thread but one,
 /// which stays free for flushes.
@@ -297,4 +274,17 @@ pub(crate) fn wait_for_compactions(engine: &Engine) -> Result<()> {
             });
         (!busy && !due).then_some(())
     })
+}
+
+/// The ends of `range` as owned keys, inclusive either way (compacting one
+/// key too many is harmless).
+pub(crate) fn range_ends<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(
+    range: &R,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    use std::ops::Bound;
+    let bound = |b: Bound<&K>| match b {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref().to_vec()),
+        Bound::Unbounded => None,
+    };
+    (bound(range.start_bound()), bound(range.end_bound()))
 }

@@ -329,7 +329,7 @@ impl Db {
     /// flush or manifest write failed, or if opened with
     /// [`Db::open_read_only`]; [`Error::Closed`].
     pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
-        let (start, end) = range_ends(&range);
+        let (start, end) = crate::compact::range_ends(&range);
         let engine = &self.handle.engine;
         crate::compact::compact_range(
             engine,
@@ -437,17 +437,4 @@ impl Db {
             }
         }
     }
-}
-
-/// The ends of `range` as owned keys, inclusive either way (compacting one
-/// key too many is harmless).
-pub(crate) fn range_ends<K: AsRef<[u8]>, R: RangeBounds<K>>(
-    range: &R,
-) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-    use std::ops::Bound;
-    let bound = |b: Bound<&K>| match b {
-        Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref().to_vec()),
-        Bound::Unbounded => None,
-    };
-    (bound(range.start_bound()), bound(range.end_bound()))
 }

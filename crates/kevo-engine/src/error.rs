@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kevo_core::{KeyspaceId, SeqNo};
+use kevo_core::{DEFAULT_KEYSPACE, KeyspaceId, SeqNo};
 pub use kevo_txn::ConflictReason;
 
 /// Errors returned by [`Db`](crate::Db) and everything it hands out.
@@ -146,9 +146,9 @@ pub struct Conflict {
 
 impl Conflict {
     /// The engine's form of `conflict`, whose key is a conflict key
-    /// ([`crate::txn::conflict_key`]: the keyspace, then the user key).
+    /// ([`conflict_key`]: the keyspace, then the user key).
     pub(crate) fn new(conflict: kevo_txn::Conflict, snapshot_seqno: SeqNo) -> Self {
-        let (keyspace, key) = crate::txn::split_conflict_key(&conflict.key);
+        let (keyspace, key) = split_conflict_key(&conflict.key);
         Conflict {
             key,
             keyspace,
@@ -156,6 +156,29 @@ impl Conflict {
             committed_seqno: conflict.committed_seqno,
             snapshot_seqno,
         }
+    }
+}
+
+/// The key the conflict tracker knows `key` of `keyspace` by: the keyspace
+/// (4 bytes, big-endian) then the user key, so that equal keys of two
+/// keyspaces never meet and a keyspace's keys stay one range.
+pub(crate) fn conflict_key(keyspace: KeyspaceId, key: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(4 + key.len());
+    out.extend_from_slice(&keyspace.to_be_bytes());
+    out.extend_from_slice(key);
+    Bytes::from(out)
+}
+
+/// The keyspace and user key of a [`conflict_key`] (an empty key, from a
+/// trimmed history, is the default keyspace's empty key).
+pub(crate) fn split_conflict_key(key: &Bytes) -> (KeyspaceId, Bytes) {
+    match key.get(..4) {
+        Some(prefix) => {
+            let mut id = [0u8; 4];
+            id.copy_from_slice(prefix);
+            (KeyspaceId::from_be_bytes(id), key.slice(4..))
+        }
+        None => (DEFAULT_KEYSPACE, key.clone()),
     }
 }
 

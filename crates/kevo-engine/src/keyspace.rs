@@ -11,15 +11,35 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use kevo_compaction::CompactionStrategy;
+use kevo_compaction::{CompactionStrategy, Leveled, LeveledOptions, Tiered, TieredOptions};
 use kevo_core::{DEFAULT_KEYSPACE, DEFAULT_KEYSPACE_NAME, KeyspaceId};
 use kevo_manifest::Version;
 use kevo_memtable::MemTable;
 use kevo_sstable::TableOptions;
 
-use crate::options::Options;
+use crate::options::{CompactionStyle, Options};
 use crate::read::{Immutable, ReadState};
 use crate::sync::{read, write};
+
+/// The strategy the options ask for.
+pub(crate) fn strategy(options: &Options) -> Box<dyn CompactionStrategy> {
+    match options.compaction_style {
+        CompactionStyle::Leveled => Box::new(Leveled::new(LeveledOptions {
+            l0_trigger: options.l0_compaction_trigger,
+            level_multiplier: options.level_multiplier,
+            base_level_bytes: options.base_level_bytes,
+            target_file_bytes: options.target_file_bytes,
+            dynamic_level_bytes: true,
+        })),
+        CompactionStyle::Tiered => Box::new(Tiered::new(TieredOptions {
+            min_merge_width: options.l0_compaction_trigger,
+            max_merge_width: options.tiered_max_merge_width,
+            size_ratio_percent: options.tiered_size_ratio_percent,
+            max_space_amplification_percent: options.tiered_max_space_amplification_percent,
+            target_file_bytes: options.target_file_bytes,
+        })),
+    }
+}
 
 /// How a keyspace is written: its options and the strategy they make.
 /// Replaced as a whole when the keyspace is opened with new options.
@@ -33,7 +53,7 @@ pub(crate) struct KeyspaceSettings {
 impl KeyspaceSettings {
     /// The settings of `options` (already resolved and validated).
     pub(crate) fn new(options: Options) -> Self {
-        let strategy = crate::compact::strategy(&options);
+        let strategy = strategy(&options);
         KeyspaceSettings { options, strategy }
     }
 

@@ -16,8 +16,8 @@ use kevo_core::{DEFAULT_KEYSPACE_NAME, KeyspaceId, check_keyspace_name};
 use kevo_iter::KeyBounds;
 use kevo_manifest::Version;
 use kevo_memtable::MemTable;
+use kevo_wal::Batch;
 
-use crate::batch::WriteBatch;
 use crate::engine::{Engine, Handle};
 use crate::error::{Error, Result};
 use crate::iter::DbIter;
@@ -97,8 +97,8 @@ impl Keyspace {
     /// As [`Db::put`](crate::Db::put); [`Error::InvalidArgument`] once the
     /// keyspace is dropped.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.put_in(self, key, value);
+        let mut batch = Batch::new();
+        batch.put_in(self.core.id, key, value);
         self.write(batch)
     }
 
@@ -107,14 +107,14 @@ impl Keyspace {
     /// # Errors
     /// As [`Keyspace::put`].
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.delete_in(self, key);
+        let mut batch = Batch::new();
+        batch.delete_in(self.core.id, key);
         self.write(batch)
     }
 
-    fn write(&self, batch: WriteBatch) -> Result<()> {
+    fn write(&self, batch: Batch) -> Result<()> {
         self.check()?;
-        crate::write::write(self.engine(), batch.inner, false, None)
+        crate::write::write(self.engine(), batch, false, None)
     }
 
     /// The newest value of `key` in this keyspace.
@@ -162,7 +162,7 @@ impl Keyspace {
     /// As [`Db::compact_range`](crate::Db::compact_range).
     pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
         self.check()?;
-        let (start, end) = crate::db::range_ends(&range);
+        let (start, end) = crate::compact::range_ends(&range);
         crate::compact::compact_range(self.engine(), &self.core, start.as_deref(), end.as_deref())
     }
 

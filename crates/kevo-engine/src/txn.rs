@@ -22,7 +22,7 @@ use kevo_wal::Batch;
 
 use crate::commit::TxnCheck;
 use crate::engine::Handle;
-use crate::error::{Conflict, Error, Result};
+use crate::error::{Conflict, Error, Result, conflict_key};
 use crate::iter::DbIter;
 use crate::keyspace::KeyspaceCore;
 use crate::keyspace_handle::Keyspace;
@@ -69,29 +69,6 @@ pub struct Transaction {
     /// Room to build a conflict key in without an allocation per read.
     scratch: Vec<u8>,
     ended: bool,
-}
-
-/// The key the conflict tracker knows `key` of `keyspace` by: the keyspace
-/// (4 bytes, big-endian) then the user key, so that equal keys of two
-/// keyspaces never meet and a keyspace's keys stay one range.
-pub(crate) fn conflict_key(keyspace: KeyspaceId, key: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(4 + key.len());
-    out.extend_from_slice(&keyspace.to_be_bytes());
-    out.extend_from_slice(key);
-    Bytes::from(out)
-}
-
-/// The keyspace and user key of a [`conflict_key`] (an empty key, from a
-/// trimmed history, is the default keyspace's empty key).
-pub(crate) fn split_conflict_key(key: &Bytes) -> (KeyspaceId, Bytes) {
-    match key.get(..4) {
-        Some(prefix) => {
-            let mut id = [0u8; 4];
-            id.copy_from_slice(prefix);
-            (KeyspaceId::from_be_bytes(id), key.slice(4..))
-        }
-        None => (DEFAULT_KEYSPACE, key.clone()),
-    }
 }
 
 /// `bounds` of `keyspace` as bounds over conflict keys: an open end stays

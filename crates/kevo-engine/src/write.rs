@@ -129,7 +129,7 @@ impl CommitEnv for Engine {
             if tracker.has_active() {
                 let keys: Vec<bytes::Bytes> = batch
                     .iter()
-                    .map(|e| crate::txn::conflict_key(e.keyspace, e.key))
+                    .map(|e| crate::error::conflict_key(e.keyspace, e.key))
                     .collect();
                 tracker.record(last, keys);
             }
