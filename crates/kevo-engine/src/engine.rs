@@ -169,18 +169,19 @@ impl Engine {
     }
 
     /// The version set's current version of `keyspace`, with the
-    /// keyspace strategy's estimate of its compaction debt.
+    /// keyspace strategy's estimate of its compaction debt; `None` opened
+    /// read-only (no version set: the read state's version stands). Takes
+    /// no read state lock, so installs call it under theirs.
     pub(crate) fn current_version(
         &self,
         keyspace: &KeyspaceCore,
-    ) -> (Arc<kevo_manifest::Version>, u64) {
+    ) -> Option<(Arc<kevo_manifest::Version>, u64)> {
         let version = match &self.manifest {
-            Manifest::Live(versions) => versions.current_in(keyspace.id),
-            Manifest::ReadOnly { .. } => None,
-        }
-        .unwrap_or_else(|| keyspace.read.version());
+            Manifest::Live(versions) => versions.current_in(keyspace.id)?,
+            Manifest::ReadOnly { .. } => return None,
+        };
         let pending = keyspace.settings().strategy.pending_bytes(&version);
-        (version, pending)
+        Some((version, pending))
     }
 
     /// Closes the database: waits for the write in flight, stops the

@@ -65,21 +65,23 @@ pub(crate) fn apply_edit(
             Ok(Applied::Refused(refused))
         }
         Ok(Ok(_)) => {
-            // The version set's current version, not the one returned: a
-            // concurrent edit may have installed a newer one in between.
+            // The version set's current version, not the one returned (a
+            // concurrent edit may have installed a newer one in between),
+            // taken under the read state's mutex: a slower install never
+            // puts an older version back over a newer one.
             let log_number = match change {
                 Change::Flush {
                     keyspace,
                     memtable,
                     log_number,
                 } => {
-                    let (version, pending) = engine.current_version(&keyspace);
-                    keyspace.read.flushed(memtable, version, pending);
+                    keyspace
+                        .read
+                        .flushed(memtable, || engine.current_version(&keyspace));
                     Some(log_number)
                 }
                 Change::Compaction { keyspace } => {
-                    let (version, pending) = engine.current_version(&keyspace);
-                    keyspace.read.install(version, pending);
+                    keyspace.read.install(|| engine.current_version(&keyspace));
                     None
                 }
             };

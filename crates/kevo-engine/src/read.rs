@@ -225,15 +225,22 @@ impl ReadState {
     }
 
     /// Immutable memtable `id` is in a table now: drops it from the read
-    /// set and installs `version` (the version set's current one, which
-    /// holds that table).
-    pub(crate) fn flushed(&self, id: u64, version: Arc<Version>, pending: u64) {
+    /// set and installs the version `current` gives (the version set's
+    /// current one, which holds that table, and its compaction debt).
+    ///
+    /// `current` is called under this read state's mutex, so that two
+    /// installs (a flush's and a compaction's) never put an older version
+    /// back over a newer one: each takes the newest there is when it
+    /// installs.
+    pub(crate) fn flushed(&self, id: u64, current: impl FnOnce() -> Option<(Arc<Version>, u64)>) {
         let mut state = lock(&self.state);
         if state.imms.front().map(|front| front.id) == Some(id) {
             state.imms.pop_front();
         }
-        state.version = version;
-        state.pending_compaction_bytes = pending;
+        if let Some((version, pending)) = current() {
+            state.version = version;
+            state.pending_compaction_bytes = pending;
+        }
         self.publish(&state);
     }
 
@@ -248,11 +255,14 @@ impl ReadState {
         self.publish(&state);
     }
 
-    /// Installs `version` (after a compaction).
-    pub(crate) fn install(&self, version: Arc<Version>, pending: u64) {
+    /// Installs the version `current` gives (after a compaction), called
+    /// under this read state's mutex as in [`ReadState::flushed`].
+    pub(crate) fn install(&self, current: impl FnOnce() -> Option<(Arc<Version>, u64)>) {
         let mut state = lock(&self.state);
-        state.version = version;
-        state.pending_compaction_bytes = pending;
+        if let Some((version, pending)) = current() {
+            state.version = version;
+            state.pending_compaction_bytes = pending;
+        }
         self.publish(&state);
     }
 
@@ -428,7 +438,7 @@ mod tests {
                 .map(|imm| (imm.id, imm.next_log)),
             Some((id, 7))
         );
-        read_state.flushed(id, Arc::new(Version::default()), 5);
+        read_state.flushed(id, || Some((Arc::new(Version::default()), 5)));
         assert!(read_state.super_version().imms.is_empty());
         assert_eq!(read_state.pressure().pending_compaction_bytes, 5);
         // The reader that took the old super version still has its memtable.
