@@ -172,7 +172,7 @@ pub(crate) fn write(results: &Results, chart: &Path) -> Res<()> {
     render(results, chart)
 }
 
-/// Reads results that [`write`] wrote and renders them to `chart`.
+/// Reads results that [`write()`] wrote and renders them to `chart`.
 pub(crate) fn render_from(json: &Path, chart: &Path) -> Res<()> {
     let text = std::fs::read_to_string(json)
         .map_err(|e| format!("could not read {}: {e}", json.display()))?;

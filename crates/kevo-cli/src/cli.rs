@@ -202,7 +202,7 @@ pub(crate) struct RangeArgs {
 pub(crate) enum LoadFormat {
     /// One JSON object per line.
     Jsonl,
-    /// KEY<TAB>VALUE per line.
+    /// `KEY<TAB>VALUE` per line.
     Tsv,
 }
 
