@@ -71,8 +71,11 @@ pub(crate) struct Engine {
     pub(crate) next_imm_id: AtomicU64,
     /// The segments memtable switches started (see `retention`).
     pub(crate) wal_starts: WalStarts,
-    /// The WAL bytes written (since open) at which the commit path next
-    /// checks `max_total_wal_bytes`.
+    /// Batch bytes appended to the WAL since open (what the WAL limit and
+    /// `WalStarts` measure).
+    pub(crate) wal_bytes: AtomicU64,
+    /// The `wal_bytes` at which the commit path next checks
+    /// `max_total_wal_bytes`.
     pub(crate) next_wal_check: AtomicU64,
     /// The keyspaces' active memtable bytes, as the commit path last saw
     /// them (the sum of their `seen_bytes`), against `write_buffer_bytes`.

@@ -78,6 +78,9 @@ pub(crate) struct KeyspaceCore {
     /// Its active memtable's bytes as the commit path last saw them (its
     /// share of the engine's write buffer total).
     pub(crate) seen_bytes: AtomicU64,
+    /// Memtable switches so far (changed only under the writer mutex): a
+    /// group that took the memtable before a switch asks for it again.
+    pub(crate) switches: AtomicU64,
 }
 
 impl std::fmt::Debug for KeyspaceCore {
@@ -112,6 +115,7 @@ impl KeyspaceCore {
             read,
             dropped: AtomicBool::new(false),
             seen_bytes: AtomicU64::new(0),
+            switches: AtomicU64::new(0),
         }
     }
 
@@ -142,9 +146,9 @@ impl KeyspaceCore {
 }
 
 /// The keyspaces a write group writes to, each with its memtable once the
-/// group has room (kept by the engine between the leader's `make_room` and
-/// `apply`).
-pub(crate) type GroupKeyspaces = Vec<(Arc<KeyspaceCore>, Option<Arc<MemTable>>)>;
+/// group has room and the keyspace's switch count when it was taken (kept by
+/// the engine between the leader's `make_room` and `apply`).
+pub(crate) type GroupKeyspaces = Vec<(Arc<KeyspaceCore>, Option<Arc<MemTable>>, u64)>;
 
 /// Every keyspace of the database.
 #[derive(Debug)]

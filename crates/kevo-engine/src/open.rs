@@ -736,6 +736,7 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
         keyspaces: Keyspaces::new(default, others),
         next_imm_id: AtomicU64::new(1),
         wal_starts: WalStarts::new(wal_starts),
+        wal_bytes: AtomicU64::new(0),
         next_wal_check: AtomicU64::new(0),
         write_buffer_bytes: AtomicU64::new(0),
         group_keyspaces: Mutex::new(Vec::new()),

@@ -163,6 +163,19 @@ impl ReadState {
         }
     }
 
+    /// [`ReadState::pressure`] and the memtable that takes writes, under
+    /// one lock (the commit path wants both).
+    pub(crate) fn room(&self) -> (Pressure, Arc<MemTable>) {
+        let state = lock(&self.state);
+        let pressure = Pressure {
+            memtable_bytes: state.mem.approximate_bytes(),
+            immutables: state.imms.len(),
+            l0_tables: state.version.level(0).len(),
+            pending_compaction_bytes: state.pending_compaction_bytes,
+        };
+        (pressure, state.mem.clone())
+    }
+
     /// What the memtables hold, and the installed version.
     pub(crate) fn memory_use(&self) -> MemoryUse {
         let state = lock(&self.state);

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use kevo_core::{KeyspaceId, SeqNo};
+use kevo_memtable::MemTable;
 use kevo_wal::{Batch, SyncMode};
 
 use crate::commit::{CommitEnv, TxnCheck};
@@ -62,13 +63,19 @@ impl CommitEnv for Engine {
         let mut group = std::mem::take(&mut *lock(&self.group_keyspaces));
         group.clear();
         touched(self, batch, &mut group)?;
-        for (keyspace, _) in &group {
-            make_room_in(self, keyspace, bytes, last_seqno)?;
+        for (keyspace, memtable, switches) in &mut group {
+            *memtable = make_room_in(self, keyspace, bytes, last_seqno)?;
+            *switches = keyspace.switches.load(Ordering::Relaxed);
         }
         limit_write_buffer(self, last_seqno)?;
         limit_wal(self, last_seqno)?;
-        for (keyspace, memtable) in &mut group {
-            *memtable = Some(keyspace.read.memtable());
+        // A memtable switched since it was taken (by its own room or by a
+        // limit) is asked for again: the group must write to the new one,
+        // never to one already frozen for a flush.
+        for (keyspace, memtable, switches) in &mut group {
+            if memtable.is_none() || keyspace.switches.load(Ordering::Relaxed) != *switches {
+                *memtable = Some(keyspace.read.memtable());
+            }
         }
         *lock(&self.group_keyspaces) = group;
         Ok(())
@@ -90,6 +97,10 @@ impl CommitEnv for Engine {
             wal.append(batch)
                 .and_then(|_| if sync_now { wal.sync() } else { Ok(()) })
         })?;
+        if appended.is_ok() {
+            self.wal_bytes
+                .fetch_add(batch.as_bytes().len() as u64, Ordering::Relaxed);
+        }
         // The WAL is poisoned: nothing more can be made durable.
         appended.map_err(|e| self.read_only(from_wal(&self.dir, e)))
     }
@@ -110,8 +121,8 @@ impl CommitEnv for Engine {
         // between.
         let group = lock(&self.group_keyspaces);
         for (i, entry) in batch.iter().enumerate() {
-            let found = group.iter().find(|(k, _)| k.id == entry.keyspace);
-            let Some((_, Some(mem))) = found else {
+            let found = group.iter().find(|(k, _, _)| k.id == entry.keyspace);
+            let Some((_, Some(mem), _)) = found else {
                 continue;
             };
             mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
@@ -163,7 +174,7 @@ fn delay(engine: &Engine, bytes: usize) {
 /// existed): nothing of the batch is written.
 fn touched(engine: &Engine, batch: &Batch, group: &mut GroupKeyspaces) -> Result<()> {
     for entry in batch.iter() {
-        if group.iter().any(|(k, _)| k.id == entry.keyspace) {
+        if group.iter().any(|(k, _, _)| k.id == entry.keyspace) {
             continue;
         }
         let core = engine
@@ -176,7 +187,7 @@ fn touched(engine: &Engine, batch: &Batch, group: &mut GroupKeyspaces) -> Result
                     entry.keyspace
                 ))
             })?;
-        group.push((core, None));
+        group.push((core, None, 0));
     }
     Ok(())
 }
@@ -184,19 +195,21 @@ fn touched(engine: &Engine, batch: &Batch, group: &mut GroupKeyspaces) -> Result
 /// Makes room for `bytes` more in `keyspace`'s memtable: delays writes
 /// while its compaction is behind, switches a full memtable, and waits
 /// while its immutable memtables or L0 tables pile up.
+/// Returns the memtable the group writes to, unless it was just switched
+/// (then the caller asks the read state).
 fn make_room_in(
     engine: &Engine,
     keyspace: &Arc<KeyspaceCore>,
     bytes: usize,
     last_seqno: SeqNo,
-) -> Result<()> {
+) -> Result<Option<Arc<MemTable>>> {
     let settings = keyspace.settings();
     let options = &settings.options;
     let compacting = options.auto_compactions;
     let mut slowed = false;
     loop {
         engine.life.check_writable()?;
-        let pressure = keyspace.read.pressure();
+        let (pressure, memtable) = keyspace.read.room();
         let behind = pressure.l0_tables >= options.l0_slowdown_trigger
             || pressure.pending_compaction_bytes >= options.pending_compaction_bytes_slowdown;
         if compacting && behind && !slowed {
@@ -206,7 +219,7 @@ fn make_room_in(
         }
         if pressure.memtable_bytes < options.memtable_bytes {
             saw(engine, keyspace, pressure.memtable_bytes as u64);
-            return Ok(());
+            return Ok(Some(memtable));
         }
         if pressure.immutables >= options.max_immutable_memtables {
             stall(engine, keyspace, |p| {
@@ -224,7 +237,7 @@ fn make_room_in(
             continue;
         }
         switch_memtable(engine, keyspace, last_seqno)?;
-        return Ok(());
+        return Ok(None);
     }
 }
 
@@ -290,7 +303,7 @@ fn limit_wal(engine: &Engine, last_seqno: SeqNo) -> Result<()> {
     }
     // Looked at again only after the WAL has grown by a sixteenth of the
     // limit since the last look: one atomic load per group otherwise.
-    let written = engine.with_wal(|wal| wal.stats().bytes_written)?;
+    let written = engine.wal_bytes.load(Ordering::Relaxed);
     if written < engine.next_wal_check.load(Ordering::Relaxed) {
         return Ok(());
     }
@@ -364,12 +377,11 @@ fn switch_memtable(
     let next_log = engine
         .with_wal(|wal| wal.rotate())?
         .map_err(|e| engine.read_only(from_wal(&engine.dir, e)))?;
-    let wal_bytes = engine
-        .with_wal(|wal| wal.stats().bytes_written)
-        .unwrap_or(0);
+    let wal_bytes = engine.wal_bytes.load(Ordering::Relaxed);
     engine.wal_starts.record(next_log, last_seqno, wal_bytes);
     let id = engine.next_imm_id.fetch_add(1, Ordering::Relaxed);
     keyspace.read.freeze(id, next_log);
+    keyspace.switches.fetch_add(1, Ordering::Relaxed);
     saw(engine, keyspace, 0);
     tracing::debug!(keyspace = %keyspace.name, id, next_log, "memtable switched");
     engine.jobs.notify();
