@@ -25,6 +25,9 @@ use crate::format::BATCH_BYTES_MAX;
 /// Bytes in a batch's header: seqno (8) and entry count (4).
 pub const BATCH_HEADER_BYTES: usize = 12;
 
+/// The capacity a new batch starts with.
+const BATCH_INITIAL_BYTES: usize = 256;
+
 /// Set in an entry's tag when a keyspace field follows it (segment format
 /// 2): the low bits are the kind. Never set for the default keyspace.
 pub(crate) const KEYSPACE_TAG_BIT: u8 = 0x80;
@@ -70,8 +73,12 @@ impl Default for Batch {
 impl Batch {
     /// An empty batch with sequence number 0.
     pub fn new() -> Self {
+        // Room for a few small entries up front: a put of a short key and
+        // value then costs one allocation instead of a chain of regrowths.
+        let mut rep = Vec::with_capacity(BATCH_INITIAL_BYTES);
+        rep.resize(BATCH_HEADER_BYTES, 0);
         Batch {
-            rep: vec![0; BATCH_HEADER_BYTES],
+            rep,
             count: 0,
             oversized: false,
             other_keyspaces: false,
