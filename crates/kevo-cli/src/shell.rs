@@ -185,6 +185,18 @@ struct ScanArgs {
     keys_only: bool,
 }
 
+impl ScanArgs {
+    /// The range its START (inclusive) and END (exclusive) words name.
+    fn range(&self) -> KeyRange {
+        let start = self.bounds.first().cloned();
+        let end = self.bounds.get(1).cloned();
+        (
+            start.map_or(Bound::Unbounded, Bound::Included),
+            end.map_or(Bound::Unbounded, Bound::Excluded),
+        )
+    }
+}
+
 fn scan_args(args: &[String], max_bounds: usize) -> Result<ScanArgs, Failure> {
     let mut parsed = ScanArgs::default();
     let mut i = 0;
@@ -253,16 +265,7 @@ impl Session<'_> {
             }
             "scan" => {
                 let a = scan_args(args, 2)?;
-                let start = a
-                    .bounds
-                    .first()
-                    .cloned()
-                    .map_or(Bound::Unbounded, Bound::Included);
-                let end = a
-                    .bounds
-                    .get(1)
-                    .cloned()
-                    .map_or(Bound::Unbounded, Bound::Excluded);
+                let (start, end) = a.range();
                 self.scan((start, end), &a)?;
             }
             "prefix" => {
@@ -277,16 +280,7 @@ impl Session<'_> {
             }
             "count" => {
                 let a = scan_args(args, 2)?;
-                let start = a
-                    .bounds
-                    .first()
-                    .cloned()
-                    .map_or(Bound::Unbounded, Bound::Included);
-                let end = a
-                    .bounds
-                    .get(1)
-                    .cloned()
-                    .map_or(Bound::Unbounded, Bound::Excluded);
+                let (start, end) = a.range();
                 let mut n = 0u64;
                 self.visit((start, end), false, |_, _| {
                     n += 1;
@@ -353,16 +347,7 @@ impl Session<'_> {
             }
             "compact" => {
                 let a = scan_args(args, 2)?;
-                let start = a
-                    .bounds
-                    .first()
-                    .cloned()
-                    .map_or(Bound::Unbounded, Bound::Included);
-                let end = a
-                    .bounds
-                    .get(1)
-                    .cloned()
-                    .map_or(Bound::Unbounded, Bound::Excluded);
+                let (start, end) = a.range();
                 self.db.compact_range::<Vec<u8>, _>((start, end))?;
                 self.ok()?;
             }

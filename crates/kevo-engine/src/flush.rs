@@ -113,22 +113,18 @@ struct LogPoint {
 }
 
 fn log_point(engine: &Engine, keyspace: &KeyspaceCore, imm: &Immutable) -> Result<LogPoint> {
-    // Writes arriving now land in the newest switch's segment or later; no
-    // unflushed write lies below the oldest segment still known (a memtable
-    // empty when older ones were forgotten may name one: see `retention`).
+    // Writes arriving now land in the newest switch's segment or later.
     let newest = engine.wal_starts.newest().max(imm.next_log);
-    let oldest = engine.wal_starts.oldest();
     let keyspace_log_number = keyspace
         .read
         .first_unflushed_log(Some(imm.id))
-        .map_or(newest, |log| log.clamp(oldest, newest));
+        .map_or(newest, |log| log.min(newest));
     let log_number = engine
         .keyspaces
         .all()
         .iter()
         .filter(|other| other.id != keyspace.id)
         .filter_map(|other| other.read.first_unflushed_log(None))
-        .map(|log| log.max(oldest))
         .fold(keyspace_log_number, u64::min);
     let last_seqno = engine
         .wal_starts

@@ -97,6 +97,9 @@ pub(crate) fn apply_edit(
 /// are orphans, deleted at the next open), so they are logged, not fatal.
 fn retire_files(engine: &Engine, versions: &VersionSet, log_number: Option<u64>) {
     if let Some(log_number) = log_number {
+        for keyspace in engine.keyspaces.all() {
+            keyspace.read.raise_first_log(log_number);
+        }
         engine.wal_starts.forget_before(log_number);
         if let Ok(Err(e)) = engine.with_wal(|wal| wal.remove_segments_before(log_number)) {
             tracing::warn!(error = %e, "retiring WAL segments failed");

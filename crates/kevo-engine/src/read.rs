@@ -223,6 +223,19 @@ impl ReadState {
         self.publish(&state);
     }
 
+    /// No write of this keyspace that is in no table lies below segment
+    /// `log_number` (the global log number an edit just recorded): raises
+    /// every memtable's first segment to it, so that none names a segment
+    /// that is forgotten (a memtable empty when the log number was computed
+    /// may have kept an older one; its writes came later).
+    pub(crate) fn raise_first_log(&self, log_number: u64) {
+        let mut state = lock(&self.state);
+        state.mem_first_log = state.mem_first_log.max(log_number);
+        for imm in &mut state.imms {
+            imm.first_log = imm.first_log.max(log_number);
+        }
+    }
+
     /// The oldest WAL segment holding a write of this keyspace that is in
     /// no table, leaving out immutable memtable `except` (the one being
     /// flushed); `None` if every write is in a table.

@@ -88,12 +88,6 @@ impl WalStarts {
         lock(&self.starts).keys().next_back().copied().unwrap_or(0)
     }
 
-    /// The oldest segment still known: no write of any keyspace that is in
-    /// no table lies below it.
-    pub(crate) fn oldest(&self) -> u64 {
-        lock(&self.starts).keys().next().copied().unwrap_or(0)
-    }
-
     /// The last seqno before `segment`, if a switch started it.
     pub(crate) fn last_seqno_before(&self, segment: u64) -> Option<SeqNo> {
         lock(&self.starts).get(&segment).map(|s| s.last_seqno)
@@ -118,7 +112,6 @@ mod tests {
         assert_eq!(starts.wal_bytes_before(3), Some(0));
         assert_eq!(starts.wal_bytes_before(8), Some(250));
         assert_eq!(starts.newest(), 8);
-        assert_eq!(starts.oldest(), 3);
         assert_eq!(starts.last_seqno_before(5), Some(20));
         assert_eq!(starts.last_seqno_before(4), None);
         starts.forget_before(5);

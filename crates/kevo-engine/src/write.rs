@@ -315,14 +315,9 @@ fn limit_wal(engine: &Engine, last_seqno: SeqNo) -> Result<()> {
             .sum(),
         max => max,
     };
-    let known = engine.wal_starts.oldest();
     let firsts: Vec<(u64, &Arc<KeyspaceCore>)> = keyspaces
         .iter()
-        .filter_map(|k| {
-            k.read
-                .first_unflushed_log(None)
-                .map(|log| (log.max(known), k))
-        })
+        .filter_map(|k| k.read.first_unflushed_log(None).map(|log| (log, k)))
         .collect();
     let Some(oldest) = firsts.iter().map(|(log, _)| *log).min() else {
         return Ok(());
