@@ -657,3 +657,115 @@ fn many_keyspaces_share_one_write_buffer() {
         );
     }
 }
+
+/// Every file under the database: name and contents.
+fn image(mem: &MemFs) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    mem.file_names()
+        .into_iter()
+        .filter(|p| p.starts_with(DIR))
+        .map(|p| {
+            let bytes = mem.read_file(&p).unwrap_or_default();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn keyspace_handles_return_closed_after_close() {
+    let mem = MemFs::new();
+    let db = open(&mem, Options::default());
+    let ks = db.keyspace("ks", KeyspaceOptions::default()).unwrap();
+    ks.put("k", "v").unwrap();
+    let mut started = ks.range::<&[u8], _>(..);
+    assert!(started.next().unwrap().is_ok());
+    let snapshot = db.snapshot();
+    let mut tx = db.begin();
+    tx.put_in(&ks, "t", "1").unwrap();
+    db.close().unwrap();
+    assert!(matches!(ks.get("k"), Err(Error::Closed)));
+    assert!(matches!(ks.put("k", "v"), Err(Error::Closed)));
+    assert!(matches!(ks.flush(), Err(Error::Closed)));
+    assert!(matches!(started.next(), Some(Err(Error::Closed))));
+    assert!(matches!(
+        ks.range::<&[u8], _>(..).next(),
+        Some(Err(Error::Closed))
+    ));
+    assert!(matches!(snapshot.get_in(&ks, "k"), Err(Error::Closed)));
+    assert!(matches!(tx.commit(), Err(Error::Closed)));
+    assert!(matches!(
+        db.keyspace("other", KeyspaceOptions::default()),
+        Err(Error::Closed)
+    ));
+    assert!(matches!(db.drop_keyspace("ks"), Err(Error::Closed)));
+    // Nothing after the close reached the disk.
+    let db = open(&mem, Options::default());
+    let ks = db.keyspace("ks", KeyspaceOptions::default()).unwrap();
+    assert_eq!(ks.get("t").unwrap(), None);
+    assert_eq!(db.keyspace_names().unwrap(), ["default", "ks"]);
+}
+
+#[test]
+fn a_missing_keyspace_table_is_refused_and_nothing_changes() {
+    let mem = MemFs::new();
+    let db = open(&mem, Options::default());
+    let ks = db.keyspace("ks", KeyspaceOptions::default()).unwrap();
+    ks.put("k", "v").unwrap();
+    ks.flush().unwrap();
+    drop(ks);
+    db.close().unwrap();
+    let table = mem
+        .file_names()
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".sst"))
+        .unwrap();
+    kevo_core::Fs::remove_file(&mem, &table).unwrap();
+    let before = image(&mem);
+    let refused = Db::open_with_fs(Arc::new(mem.clone()), DIR, Options::default());
+    match refused {
+        Err(e) => assert!(e.is_corruption() && e.to_string().contains(".sst"), "{e}"),
+        Ok(_) => panic!("opened with a keyspace's table missing"),
+    }
+    assert!(image(&mem) == before, "a refused open changed files");
+}
+
+#[test]
+fn a_full_disk_during_a_create_or_drop_loses_nothing() {
+    use kevo_core::{FaultFs, FaultKind, FaultOp, FaultRule, FaultTrigger};
+    for drop_it in [false, true] {
+        let mem = MemFs::new();
+        let fs = Arc::new(FaultFs::new(Arc::new(mem.clone())));
+        let options = Options::default().sync_mode(SyncMode::Always);
+        let db = Db::open_with_fs(fs.clone(), DIR, options.clone()).unwrap();
+        db.put("acked", "1").unwrap();
+        let ks = db.keyspace("ks", KeyspaceOptions::default()).unwrap();
+        ks.put("k", "v").unwrap();
+        fs.add_rule(
+            FaultRule::new(FaultOp::Write, FaultTrigger::Nth(1), FaultKind::Enospc)
+                .on_path_containing("MANIFEST"),
+        );
+        let failed = if drop_it {
+            db.drop_keyspace("ks").is_err()
+        } else {
+            db.keyspace("new", KeyspaceOptions::default()).is_err()
+        };
+        assert!(failed, "the manifest write should have failed");
+        drop(ks);
+        drop(db);
+        mem.crash();
+        let db = open(&mem, options);
+        assert_eq!(db.get("acked").unwrap().as_deref(), Some(&b"1"[..]));
+        let names = db.keyspace_names().unwrap();
+        if drop_it {
+            // Either the whole keyspace or none of it.
+            if names.contains(&"ks".to_string()) {
+                let ks = db.keyspace("ks", KeyspaceOptions::default()).unwrap();
+                assert_eq!(ks.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+            }
+        } else {
+            assert_eq!(names, ["default", "ks"], "the failed create left nothing");
+            let ks = db.keyspace("ks", KeyspaceOptions::default()).unwrap();
+            assert_eq!(ks.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+        }
+        db.close().unwrap();
+    }
+}
