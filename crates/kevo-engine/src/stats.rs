@@ -288,6 +288,9 @@ pub struct Stats {
     pub wal_bytes_written: u64,
     /// WAL syncs.
     pub wal_syncs: u64,
+    /// WAL segments started since open (one per memtable switch, however
+    /// many keyspaces switch together, recycled files included).
+    pub wal_segments_started: u64,
     /// Bytes of a torn WAL tail dropped by the recovery at open (by a
     /// read-only open: skipped in memory, left in the file).
     pub wal_tail_bytes_dropped: u64,
@@ -439,6 +442,7 @@ impl Counters {
             entries_written: get(&self.entries_written),
             wal_bytes_written: gauges.wal.bytes_written,
             wal_syncs: gauges.wal.syncs,
+            wal_segments_started: gauges.wal.segments_started,
             wal_tail_bytes_dropped: get(&self.wal_tail_bytes_dropped),
             flushes: get(&self.flushes),
             flush_bytes_written: get(&self.flush_bytes),
@@ -544,12 +548,13 @@ impl fmt::Display for Stats {
         };
         writeln!(
             f,
-            "writes {} in {} groups ({group:.2} per group), {} entries; WAL {:.1} MiB, {} syncs",
+            "writes {} in {} groups ({group:.2} per group), {} entries; WAL {:.1} MiB, {} syncs, {} segments",
             self.writes,
             self.write_groups,
             self.entries_written,
             mib(self.wal_bytes_written),
-            self.wal_syncs
+            self.wal_syncs,
+            self.wal_segments_started
         )?;
         writeln!(
             f,

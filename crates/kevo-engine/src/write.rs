@@ -256,12 +256,16 @@ fn saw(engine: &Engine, keyspace: &KeyspaceCore, bytes: u64) {
     }
 }
 
-/// With several keyspaces: while their active memtables hold more than
-/// `write_buffer_bytes` together, switches the largest (unless its
-/// immutable memtables are at their limit: their flushes come first).
+/// With several keyspaces: once their active memtables hold more than
+/// `write_buffer_bytes` together, switches the largest and, under the same
+/// WAL rotation, every other one holding at least half as much (unless a
+/// keyspace's immutable memtables are at their limit: their flushes come
+/// first). Writes spread evenly over many keyspaces thus switch them
+/// together, as one keyspace's memtable would, instead of one small
+/// memtable (and one WAL segment) at a time.
 ///
 /// # Errors
-/// As [`switch_memtable`].
+/// As [`switch_memtables`].
 fn limit_write_buffer(engine: &Engine, last_seqno: SeqNo) -> Result<()> {
     if engine.keyspaces.len() < 2 {
         return Ok(());
@@ -273,20 +277,34 @@ fn limit_write_buffer(engine: &Engine, last_seqno: SeqNo) -> Result<()> {
     if engine.write_buffer_bytes.load(Ordering::Relaxed) <= limit {
         return Ok(());
     }
-    let largest = engine
+    let sized: Vec<(u64, Arc<KeyspaceCore>)> = engine
         .keyspaces
         .all()
         .into_iter()
         .filter(|k| !k.is_dropped())
-        .max_by_key(|k| k.seen_bytes.load(Ordering::Relaxed));
-    if let Some(keyspace) = largest {
-        let max_immutables = keyspace.settings().options.max_immutable_memtables;
-        if keyspace.read.pressure().immutables < max_immutables {
-            tracing::debug!(keyspace = %keyspace.name, "switching the largest memtable: the write buffer is full");
-            switch_memtable(engine, &keyspace, last_seqno)?;
-        }
+        .map(|k| (k.seen_bytes.load(Ordering::Relaxed), k))
+        .collect();
+    let Some(largest) = sized.iter().map(|(bytes, _)| *bytes).max() else {
+        return Ok(());
+    };
+    let room = |k: &KeyspaceCore| {
+        k.read.pressure().immutables < k.settings().options.max_immutable_memtables
+    };
+    // The largest first: while its flushes are behind, nothing switches
+    // (smaller ones would only make more, smaller tables).
+    if !sized.iter().any(|(bytes, k)| *bytes == largest && room(k)) {
+        return Ok(());
     }
-    Ok(())
+    let chosen: Vec<&KeyspaceCore> = sized
+        .iter()
+        .filter(|(bytes, k)| *bytes > 0 && *bytes >= largest / 2 && room(k))
+        .map(|(_, k)| &**k)
+        .collect();
+    tracing::debug!(
+        keyspaces = chosen.len(),
+        "switching the largest memtables: the write buffer is full"
+    );
+    switch_memtables(engine, &chosen, last_seqno).map(drop)
 }
 
 /// With several keyspaces: once the WAL from its oldest needed segment on
@@ -331,15 +349,18 @@ fn limit_wal(engine: &Engine, last_seqno: SeqNo) -> Result<()> {
     if written.saturating_sub(before) <= max {
         return Ok(());
     }
-    for (log, keyspace) in firsts {
-        // A keyspace whose memtable is already frozen needs only its flush.
-        let frozen = keyspace.read.pressure().immutables > 0;
-        if log == oldest && !frozen && !keyspace.read.memtable_is_empty() {
-            tracing::debug!(keyspace = %keyspace.name, segment = oldest, "flushing a keyspace that holds the oldest WAL segment");
-            switch_memtable(engine, keyspace, last_seqno)?;
-        }
-    }
-    Ok(())
+    // A keyspace whose memtable is already frozen needs only its flush.
+    let holding: Vec<&KeyspaceCore> = firsts
+        .iter()
+        .filter(|(log, keyspace)| *log == oldest && keyspace.read.pressure().immutables == 0)
+        .map(|(_, keyspace)| &***keyspace)
+        .collect();
+    tracing::debug!(
+        keyspaces = holding.len(),
+        segment = oldest,
+        "flushing the keyspaces that hold the oldest WAL segment"
+    );
+    switch_memtables(engine, &holding, last_seqno).map(drop)
 }
 
 /// Blocks (counting the stall) until `ready` holds for `keyspace`'s
@@ -369,18 +390,46 @@ fn switch_memtable(
     if keyspace.read.memtable_is_empty() {
         return Ok(keyspace.read.newest_immutable_id());
     }
+    switch_memtables(engine, &[keyspace], last_seqno)
+}
+
+/// Freezes the memtable of each of `keyspaces` that holds anything, all
+/// behind one new WAL segment for their successors (one rotation however
+/// many switch), and wakes the flush thread. Called with the writer mutex
+/// held; `last_seqno` is the last seqno assigned (each frozen memtable
+/// holds every write of its keyspace up to it). Returns the id of the
+/// last memtable frozen, if any.
+///
+/// # Errors
+/// The WAL rotation failed: the database is now read-only and nothing was
+/// frozen.
+fn switch_memtables(
+    engine: &Engine,
+    keyspaces: &[&KeyspaceCore],
+    last_seqno: SeqNo,
+) -> Result<Option<u64>> {
+    if keyspaces.iter().all(|k| k.read.memtable_is_empty()) {
+        return Ok(None);
+    }
     let next_log = engine
         .with_wal(|wal| wal.rotate())?
         .map_err(|e| engine.read_only(from_wal(&engine.dir, e)))?;
     let wal_bytes = engine.wal_bytes.load(Ordering::Relaxed);
     engine.wal_starts.record(next_log, last_seqno, wal_bytes);
-    let id = engine.next_imm_id.fetch_add(1, Ordering::Relaxed);
-    keyspace.read.freeze(id, next_log);
-    keyspace.switches.fetch_add(1, Ordering::Relaxed);
-    saw(engine, keyspace, 0);
-    tracing::debug!(keyspace = %keyspace.name, id, next_log, "memtable switched");
+    let mut frozen = None;
+    for keyspace in keyspaces {
+        if keyspace.read.memtable_is_empty() {
+            continue;
+        }
+        let id = engine.next_imm_id.fetch_add(1, Ordering::Relaxed);
+        keyspace.read.freeze(id, next_log);
+        keyspace.switches.fetch_add(1, Ordering::Relaxed);
+        saw(engine, keyspace, 0);
+        frozen = Some(id);
+        tracing::debug!(keyspace = %keyspace.name, id, next_log, "memtable switched");
+    }
     engine.jobs.notify();
-    Ok(Some(id))
+    Ok(frozen)
 }
 
 /// `Db::flush` and `Keyspace::flush`: freezes `keyspace`'s memtable and

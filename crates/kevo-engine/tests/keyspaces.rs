@@ -656,6 +656,53 @@ fn many_keyspaces_share_one_write_buffer() {
             Some(&value[..])
         );
     }
+    // Written evenly, the keyspaces fill up together and switch together:
+    // one WAL segment for several flushes, not one per small memtable.
+    let stats = db.stats();
+    assert!(
+        stats.flushes >= 3 * stats.wal_segments_started,
+        "{} flushes, {} WAL segments",
+        stats.flushes,
+        stats.wal_segments_started
+    );
+}
+
+#[test]
+fn a_hot_keyspace_switches_alone_when_the_write_buffer_is_full() {
+    let mem = MemFs::new();
+    let options = Options::default()
+        .memtable_bytes(1 << 20)
+        .write_buffer_bytes(2 << 20);
+    let db = open(&mem, options);
+    let hot = db.keyspace("hot", KeyspaceOptions::default()).unwrap();
+    let cold = db.keyspace("cold", KeyspaceOptions::default()).unwrap();
+    let value = vec![2u8; 200];
+    // The cold keyspace holds a little, far less than half the hot one.
+    for i in 0..100u32 {
+        cold.put(i.to_be_bytes(), &value).unwrap();
+    }
+    // The default keyspace's memtable holds up to 1 MiB: the write buffer
+    // (2 MiB) is reached through the hot keyspace with it.
+    for i in 0..4_000u32 {
+        db.put(i.to_be_bytes(), &value).unwrap();
+    }
+    for i in 0..20_000u32 {
+        hot.put(i.to_be_bytes(), &value).unwrap();
+    }
+    db.wait_for_compactions().unwrap();
+    let stats = db.stats();
+    let cold_stats = stats.keyspaces.iter().find(|k| k.name == "cold").unwrap();
+    assert!(
+        cold_stats.memtable_bytes > 0,
+        "the cold memtable was switched"
+    );
+    assert_eq!(cold_stats.table_count(), 0);
+    let hot_stats = stats.keyspaces.iter().find(|k| k.name == "hot").unwrap();
+    assert!(hot_stats.table_count() > 0);
+    assert_eq!(
+        cold.get(99u32.to_be_bytes()).unwrap().as_deref(),
+        Some(&value[..])
+    );
 }
 
 /// Every file under the database: name and contents.
