@@ -288,8 +288,9 @@ impl Db {
     }
 
     /// Drops keyspace `name` and everything in it: durably before this
-    /// returns (a crash keeps all of it or none), its files deleted once no
-    /// reader uses them. Its handles then return
+    /// returns (a crash keeps all of it or none), together with every write
+    /// acknowledged before it (the WAL is synced first, as by a flush), its
+    /// files deleted once no reader uses them. Its handles then return
     /// [`Error::InvalidArgument`]; the name can be created again (as a new,
     /// empty keyspace).
     ///

@@ -257,6 +257,12 @@ pub(crate) fn drop_keyspace(engine: &Engine, name: &str) -> Result<()> {
     let versions = engine
         .versions()
         .map_err(|cause| Error::ReadOnly { cause })?;
+    // Every write acknowledged before the drop is made durable first, so
+    // that no crash can keep the drop and lose one of them (the state after
+    // a crash is always the state after some prefix of the operations).
+    engine
+        .with_wal(|wal| wal.sync())?
+        .map_err(|e| engine.read_only(crate::error::from_wal(&engine.dir, e)))?;
     // Durable first: a crash before this keeps the whole keyspace, after it
     // none of it (its WAL entries are skipped at the next open).
     versions

@@ -12,6 +12,11 @@
 //!   no reordering;
 //! - iterators are strictly ordered, and backward is forward reversed.
 //!
+//! The writes go to three keyspaces (the default one and two more with
+//! their own options; batches and transactions span them), and a keyspace
+//! is now and then dropped and created again: the prefix rule holds across
+//! them all (a drop is durable with everything before it).
+//!
 //! The child also checks its own reads (gets, ranges both ways, snapshots
 //! read later, transactions reading their writes) against its in-memory
 //! model, and dies with a message on any difference.
@@ -40,15 +45,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::Rng;
-use kevo_engine::{CompactionStyle, Db, Options, SyncMode, WriteBatch, WriteOptions};
+use kevo_engine::{
+    CompactionStyle, Db, Keyspace, KeyspaceOptions, Options, SyncMode, WriteBatch, WriteOptions,
+};
 
 mod common;
 
+/// Model keys carry their keyspace as a first byte: `0k0012` is `k0012`
+/// in the default keyspace, `1k0012` in `a`, `2k0012` in `b`.
 type Model = BTreeMap<Bytes, Bytes>;
 
 const CHILD_ENV: &str = "KEVO_CRASH_CHILD";
-/// Keys are `k0000` .. `k1499`.
+/// Keys are `k0000` .. `k1499` in each keyspace.
 const KEYS: u64 = 1500;
+/// The keyspaces besides the default one (model prefixes `1` and `2`).
+const KEYSPACES: [&str; 2] = ["a", "b"];
 
 fn main() -> ExitCode {
     if std::env::var_os(CHILD_ENV).is_some() {
@@ -64,8 +75,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn key(n: u64) -> Bytes {
-    Bytes::from(format!("k{:04}", n % KEYS))
+/// Model key `n` in keyspace `ks` (0: the default one).
+fn key(ks: u64, n: u64) -> Bytes {
+    Bytes::from(format!("{ks}k{:04}", n % KEYS))
+}
+
+/// A model key's keyspace (0: the default one) and its key there.
+fn split(model_key: &[u8]) -> (usize, &[u8]) {
+    (usize::from(model_key[0] - b'0'), &model_key[1..])
+}
+
+/// The model prefix of keyspace `ks`.
+fn prefix(ks: usize) -> u8 {
+    b'0' + ks as u8
+}
+
+/// The options of the two extra keyspaces: different from the database's
+/// where a keyspace may differ.
+fn keyspace_options(seed: u64, life: u64, ks: usize) -> KeyspaceOptions {
+    let mut rng = Rng(seed.rotate_left(29) ^ life ^ (ks as u64) << 40);
+    KeyspaceOptions::default()
+        .compaction_style(if rng.chance(50) {
+            CompactionStyle::Leveled
+        } else {
+            CompactionStyle::Tiered
+        })
+        .memtable_bytes((64 << 10) << rng.below(3))
+        .block_bytes(512 << rng.below(4))
+        .bloom_bits_per_key(if rng.chance(30) { 0 } else { 10 })
+        .target_file_bytes(64 << 10)
 }
 
 /// One operation of the workload, fully determined by (seed, life, index).
@@ -89,10 +127,18 @@ enum Op {
         reads: Vec<Bytes>,
         writes: Vec<(Bytes, Option<Bytes>)>,
     },
-    Flush,
+    /// Flushes keyspace `ks`.
+    Flush {
+        ks: usize,
+    },
+    /// Compacts the model range (one keyspace).
     Compact {
         start: Bytes,
         end: Bytes,
+    },
+    /// Drops keyspace `ks` (1 or 2) and creates it again, empty.
+    DropKeyspace {
+        ks: usize,
     },
     TakeSnapshot,
     /// Reads back snapshot `index % taken` (checked by the child).
@@ -117,18 +163,24 @@ impl Op {
                 *sync || sync_mode == SyncMode::Always
             }
             Op::Transaction { .. } => sync_mode == SyncMode::Always,
-            Op::Flush | Op::Compact { .. } => true,
+            Op::Flush { .. } | Op::Compact { .. } | Op::DropKeyspace { .. } => true,
             _ => false,
         }
     }
 
-    /// What it writes.
-    fn writes(&self) -> Vec<(Bytes, Option<Bytes>)> {
+    /// What it writes, applied to `state` (a drop deletes the keys the
+    /// state holds in its keyspace).
+    fn writes(&self, state: &Model) -> Vec<(Bytes, Option<Bytes>)> {
         match self {
             Op::Put { key, value, .. } => vec![(key.clone(), Some(value.clone()))],
             Op::Delete { key, .. } => vec![(key.clone(), None)],
             Op::Batch { entries, .. } => entries.clone(),
             Op::Transaction { writes, .. } => writes.clone(),
+            Op::DropKeyspace { ks } => state
+                .keys()
+                .filter(|k| k[0] == prefix(*ks))
+                .map(|k| (k.clone(), None))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -162,19 +214,32 @@ impl Workload {
         Bytes::from(v)
     }
 
+    /// A keyspace: the default one half the time.
+    fn keyspace(&mut self) -> u64 {
+        self.rng.below(4).saturating_sub(1)
+    }
+
     fn key(&mut self) -> Bytes {
+        let ks = self.keyspace();
         // Half the writes go to a hot tenth of the keys.
         if self.rng.chance(50) {
-            key(self.rng.below(KEYS / 10))
+            key(ks, self.rng.below(KEYS / 10))
         } else {
-            key(self.rng.below(KEYS))
+            key(ks, self.rng.below(KEYS))
         }
     }
 
+    /// A model range inside one keyspace.
     fn range(&mut self) -> (Bytes, Bytes) {
+        let ks = self.keyspace();
         let a = self.rng.below(KEYS);
         let b = a + 1 + self.rng.below(KEYS / 4);
-        (key(a), if b >= KEYS { Bytes::from("l") } else { key(b) })
+        let end = if b >= KEYS {
+            Bytes::from(format!("{ks}l"))
+        } else {
+            key(ks, b)
+        };
+        (key(ks, a), end)
     }
 
     fn entries(&mut self, n: u64) -> Vec<(Bytes, Option<Bytes>)> {
@@ -215,7 +280,12 @@ impl Workload {
                     writes: self.entries(n),
                 }
             }
-            760..=769 => Op::Flush,
+            760..=768 => Op::Flush {
+                ks: self.keyspace() as usize,
+            },
+            769 => Op::DropKeyspace {
+                ks: 1 + self.rng.below(2) as usize,
+            },
             770..=774 => {
                 let (start, end) = self.range();
                 Op::Compact { start, end }
@@ -282,8 +352,11 @@ fn child() {
         Ok(db) => db,
         Err(e) => fail(&format!("open failed: {e}")),
     };
+    let mut spaces = Spaces::open(db, seed, life)
+        .unwrap_or_else(|e| fail(&format!("opening the keyspaces: {e}")));
     // The parent checked that the database holds its model.
-    let mut model: Model = scan(db.range::<&[u8], _>(..))
+    let mut model: Model = spaces
+        .scan_all(None)
         .unwrap_or_else(|e| fail(&format!("first scan: {e}")))
         .into_iter()
         .collect();
@@ -293,7 +366,7 @@ fn child() {
     loop {
         let op = workload.next_op();
         let index = workload.index;
-        if let Err(e) = run(&db, &op, &mut model, &mut snapshots) {
+        if let Err(e) = run(&mut spaces, &op, &mut model, &mut snapshots) {
             fail(&format!("operation {index} ({op:?}): {e}"));
         }
         println!("A {index}");
@@ -303,6 +376,110 @@ fn child() {
 fn fail(message: &str) -> ! {
     eprintln!("child: {message}");
     std::process::exit(3)
+}
+
+/// The database and handles of its two extra keyspaces (created if
+/// missing, with the options of the life).
+struct Spaces {
+    db: Db,
+    keyspaces: Vec<Keyspace>,
+    seed: u64,
+    life: u64,
+}
+
+impl Spaces {
+    fn open(db: Db, seed: u64, life: u64) -> kevo_engine::Result<Spaces> {
+        let keyspaces = KEYSPACES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| db.keyspace(name, keyspace_options(seed, life, i + 1)))
+            .collect::<kevo_engine::Result<_>>()?;
+        Ok(Spaces {
+            db,
+            keyspaces,
+            seed,
+            life,
+        })
+    }
+
+    /// Keyspace `ks` (1 or 2).
+    fn keyspace(&self, ks: usize) -> &Keyspace {
+        &self.keyspaces[ks - 1]
+    }
+
+    /// The range `start..end` of one keyspace (model keys), both ways.
+    fn scan_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+    ) -> kevo_engine::Result<[Vec<(Bytes, Bytes)>; 2]> {
+        let (ks, from) = split(start);
+        let (_, to) = split(end);
+        let ([forward, backward], p) = match ks {
+            0 => (
+                [
+                    scan(self.db.range(from..to))?,
+                    scan(self.db.range(from..to).rev())?,
+                ],
+                prefix(0),
+            ),
+            ks => (
+                [
+                    scan(self.keyspace(ks).range(from..to))?,
+                    scan(self.keyspace(ks).range(from..to).rev())?,
+                ],
+                prefix(ks),
+            ),
+        };
+        Ok([with_prefix(p, forward), with_prefix(p, backward)])
+    }
+
+    /// Every keyspace (of `snapshot`, or now), as model keys in order;
+    /// each keyspace read forward and backward.
+    fn scan_all(
+        &self,
+        snapshot: Option<&kevo_engine::Snapshot>,
+    ) -> kevo_engine::Result<Vec<(Bytes, Bytes)>> {
+        let mut all = Vec::new();
+        for ks in 0..=KEYSPACES.len() {
+            let read = |back: bool| {
+                let iter = match (snapshot, ks) {
+                    (None, 0) => self.db.range::<&[u8], _>(..),
+                    (None, ks) => self.keyspace(ks).range::<&[u8], _>(..),
+                    (Some(s), 0) => s.range::<&[u8], _>(..),
+                    (Some(s), ks) => s.range_in::<&[u8], _>(self.keyspace(ks), ..),
+                };
+                if back { scan(iter.rev()) } else { scan(iter) }
+            };
+            let forward = read(false)?;
+            let backward = read(true)?;
+            if forward.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err(kevo_engine::Error::InvalidArgument(format!(
+                    "keyspace {ks}: a forward scan is not strictly ordered"
+                )));
+            }
+            if backward.iter().rev().ne(forward.iter()) {
+                return Err(kevo_engine::Error::InvalidArgument(format!(
+                    "keyspace {ks}: a backward scan is not the forward one reversed"
+                )));
+            }
+            all.extend(with_prefix(prefix(ks), forward));
+        }
+        Ok(all)
+    }
+}
+
+/// `entries` with their keys made model keys of the keyspace of `p`.
+fn with_prefix(p: u8, entries: Vec<(Bytes, Bytes)>) -> Vec<(Bytes, Bytes)> {
+    entries
+        .into_iter()
+        .map(|(k, v)| {
+            let mut key = Vec::with_capacity(k.len() + 1);
+            key.push(p);
+            key.extend_from_slice(&k);
+            (Bytes::from(key), v)
+        })
+        .collect()
 }
 
 fn scan(
@@ -320,50 +497,59 @@ fn apply(model: &mut Model, writes: &[(Bytes, Option<Bytes>)]) {
     }
 }
 
-/// Runs `op` on `db` and on the model; any read that disagrees is an error.
+/// Runs `op` on the database and on the model; any read that disagrees is
+/// an error.
 fn run(
-    db: &Db,
+    spaces: &mut Spaces,
     op: &Op,
     model: &mut Model,
     snapshots: &mut Vec<(kevo_engine::Snapshot, Model)>,
 ) -> Result<(), String> {
     let e = |e: kevo_engine::Error| e.to_string();
-    let batch_of = |writes: &[(Bytes, Option<Bytes>)]| {
-        let mut batch = WriteBatch::new();
-        for (key, value) in writes {
-            match value {
-                Some(value) => batch.put(key, value),
-                None => batch.delete(key),
-            }
-        }
-        batch
-    };
+    let db = &spaces.db;
     match op {
         Op::Put { sync, .. } | Op::Delete { sync, .. } | Op::Batch { sync, .. } => {
-            let writes = op.writes();
-            db.write_with(batch_of(&writes), &WriteOptions { sync: *sync })
+            let writes = op.writes(model);
+            let mut batch = WriteBatch::new();
+            for (key, value) in &writes {
+                match (split(key), value) {
+                    ((0, key), Some(value)) => batch.put(key, value),
+                    ((0, key), None) => batch.delete(key),
+                    ((ks, key), Some(value)) => batch.put_in(spaces.keyspace(ks), key, value),
+                    ((ks, key), None) => batch.delete_in(spaces.keyspace(ks), key),
+                }
+            }
+            db.write_with(batch, &WriteOptions { sync: *sync })
                 .map_err(e)?;
             apply(model, &writes);
         }
         Op::Transaction { reads, writes } => {
             let mut tx = db.begin();
+            let get = |tx: &mut kevo_engine::Transaction, key: &Bytes| match split(key) {
+                (0, k) => tx.get(k),
+                (ks, k) => tx.get_in(spaces.keyspace(ks), k),
+            };
             for key in reads {
-                let got = tx.get(key).map_err(e)?;
+                let got = get(&mut tx, key).map_err(e)?;
                 if got.as_ref() != model.get(key) {
                     return Err(format!("transaction read {key:?}: {got:?}"));
                 }
             }
             for (key, value) in writes {
-                match value {
-                    Some(value) => tx.put(key, value).map_err(e)?,
-                    None => tx.delete(key).map_err(e)?,
+                match (split(key), value) {
+                    ((0, k), Some(value)) => tx.put(k, value).map_err(e)?,
+                    ((0, k), None) => tx.delete(k).map_err(e)?,
+                    ((ks, k), Some(value)) => {
+                        tx.put_in(spaces.keyspace(ks), k, value).map_err(e)?
+                    }
+                    ((ks, k), None) => tx.delete_in(spaces.keyspace(ks), k).map_err(e)?,
                 }
             }
             // Reads see the transaction's own writes.
             let mut expected = model.clone();
             apply(&mut expected, writes);
             let (key, _) = &writes[0];
-            if tx.get(key).map_err(e)?.as_ref() != expected.get(key) {
+            if get(&mut tx, key).map_err(e)?.as_ref() != expected.get(key) {
                 return Err(format!(
                     "transaction does not read its own write of {key:?}"
                 ));
@@ -371,8 +557,30 @@ fn run(
             tx.commit().map_err(e)?;
             *model = expected;
         }
-        Op::Flush => db.flush().map_err(e)?,
-        Op::Compact { start, end } => db.compact_range(start.clone()..end.clone()).map_err(e)?,
+        Op::Flush { ks: 0 } => db.flush().map_err(e)?,
+        Op::Flush { ks } => spaces.keyspace(*ks).flush().map_err(e)?,
+        Op::Compact { start, end } => match (split(start), split(end)) {
+            ((0, from), (_, to)) => db.compact_range(from..to).map_err(e)?,
+            ((ks, from), (_, to)) => spaces.keyspace(ks).compact_range(from..to).map_err(e)?,
+        },
+        Op::DropKeyspace { ks } => {
+            let name = KEYSPACES[ks - 1];
+            db.drop_keyspace(name).map_err(e)?;
+            let created = db
+                .keyspace(name, keyspace_options(spaces.seed, spaces.life, *ks))
+                .map_err(e)?;
+            if created.get("k0000").map_err(e)?.is_some()
+                || created.range::<&[u8], _>(..).next().is_some()
+            {
+                return Err(format!("keyspace {name} is not empty after a drop"));
+            }
+            spaces.keyspaces[ks - 1] = created;
+            let writes = op.writes(model);
+            apply(model, &writes);
+            // Snapshots taken before the drop no longer read the keyspace:
+            // forget them.
+            snapshots.clear();
+        }
         Op::TakeSnapshot => {
             if snapshots.len() >= 4 {
                 snapshots.remove(0);
@@ -382,7 +590,7 @@ fn run(
         Op::ReadSnapshot { index } => {
             if !snapshots.is_empty() {
                 let (snapshot, seen) = &snapshots[(*index as usize) % snapshots.len()];
-                let got = scan(snapshot.range::<&[u8], _>(..)).map_err(e)?;
+                let got = spaces.scan_all(Some(snapshot)).map_err(e)?;
                 let want: Vec<_> = seen.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 if got != want {
                     return Err(format!(
@@ -394,8 +602,7 @@ fn run(
             }
         }
         Op::Scan { start, end } => {
-            let forward = scan(db.range(start.clone()..end.clone())).map_err(e)?;
-            let backward = scan(db.range(start.clone()..end.clone()).rev()).map_err(e)?;
+            let [forward, backward] = spaces.scan_range(start, end).map_err(e)?;
             let want: Vec<_> = model
                 .range(start.clone()..end.clone())
                 .map(|(k, v)| (k.clone(), v.clone()))
@@ -412,7 +619,11 @@ fn run(
             }
         }
         Op::Get { key } => {
-            let got = db.get(key).map_err(e)?;
+            let got = match split(key) {
+                (0, k) => db.get(k),
+                (ks, k) => spaces.keyspace(ks).get(k),
+            }
+            .map_err(e)?;
             if got.as_ref() != model.get(key) {
                 return Err(format!("get {key:?}: {got:?}, want {:?}", model.get(key)));
             }
@@ -551,15 +762,13 @@ fn life_and_death(
         .unwrap_or(0);
 
     let db = Db::open_with(dir, options).map_err(|e| format!("reopen after the kill: {e}"))?;
-    let forward = scan(db.range::<&[u8], _>(..)).map_err(|e| format!("scan: {e}"))?;
-    let backward = scan(db.range::<&[u8], _>(..).rev()).map_err(|e| format!("scan back: {e}"))?;
-    if forward.windows(2).any(|w| w[0].0 >= w[1].0) {
-        return Err("a forward scan is not strictly ordered".to_string());
-    }
-    if backward.iter().rev().ne(forward.iter()) {
-        return Err("a backward scan is not the forward one reversed".to_string());
-    }
-    let recovered: Model = forward.into_iter().collect();
+    let spaces =
+        Spaces::open(db, seed, life).map_err(|e| format!("keyspaces after the kill: {e}"))?;
+    let recovered: Model = spaces
+        .scan_all(None)
+        .map_err(|e| format!("scan: {e}"))?
+        .into_iter()
+        .collect();
 
     // Find the prefix: the state after `p` operations, durable <= p <=
     // acked + 1 (the one in flight may have been applied).
@@ -576,7 +785,7 @@ fn life_and_death(
             found = Some(p);
         }
         let Some(op) = ops.get(p as usize) else { break };
-        for (key, value) in op.writes() {
+        for (key, value) in op.writes(&state) {
             match value {
                 Some(v) => state.insert(key.clone(), v),
                 None => state.remove(&key),
@@ -595,7 +804,7 @@ fn life_and_death(
             recovered.len()
         ));
     };
-    db.close().map_err(|e| format!("close: {e}"))?;
+    spaces.db.close().map_err(|e| format!("close: {e}"))?;
     totals.acknowledged += acked;
     totals.durable_checked += u64::from(durable > 0);
     totals.lost_unsynced += acked.saturating_sub(found.min(acked));
