@@ -45,7 +45,7 @@ pub enum ValueKind {
     Delete = 1,
     /// A value.
     Put = 2,
-    // 3: reserved for RangeDelete.
+    // 3: a range tombstone (`RANGE_DELETE_KIND`), never a point kind.
     // 4: reserved for Merge.
 }
 

@@ -8,6 +8,8 @@
 //!   ascending then seqno descending;
 //! - **sequence numbers and kinds** ([`SeqNo`], [`ValueKind`]), and
 //!   **keyspace ids** ([`KeyspaceId`], [`DEFAULT_KEYSPACE`]);
+//! - **range tombstones** ([`RangeTombstone`]) and their fragmented form
+//!   ([`FragmentedTombstones`]) that memtables, tables and iterators query;
 //! - the **[`Cursor`]** trait that memtables, tables and merging iterators
 //!   implement;
 //! - **coding** helpers: varints, fixed-width integers and the bounds-checked
@@ -34,6 +36,7 @@ mod error;
 pub mod fs;
 mod key;
 mod keyspace;
+mod range_del;
 
 pub use checksum::{crc32, xxh3_64};
 pub use coding::{
@@ -53,4 +56,7 @@ pub use key::{
 pub use keyspace::{
     DEFAULT_KEYSPACE, DEFAULT_KEYSPACE_NAME, KEYSPACE_NAME_BYTES_MAX, KeyspaceId,
     check_keyspace_name,
+};
+pub use range_del::{
+    Fragment, FragmentedTombstones, RANGE_DELETE_KIND, RangeTombstone, compare_tombstones,
 };
