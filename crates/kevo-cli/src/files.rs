@@ -9,7 +9,7 @@ use std::sync::Arc;
 use kevo_core::{Cursor, Fs, OsFs, ValueKind, parse_internal_key};
 use kevo_manifest::{MANIFEST_MAGIC, VersionEdit, parse_manifest_file_name};
 use kevo_sstable::{BlockKind, ChecksumStatus, ReadOptions, Table};
-use kevo_wal::{RecoveryMode, RecoveryPlan, Replay};
+use kevo_wal::{EntryKind, RecoveryMode, RecoveryPlan, Replay};
 use serde_json::{Map, Value, json};
 
 use crate::cli::{ManifestCommand, SstCommand, WalCommand};
@@ -32,6 +32,15 @@ fn kind_name(kind: ValueKind) -> &'static str {
     match kind {
         ValueKind::Put => "put",
         ValueKind::Delete => "delete",
+    }
+}
+
+/// The name of a WAL entry's kind.
+fn entry_kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Put => "put",
+        EntryKind::Delete => "delete",
+        EntryKind::RangeDelete => "delete_range",
     }
 }
 
@@ -387,10 +396,12 @@ fn wal_read(out: &mut Out, path: &Path, dump: bool) -> Outcome {
                 .map(|e| {
                     let mut object = Map::new();
                     object.insert("keyspace".into(), json!(e.keyspace));
-                    object.insert("kind".into(), json!(kind_name(e.kind)));
+                    object.insert("kind".into(), json!(entry_kind_name(e.kind)));
                     text::to_json(&mut object, "key", e.key);
-                    if e.kind == ValueKind::Put {
-                        text::to_json(&mut object, "value", e.value);
+                    match e.kind {
+                        EntryKind::Put => text::to_json(&mut object, "value", e.value),
+                        EntryKind::RangeDelete => text::to_json(&mut object, "end", e.value),
+                        EntryKind::Delete => {}
                     }
                     Value::Object(object)
                 })
@@ -411,8 +422,9 @@ fn wal_read(out: &mut Out, path: &Path, dump: bool) -> Outcome {
             ))?;
             for e in replayed.batch.iter() {
                 let value = match e.kind {
-                    ValueKind::Put => format!(" = {}", text::escape(e.value)),
-                    ValueKind::Delete => String::new(),
+                    EntryKind::Put => format!(" = {}", text::escape(e.value)),
+                    EntryKind::RangeDelete => format!(" .. {}", text::escape(e.value)),
+                    EntryKind::Delete => String::new(),
                 };
                 let keyspace = if e.keyspace == kevo_core::DEFAULT_KEYSPACE {
                     String::new()
@@ -421,7 +433,7 @@ fn wal_read(out: &mut Out, path: &Path, dump: bool) -> Outcome {
                 };
                 out.line(format!(
                     "  {}{keyspace} {}{value}",
-                    kind_name(e.kind),
+                    entry_kind_name(e.kind),
                     text::escape(e.key)
                 ))?;
             }

@@ -428,7 +428,11 @@ impl Repair {
                     for batch in &batches {
                         let first = batch.seqno();
                         for (i, entry) in batch.iter().enumerate() {
-                            mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
+                            let seqno = first + i as u64;
+                            match entry.kind.value_kind() {
+                                Some(kind) => mem.insert(entry.key, seqno, kind, entry.value),
+                                None => mem.delete_range(entry.key, entry.value, seqno),
+                            }
                             self.report.wal_entries += 1;
                         }
                     }

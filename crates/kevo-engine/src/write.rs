@@ -111,7 +111,7 @@ impl CommitEnv for Engine {
         if !batch.has_other_keyspaces() {
             let mem = self.keyspaces.default().read.memtable();
             for (i, entry) in batch.iter().enumerate() {
-                mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
+                insert(&mem, &entry, first + i as u64);
                 user_bytes += (entry.key.len() + entry.value.len()) as u64;
             }
             return user_bytes;
@@ -125,7 +125,7 @@ impl CommitEnv for Engine {
             let Some((_, Some(mem), _)) = found else {
                 continue;
             };
-            mem.insert(entry.key, first + i as u64, entry.kind, entry.value);
+            insert(mem, &entry, first + i as u64);
             user_bytes += (entry.key.len() + entry.value.len()) as u64;
         }
         user_bytes
@@ -153,6 +153,14 @@ impl CommitEnv for Engine {
 
 /// Delays a write of `bytes` while compaction is behind: one 1 ms sleep per
 /// `delayed_write_rate / 1000` bytes written by all writers together.
+/// Puts one batch entry with its seqno into `mem`.
+fn insert(mem: &MemTable, entry: &kevo_wal::BatchEntry<'_>, seqno: SeqNo) {
+    match entry.kind.value_kind() {
+        Some(kind) => mem.insert(entry.key, seqno, kind, entry.value),
+        None => mem.delete_range(entry.key, entry.value, seqno),
+    }
+}
+
 fn delay(engine: &Engine, bytes: usize) {
     let bytes_per_ms = (engine.options.delayed_write_rate / 1000).max(1);
     let debt = engine

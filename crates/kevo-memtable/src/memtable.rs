@@ -2,11 +2,15 @@
 
 use std::fmt;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
-use kevo_core::{LOOKUP_KIND, SEQNO_MAX, SeqNo, TRAILER_BYTES, ValueKind, pack_trailer};
+use kevo_core::{
+    FragmentedTombstones, LOOKUP_KIND, RangeTombstone, SEQNO_MAX, SeqNo, TRAILER_BYTES, ValueKind,
+    pack_trailer,
+};
 
 use crate::record::{InternalKeyRef, Record};
 
@@ -44,6 +48,20 @@ pub struct MemTable {
     /// key and the value in one buffer.
     map: SkipMap<Record, ()>,
     approximate_bytes: AtomicUsize,
+    /// Range tombstones, kept apart from the point entries (as Pebble's
+    /// memtable does): readers ask for their fragmented form.
+    range_dels: RwLock<RangeDels>,
+    /// Whether `range_dels` holds any: readers of a memtable without range
+    /// deletes never take its lock.
+    has_range_dels: AtomicBool,
+}
+
+/// A memtable's range tombstones, and their fragmented form once a reader
+/// asked for it (dropped by the next insert).
+#[derive(Default)]
+struct RangeDels {
+    tombstones: Vec<RangeTombstone>,
+    fragmented: Option<Arc<FragmentedTombstones>>,
 }
 
 impl MemTable {
@@ -52,7 +70,73 @@ impl MemTable {
         MemTable {
             map: SkipMap::new(),
             approximate_bytes: AtomicUsize::new(0),
+            range_dels: RwLock::new(RangeDels::default()),
+            has_range_dels: AtomicBool::new(false),
         }
+    }
+
+    /// Adds the range tombstone `[start, end)@seqno`: every key in the
+    /// range with a smaller seqno is deleted. Constant work whatever the
+    /// number of keys it covers; visible to readers that start after this
+    /// call returns, through [`MemTable::range_tombstones`]. An empty range
+    /// (`start >= end`) deletes nothing and is not kept.
+    ///
+    /// It is accounted like an entry holding `start` and `end`.
+    pub fn delete_range(&self, start: &[u8], end: &[u8], seqno: SeqNo) {
+        if start >= end {
+            return;
+        }
+        let charge = start.len() + end.len() + TRAILER_BYTES + crate::ENTRY_OVERHEAD_BYTES;
+        {
+            let mut dels = self
+                .range_dels
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            dels.tombstones
+                .push(RangeTombstone::new(start.to_vec(), end.to_vec(), seqno));
+            dels.fragmented = None;
+        }
+        self.has_range_dels.store(true, Ordering::Release);
+        self.approximate_bytes.fetch_add(charge, Ordering::Relaxed);
+    }
+
+    /// The range tombstones, fragmented (see [`FragmentedTombstones`]);
+    /// empty without range deletes. Fragmenting happens once per change and
+    /// is shared by every reader until the next [`MemTable::delete_range`].
+    pub fn range_tombstones(&self) -> Arc<FragmentedTombstones> {
+        if !self.has_range_dels.load(Ordering::Acquire) {
+            return Arc::default();
+        }
+        if let Some(fragmented) = &self
+            .range_dels
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .fragmented
+        {
+            return fragmented.clone();
+        }
+        let mut dels = self
+            .range_dels
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(fragmented) = &dels.fragmented {
+            return fragmented.clone();
+        }
+        let fragmented = Arc::new(FragmentedTombstones::new(dels.tombstones.iter().cloned()));
+        dels.fragmented = Some(fragmented.clone());
+        fragmented
+    }
+
+    /// The number of range tombstones added.
+    pub fn range_tombstone_count(&self) -> usize {
+        if !self.has_range_dels.load(Ordering::Acquire) {
+            return 0;
+        }
+        self.range_dels
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .tombstones
+            .len()
     }
 
     /// Adds the entry `(user_key, seqno, kind)` with `value`.
@@ -113,9 +197,9 @@ impl MemTable {
         self.map.len()
     }
 
-    /// Whether the memtable holds no entry.
+    /// Whether the memtable holds no entry and no range tombstone.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && !self.has_range_dels.load(Ordering::Acquire)
     }
 
     /// Approximate heap bytes the entries use: for each, its user key,
@@ -142,6 +226,7 @@ impl fmt::Debug for MemTable {
         f.debug_struct("MemTable")
             .field("len", &self.len())
             .field("approximate_bytes", &self.approximate_bytes())
+            .field("range_tombstones", &self.range_tombstone_count())
             .finish()
     }
 }
@@ -172,6 +257,71 @@ mod tests {
     use super::*;
     use crate::{ENTRY_OVERHEAD_BYTES, MemTableCursor};
     use kevo_core::{Cursor, InternalKey};
+
+    #[test]
+    fn range_tombstones_are_kept_apart_and_fragmented_once_per_change() {
+        let table = MemTable::new();
+        assert!(table.range_tombstones().is_empty());
+        table.insert(b"c", 1, ValueKind::Put, b"v");
+        table.delete_range(b"b", b"f", 5);
+        table.delete_range(b"x", b"x", 6); // empty: not kept
+        assert_eq!(table.range_tombstone_count(), 1);
+        assert_eq!(table.len(), 1, "point entries only");
+        // The point entry is still there; the reader combines the two.
+        assert_eq!(table.get(b"c", 10), found(b"v"));
+        let first = table.range_tombstones();
+        assert!(first.covers(b"c", 1, 10));
+        assert!(!first.covers(b"c", 1, 4), "a reader before the delete");
+        assert!(Arc::ptr_eq(&first, &table.range_tombstones()), "cached");
+        table.delete_range(b"d", b"h", 7);
+        let second = table.range_tombstones();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.fragments().len(), 3);
+        assert_eq!(second.covering_seqno(b"e", 10), Some(7));
+        assert_eq!(
+            table.approximate_bytes(),
+            (1 + 8 + 1 + ENTRY_OVERHEAD_BYTES) + 2 * (2 + 8 + ENTRY_OVERHEAD_BYTES)
+        );
+    }
+
+    #[test]
+    fn a_memtable_with_only_range_tombstones_is_not_empty() {
+        let table = MemTable::new();
+        table.delete_range(b"a", b"b", 1);
+        assert!(!table.is_empty());
+        assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn range_tombstones_added_while_others_read() {
+        let table = Arc::new(MemTable::new());
+        let writer = {
+            let table = table.clone();
+            std::thread::spawn(move || {
+                for i in 0..500u64 {
+                    let start = format!("k{:04}", i * 2);
+                    let end = format!("k{:04}", i * 2 + 1);
+                    table.delete_range(start.as_bytes(), end.as_bytes(), i + 1);
+                }
+            })
+        };
+        let mut seen = 0;
+        while seen < 500 {
+            let set = table.range_tombstones();
+            // What a reader sees is always a well-formed prefix.
+            assert!(set.len() >= seen);
+            seen = set.len();
+            if seen < 500 {
+                std::thread::yield_now();
+            }
+            if writer.is_finished() && table.range_tombstones().len() == 500 {
+                break;
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(table.range_tombstones().len(), 500);
+        assert!(table.range_tombstones().covers(b"k0998", 1, 600));
+    }
 
     fn found(value: &[u8]) -> Lookup {
         Lookup::Found(Bytes::copy_from_slice(value))
@@ -331,7 +481,7 @@ mod tests {
         assert_eq!(table.approximate_bytes(), expected);
         assert_eq!(
             format!("{table:?}"),
-            format!("MemTable {{ len: 2, approximate_bytes: {expected} }}")
+            format!("MemTable {{ len: 2, approximate_bytes: {expected}, range_tombstones: 0 }}")
         );
     }
 

@@ -3,10 +3,13 @@
 //! ```text
 //! batch   = seqno u64 LE | count u32 LE | entry * count
 //! entry   = tag u8 | (tag & 0x80 only) keyspace varint32
-//!           | key_len varint32 | key | (Put only) value_len varint32 | value
+//!           | key_len varint32 | key
+//!           | (Put only) value_len varint32 | value
+//!           | (RangeDelete only) end_len varint32 | end
 //! tag     = kind                    default keyspace: no keyspace field (format 1's bytes)
 //!         | kind | 0x80             any other keyspace: the field follows, never 0
 //! kind    = 1 Delete | 2 Put        (ValueKind)
+//!         | 3 RangeDelete           (segment format 3): keys in [key, end) deleted
 //! ```
 //!
 //! Entry `i` of a batch has sequence number `seqno + i`, whatever its
@@ -16,8 +19,8 @@
 //! See `docs/format/wal.md`.
 
 use kevo_core::{
-    DEFAULT_KEYSPACE, KEY_BYTES_MAX, KeyspaceId, Reader, SEQNO_MAX, SeqNo, VALUE_BYTES_MAX,
-    ValueKind, put_varint32,
+    DEFAULT_KEYSPACE, KEY_BYTES_MAX, KeyspaceId, RANGE_DELETE_KIND, Reader, SEQNO_MAX, SeqNo,
+    VALUE_BYTES_MAX, ValueKind, put_varint32,
 };
 
 use crate::format::BATCH_BYTES_MAX;
@@ -34,6 +37,65 @@ pub(crate) const KEYSPACE_TAG_BIT: u8 = 0x80;
 
 const _: () = assert!(ValueKind::Put as u8 & KEYSPACE_TAG_BIT == 0);
 const _: () = assert!(ValueKind::Delete as u8 & KEYSPACE_TAG_BIT == 0);
+const _: () = assert!(RANGE_DELETE_KIND & KEYSPACE_TAG_BIT == 0);
+
+/// What an entry does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// A put of `key` to `value`.
+    Put,
+    /// A delete of `key`.
+    Delete,
+    /// A delete of every key in `[key, value)`: `value` holds the end key.
+    RangeDelete,
+}
+
+impl EntryKind {
+    /// The point kind ([`ValueKind`]) of a put or delete; `None` for a
+    /// range delete.
+    pub fn value_kind(self) -> Option<ValueKind> {
+        match self {
+            EntryKind::Put => Some(ValueKind::Put),
+            EntryKind::Delete => Some(ValueKind::Delete),
+            EntryKind::RangeDelete => None,
+        }
+    }
+
+    fn tag(self) -> u8 {
+        match self {
+            EntryKind::Put => ValueKind::Put as u8,
+            EntryKind::Delete => ValueKind::Delete as u8,
+            EntryKind::RangeDelete => RANGE_DELETE_KIND,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            RANGE_DELETE_KIND => Some(EntryKind::RangeDelete),
+            tag => match ValueKind::from_u8(tag)? {
+                ValueKind::Put => Some(EntryKind::Put),
+                ValueKind::Delete => Some(EntryKind::Delete),
+            },
+        }
+    }
+}
+
+/// What a segment's format lets its batches hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Allowed {
+    /// Entries of keyspaces other than the default one (format 2 on).
+    pub(crate) keyspaces: bool,
+    /// Range deletes (format 3 on).
+    pub(crate) range_deletes: bool,
+}
+
+impl Allowed {
+    /// Everything this code writes.
+    pub(crate) const ALL: Allowed = Allowed {
+        keyspaces: true,
+        range_deletes: true,
+    };
+}
 
 /// An ordered list of puts and deletes applied atomically, each in a
 /// keyspace ([`Batch::put`] and [`Batch::delete`] write to the default one).
@@ -47,6 +109,8 @@ pub struct Batch {
     oversized: bool,
     /// Some entry names a keyspace other than the default one.
     other_keyspaces: bool,
+    /// Some entry is a range delete.
+    range_deletes: bool,
 }
 
 /// One entry of a [`Batch`].
@@ -56,11 +120,11 @@ pub struct BatchEntry<'a> {
     /// added by [`Batch::put`] and [`Batch::delete`], and for every entry of
     /// a format-1 segment).
     pub keyspace: KeyspaceId,
-    /// Put or delete.
-    pub kind: ValueKind,
-    /// The user key.
+    /// Put, delete or range delete.
+    pub kind: EntryKind,
+    /// The user key (a range delete's first key).
     pub key: &'a [u8],
-    /// The value (empty for deletes).
+    /// The value (empty for deletes; a range delete's end key, exclusive).
     pub value: &'a [u8],
 }
 
@@ -82,6 +146,7 @@ impl Batch {
             count: 0,
             oversized: false,
             other_keyspaces: false,
+            range_deletes: false,
         }
     }
 
@@ -99,25 +164,50 @@ impl Batch {
     /// [`DEFAULT_KEYSPACE`] it is [`Batch::put`], byte for byte.
     pub fn put_in(&mut self, keyspace: KeyspaceId, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         let (key, value) = (key.as_ref(), value.as_ref());
-        self.push(ValueKind::Put, keyspace, key);
+        self.push(EntryKind::Put, keyspace, key);
         self.push_bytes(value, VALUE_BYTES_MAX);
     }
 
     /// Adds a delete of `key` in `keyspace`. With [`DEFAULT_KEYSPACE`] it is
     /// [`Batch::delete`], byte for byte.
     pub fn delete_in(&mut self, keyspace: KeyspaceId, key: impl AsRef<[u8]>) {
-        self.push(ValueKind::Delete, keyspace, key.as_ref());
+        self.push(EntryKind::Delete, keyspace, key.as_ref());
+    }
+
+    /// Adds a delete of every key in `[start, end)` of the default
+    /// keyspace: one entry (one seqno) whatever the number of keys it
+    /// covers. An empty range (`start >= end`) is kept and deletes nothing.
+    pub fn delete_range(&mut self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) {
+        self.delete_range_in(DEFAULT_KEYSPACE, start, end);
+    }
+
+    /// Adds a delete of every key in `[start, end)` of `keyspace` (see
+    /// [`Batch::delete_range`]).
+    pub fn delete_range_in(
+        &mut self,
+        keyspace: KeyspaceId,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+    ) {
+        self.push(EntryKind::RangeDelete, keyspace, start.as_ref());
+        self.push_bytes(end.as_ref(), KEY_BYTES_MAX);
+        self.range_deletes = true;
+    }
+
+    /// Whether some entry is a range delete.
+    pub fn has_range_deletes(&self) -> bool {
+        self.range_deletes
     }
 
     /// Appends an entry's tag, keyspace (unless the default) and key.
-    fn push(&mut self, kind: ValueKind, keyspace: KeyspaceId, key: &[u8]) {
+    fn push(&mut self, kind: EntryKind, keyspace: KeyspaceId, key: &[u8]) {
         self.count = self.count.saturating_add(1);
         self.rep[8..12].copy_from_slice(&self.count.to_le_bytes());
         if keyspace == DEFAULT_KEYSPACE {
-            self.rep.push(kind as u8);
+            self.rep.push(kind.tag());
         } else {
             self.other_keyspaces = true;
-            self.rep.push(kind as u8 | KEYSPACE_TAG_BIT);
+            self.rep.push(kind.tag() | KEYSPACE_TAG_BIT);
             put_varint32(&mut self.rep, keyspace);
         }
         self.push_bytes(key, KEY_BYTES_MAX);
@@ -171,6 +261,7 @@ impl Batch {
         self.count = 0;
         self.oversized = false;
         self.other_keyspaces = false;
+        self.range_deletes = false;
     }
 
     /// Appends every entry of `other` after this batch's entries (the group
@@ -182,6 +273,7 @@ impl Batch {
         self.rep.extend_from_slice(&other.rep[BATCH_HEADER_BYTES..]);
         self.oversized |= other.oversized;
         self.other_keyspaces |= other.other_keyspaces;
+        self.range_deletes |= other.range_deletes;
     }
 
     /// The encoded batch, as stored in the log.
@@ -238,13 +330,13 @@ impl Batch {
     /// keyspace, a length over its maximum, a count that does not match,
     /// trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Batch, String> {
-        Self::decode_format(bytes, true)
+        Self::decode_format(bytes, Allowed::ALL)
     }
 
-    /// [`Batch::decode`] for a segment of a given format: with `keyspaces`
-    /// false (format 1) an entry with a keyspace field is a defect, as it
-    /// was for format 1's readers.
-    pub(crate) fn decode_format(bytes: &[u8], keyspaces: bool) -> Result<Batch, String> {
+    /// [`Batch::decode`] for a segment of a given format: what the format
+    /// does not allow (a keyspace field before format 2, a range delete
+    /// before format 3) is a defect, as it was for that format's readers.
+    pub(crate) fn decode_format(bytes: &[u8], allowed: Allowed) -> Result<Batch, String> {
         if bytes.len() > BATCH_BYTES_MAX {
             return Err(format!(
                 "batch of {} bytes exceeds the maximum",
@@ -256,12 +348,13 @@ impl Batch {
         let count = r.u32_le().ok_or("batch header is truncated")?;
         check_seqnos(seqno, count)?;
         let mut other_keyspaces = false;
+        let mut range_deletes = false;
         for i in 0..count {
             let tag = r.u8().ok_or_else(|| format!("entry {i} is truncated"))?;
             let (kind, has_keyspace) = split_tag(tag)
                 .ok_or_else(|| format!("entry {i} has unknown kind {}", tag & !KEYSPACE_TAG_BIT))?;
             if has_keyspace {
-                if !keyspaces {
+                if !allowed.keyspaces {
                     return Err(format!(
                         "entry {i} names a keyspace, which a format-1 segment cannot hold"
                     ));
@@ -278,9 +371,23 @@ impl Batch {
             }
             r.length_prefixed(KEY_BYTES_MAX)
                 .ok_or_else(|| format!("entry {i} has a truncated or oversized key"))?;
-            if kind == ValueKind::Put {
-                r.length_prefixed(VALUE_BYTES_MAX)
-                    .ok_or_else(|| format!("entry {i} has a truncated or oversized value"))?;
+            match kind {
+                EntryKind::Put => {
+                    r.length_prefixed(VALUE_BYTES_MAX)
+                        .ok_or_else(|| format!("entry {i} has a truncated or oversized value"))?;
+                }
+                EntryKind::Delete => {}
+                EntryKind::RangeDelete => {
+                    if !allowed.range_deletes {
+                        return Err(format!(
+                            "entry {i} is a range delete, which a segment of this format cannot hold"
+                        ));
+                    }
+                    r.length_prefixed(KEY_BYTES_MAX).ok_or_else(|| {
+                        format!("entry {i} has a truncated or oversized range end")
+                    })?;
+                    range_deletes = true;
+                }
             }
         }
         if !r.is_empty() {
@@ -294,13 +401,14 @@ impl Batch {
             count,
             oversized: false,
             other_keyspaces,
+            range_deletes,
         })
     }
 }
 
 /// The kind in an entry's tag and whether a keyspace field follows it.
-fn split_tag(tag: u8) -> Option<(ValueKind, bool)> {
-    let kind = ValueKind::from_u8(tag & !KEYSPACE_TAG_BIT)?;
+fn split_tag(tag: u8) -> Option<(EntryKind, bool)> {
+    let kind = EntryKind::from_tag(tag & !KEYSPACE_TAG_BIT)?;
     Some((kind, tag & KEYSPACE_TAG_BIT != 0))
 }
 
@@ -349,8 +457,9 @@ impl<'a> Iterator for BatchIter<'a> {
         };
         let key = self.reader.length_prefixed(KEY_BYTES_MAX)?;
         let value = match kind {
-            ValueKind::Put => self.reader.length_prefixed(VALUE_BYTES_MAX)?,
-            ValueKind::Delete => &[],
+            EntryKind::Put => self.reader.length_prefixed(VALUE_BYTES_MAX)?,
+            EntryKind::Delete => &[],
+            EntryKind::RangeDelete => self.reader.length_prefixed(KEY_BYTES_MAX)?,
         };
         self.left -= 1;
         Some(BatchEntry {
@@ -371,6 +480,56 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const FORMAT_1: Allowed = Allowed {
+        keyspaces: false,
+        range_deletes: false,
+    };
+    const FORMAT_2: Allowed = Allowed {
+        keyspaces: true,
+        range_deletes: false,
+    };
+
+    #[test]
+    fn range_deletes_round_trip_and_need_format_3() {
+        let mut batch = Batch::new();
+        batch.put("a", "1");
+        assert!(!batch.has_range_deletes());
+        batch.delete_range("b", "m");
+        batch.delete_range_in(4, "", "z");
+        batch.set_seqno(10);
+        assert!(batch.has_range_deletes());
+        let decoded = Batch::decode(batch.as_bytes()).unwrap();
+        assert_eq!(decoded, batch);
+        let entries: Vec<_> = decoded
+            .iter()
+            .map(|e| (e.keyspace, e.kind, e.key, e.value))
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                (DEFAULT_KEYSPACE, EntryKind::Put, &b"a"[..], &b"1"[..]),
+                (
+                    DEFAULT_KEYSPACE,
+                    EntryKind::RangeDelete,
+                    &b"b"[..],
+                    &b"m"[..]
+                ),
+                (4, EntryKind::RangeDelete, &b""[..], &b"z"[..]),
+            ]
+        );
+        assert_eq!(EntryKind::RangeDelete.value_kind(), None);
+        let e = Batch::decode_format(batch.as_bytes(), FORMAT_2).unwrap_err();
+        assert!(e.contains("range delete"), "{e}");
+        // A truncated end is a defect, not a short read.
+        let bytes = batch.as_bytes();
+        assert!(Batch::decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut merged = Batch::new();
+        merged.extend(&batch);
+        assert!(merged.has_range_deletes());
+        merged.clear();
+        assert!(!merged.has_range_deletes());
+    }
+
     #[test]
     fn batch_round_trips_through_its_encoding() {
         let mut batch = Batch::new();
@@ -387,7 +546,7 @@ mod tests {
             entries[1],
             BatchEntry {
                 keyspace: DEFAULT_KEYSPACE,
-                kind: ValueKind::Delete,
+                kind: EntryKind::Delete,
                 key: b"k2",
                 value: b""
             }
@@ -476,8 +635,9 @@ mod tests {
         rebuilt.set_seqno(batch.seqno());
         for e in batch.iter() {
             match e.kind {
-                ValueKind::Put => rebuilt.put_in(e.keyspace, e.key, e.value),
-                ValueKind::Delete => rebuilt.delete_in(e.keyspace, e.key),
+                EntryKind::Put => rebuilt.put_in(e.keyspace, e.key, e.value),
+                EntryKind::Delete => rebuilt.delete_in(e.keyspace, e.key),
+                EntryKind::RangeDelete => rebuilt.delete_range_in(e.keyspace, e.key, e.value),
             }
         }
         rebuilt
@@ -552,11 +712,11 @@ mod tests {
         assert_eq!(
             entries,
             vec![
-                (DEFAULT_KEYSPACE, ValueKind::Put, &b"k"[..], &b"v0"[..]),
-                (7, ValueKind::Put, b"k", b"v7"),
-                (u32::MAX, ValueKind::Delete, b"k", b""),
-                (DEFAULT_KEYSPACE, ValueKind::Delete, b"gone", b""),
-                (128, ValueKind::Put, b"", b""),
+                (DEFAULT_KEYSPACE, EntryKind::Put, &b"k"[..], &b"v0"[..]),
+                (7, EntryKind::Put, b"k", b"v7"),
+                (u32::MAX, EntryKind::Delete, b"k", b""),
+                (DEFAULT_KEYSPACE, EntryKind::Delete, b"gone", b""),
+                (128, EntryKind::Put, b"", b""),
             ]
         );
         // One seqno sequence across keyspaces.
@@ -604,7 +764,7 @@ mod tests {
 
     #[test]
     fn decode_rejects_unknown_kinds_with_or_without_the_keyspace_bit() {
-        for tag in [0x00, 0x03, 0x7f, 0x80, 0x83, 0xff] {
+        for tag in [0x00, 0x04, 0x7f, 0x80, 0x84, 0xff] {
             let bytes = one_entry(&[tag, 0x01, 0x01, b'a', 0x01, b'b']);
             assert!(Batch::decode(&bytes).is_err(), "tag {tag:#04x}");
         }
@@ -614,10 +774,10 @@ mod tests {
     fn format_1_decoding_refuses_keyspace_entries() {
         let mut batch = Batch::new();
         batch.put("a", "1");
-        assert!(Batch::decode_format(batch.as_bytes(), false).is_ok());
+        assert!(Batch::decode_format(batch.as_bytes(), FORMAT_1).is_ok());
         batch.put_in(2, "b", "2");
-        assert!(Batch::decode_format(batch.as_bytes(), false).is_err());
-        assert!(Batch::decode_format(batch.as_bytes(), true).is_ok());
+        assert!(Batch::decode_format(batch.as_bytes(), FORMAT_1).is_err());
+        assert!(Batch::decode_format(batch.as_bytes(), Allowed::ALL).is_ok());
     }
 
     #[test]
@@ -662,7 +822,7 @@ mod tests {
     }
 
     /// One entry of the model: keyspace, kind, key, value.
-    type ModelEntry = (KeyspaceId, ValueKind, Vec<u8>, Vec<u8>);
+    type ModelEntry = (KeyspaceId, EntryKind, Vec<u8>, Vec<u8>);
 
     fn keyspace() -> impl Strategy<Value = KeyspaceId> {
         prop_oneof![
@@ -678,16 +838,14 @@ mod tests {
     fn model_entry() -> impl Strategy<Value = ModelEntry> {
         (
             keyspace(),
-            any::<bool>(),
+            0u8..3,
             proptest::collection::vec(any::<u8>(), 0..12),
             proptest::collection::vec(any::<u8>(), 0..140),
         )
-            .prop_map(|(keyspace, put, key, value)| {
-                if put {
-                    (keyspace, ValueKind::Put, key, value)
-                } else {
-                    (keyspace, ValueKind::Delete, key, Vec::new())
-                }
+            .prop_map(|(keyspace, kind, key, value)| match kind {
+                0 => (keyspace, EntryKind::Put, key, value),
+                1 => (keyspace, EntryKind::Delete, key, Vec::new()),
+                _ => (keyspace, EntryKind::RangeDelete, key, value),
             })
     }
 
@@ -696,8 +854,9 @@ mod tests {
         batch.set_seqno(seqno);
         for (keyspace, kind, key, value) in model {
             match kind {
-                ValueKind::Put => batch.put_in(*keyspace, key, value),
-                ValueKind::Delete => batch.delete_in(*keyspace, key),
+                EntryKind::Put => batch.put_in(*keyspace, key, value),
+                EntryKind::Delete => batch.delete_in(*keyspace, key),
+                EntryKind::RangeDelete => batch.delete_range_in(*keyspace, key, value),
             }
         }
         batch
@@ -725,9 +884,14 @@ mod tests {
             prop_assert_eq!(entries(&decoded), model.clone());
             prop_assert_eq!(&decoded, &batch);
             prop_assert_eq!(decoded.seqno(), seqno);
-            // A batch of the default keyspace only is a valid format-1 batch.
+            // A batch of the default keyspace only, without range
+            // deletes, is a valid format-1 batch; without range deletes, a
+            // valid format-2 one.
+            let points = model.iter().all(|e| e.1 != EntryKind::RangeDelete);
+            prop_assert_eq!(batch.has_range_deletes(), !points);
             let default_only = model.iter().all(|e| e.0 == DEFAULT_KEYSPACE);
-            prop_assert_eq!(Batch::decode_format(batch.as_bytes(), false).is_ok(), default_only);
+            prop_assert_eq!(Batch::decode_format(batch.as_bytes(), FORMAT_1).is_ok(), default_only && points);
+            prop_assert_eq!(Batch::decode_format(batch.as_bytes(), FORMAT_2).is_ok(), points);
             // extend: the same entries, split over two batches.
             let split = split.min(model.len());
             let mut front = build(seqno, &model[..split]);

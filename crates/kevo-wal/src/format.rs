@@ -8,7 +8,7 @@
 //! block k      = fragments ... | zero padding (< FRAGMENT_HEADER_BYTES)
 //!
 //! segment header: magic "KEVOWAL\0" | version u16 | flags u16 | segment u64 | crc32 u32
-//!                 version: FORMAT_VERSION (2) written, FORMAT_VERSION_MIN..=FORMAT_VERSION read;
+//!                 version: FORMAT_VERSION (3) written, FORMAT_VERSION_MIN..=FORMAT_VERSION read;
 //!                 log files (log::LogWriter): LOG_FORMAT_VERSION (1), the only one read
 //! fragment:       crc32 u32 | length u16 | type u8 | tag u32 | payload (length bytes)
 //!                 crc32 covers length, type, tag and payload
@@ -42,10 +42,11 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"KEVOWAL\0";
 /// |---|---|
 /// | 1 | first format |
 /// | 2 | entries of a non-default keyspace: tag `kind \| 0x80`, then the keyspace as a varint32 |
+/// | 3 | range deletes: kind `3`, the start key, then the end key length-prefixed |
 ///
-/// The framing is the same in both; only batches changed, so a reader of
-/// version 1 refuses a version-2 segment rather than misread its entries.
-pub const FORMAT_VERSION: u16 = 2;
+/// The framing is the same in all; only batches changed, so an older reader
+/// refuses a newer segment rather than misread its entries.
+pub const FORMAT_VERSION: u16 = 3;
 
 /// The oldest segment format this code reads. A version-1 segment holds
 /// entries of the default keyspace only (a keyspace field in one is damage).
@@ -62,8 +63,12 @@ pub const LOG_FORMAT_VERSION: u16 = 1;
 /// other than the default one.
 pub(crate) const FORMAT_VERSION_KEYSPACES: u16 = 2;
 
+/// The first segment format whose batches may hold range deletes.
+pub(crate) const FORMAT_VERSION_RANGE_DELETES: u16 = 3;
+
 const _: () = assert!(FORMAT_VERSION_MIN <= FORMAT_VERSION);
 const _: () = assert!(FORMAT_VERSION_KEYSPACES <= FORMAT_VERSION);
+const _: () = assert!(FORMAT_VERSION_RANGE_DELETES <= FORMAT_VERSION);
 
 /// Largest payload one fragment can carry (its length is a `u16` and it
 /// must fit in a block after its header).

@@ -53,7 +53,7 @@ mod record;
 mod replay;
 mod wal;
 
-pub use batch::{BATCH_HEADER_BYTES, Batch, BatchEntry, BatchIter};
+pub use batch::{BATCH_HEADER_BYTES, Batch, BatchEntry, BatchIter, EntryKind};
 pub use error::{Error, Result};
 pub use format::{
     BATCH_BYTES_MAX, BLOCK_BYTES, FORMAT_VERSION, FORMAT_VERSION_MIN, FRAGMENT_HEADER_BYTES,

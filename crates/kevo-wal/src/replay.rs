@@ -8,7 +8,10 @@ use kevo_core::Fs;
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
-use crate::format::{FORMAT_VERSION_KEYSPACES, parse_segment_file_name, segment_file_name};
+use crate::format::{
+    FORMAT_VERSION_KEYSPACES, FORMAT_VERSION_RANGE_DELETES, parse_segment_file_name,
+    segment_file_name,
+};
 use crate::reader::SegmentReader;
 use crate::record::{Damage, RecordReader, RecordStep};
 
@@ -273,8 +276,11 @@ impl Replay {
         bytes: &[u8],
     ) -> Result<Option<ReplayedBatch>> {
         // Format 1 had no keyspace field: one in a format-1 segment is damage.
-        let keyspaces = version >= FORMAT_VERSION_KEYSPACES;
-        match Batch::decode_format(bytes, keyspaces) {
+        let allowed = crate::batch::Allowed {
+            keyspaces: version >= FORMAT_VERSION_KEYSPACES,
+            range_deletes: version >= FORMAT_VERSION_RANGE_DELETES,
+        };
+        match Batch::decode_format(bytes, allowed) {
             Ok(batch) => {
                 self.report.batches += 1;
                 if !batch.is_empty() {

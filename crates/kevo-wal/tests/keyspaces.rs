@@ -8,9 +8,9 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use kevo_core::{DEFAULT_KEYSPACE, Fs, KeyspaceId, MemFs, ValueKind, crc32};
+use kevo_core::{DEFAULT_KEYSPACE, Fs, KeyspaceId, MemFs, crc32};
 use kevo_wal::{
-    BLOCK_BYTES, Batch, Error, FORMAT_VERSION, FORMAT_VERSION_MIN, RecoveryMode,
+    BLOCK_BYTES, Batch, EntryKind, Error, FORMAT_VERSION, FORMAT_VERSION_MIN, RecoveryMode,
     SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, Wal, WalOptions,
 };
 
@@ -33,7 +33,7 @@ fn mixed_batch(seqno: u64, n: usize, value_len: usize) -> Batch {
 }
 
 /// Every entry of `batches`: keyspace, kind, key and value.
-fn entries(batches: &[Batch]) -> Vec<(KeyspaceId, ValueKind, Vec<u8>, Vec<u8>)> {
+fn entries(batches: &[Batch]) -> Vec<(KeyspaceId, EntryKind, Vec<u8>, Vec<u8>)> {
     batches
         .iter()
         .flat_map(|b| b.iter())
@@ -113,8 +113,8 @@ fn mixed_keyspace_batches_replay_unchanged() {
 }
 
 #[test]
-fn new_segments_carry_format_version_2() {
-    assert_eq!((FORMAT_VERSION_MIN, FORMAT_VERSION), (1, 2));
+fn new_segments_carry_format_version_3() {
+    assert_eq!((FORMAT_VERSION_MIN, FORMAT_VERSION), (1, 3));
     let (mem, fs) = memfs();
     let wal = open(fs, WalOptions::default());
     wal.append(&mixed_batch(1, 2, 1)).unwrap();
@@ -122,7 +122,7 @@ fn new_segments_carry_format_version_2() {
     wal.close().unwrap();
     for segment in [1, rotated] {
         let bytes = mem.read_file(&segment_path(segment)).unwrap();
-        assert_eq!(bytes[8..10], [0x02, 0x00], "segment {segment}");
+        assert_eq!(bytes[8..10], [0x03, 0x00], "segment {segment}");
     }
 }
 
@@ -139,14 +139,14 @@ fn a_version_1_segment_still_replays() {
         entries(&replayed),
         vec![(
             DEFAULT_KEYSPACE,
-            ValueKind::Put,
+            EntryKind::Put,
             b"k".to_vec(),
             b"v".to_vec()
         )]
     );
     assert_eq!(report.segment_ends, vec![(1, V1_SEGMENT.len() as u64)]);
 
-    // The log goes on in a version-2 segment; both replay, in order.
+    // The log goes on in a version-3 segment; both replay, in order.
     let mut recovery = Wal::open(fs.clone(), &dir(), WalOptions::default()).unwrap();
     assert_eq!(recovery.next().unwrap().unwrap().batch, expected);
     let (wal, _) = recovery.finish().unwrap();
@@ -157,7 +157,7 @@ fn a_version_1_segment_still_replays() {
     assert_eq!(mem.read_file(&segment_path(1)).unwrap(), V1_SEGMENT);
     assert_eq!(
         mem.read_file(&segment_path(2)).unwrap()[8..10],
-        [0x02, 0x00]
+        [0x03, 0x00]
     );
     let (replayed, report) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
     assert_eq!(replayed, vec![expected, next]);
@@ -201,6 +201,33 @@ fn a_keyspace_entry_in_a_version_1_segment_is_corruption() {
     write_segment(&mem, 1, &segment_bytes(2, 1, &payloads));
     let (replayed, _) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
     assert_eq!(replayed, vec![batch, keyspaced, after]);
+}
+
+#[test]
+fn a_range_delete_in_a_version_2_segment_is_corruption() {
+    let (mem, fs) = memfs();
+    let mut batch = Batch::new();
+    batch.set_seqno(1);
+    batch.put_in(3, "a", "1");
+    let mut ranged = Batch::new();
+    ranged.set_seqno(2);
+    ranged.delete_range_in(3, "a", "m");
+    let payloads = [batch.as_bytes(), ranged.as_bytes()];
+    write_segment(&mem, 1, &segment_bytes(2, 1, &payloads));
+    match replay(fs.clone(), RecoveryMode::AbsoluteConsistency) {
+        Err(Error::Corruption {
+            segment: 1, reason, ..
+        }) => assert!(reason.contains("range delete"), "{reason}"),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    // At version 3 the same records replay, the range delete whole.
+    write_segment(&mem, 1, &segment_bytes(3, 1, &payloads));
+    let (replayed, _) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(replayed, vec![batch, ranged.clone()]);
+    assert_eq!(
+        entries(&replayed[1..]),
+        vec![(3, EntryKind::RangeDelete, b"a".to_vec(), b"m".to_vec())]
+    );
 }
 
 #[test]
