@@ -1,6 +1,7 @@
 //! The cursor trait every ordered source in kevo implements.
 
 use crate::Result;
+use crate::key::SeqNo;
 
 /// A position in an ordered sequence of `(internal key, value)` entries.
 ///
@@ -62,6 +63,25 @@ pub trait Cursor {
     /// # Errors
     /// I/O or corruption in the underlying source.
     fn prev(&mut self) -> Result<()>;
+
+    /// Moves past entries a range tombstone deletes, where the cursor can
+    /// do that faster than stepping (a merging cursor seeks the sources
+    /// that hold only older entries; see `kevo_iter::MergingCursor`).
+    ///
+    /// The caller guarantees that every entry with a seqno below `seqno`
+    /// lying between the current entry and `target` (an internal key;
+    /// `forward`: the entries before `target`, else the entries after it)
+    /// is deleted for its reader. The cursor may move past any of those
+    /// entries and must not move past any other; it stays valid or not as
+    /// stepping would leave it. Returns whether anything moved. The default
+    /// moves nothing and the caller steps. Requires `valid()`.
+    ///
+    /// # Errors
+    /// I/O or corruption in the underlying source.
+    fn skip_deleted(&mut self, target: &[u8], seqno: SeqNo, forward: bool) -> Result<bool> {
+        let _ = (target, seqno, forward);
+        Ok(false)
+    }
 }
 
 impl<C: Cursor + ?Sized> Cursor for Box<C> {
@@ -91,5 +111,8 @@ impl<C: Cursor + ?Sized> Cursor for Box<C> {
     }
     fn prev(&mut self) -> Result<()> {
         (**self).prev()
+    }
+    fn skip_deleted(&mut self, target: &[u8], seqno: SeqNo, forward: bool) -> Result<bool> {
+        (**self).skip_deleted(target, seqno, forward)
     }
 }

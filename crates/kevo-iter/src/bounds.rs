@@ -10,7 +10,7 @@
 use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
-use kevo_core::{Cursor, InternalKey, Result, SEQNO_MAX, user_key};
+use kevo_core::{Cursor, InternalKey, Result, SEQNO_MAX, SeqNo, user_key};
 
 /// A range of user keys: an optional inclusive start and an optional
 /// exclusive end.
@@ -261,6 +261,16 @@ impl<C: Cursor> Cursor for BoundedCursor<C> {
         }
         self.check_position();
         Ok(())
+    }
+
+    fn skip_deleted(&mut self, target: &[u8], seqno: SeqNo, forward: bool) -> Result<bool> {
+        if !self.valid() {
+            return Ok(false);
+        }
+        self.in_bounds = false;
+        let moved = self.inner.skip_deleted(target, seqno, forward)?;
+        self.check_position();
+        Ok(moved)
     }
 
     fn next(&mut self) -> Result<()> {

@@ -20,11 +20,13 @@
 //!
 //! A change of direction converts one position into the other: forward to
 //! backward steps the inner cursor back over every version of the current
-//! user key; backward to forward steps it into them and skips them.
+//! user key; backward to forward seeks to its first version and skips them.
+
+use std::sync::Arc;
 
 use kevo_core::{
-    Cursor, Error, LOOKUP_KIND, ParsedInternalKey, Result, SEQNO_MAX, SeqNo, ValueKind,
-    encode_internal_key, parse_internal_key, user_key,
+    Cursor, Error, FragmentedTombstones, LOOKUP_KIND, ParsedInternalKey, Result, SEQNO_MAX, SeqNo,
+    ValueKind, encode_internal_key, parse_internal_key, user_key,
 };
 
 use crate::UserCursor;
@@ -91,6 +93,11 @@ pub struct VisibleCursor<C> {
     saved_value: Vec<u8>,
     /// Scratch buffer for seek targets.
     target: Vec<u8>,
+    /// The range tombstones of every source (empty: none).
+    tombstones: Arc<FragmentedTombstones>,
+    /// The last target a covered span was skipped to (each span is skipped
+    /// with one call; entries the skip left behind are stepped over).
+    skipped_to: Vec<u8>,
 }
 
 impl<C: Cursor> VisibleCursor<C> {
@@ -106,7 +113,48 @@ impl<C: Cursor> VisibleCursor<C> {
             saved_key: Vec::new(),
             saved_value: Vec::new(),
             target: Vec::new(),
+            tombstones: Arc::default(),
+            skipped_to: Vec::new(),
         }
+    }
+
+    /// Hides, as well, every version a range tombstone of `tombstones`
+    /// covers at the snapshot (see [`FragmentedTombstones`]): pass the
+    /// range tombstones of every source of the inner cursor. On a covered
+    /// entry the cursor asks the inner one to skip the tombstone's whole
+    /// span ([`Cursor::skip_deleted`]) instead of stepping through it.
+    pub fn with_range_tombstones(mut self, tombstones: Arc<FragmentedTombstones>) -> Self {
+        self.tombstones = tombstones;
+        self
+    }
+
+    /// If `user_key@seqno` is covered by a range tombstone at the
+    /// snapshot: the covering seqno and the fragment's bounds.
+    fn covered(&self, user_key: &[u8], seqno: SeqNo) -> Option<(SeqNo, &[u8], &[u8])> {
+        if self.tombstones.is_empty() {
+            return None;
+        }
+        let fragment = self.tombstones.fragment_at(user_key)?;
+        let covering = fragment.visible_seqno(self.snapshot)?;
+        (covering > seqno).then_some((covering, &fragment.start[..], &fragment.end[..]))
+    }
+
+    /// The inner cursor is on an entry of `saved_key` covered by
+    /// `[start, end)@covering`: asks it to skip the span (forward: to
+    /// `end`, backward: to before `start`), once per span. Returns whether
+    /// the inner cursor left the entry (else the caller steps).
+    fn skip_span(&mut self, covering: SeqNo, bound: Vec<u8>, forward: bool) -> Result<bool> {
+        self.target.clear();
+        // The first possible internal key of `bound`.
+        encode_internal_key(&mut self.target, &bound, SEQNO_MAX, LOOKUP_KIND);
+        if self.target == self.skipped_to {
+            return Ok(false);
+        }
+        self.skipped_to.clear();
+        self.skipped_to.extend_from_slice(&self.target);
+        let before = self.inner.key().to_vec();
+        self.inner.skip_deleted(&self.target, covering, forward)?;
+        Ok(!self.inner.valid() || self.inner.key() != &before[..])
     }
 
     /// The snapshot seqno.
@@ -124,16 +172,28 @@ impl<C: Cursor> VisibleCursor<C> {
     /// `saved_key` are skipped first.
     fn find_next_user_entry(&mut self, mut skipping: bool) -> Result<()> {
         self.valid = false;
+        self.skipped_to.clear();
         while self.inner.valid() {
             let entry = parse(self.inner.key())?;
             if entry.seqno <= self.snapshot {
-                match entry.kind {
-                    ValueKind::Delete => {
+                let covered = self
+                    .covered(entry.user_key, entry.seqno)
+                    .map(|(covering, _, end)| (covering, end.to_vec()));
+                match (entry.kind, covered) {
+                    (_, Some((covering, end))) => {
+                        self.saved_key.clear();
+                        self.saved_key.extend_from_slice(entry.user_key);
+                        skipping = true;
+                        if self.skip_span(covering, end, true)? {
+                            continue;
+                        }
+                    }
+                    (ValueKind::Delete, None) => {
                         self.saved_key.clear();
                         self.saved_key.extend_from_slice(entry.user_key);
                         skipping = true;
                     }
-                    ValueKind::Put => {
+                    (ValueKind::Put, None) => {
                         if !(skipping && entry.user_key <= &self.saved_key[..]) {
                             self.valid = true;
                             return Ok(());
@@ -154,15 +214,25 @@ impl<C: Cursor> VisibleCursor<C> {
         // Whether `saved_key`/`saved_value` hold a visible put whose older
         // versions have all been passed.
         let mut found = false;
+        self.skipped_to.clear();
         while self.inner.valid() {
             let entry = parse(self.inner.key())?;
             if entry.seqno <= self.snapshot {
                 if found && entry.user_key < &self.saved_key[..] {
                     break;
                 }
-                match entry.kind {
-                    ValueKind::Delete => found = false,
-                    ValueKind::Put => {
+                let covered = self
+                    .covered(entry.user_key, entry.seqno)
+                    .map(|(covering, start, _)| (covering, start.to_vec()));
+                match (entry.kind, covered) {
+                    (_, Some((covering, start))) => {
+                        found = false;
+                        if self.skip_span(covering, start, false)? {
+                            continue;
+                        }
+                    }
+                    (ValueKind::Delete, None) => found = false,
+                    (ValueKind::Put, None) => {
                         found = true;
                         self.saved_key.clear();
                         self.saved_key.extend_from_slice(entry.user_key);
@@ -267,14 +337,14 @@ impl<C: Cursor> UserCursor for VisibleCursor<C> {
                 self.inner.next()?;
             }
             Direction::Backward => {
-                // The inner cursor is just before the current key's
-                // versions: step into them; they are skipped below.
+                // Back to the first version of the current key; its
+                // versions are skipped below. A seek, not a step from the
+                // inner position: a skipped range tombstone span may lie
+                // between that position and the current key.
                 self.direction = Direction::Forward;
-                if self.inner.valid() {
-                    self.inner.next()?;
-                } else {
-                    self.inner.seek_to_first()?;
-                }
+                self.target.clear();
+                encode_internal_key(&mut self.target, &self.saved_key, SEQNO_MAX, LOOKUP_KIND);
+                self.inner.seek(&self.target)?;
             }
         }
         self.find_next_user_entry(true)

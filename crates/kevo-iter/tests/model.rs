@@ -4,8 +4,10 @@
 //!
 //! Every case builds a few [`VecCursor`] sources whose user keys overlap
 //! (a four-symbol alphabet with `0x00` and `0xFF`, so exclusive bounds and
-//! prefixes meet their edge cases), with distinct random seqnos, puts and
-//! tombstones, and then checks:
+//! prefixes meet their edge cases), with distinct random seqnos, puts,
+//! tombstones and range tombstones (fragmented, with each source's largest
+//! seqno given to the merging cursor so that covered spans are skipped by
+//! seeks), and then checks:
 //!
 //! - `visible_cursor_matches_btreemap`: a random snapshot and random bounds
 //!   (or a prefix); any sequence of `seek`, `seek_for_prev`, `seek_to_first`,
@@ -26,8 +28,11 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
+use std::sync::Arc;
+
 use kevo_core::{
-    Cursor, InternalKey, SeqNo, ValueKind, compare_internal_keys, encode_internal_key,
+    Cursor, FragmentedTombstones, InternalKey, RangeTombstone, SeqNo, ValueKind,
+    compare_internal_keys, encode_internal_key,
 };
 use kevo_iter::{
     BoundedCursor, KeyBounds, MergingCursor, RangeIter, UserCursor, VecCursor, VisibleCursor,
@@ -53,13 +58,15 @@ fn arb_user_key() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// One write: which source holds it, the user key, and put or tombstone.
+/// One write: which source holds it, the user key, and put or tombstone;
+/// with `range_end`, a range tombstone over `[key, range_end)` instead.
 #[derive(Debug, Clone)]
 struct Write {
     source: usize,
     key: Vec<u8>,
     seqno: SeqNo,
     put: bool,
+    range_end: Option<Vec<u8>>,
 }
 
 impl Write {
@@ -120,10 +127,20 @@ struct Db {
     range: Range,
 }
 
+/// A write's kind: put, point tombstone, or (with its end) a range
+/// tombstone.
+fn arb_kind() -> impl Strategy<Value = (bool, Option<Vec<u8>>)> {
+    prop_oneof![
+        14 => Just((true, None)),
+        5 => Just((false, None)),
+        3 => arb_user_key().prop_map(|end| (false, Some(end))),
+    ]
+}
+
 fn arb_db() -> impl Strategy<Value = Db> {
     (
         1usize..=4,
-        proptest::collection::vec((arb_user_key(), proptest::bool::weighted(0.7)), 0..40),
+        proptest::collection::vec((arb_user_key(), arb_kind()), 0..40),
     )
         .prop_flat_map(|(sources, writes)| {
             let n = writes.len() as u64;
@@ -146,11 +163,12 @@ fn arb_db() -> impl Strategy<Value = Db> {
                 .into_iter()
                 .zip(seqnos)
                 .zip(placement)
-                .map(|(((key, put), seqno), source)| Write {
+                .map(|(((key, (put, range_end)), seqno), source)| Write {
                     source,
                     key,
                     seqno,
                     put,
+                    range_end,
                 })
                 .collect(),
             snapshot,
@@ -165,7 +183,7 @@ impl Db {
                 let entries = self
                     .writes
                     .iter()
-                    .filter(|w| w.source == source)
+                    .filter(|w| w.source == source && w.range_end.is_none())
                     .map(|w| {
                         let (kind, value) = if w.put {
                             (ValueKind::Put, w.value())
@@ -191,7 +209,9 @@ impl Db {
         writes.sort_by_key(|w| w.seqno);
         let mut model = BTreeMap::new();
         for w in writes {
-            if w.put {
+            if let Some(end) = &w.range_end {
+                model.retain(|k: &Vec<u8>, _| !(k >= &w.key && k < end));
+            } else if w.put {
                 model.insert(w.key.clone(), w.value());
             } else {
                 model.remove(&w.key);
@@ -200,16 +220,57 @@ impl Db {
         model.retain(|k, _| self.range.contains(k));
         model
     }
+
+    /// Every range tombstone, fragmented.
+    fn tombstones(&self) -> Arc<FragmentedTombstones> {
+        Arc::new(FragmentedTombstones::new(self.writes.iter().filter_map(
+            |w| {
+                let end = w.range_end.as_ref()?;
+                Some(RangeTombstone::new(w.key.clone(), end.clone(), w.seqno))
+            },
+        )))
+    }
+
+    /// Per source, the largest seqno of its point entries (0: none).
+    fn max_seqnos(&self) -> Vec<SeqNo> {
+        (0..self.sources)
+            .map(|source| {
+                self.writes
+                    .iter()
+                    .filter(|w| w.source == source && w.range_end.is_none())
+                    .map(|w| w.seqno)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
+    /// The stack over this database's sources, range tombstones and
+    /// max seqnos (so that covered spans are skipped by seeks).
+    fn stack(&self, bounds: &KeyBounds) -> Stack {
+        stack_of(
+            &self.source_cursors(),
+            self.max_seqnos(),
+            self.tombstones(),
+            self.snapshot,
+            bounds,
+        )
+    }
 }
 
 type Stack = VisibleCursor<BoundedCursor<MergingCursor<VecCursor>>>;
 
 /// The cursor stack the engine builds: merge, bounds, visibility.
-fn stack(sources: &[VecCursor], snapshot: SeqNo, bounds: &KeyBounds) -> Stack {
-    VisibleCursor::new(
-        BoundedCursor::new(MergingCursor::new(sources.to_vec()), bounds.clone()),
-        snapshot,
-    )
+fn stack_of(
+    sources: &[VecCursor],
+    max_seqnos: Vec<SeqNo>,
+    tombstones: Arc<FragmentedTombstones>,
+    snapshot: SeqNo,
+    bounds: &KeyBounds,
+) -> Stack {
+    let merged = MergingCursor::new(sources.to_vec()).with_max_seqnos(max_seqnos);
+    VisibleCursor::new(BoundedCursor::new(merged, bounds.clone()), snapshot)
+        .with_range_tombstones(tombstones)
 }
 
 #[derive(Debug, Clone)]
@@ -267,7 +328,7 @@ fn apply(cursor: &mut impl UserCursor, op: &CursorOp) -> kevo_core::Result<()> {
 /// Runs `ops` on the stack and the model side by side.
 fn check_visible_cursor(db: &Db, ops: &[CursorOp]) -> Result<(), TestCaseError> {
     let model = db.model();
-    let mut cursor = stack(&db.source_cursors(), db.snapshot, &db.range.key_bounds());
+    let mut cursor = db.stack(&db.range.key_bounds());
     let mut at: Option<Vec<u8>> = None;
     for (i, op) in ops.iter().enumerate() {
         if matches!(op, CursorOp::Next | CursorOp::Prev) && at.is_none() {
@@ -292,9 +353,9 @@ fn check_visible_cursor(db: &Db, ops: &[CursorOp]) -> Result<(), TestCaseError> 
 fn check_range_iter(db: &Db, fronts: &[bool]) -> Result<(), TestCaseError> {
     let model = db.model();
     let mut expected = model.iter();
-    let sources = db.source_cursors();
-    let (snapshot, bounds) = (db.snapshot, db.range.key_bounds());
-    let mut iter = RangeIter::new(move || Ok(stack(&sources, snapshot, &bounds)));
+    let db_for_stack = db.clone();
+    let bounds = db.range.key_bounds();
+    let mut iter = RangeIter::new(move || Ok(db_for_stack.stack(&bounds)));
     let as_vecs = |item: Option<kevo_core::Result<(Bytes, Bytes)>>| {
         item.map(|r| {
             let (k, v) = r.unwrap();
@@ -484,6 +545,161 @@ fn write(source: usize, key: &[u8], seqno: SeqNo, put: bool) -> Write {
         key: key.to_vec(),
         seqno,
         put,
+        range_end: None,
+    }
+}
+
+fn range_delete(source: usize, start: &[u8], end: &[u8], seqno: SeqNo) -> Write {
+    Write {
+        source,
+        key: start.to_vec(),
+        seqno,
+        put: false,
+        range_end: Some(end.to_vec()),
+    }
+}
+
+#[test]
+fn range_tombstones_hide_older_versions_both_ways_and_are_skipped_by_seeks() {
+    // Source 0 is newer (a memtable), source 1 older (a table): the range
+    // delete @10 covers b..d; a put of `bb` @12 after it stays visible.
+    let db = Db {
+        sources: 2,
+        writes: vec![
+            write(1, b"a", 1, true),
+            write(1, b"b", 2, true),
+            write(1, b"ba", 3, true),
+            write(1, b"c", 4, true),
+            write(1, b"d", 5, true),
+            range_delete(0, b"b", b"d", 10),
+            write(0, b"bb", 12, true),
+            write(0, b"c", 8, true),
+        ],
+        snapshot: 20,
+        range: Range::Bounds(Bound::Unbounded, Bound::Unbounded),
+    };
+    let all: Vec<Vec<u8>> = db.model().into_keys().collect();
+    assert_eq!(all, vec![b"a".to_vec(), b"bb".to_vec(), b"d".to_vec()]);
+    let ops = [
+        CursorOp::SeekToFirst,
+        CursorOp::Next,
+        CursorOp::Next,
+        CursorOp::Next,
+        CursorOp::SeekToLast,
+        CursorOp::Prev,
+        CursorOp::Prev,
+        CursorOp::Prev,
+        CursorOp::Seek(b"b".to_vec()),
+        CursorOp::Prev,
+        CursorOp::Next,
+        CursorOp::Next,
+        CursorOp::SeekForPrev(b"cz".to_vec()),
+        CursorOp::Prev,
+    ];
+    check_visible_cursor(&db, &ops).unwrap();
+    // A snapshot before the delete sees everything older.
+    let before = Db {
+        snapshot: 9,
+        ..db.clone()
+    };
+    check_visible_cursor(&before, &ops).unwrap();
+    check_range_iter(&db, &[true, false, true, false]).unwrap();
+}
+
+#[test]
+fn a_covered_span_costs_one_seek_per_older_source() {
+    // Source 1 (older, max seqno 1000) holds 1000 keys under a tombstone.
+    let mut writes: Vec<Write> = (0..1000u64)
+        .map(|i| write(1, format!("k{i:04}").as_bytes(), i + 1, true))
+        .collect();
+    writes.push(range_delete(0, b"k0000", b"k0999", 2000));
+    writes.push(write(0, b"a", 2001, true));
+    let db = Db {
+        sources: 2,
+        writes,
+        snapshot: 3000,
+        range: Range::Bounds(Bound::Unbounded, Bound::Unbounded),
+    };
+    check_visible_cursor(
+        &db,
+        &[CursorOp::SeekToFirst, CursorOp::Next, CursorOp::Next],
+    )
+    .unwrap();
+    check_visible_cursor(&db, &[CursorOp::SeekToLast, CursorOp::Prev, CursorOp::Prev]).unwrap();
+    // Counting steps: the stack over a counting source.
+    let counted = Counting::new(db.source_cursors()[1].clone());
+    let steps = counted.steps.clone();
+    let sources: Vec<Box<dyn Cursor>> =
+        vec![Box::new(db.source_cursors()[0].clone()), Box::new(counted)];
+    let merged = MergingCursor::new(sources).with_max_seqnos(db.max_seqnos());
+    let mut cursor = VisibleCursor::new(merged, db.snapshot).with_range_tombstones(db.tombstones());
+    cursor.seek_to_first().unwrap();
+    assert_eq!(cursor.key(), b"a");
+    cursor.next().unwrap();
+    assert_eq!(cursor.key(), b"k0999");
+    cursor.next().unwrap();
+    assert!(!cursor.valid());
+    assert!(
+        steps.get() < 10,
+        "{} steps over a covered span",
+        steps.get()
+    );
+    steps.set(0);
+    cursor.seek_to_last().unwrap();
+    assert_eq!(cursor.key(), b"k0999");
+    cursor.prev().unwrap();
+    assert_eq!(cursor.key(), b"a");
+    assert!(
+        steps.get() < 10,
+        "{} steps back over a covered span",
+        steps.get()
+    );
+}
+
+/// A cursor that counts its `next` and `prev` calls.
+struct Counting {
+    inner: VecCursor,
+    steps: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl Counting {
+    fn new(inner: VecCursor) -> Self {
+        Counting {
+            inner,
+            steps: std::rc::Rc::default(),
+        }
+    }
+}
+
+impl Cursor for Counting {
+    fn valid(&self) -> bool {
+        self.inner.valid()
+    }
+    fn key(&self) -> &[u8] {
+        self.inner.key()
+    }
+    fn value(&self) -> &[u8] {
+        self.inner.value()
+    }
+    fn seek(&mut self, target: &[u8]) -> kevo_core::Result<()> {
+        self.inner.seek(target)
+    }
+    fn seek_for_prev(&mut self, target: &[u8]) -> kevo_core::Result<()> {
+        self.inner.seek_for_prev(target)
+    }
+    fn seek_to_first(&mut self) -> kevo_core::Result<()> {
+        self.inner.seek_to_first()
+    }
+    fn seek_to_last(&mut self) -> kevo_core::Result<()> {
+        self.inner.seek_to_last()
+    }
+    fn next(&mut self) -> kevo_core::Result<()> {
+        self.steps.set(self.steps.get() + 1);
+        self.inner.next()
+    }
+    fn prev(&mut self) -> kevo_core::Result<()> {
+        self.steps.set(self.steps.get() + 1);
+        self.inner.prev()
     }
 }
 
@@ -566,4 +782,31 @@ fn prefix_of_ff_bytes_runs_to_the_end_of_the_key_space() {
     )
     .unwrap();
     check_range_iter(&db, &[false, false, false]).unwrap();
+}
+
+#[test]
+fn forward_after_a_backward_skip_past_the_start_shows_the_next_key() {
+    // Walking back from `\xff` skips the covered `\0a`@4 of the older
+    // source to the front; `next` must then show `\xff`, not `\0\xff` again.
+    let db = Db {
+        sources: 2,
+        writes: vec![
+            range_delete(0, &[], b"b", 6),
+            write(0, b"a", 2, true),
+            write(0, &[0, 255], 10, true),
+            write(1, &[0, b'a'], 4, true),
+            write(0, &[255], 8, true),
+        ],
+        snapshot: 10,
+        range: Range::Bounds(Bound::Unbounded, Bound::Unbounded),
+    };
+    let ops = [
+        CursorOp::SeekToFirst,
+        CursorOp::Next,
+        CursorOp::Prev,
+        CursorOp::Next,
+        CursorOp::Prev,
+        CursorOp::Prev,
+    ];
+    check_visible_cursor(&db, &ops).unwrap();
 }
