@@ -133,6 +133,8 @@ fn built(data: &[u8]) {
             largest_seqno: seqno,
             entries: input.u64(),
             tombstones: 0,
+            // Tag 14 (format 4) for some tables.
+            range_tombstones: u64::from(input.u8() % 3),
         };
         edit.added
             .push((usize::from(input.u8()) % NUM_LEVELS, table));

@@ -40,6 +40,7 @@
 //!         largest_seqno: flush * 10 + 9,
 //!         entries: 10,
 //!         tombstones: 0,
+//!         range_tombstones: 0,
 //!     };
 //!     set.log_and_apply(VersionEdit { added: vec![(0, table)], ..VersionEdit::default() })?;
 //! }

@@ -99,6 +99,7 @@ pub fn table_meta(number: u64, written: &kevo_sstable::TableMeta) -> TableMeta {
         largest_seqno: written.largest_seqno,
         entries: written.entry_count,
         tombstones: written.tombstone_count,
+        range_tombstones: 0,
     }
 }
 

@@ -42,6 +42,7 @@ impl Tree {
             largest_seqno: seqnos.1,
             entries: 10,
             tombstones: 1,
+            range_tombstones: 0,
         }
     }
 
@@ -91,6 +92,7 @@ impl Tree {
                 largest_seqno: hi,
                 entries: 10,
                 tombstones: 0,
+                range_tombstones: 0,
             };
             edit.added.push((task.output_level, meta));
         }

@@ -4,7 +4,8 @@
 //! See `docs/format/manifest.md` for the byte tables and a worked example.
 //!
 //! ```text
-//! edit  = format version u8 (= 3; 1 and 2 are still read) | field*
+//! edit  = format version u8 (= 3, or 4 when it adds a table with range
+//!         tombstones; 1 and 2 are still read) | field*
 //! field = tag u8 | body
 //!   1 log number        varint64
 //!   2 next file number  varint64
@@ -22,6 +23,8 @@
 //!  11 keyspace dropped    no body                              (format 3 on)
 //!  12 keyspace log number varint64                             (format 3 on)
 //!  13 next keyspace id    varint32                             (format 3 on)
+//!  14 added table with range tombstones: tag 5's body
+//!                       | range tombstones varint64, at least 1  (format 4 on)
 //! ```
 //!
 //! Tags 1 to 3 and 9 to 13 appear at most once each. An unknown tag (a
@@ -39,11 +42,17 @@ use kevo_core::{
 
 use crate::meta::{NUM_LEVELS, TableMeta};
 
-/// The edit encoding this code writes: 3, which added keyspaces (tags 9 to
-/// 13). Decoders also read format 2 (which added the WAL segment fields,
-/// tags 6 and 7, and unexplained tables, tag 8) and format 1, the first
-/// one; an edit of either belongs to the default keyspace.
-pub const EDIT_FORMAT_VERSION: u8 = 3;
+/// The newest edit encoding: 4, which added tables with range tombstones
+/// (tag 14). An edit is written at format 4 only when it adds such a
+/// table, and at format 3 (which added keyspaces, tags 9 to 13) otherwise,
+/// so that a database without range deletes stays readable by the code
+/// before them. Decoders also read format 2 (which added the WAL segment
+/// fields, tags 6 and 7, and unexplained tables, tag 8) and format 1, the
+/// first one; an edit of either belongs to the default keyspace.
+pub const EDIT_FORMAT_VERSION: u8 = 4;
+
+/// The format of an edit that adds no table with range tombstones.
+const EDIT_FORMAT_WITHOUT_RANGE_TOMBSTONES: u8 = 3;
 
 /// The oldest edit encoding decoders still read: 1 (no WAL segment fields;
 /// a manifest of such edits does not track WAL segments).
@@ -70,6 +79,7 @@ enum FieldTag {
     KeyspaceDropped = 11,
     KeyspaceLogNumber = 12,
     NextKeyspaceId = 13,
+    AddedTableWithRangeTombstones = 14,
 }
 
 impl FieldTag {
@@ -88,6 +98,7 @@ impl FieldTag {
             11 => Some(FieldTag::KeyspaceDropped),
             12 => Some(FieldTag::KeyspaceLogNumber),
             13 => Some(FieldTag::NextKeyspaceId),
+            14 => Some(FieldTag::AddedTableWithRangeTombstones),
             _ => None,
         }
     }
@@ -106,6 +117,7 @@ impl FieldTag {
             | FieldTag::KeyspaceDropped
             | FieldTag::KeyspaceLogNumber
             | FieldTag::NextKeyspaceId => 3,
+            FieldTag::AddedTableWithRangeTombstones => 4,
         }
     }
 }
@@ -196,7 +208,12 @@ impl VersionEdit {
     /// Tags are written in the order 1, 2, 3, 9, 10, 11, 12, 13, then every
     /// 4, 5, 6, 7 and 8.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![EDIT_FORMAT_VERSION];
+        let version = if self.added.iter().any(|(_, t)| t.range_tombstones > 0) {
+            EDIT_FORMAT_VERSION
+        } else {
+            EDIT_FORMAT_WITHOUT_RANGE_TOMBSTONES
+        };
+        let mut out = vec![version];
         let scalars = [
             (FieldTag::LogNumber, self.log_number),
             (FieldTag::NextFileNumber, self.next_file_number),
@@ -234,7 +251,12 @@ impl VersionEdit {
             put_varint64(&mut out, number);
         }
         for (level, table) in &self.added {
-            out.push(FieldTag::AddedTable as u8);
+            let tag = if table.range_tombstones > 0 {
+                FieldTag::AddedTableWithRangeTombstones
+            } else {
+                FieldTag::AddedTable
+            };
+            out.push(tag as u8);
             out.push(level_byte(*level));
             put_varint64(&mut out, table.number);
             put_varint64(&mut out, table.file_size);
@@ -247,6 +269,9 @@ impl VersionEdit {
             put_varint64(&mut out, table.largest_seqno);
             put_varint64(&mut out, table.entries);
             put_varint64(&mut out, table.tombstones);
+            if table.range_tombstones > 0 {
+                put_varint64(&mut out, table.range_tombstones);
+            }
         }
         for &number in &self.wal_segments_added {
             out.push(FieldTag::WalAdded as u8);
@@ -352,6 +377,18 @@ impl VersionEdit {
                 FieldTag::AddedTable => {
                     let level = level(&mut r)?;
                     edit.added.push((level, table(&mut r)?));
+                }
+                FieldTag::AddedTableWithRangeTombstones => {
+                    let level = level(&mut r)?;
+                    let mut table = table(&mut r)?;
+                    table.range_tombstones = varint(&mut r)?;
+                    if table.range_tombstones == 0 {
+                        return Err(format!(
+                            "table {} at byte {at} is recorded with range tombstones, but 0 of them",
+                            table.number
+                        ));
+                    }
+                    edit.added.push((level, table));
                 }
                 FieldTag::WalAdded => edit.wal_segments_added.push(varint(&mut r)?),
                 FieldTag::WalSealed => {
@@ -460,6 +497,7 @@ fn table(r: &mut Reader<'_>) -> Result<TableMeta, String> {
         largest_seqno: seqno(r)?,
         entries: varint(r)?,
         tombstones: varint(r)?,
+        range_tombstones: 0,
     })
 }
 
@@ -501,11 +539,26 @@ mod tests {
     }
 
     #[test]
+    fn edits_are_format_4_only_with_a_table_with_range_tombstones() {
+        let mut edit = sample_edit();
+        assert_eq!(edit.encode()[0], 3, "no range tombstones: format 3");
+        edit.added[1].1.range_tombstones = 5;
+        let bytes = edit.encode();
+        assert_eq!(bytes[0], 4);
+        assert_eq!(VersionEdit::decode(&bytes), Ok(edit.clone()));
+        // Tag 14 in a format-3 edit is an unknown tag.
+        let mut as_3 = bytes.clone();
+        as_3[0] = 3;
+        let e = VersionEdit::decode(&as_3).unwrap_err();
+        assert!(e.contains("unknown field tag 14"), "{e}");
+    }
+
+    #[test]
     fn edit_round_trips() {
         let edit = sample_edit();
         assert_eq!(VersionEdit::decode(&edit.encode()), Ok(edit));
         let empty = VersionEdit::default();
-        assert_eq!(empty.encode(), vec![EDIT_FORMAT_VERSION]);
+        assert_eq!(empty.encode(), vec![EDIT_FORMAT_WITHOUT_RANGE_TOMBSTONES]);
         assert_eq!(VersionEdit::decode(&empty.encode()), Ok(empty));
     }
 
@@ -513,7 +566,7 @@ mod tests {
     fn unknown_tags_versions_and_duplicates_are_rejected() {
         assert!(VersionEdit::decode(&[]).is_err());
         assert!(VersionEdit::decode(&[0]).unwrap_err().contains("format 0"));
-        assert!(VersionEdit::decode(&[4]).unwrap_err().contains("format 4"));
+        assert!(VersionEdit::decode(&[5]).unwrap_err().contains("format 5"));
         assert!(
             VersionEdit::decode(&[1, 0])
                 .unwrap_err()
@@ -571,7 +624,7 @@ mod tests {
         assert!(edit.unexplained_tables.is_empty());
         assert_eq!(edit.keyspace, DEFAULT_KEYSPACE);
         // Written again, it is a format 3 edit with the same fields.
-        assert_eq!(edit.encode()[0], EDIT_FORMAT_VERSION);
+        assert_eq!(edit.encode()[0], EDIT_FORMAT_WITHOUT_RANGE_TOMBSTONES);
         assert_eq!(VersionEdit::decode(&edit.encode()), Ok(edit));
     }
 
@@ -593,7 +646,7 @@ mod tests {
         };
         assert_eq!(edit, expected);
         let mut v3 = v2.to_vec();
-        v3[0] = EDIT_FORMAT_VERSION;
+        v3[0] = EDIT_FORMAT_WITHOUT_RANGE_TOMBSTONES;
         assert_eq!(edit.encode(), v3, "only the format byte changed");
     }
 
@@ -748,19 +801,25 @@ mod tests {
             key_strategy(),
             0..=SEQNO_MAX,
             0..=SEQNO_MAX,
-            any::<u64>(),
-            any::<u64>(),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                prop_oneof![Just(0u64), any::<u64>()],
+            ),
         )
             .prop_map(
-                |(number, file_size, smallest, largest, s1, s2, entries, tombstones)| TableMeta {
-                    number,
-                    file_size,
-                    smallest,
-                    largest,
-                    smallest_seqno: s1,
-                    largest_seqno: s2,
-                    entries,
-                    tombstones,
+                |(number, file_size, smallest, largest, s1, s2, (entries, tombstones, ranges))| {
+                    TableMeta {
+                        number,
+                        file_size,
+                        smallest,
+                        largest,
+                        smallest_seqno: s1,
+                        largest_seqno: s2,
+                        entries,
+                        tombstones,
+                        range_tombstones: ranges,
+                    }
                 },
             )
     }

@@ -59,6 +59,7 @@
 //!     largest_seqno: 9,
 //!     entries: 7,
 //!     tombstones: 1,
+//!     range_tombstones: 0,
 //! };
 //! let edit = VersionEdit {
 //!     added: vec![(0, table)],

@@ -32,12 +32,21 @@ pub struct TableMeta {
     pub entries: u64,
     /// Tombstones (deletes) among the entries.
     pub tombstones: u64,
+    /// Range tombstones the table holds besides its entries (in stored,
+    /// fragmented form: one per fragment and seqno). A table may hold
+    /// range tombstones and no entry.
+    pub range_tombstones: u64,
 }
 
 impl TableMeta {
     /// The user key of [`TableMeta::smallest`].
     pub fn smallest_user_key(&self) -> &[u8] {
         self.smallest.user_key()
+    }
+
+    /// Whether the table holds range tombstones.
+    pub fn has_range_tombstones(&self) -> bool {
+        self.range_tombstones > 0
     }
 
     /// The user key of [`TableMeta::largest`].

@@ -193,6 +193,7 @@ pub(crate) mod tests {
             largest_seqno: seqnos.1,
             entries: 10,
             tombstones: 1,
+            range_tombstones: 0,
         }
     }
 

@@ -26,6 +26,7 @@ fn example_bytes() -> Vec<u8> {
         largest_seqno: 5,
         entries: 3,
         tombstones: 1,
+        range_tombstones: 0,
     };
     set.log_and_apply(VersionEdit {
         added: vec![(0, table)],
@@ -69,6 +70,7 @@ fn keyspace_example_bytes() -> (Vec<u8>, Vec<u8>) {
         largest_seqno: 5,
         entries: 3,
         tombstones: 1,
+        range_tombstones: 0,
     };
     set.log_and_apply(VersionEdit {
         added: vec![(0, table)],

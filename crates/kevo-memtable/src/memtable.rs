@@ -192,6 +192,26 @@ impl MemTable {
         })
     }
 
+    /// [`MemTable::get`] with the seqno of the entry found (`None`: no
+    /// entry of the key is visible): what a reader needs to tell whether a
+    /// range tombstone covers it.
+    pub fn get_entry(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(SeqNo, Lookup)> {
+        with_lookup_key(user_key, snapshot, |lookup| {
+            let entry = self
+                .map
+                .lower_bound(Bound::Included(InternalKeyRef::new(lookup)))?;
+            let record = entry.key();
+            if record.user_key() != user_key {
+                return None;
+            }
+            let found = match record.kind() {
+                ValueKind::Put => Lookup::Found(record.value_bytes()),
+                ValueKind::Delete => Lookup::Deleted,
+            };
+            Some((record.seqno(), found))
+        })
+    }
+
     /// Number of entries (every version of every key counts).
     pub fn len(&self) -> usize {
         self.map.len()
@@ -282,6 +302,17 @@ mod tests {
             table.approximate_bytes(),
             (1 + 8 + 1 + ENTRY_OVERHEAD_BYTES) + 2 * (2 + 8 + ENTRY_OVERHEAD_BYTES)
         );
+    }
+
+    #[test]
+    fn get_entry_reports_the_seqno_found() {
+        let table = MemTable::new();
+        table.insert(b"k", 3, ValueKind::Put, b"three");
+        table.insert(b"k", 7, ValueKind::Delete, b"");
+        assert_eq!(table.get_entry(b"k", 5), Some((3, found(b"three"))));
+        assert_eq!(table.get_entry(b"k", 9), Some((7, Lookup::Deleted)));
+        assert_eq!(table.get_entry(b"k", 2), None);
+        assert_eq!(table.get_entry(b"j", 9), None);
     }
 
     #[test]

@@ -110,6 +110,14 @@ impl Record {
         &self.buf[..self.key_len() - TRAILER_BYTES]
     }
 
+    /// The entry's seqno.
+    pub(crate) fn seqno(&self) -> SeqNo {
+        let trailer = &self.buf[self.key_len() - TRAILER_BYTES..self.key_len()];
+        let mut bytes = [0u8; TRAILER_BYTES];
+        bytes.copy_from_slice(trailer);
+        u64::from_le_bytes(bytes) >> 8
+    }
+
     /// The entry's kind.
     pub(crate) fn kind(&self) -> ValueKind {
         self.kind

@@ -86,6 +86,7 @@ impl Db {
             largest_seqno: meta.largest_seqno,
             entries: meta.entry_count,
             tombstones: meta.tombstone_count,
+            range_tombstones: 0,
         }
     }
 

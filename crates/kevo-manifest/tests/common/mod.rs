@@ -25,6 +25,7 @@ pub fn table(number: u64, lo: &[u8], hi: &[u8], seqnos: (SeqNo, SeqNo)) -> Table
         largest_seqno: seqnos.1,
         entries: 4,
         tombstones: 1,
+        range_tombstones: 0,
     }
 }
 
