@@ -2,9 +2,10 @@
 //!
 //! The input is the whole content of a table file (placed in a `MemFs`). It
 //! is checked twice: as given, and with its checksums repaired (the footer's,
-//! those of the blocks the footer names, then those of the data blocks the
-//! index names), so that mutations reach the block, index, filter and
-//! properties decoders instead of stopping at a checksum.
+//! those of the blocks the footer names, the range-tombstone block the
+//! properties name, then those of the data blocks the index names), so that
+//! mutations reach the block, index, range-tombstone, filter and properties
+//! decoders instead of stopping at a checksum.
 //!
 //! `Table::open`; if it opens: `verify()`, the `blocks()` walk, a forward and
 //! a backward cursor scan, point `get`s and cursor seeks with keys taken from
@@ -15,15 +16,19 @@
 //! - every error is `Corruption`; a cursor that returned an error is invalid;
 //!   the block walk ends after an error;
 //! - a `get` finds an entry with `seqno <= snapshot`; blocks the walk reports
-//!   lie inside the file.
+//!   lie inside the file;
+//! - the range tombstones of a table that opens are in canonical fragmented
+//!   form (`FragmentedTombstones::from_fragments` accepts them, fragmenting
+//!   them again changes nothing), as many as the properties say, within the
+//!   properties' seqno range.
 //!
 //! When `verify()` accepts the table, the reads must agree with it and with
 //! each other (the forward scan is then the model):
 //!
 //! - the forward scan succeeds, keys strictly increasing by
 //!   `compare_internal_keys`, as many entries and tombstones as `verify()`
-//!   counted, first and last keys those of the properties, and every user
-//!   key passes the filter;
+//!   counted, first and last keys those of the properties (or, with range
+//!   tombstones, within them), and every user key passes the filter;
 //! - the backward scan succeeds and is the forward scan reversed;
 //! - every `get(user_key, snapshot)` returns exactly the model's newest entry
 //!   of that user key with `seqno <= snapshot` (value included), for scanned
@@ -31,8 +36,9 @@
 //! - `seek(t)` lands on the model's first entry `>= t`, `seek_for_prev(t)`
 //!   on its last entry `<= t`;
 //! - the block walk has no error and no checksum mismatch, and reports
-//!   `verify()`'s data blocks and bytes, then the filter (when the table has
-//!   one), the properties and the index.
+//!   `verify()`'s data blocks and bytes, then the range tombstones (when the
+//!   table has any), the filter (when it has one), the properties and the
+//!   index.
 //!
 //! Work is bounded: scans stop after `SCAN_ENTRIES_MAX` entries or
 //! `SCAN_BYTES_MAX` key bytes (the model checks are then skipped), an
@@ -45,8 +51,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kevo_core::{
-    Cursor, Error, InternalKey, MemFs, SEQNO_MAX, SeqNo, ValueKind, compare_internal_keys,
-    parse_internal_key, user_key, xxh3_64,
+    Cursor, Error, FragmentedTombstones, InternalKey, MemFs, Reader, SEQNO_MAX, SeqNo, ValueKind,
+    compare_internal_keys, parse_internal_key, user_key, xxh3_64,
 };
 use kevo_sstable::{
     BLOCK_TRAILER_BYTES, BlockKind, ChecksumStatus, Compression, FOOTER_BYTES, Found,
@@ -133,6 +139,7 @@ fn check(data: &[u8]) {
     let uncached = open(&fs, false).expect("a table that opened once opens again");
     assert_eq!(table.file_size(), data.len() as u64);
     let _ = format!("{table:?} {:?}", table.properties());
+    check_range_tombstones(&table);
 
     let report = match table.verify() {
         Ok(report) => Some(report),
@@ -223,6 +230,38 @@ fn check(data: &[u8]) {
     }
 }
 
+/// The range tombstones of a table that opened: canonical fragmented form,
+/// agreeing with the properties.
+fn check_range_tombstones(table: &Table) {
+    let set = table.range_tombstones();
+    let p = table.properties();
+    assert_eq!(
+        set.len() as u64,
+        p.range_tombstone_count,
+        "range tombstone count"
+    );
+    let again = FragmentedTombstones::from_fragments(set.fragments().to_vec())
+        .expect("open accepted range tombstones that are not in fragmented form");
+    assert_eq!(&again, &**set);
+    assert_eq!(
+        &FragmentedTombstones::new(set.tombstones()),
+        &**set,
+        "range tombstones not in canonical fragmented form"
+    );
+    if let (Some(lo), Some(hi)) = (set.min_seqno(), set.max_seqno()) {
+        assert!(
+            p.smallest_seqno <= lo && hi <= p.largest_seqno,
+            "range tombstone seqnos {lo}..={hi} outside the properties' range"
+        );
+    }
+    if p.entry_count == 0 {
+        assert!(
+            !set.is_empty(),
+            "a table with neither points nor range tombstones opened"
+        );
+    }
+}
+
 /// Checks a verified table's scans against `verify()`'s report; returns the
 /// model (the forward scan).
 fn check_model(
@@ -247,6 +286,11 @@ fn check_model(
     );
     let p = table.properties();
     assert_eq!(p.entry_count, report.entries);
+    assert_eq!(
+        table.range_tombstones().len() as u64,
+        report.range_tombstones,
+        "verified range tombstones"
+    );
     if let Some(e) = entries
         .iter()
         .find(|e| !table.may_contain(user_key(&e.key)))
@@ -257,12 +301,26 @@ fn check_model(
         );
     }
     if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
-        assert_eq!(
-            first.key,
-            p.smallest_key.as_bytes(),
-            "first key vs properties"
-        );
-        assert_eq!(last.key, p.largest_key.as_bytes(), "last key vs properties");
+        if table.range_tombstones().is_empty() {
+            assert_eq!(
+                first.key,
+                p.smallest_key.as_bytes(),
+                "first key vs properties"
+            );
+            assert_eq!(last.key, p.largest_key.as_bytes(), "last key vs properties");
+        } else {
+            // The bounds may come from the range tombstones.
+            assert_ne!(
+                compare_internal_keys(p.smallest_key.as_bytes(), &first.key),
+                Ordering::Greater,
+                "first key before the properties' smallest key"
+            );
+            assert_ne!(
+                compare_internal_keys(p.largest_key.as_bytes(), &last.key),
+                Ordering::Less,
+                "last key after the properties' largest key"
+            );
+        }
     }
     assert!(
         backward.error.is_none() && backward.complete,
@@ -402,7 +460,13 @@ fn walk_blocks(table: &Table, report: Option<&VerifyReport>) {
         data_bytes, report.data_bytes,
         "walked vs verified data bytes"
     );
-    let mut expected = vec![BlockKind::Data];
+    let mut expected = Vec::new();
+    if report.data_blocks > 0 {
+        expected.push(BlockKind::Data);
+    }
+    if !table.range_tombstones().is_empty() {
+        expected.push(BlockKind::RangeTombstones);
+    }
     if table.filter_shape().is_some() {
         expected.push(BlockKind::Filter);
     }
@@ -541,6 +605,10 @@ fn repair_checksums(data: &[u8]) -> Vec<u8> {
         let size = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8 bytes"));
         seal(&mut bytes, offset, size, footer);
     }
+    // The range-tombstone block, as the (repaired) properties name it.
+    if let Some((offset, size)) = range_tombstone_handle(&bytes, footer) {
+        seal(&mut bytes, offset, size, footer);
+    }
     // Data blocks, as the index names them.
     for _ in 0..2 {
         let fs = MemFs::new();
@@ -558,6 +626,34 @@ fn repair_checksums(data: &[u8]) -> Vec<u8> {
         }
     }
     bytes
+}
+
+/// The range-tombstone block's handle, read from the properties block the
+/// footer names (stored uncompressed, as the writer stores it) if the
+/// footer says format version 2 and the block parses that far.
+fn range_tombstone_handle(bytes: &[u8], footer: usize) -> Option<(u64, u64)> {
+    let version = u32::from_le_bytes(bytes[footer + 52..footer + 56].try_into().ok()?);
+    if version != 2 {
+        return None;
+    }
+    let at = footer + 32;
+    let offset = usize::try_from(u64::from_le_bytes(bytes[at..at + 8].try_into().ok()?)).ok()?;
+    let size = usize::try_from(u64::from_le_bytes(bytes[at + 8..at + 16].try_into().ok()?)).ok()?;
+    let properties = bytes.get(offset..offset.checked_add(size)?)?;
+    let mut r = Reader::new(properties);
+    for _ in 0..9 {
+        r.varint64()?;
+    }
+    r.u8()?;
+    for _ in 0..3 {
+        r.varint32()?;
+    }
+    r.u32_le()?;
+    for _ in 0..2 {
+        r.length_prefixed(usize::MAX)?;
+    }
+    r.varint64()?; // range_tombstone_count
+    Some((r.varint64()?, r.varint64()?))
 }
 
 /// Recomputes the trailer checksum of the block at `offset` of `size`

@@ -16,9 +16,9 @@
 //! - `extend` with itself keeps every entry (keyspace included), twice over.
 #![no_main]
 
-use kevo_core::{KEY_BYTES_MAX, VALUE_BYTES_MAX, ValueKind};
+use kevo_core::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use kevo_fuzz::check_reencodes;
-use kevo_wal::Batch;
+use kevo_wal::{Batch, EntryKind};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -32,8 +32,10 @@ fuzz_target!(|data: &[u8]| {
         n += 1;
         assert!(e.key.len() <= KEY_BYTES_MAX);
         assert!(e.value.len() <= VALUE_BYTES_MAX);
-        if e.kind == ValueKind::Delete {
-            assert!(e.value.is_empty());
+        match e.kind {
+            EntryKind::Delete => assert!(e.value.is_empty()),
+            EntryKind::RangeDelete => assert!(e.value.len() <= KEY_BYTES_MAX),
+            EntryKind::Put => {}
         }
     }
     assert_eq!(n, batch.len(), "entries iterated vs batch.len()");

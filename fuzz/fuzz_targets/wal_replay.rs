@@ -36,11 +36,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kevo_core::{Fs, KEY_BYTES_MAX, MemFs, VALUE_BYTES_MAX, ValueKind};
+use kevo_core::{Fs, KEY_BYTES_MAX, MemFs, VALUE_BYTES_MAX};
 use kevo_fuzz::check_reencodes;
 use kevo_wal::{
-    Batch, Error, FRAGMENT_HEADER_BYTES, RecoveryMode, RecoveryPlan, Replay, ReplayReport,
-    ReplayedBatch, SEGMENT_HEADER_BYTES, segment_file_name,
+    Batch, EntryKind, Error, FRAGMENT_HEADER_BYTES, RecoveryMode, RecoveryPlan, Replay,
+    ReplayReport, ReplayedBatch, SEGMENT_HEADER_BYTES, segment_file_name,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -128,8 +128,10 @@ fn check_batch(b: &ReplayedBatch, input_len: u64) {
         n += 1;
         assert!(e.key.len() <= KEY_BYTES_MAX);
         assert!(e.value.len() <= VALUE_BYTES_MAX);
-        if e.kind == ValueKind::Delete {
-            assert!(e.value.is_empty());
+        match e.kind {
+            EntryKind::Delete => assert!(e.value.is_empty()),
+            EntryKind::RangeDelete => assert!(e.value.len() <= KEY_BYTES_MAX),
+            EntryKind::Put => {}
         }
     }
     assert_eq!(n, b.batch.len(), "entries iterated vs batch.len()");

@@ -25,9 +25,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kevo_core::{DEFAULT_KEYSPACE, Fs, KeyspaceId, SEQNO_MAX, ValueKind};
+use kevo_core::{DEFAULT_KEYSPACE, Fs, KeyspaceId, SEQNO_MAX};
 use kevo_wal::{
-    Batch, RecoveryMode, Replay, ReplayReport, ReplayedBatch, SyncMode, WalOptions, WalPosition,
+    Batch, EntryKind, RecoveryMode, Replay, ReplayReport, ReplayedBatch, SyncMode, WalOptions,
+    WalPosition,
 };
 
 /// The directory the targets keep their log in.
@@ -173,8 +174,9 @@ pub fn check_reencodes(batch: &Batch, input: &[u8]) {
     rebuilt.set_seqno(batch.seqno());
     for e in batch.iter() {
         match e.kind {
-            ValueKind::Put => rebuilt.put_in(e.keyspace, e.key, e.value),
-            ValueKind::Delete => rebuilt.delete_in(e.keyspace, e.key),
+            EntryKind::Put => rebuilt.put_in(e.keyspace, e.key, e.value),
+            EntryKind::Delete => rebuilt.delete_in(e.keyspace, e.key),
+            EntryKind::RangeDelete => rebuilt.delete_range_in(e.keyspace, e.key, e.value),
         }
     }
     assert_eq!(rebuilt.len(), batch.len(), "rebuilt entry count");

@@ -209,7 +209,8 @@ pub(crate) enum LoadFormat {
 /// `kevo sst …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum SstCommand {
-    /// Every entry with its seqno and kind.
+    /// Every entry with its seqno and kind, and every range tombstone
+    /// (`[start, end) @seqno delete_range`), in key order.
     #[command(
         after_help = "Examples:\n  kevo sst dump 000012.sst\n  kevo sst dump 000012.sst --json | head"
     )]
@@ -219,7 +220,7 @@ pub(crate) enum SstCommand {
         files: Vec<PathBuf>,
     },
     /// The newest visible value of each user key (what a database read
-    /// would see from this table alone).
+    /// would see from this table alone, its range tombstones applied).
     #[command(after_help = "Examples:\n  kevo sst scan 000012.sst --limit 10")]
     Scan {
         /// Table files.

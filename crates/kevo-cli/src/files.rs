@@ -3,10 +3,14 @@
 //! alone, the WAL commands `kevo-wal`'s replay, the manifest command
 //! `kevo-wal`'s record log and `kevo-manifest`'s edit decoder.
 
+use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kevo_core::{Cursor, Fs, OsFs, ValueKind, parse_internal_key};
+use kevo_core::{
+    Cursor, Fs, OsFs, RANGE_DELETE_KIND, RangeTombstone, SEQNO_MAX, ValueKind,
+    compare_internal_keys, encode_internal_key, parse_internal_key,
+};
 use kevo_manifest::{MANIFEST_MAGIC, VersionEdit, parse_manifest_file_name};
 use kevo_sstable::{BlockKind, ChecksumStatus, ReadOptions, Table};
 use kevo_wal::{EntryKind, RecoveryMode, RecoveryPlan, Replay};
@@ -78,8 +82,45 @@ fn each(files: &[PathBuf], mut f: impl FnMut(&Path) -> Outcome) -> Outcome {
     }
 }
 
-/// Every entry (`visible_only`: the newest of each user key, puts only,
-/// as a read of this table alone would see them).
+/// Prints a range tombstone as `kevo sst dump` shows it: the text line
+/// `[start, end) @seqno delete_range`, or a JSON object with `key` (the
+/// start), `end`, `seqno` and `kind: "delete_range"`.
+fn dump_range_tombstone(out: &mut Out, path: &Path, tombstone: &RangeTombstone) -> Outcome {
+    if out.json {
+        let mut object = Map::new();
+        object.insert("file".into(), json!(path.display().to_string()));
+        text::to_json(&mut object, "key", &tombstone.start);
+        text::to_json(&mut object, "end", &tombstone.end);
+        object.insert("seqno".into(), json!(tombstone.seqno));
+        object.insert("kind".into(), json!("delete_range"));
+        out.json_line(&Value::Object(object))
+    } else {
+        out.line(format!(
+            "[{}, {}) @{} delete_range",
+            text::escape(&tombstone.start),
+            text::escape(&tombstone.end),
+            tombstone.seqno
+        ))
+    }
+}
+
+/// The internal key a range tombstone is stored under: its start with the
+/// trailer `(seqno, RANGE_DELETE_KIND)`.
+fn range_tombstone_key(tombstone: &RangeTombstone) -> Vec<u8> {
+    let mut key = Vec::new();
+    encode_internal_key(
+        &mut key,
+        &tombstone.start,
+        tombstone.seqno,
+        RANGE_DELETE_KIND,
+    );
+    key
+}
+
+/// Every entry and range tombstone, in internal-key order
+/// (`visible_only`: the newest of each user key, puts only, unless a range
+/// tombstone of the table deletes it, as a read of this table alone would
+/// see them; no range tombstone is shown).
 fn sst_dump(
     out: &mut Out,
     fs: &OsFs,
@@ -93,10 +134,20 @@ fn sst_dump(
     let limit = limit.unwrap_or(u64::MAX);
     let mut shown = 0u64;
     let mut last_user_key: Option<Vec<u8>> = None;
+    let range_tombstones = Arc::clone(table.range_tombstones());
+    // Range tombstones not shown yet, in the order of the table's block.
+    let mut pending = range_tombstones.tombstones().peekable();
     if !out.json {
         out.line(format!("# {}", path.display()))?;
     }
     while cursor.valid() && shown < limit {
+        if !visible_only {
+            while let Some(tombstone) = pending.next_if(|t| {
+                compare_internal_keys(&range_tombstone_key(t), cursor.key()) == Ordering::Less
+            }) {
+                dump_range_tombstone(out, path, &tombstone)?;
+            }
+        }
         let parsed = parse_internal_key(cursor.key()).ok_or_else(|| {
             Failure::Damage(format!(
                 "{}: a key that is not an internal key",
@@ -107,7 +158,10 @@ fn sst_dump(
         if newest {
             last_user_key = Some(parsed.user_key.to_vec());
         }
-        let show = !visible_only || (newest && parsed.kind == ValueKind::Put);
+        let show = !visible_only
+            || (newest
+                && parsed.kind == ValueKind::Put
+                && !range_tombstones.covers(parsed.user_key, parsed.seqno, SEQNO_MAX));
         if show {
             shown += 1;
             let value = cursor.value();
@@ -146,6 +200,11 @@ fn sst_dump(
         }
         cursor.next()?;
     }
+    if !visible_only {
+        for tombstone in pending {
+            dump_range_tombstone(out, path, &tombstone)?;
+        }
+    }
     out.flush()
 }
 
@@ -178,6 +237,7 @@ fn sst_verify(out: &mut Out, fs: &OsFs, files: &[PathBuf]) -> Outcome {
                 object.insert("data_blocks".into(), json!(report.data_blocks));
                 object.insert("entries".into(), json!(report.entries));
                 object.insert("tombstones".into(), json!(report.tombstones));
+                object.insert("range_tombstones".into(), json!(report.range_tombstones));
             } else {
                 object.insert("error".into(), json!(detail));
             }
@@ -219,6 +279,7 @@ fn sst_props(out: &mut Out, fs: &OsFs, path: &Path) -> Outcome {
         ("format_version", json!(p.format_version)),
         ("entries", json!(p.entry_count)),
         ("tombstones", json!(p.tombstone_count)),
+        ("range_tombstones", json!(p.range_tombstone_count)),
         ("raw_key_bytes", json!(p.raw_key_bytes)),
         ("raw_value_bytes", json!(p.raw_value_bytes)),
         ("smallest_seqno", json!(p.smallest_seqno)),
@@ -261,6 +322,7 @@ fn sst_props(out: &mut Out, fs: &OsFs, path: &Path) -> Outcome {
 fn block_kind(kind: BlockKind) -> &'static str {
     match kind {
         BlockKind::Data => "data",
+        BlockKind::RangeTombstones => "range_tombstones",
         BlockKind::Filter => "filter",
         BlockKind::Properties => "properties",
         BlockKind::Index => "index",

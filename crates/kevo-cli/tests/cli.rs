@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use kevo_core::{OsFs, ValueKind, encode_internal_key};
+use kevo_core::{OsFs, RangeTombstone, ValueKind, encode_internal_key};
 use kevo_engine::{Db, Options, SyncMode};
 use kevo_sstable::{TableOptions, TableWriter};
 use serde_json::Value;
@@ -648,6 +648,59 @@ fn sst_commands_read_a_table_written_by_kevo_sstable_alone() {
         code(&kevo(&["sst", "dump", s(&dir.path().join("nope.sst"))])),
         2
     );
+}
+
+#[test]
+fn sst_commands_show_a_tables_range_tombstones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("000002.sst");
+    let mut writer =
+        TableWriter::create(&OsFs::new(), &path, TableOptions::default()).expect("create");
+    let mut key = Vec::new();
+    for (user_key, seqno) in [("a", 1), ("c", 2), ("e", 9)] {
+        key.clear();
+        encode_internal_key(&mut key, user_key.as_bytes(), seqno, ValueKind::Put as u8);
+        writer.add(&key, b"v").expect("add");
+    }
+    // Deletes c@2 (not e@9, newer than the tombstone).
+    writer
+        .add_range_tombstone(&RangeTombstone::new(b"b".to_vec(), b"f".to_vec(), 5))
+        .expect("add_range_tombstone");
+    writer.finish().expect("finish");
+    let p = s(&path);
+
+    let dump = json_lines(&ok(&["--json", "sst", "dump", p]));
+    let kinds: Vec<&str> = dump
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(kinds, ["put", "delete_range", "put", "put"], "{dump:?}");
+    assert_eq!(dump[1]["key"], "b");
+    assert_eq!(dump[1]["end"], "f");
+    assert_eq!(dump[1]["seqno"], 5);
+    let text = stdout(&kevo(&["sst", "dump", p]));
+    assert!(text.contains("[b, f) @5 delete_range"), "{text}");
+    let scan = json_lines(&ok(&["--json", "sst", "scan", p]));
+    let keys: Vec<&str> = scan
+        .iter()
+        .map(|e| e["key"].as_str().expect("key"))
+        .collect();
+    assert_eq!(keys, ["a", "e"], "c is deleted by the range tombstone");
+    let props = json(&ok(&["--json", "sst", "props", p]));
+    assert_eq!(props["format_version"], 2);
+    assert_eq!(props["range_tombstones"], 1);
+    let layout = json_lines(&ok(&["--json", "sst", "layout", p]));
+    let kinds: Vec<&str> = layout
+        .iter()
+        .map(|b| b["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["data", "range_tombstones", "filter", "properties", "index"]
+    );
+    let verified = json_lines(&ok(&["--json", "sst", "verify", p]));
+    assert_eq!(verified[0]["result"], "ok");
+    assert_eq!(verified[0]["range_tombstones"], 1);
 }
 
 #[test]

@@ -1,14 +1,18 @@
 //! Writes the seed tables of the `sstable_read` fuzz target: small tables
 //! made by the real `TableWriter` (each under 8 KiB), with and without LZ4,
-//! with and without a filter, with tombstones and several versions of a key.
+//! with and without a filter, with tombstones and several versions of a key,
+//! and (format version 2) with range tombstones, one with no point entry.
+//! With a second directory, also writes there the seeds of the
+//! `sstable_range_tombstones` target: the range-tombstone block contents of
+//! the seed tables that store it uncompressed.
 //!
-//! `cargo run -p kevo-sstable --example fuzz_seeds -- fuzz/seeds/sstable_read`
+//! `cargo run -p kevo-sstable --example fuzz_seeds -- fuzz/seeds/sstable_read fuzz/seeds/sstable_range_tombstones`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
-use kevo_core::{InternalKey, OsFs, ValueKind};
-use kevo_sstable::{Compression, Table, TableOptions, TableWriter};
+use kevo_core::{InternalKey, OsFs, RangeTombstone, ValueKind};
+use kevo_sstable::{BlockKind, Compression, Table, TableOptions, TableWriter};
 
 /// Seeds are at most this big, so libFuzzer's `-max_len` stays small.
 const SEED_BYTES_MAX: u64 = 8 << 10;
@@ -18,6 +22,8 @@ struct Seed {
     options: TableOptions,
     /// `(user key, seqno, kind, value)`, in internal-key order.
     entries: Vec<(Vec<u8>, u64, ValueKind, Vec<u8>)>,
+    /// `(start, end, seqno)`, in any order.
+    range_tombstones: Vec<(&'static str, &'static str, u64)>,
 }
 
 fn options(
@@ -61,6 +67,7 @@ fn seeds() -> Vec<Seed> {
                 put("date", 1, b""),
                 put("elderberry", 4, b"purple"),
             ],
+            range_tombstones: vec![],
         },
         Seed {
             name: "small_lz4",
@@ -68,6 +75,7 @@ fn seeds() -> Vec<Seed> {
             entries: (0..40)
                 .map(|i| put(&format!("key{i:04}"), 100 + i as u64, &value(i, 48)))
                 .collect(),
+            range_tombstones: vec![],
         },
         Seed {
             // Several versions per key, tombstones, many small blocks with
@@ -88,6 +96,7 @@ fn seeds() -> Vec<Seed> {
                     versions
                 })
                 .collect(),
+            range_tombstones: vec![],
         },
         Seed {
             // No filter; keys of varied length, the empty user key first;
@@ -113,6 +122,7 @@ fn seeds() -> Vec<Seed> {
                     }
                 })
                 .collect(),
+            range_tombstones: vec![],
         },
         Seed {
             // Uncompressed blocks of ~10 entries with a restart at every
@@ -129,11 +139,50 @@ fn seeds() -> Vec<Seed> {
                     }
                 })
                 .collect(),
+            range_tombstones: vec![],
         },
         Seed {
             name: "one_tombstone",
             options: options(Compression::Lz4, 10, 4096, 16),
             entries: vec![delete("gone", 7)],
+            range_tombstones: vec![],
+        },
+        Seed {
+            // Format version 2: points and overlapping range tombstones,
+            // one before every point, one ending after the last.
+            name: "range_tombstones_plain",
+            options: options(Compression::None, 10, 128, 2),
+            entries: (0..16)
+                .map(|i| put(&format!("row{:03}", i * 5), 200 + i as u64, &value(i, 10)))
+                .collect(),
+            range_tombstones: vec![
+                ("row010", "row040", 230),
+                ("row020", "row060", 190),
+                ("row020", "row060", 250),
+                ("a", "b", 5),
+                ("row070", "zzz", 300),
+            ],
+        },
+        Seed {
+            name: "range_tombstones_lz4",
+            options: options(Compression::Lz4, 10, 4096, 16),
+            entries: (0..30)
+                .map(|i| put(&format!("key{i:04}"), 100 + i as u64, &value(i, 32)))
+                .collect(),
+            range_tombstones: vec![
+                ("key0000", "key0010", 150),
+                ("key0005", "key0015", 160),
+                ("key0010", "key0020", 170),
+                ("key0015", "key0025", 180),
+                ("key0020", "key0030", 190),
+            ],
+        },
+        Seed {
+            // Range tombstones alone: no data block, an empty index.
+            name: "range_tombstones_only",
+            options: options(Compression::None, 0, 4096, 16),
+            entries: vec![],
+            range_tombstones: vec![("b", "f", 9), ("d", "k", 12), ("", "a", 3)],
         },
     ]
 }
@@ -141,9 +190,13 @@ fn seeds() -> Vec<Seed> {
 fn main() {
     let dir: PathBuf = std::env::args_os()
         .nth(1)
-        .expect("usage: fuzz_seeds <output directory>")
+        .expect("usage: fuzz_seeds <table seed directory> [<range-tombstone block seed directory>]")
         .into();
     std::fs::create_dir_all(&dir).unwrap();
+    let block_dir: Option<PathBuf> = std::env::args_os().nth(2).map(PathBuf::from);
+    if let Some(block_dir) = &block_dir {
+        std::fs::create_dir_all(block_dir).unwrap();
+    }
     let fs = OsFs::new();
     for seed in seeds() {
         let path = dir.join(seed.name);
@@ -151,6 +204,11 @@ fn main() {
         for (key, seqno, kind, value) in &seed.entries {
             writer
                 .add(InternalKey::new(key, *seqno, *kind).as_bytes(), value)
+                .unwrap();
+        }
+        for (start, end, seqno) in &seed.range_tombstones {
+            writer
+                .add_range_tombstone(&RangeTombstone::new((*start).into(), (*end).into(), *seqno))
                 .unwrap();
         }
         let meta = writer.finish().unwrap();
@@ -168,12 +226,28 @@ fn main() {
             .filter(|b| b.compression == Some(Compression::Lz4))
             .count();
         println!(
-            "{}: {} bytes, {} entries ({} tombstones), {} data blocks, {lz4} LZ4 blocks",
+            "{}: {} bytes, {} entries ({} tombstones), {} range tombstones, {} data blocks, \
+             {lz4} LZ4 blocks",
             path.display(),
             meta.file_size,
             report.entries,
             report.tombstones,
+            report.range_tombstones,
             report.data_blocks,
         );
+        // The range-tombstone block's contents, where stored as is.
+        let stored_plain = blocks.iter().find(|b| {
+            b.kind == BlockKind::RangeTombstones && b.compression == Some(Compression::None)
+        });
+        if let (Some(block_dir), Some(block)) = (&block_dir, stored_plain) {
+            let bytes = std::fs::read(&path).unwrap();
+            let start = block.handle.offset as usize;
+            let contents = &bytes[start..start + block.handle.size as usize];
+            let decoded = kevo_sstable::decode_range_tombstones(contents).unwrap();
+            assert_eq!(&decoded, &**table.range_tombstones());
+            let block_path = block_dir.join(seed.name);
+            std::fs::write(&block_path, contents).unwrap();
+            println!("{}: {} bytes", block_path.display(), contents.len());
+        }
     }
 }

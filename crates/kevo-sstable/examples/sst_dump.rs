@@ -6,9 +6,10 @@
 //! cargo run -p kevo-sstable --example sst_dump -- path/to/000012.sst [--verify]
 //! ```
 //!
-//! Prints the properties, every block with its checksum status, and every
-//! entry (`user key @seqno kind = value`, bytes outside printable ASCII
-//! as `\xHH`); with `--verify`, checks every block and entry instead of
+//! Prints the properties, every block with its checksum status, every
+//! range tombstone (`[start, end) @seqno delete_range`) and every entry
+//! (`user key @seqno kind = value`, bytes outside printable ASCII as
+//! `\xHH`); with `--verify`, checks every block and entry instead of
 //! printing entries. Exits 1 on damage, 2 on a usage error.
 
 use std::path::PathBuf;
@@ -46,11 +47,14 @@ fn dump(path: &std::path::Path, verify: bool) -> kevo_core::Result<()> {
     let table = std::sync::Arc::new(Table::open(&OsFs::new(), path, ReadOptions::default())?);
     let p = table.properties();
     println!(
-        "{}: {} bytes, {} entries ({} tombstones), seqnos {}..={}, {} data blocks, {:?}",
+        "{}: {} bytes, format version {}, {} entries ({} tombstones), {} range tombstones, \
+         seqnos {}..={}, {} data blocks, {:?}",
         path.display(),
         table.file_size(),
+        p.format_version,
         p.entry_count,
         p.tombstone_count,
+        p.range_tombstone_count,
         p.smallest_seqno,
         p.largest_seqno,
         p.data_block_count,
@@ -72,10 +76,18 @@ fn dump(path: &std::path::Path, verify: bool) -> kevo_core::Result<()> {
     if verify {
         let report = table.verify()?;
         println!(
-            "verified: {} data blocks, {} entries",
-            report.data_blocks, report.entries
+            "verified: {} data blocks, {} entries, {} range tombstones",
+            report.data_blocks, report.entries, report.range_tombstones
         );
         return Ok(());
+    }
+    for t in table.range_tombstones().tombstones() {
+        println!(
+            "[{}, {}) @{} delete_range",
+            escape(&t.start),
+            escape(&t.end),
+            t.seqno
+        );
     }
     let mut cursor = table.cursor();
     cursor.seek_to_first()?;

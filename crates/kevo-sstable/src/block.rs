@@ -114,6 +114,12 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
+/// What [`BlockBuilder::finish`] returns when nothing was added: no
+/// entries, the restart array `[0]` and the count 1. [`Block::new`] refuses
+/// it (a data block always holds an entry); only the index block of a table
+/// without data blocks takes this form.
+pub(crate) const EMPTY_BLOCK: [u8; 2 * RESTART_BYTES] = [0, 0, 0, 0, 1, 0, 0, 0];
+
 /// Restart points a [`Block`] keeps a copy of in the handle itself.
 const INLINE_RESTARTS: usize = 4;
 
@@ -704,6 +710,13 @@ mod tests {
                 None => assert!(!it.valid()),
             }
         }
+    }
+
+    #[test]
+    fn an_empty_builder_finishes_as_the_empty_block() {
+        let mut builder = BlockBuilder::new(1);
+        assert_eq!(builder.finish(), &EMPTY_BLOCK[..]);
+        assert!(Block::new(Bytes::from_static(&EMPTY_BLOCK)).is_err());
     }
 
     #[test]

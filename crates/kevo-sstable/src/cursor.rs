@@ -7,7 +7,9 @@ use kevo_core::{Cursor, Result};
 use crate::block::{BlockIter, Damage};
 use crate::table::Table;
 
-/// A [`Cursor`] over every entry of a [`Table`], in internal-key order.
+/// A [`Cursor`] over every point entry of a [`Table`], in internal-key
+/// order (range tombstones are [`Table::range_tombstones`]; a table of
+/// range tombstones alone has no entry to visit).
 ///
 /// It owns what it needs (an `Arc<Table>` and the blocks it is positioned
 /// in), so it can be stored, moved across threads and outlive the handle it
@@ -117,13 +119,13 @@ impl TableCursor {
     }
 
     fn seek_to_first_inner(&mut self) -> Result<()> {
-        self.load_block(Some(0))?;
+        self.load_block(Some(0).filter(|_| !self.table.index().is_empty()))?;
         self.move_data(|d| d.seek_to_first())?;
         self.skip_forward()
     }
 
     fn seek_to_last_inner(&mut self) -> Result<()> {
-        self.load_block(Some(self.table.index().len() - 1))?;
+        self.load_block(self.table.index().len().checked_sub(1))?;
         self.move_data(|d| d.seek_to_last())?;
         self.skip_backward()
     }

@@ -8,18 +8,42 @@
 //! +--------------+---------+-----+----------------+------------+---------+--------+
 //! ```
 //!
+//! Version 2 adds a range-tombstone block between the last data block and
+//! the filter block; its handle is in the properties block, not the footer.
+//!
 //! Every block is followed by a 9-byte trailer: the compression type (1 byte)
 //! and the xxHash3-64 of the stored bytes and that type byte (8 bytes, little
 //! endian). The footer holds the handles of the index, filter and properties
 //! blocks, the index and filter types, the format version, its own checksum
 //! and the magic. The byte-by-byte specification is `docs/format/sstable.md`.
+//!
+//! Format versions, in one place:
+//!
+//! | version | what it adds | written when |
+//! |---|---|---|
+//! | 1 ([`FORMAT_VERSION_MIN`]) | the first format | the table has no range tombstone |
+//! | 2 ([`FORMAT_VERSION_RANGE_TOMBSTONES`], [`FORMAT_VERSION`]) | the range-tombstone block and two properties fields | the table has range tombstones |
 
 use std::fmt;
 
 use kevo_core::{KEY_BYTES_MAX, Reader, TRAILER_BYTES, VALUE_BYTES_MAX, xxh3_64};
 
-/// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version: this crate reads every version from
+/// [`FORMAT_VERSION_MIN`] to this one, and writes the oldest one that can
+/// hold a table (1 without range tombstones, 2 with them), so a table
+/// without range tombstones is read by older builds too.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this crate reads (and the one it writes for a
+/// table without range tombstones).
+pub const FORMAT_VERSION_MIN: u32 = 1;
+
+/// The format version that added the range-tombstone block (and the two
+/// properties fields that locate it).
+pub const FORMAT_VERSION_RANGE_TOMBSTONES: u32 = 2;
+
+const _: () = assert!(FORMAT_VERSION_MIN <= FORMAT_VERSION_RANGE_TOMBSTONES);
+const _: () = assert!(FORMAT_VERSION_RANGE_TOMBSTONES <= FORMAT_VERSION);
 
 /// The last 8 bytes of every table file.
 pub const TABLE_MAGIC: [u8; 8] = *b"KEVOSST\0";
@@ -92,7 +116,7 @@ pub enum IndexType {
     /// One index block whose entries point at data blocks.
     SingleLevel = 1,
     // 2: reserved for a two-level (partitioned) index, whose top block
-    //    points at index partitions. Not written by format version 1.
+    //    points at index partitions. Not written by format versions 1 and 2.
 }
 
 impl IndexType {
@@ -235,7 +259,7 @@ pub struct Footer {
     pub index_type: IndexType,
     /// Which filter the table carries.
     pub filter_type: FilterType,
-    /// The format version ([`FORMAT_VERSION`]).
+    /// The format version ([`FORMAT_VERSION_MIN`] ..= [`FORMAT_VERSION`]).
     pub format_version: u32,
 }
 
@@ -265,7 +289,8 @@ impl fmt::Display for FooterError {
             ),
             FooterError::Version(v) => write!(
                 f,
-                "unsupported format version {v} (this build reads {FORMAT_VERSION})"
+                "unsupported format version {v} (this build reads \
+                 {FORMAT_VERSION_MIN} ..= {FORMAT_VERSION})"
             ),
             FooterError::Field(what) => write!(f, "footer: {what}"),
         }
@@ -316,7 +341,7 @@ impl Footer {
         let filter_tag = reader.u8().ok_or(short)?;
         let flags = reader.u16_le().ok_or(short)?;
         let format_version = reader.u32_le().ok_or(short)?;
-        if format_version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&format_version) {
             return Err(FooterError::Version(format_version));
         }
         let index_type =
@@ -372,6 +397,28 @@ mod tests {
             let mut damaged = encoded.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
             assert!(Footer::decode(&damaged).is_err(), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn every_readable_version_decodes_and_others_are_refused() {
+        for format_version in FORMAT_VERSION_MIN..=FORMAT_VERSION {
+            let footer = Footer {
+                format_version,
+                ..footer()
+            };
+            assert_eq!(Footer::decode(&footer.encode()), Ok(footer));
+        }
+        for format_version in [0, FORMAT_VERSION + 1, u32::MAX] {
+            let encoded = Footer {
+                format_version,
+                ..footer()
+            }
+            .encode();
+            assert_eq!(
+                Footer::decode(&encoded),
+                Err(FooterError::Version(format_version))
+            );
         }
     }
 

@@ -31,7 +31,9 @@ use std::cmp::Ordering;
 
 use kevo_core::{TRAILER_BYTES, split_internal_key};
 
-use crate::block::{Block, BlockIter, Damage, compare_to};
+use bytes::Bytes;
+
+use crate::block::{Block, BlockIter, Damage, EMPTY_BLOCK, compare_to};
 use crate::format::{BLOCK_BYTES_MAX, BlockHandle};
 
 /// Bytes of a user key compared through a window.
@@ -40,7 +42,8 @@ const WINDOW_BYTES: usize = 8;
 /// The decoded index of one table: separator `i` and the handle of data
 /// block `i`, for every data block, searchable without decoding.
 ///
-/// Invariants (checked by [`BlockIndex::decode`]): at least one entry;
+/// Invariants (checked by [`BlockIndex::decode`]): at least one entry,
+/// unless the table has no data block (a table of range tombstones alone);
 /// separators are internal keys (at least a trailer long) in strictly
 /// increasing internal-key order; every handle lies before `data_end`.
 #[derive(Debug)]
@@ -73,9 +76,39 @@ fn window(rest: &[u8]) -> u64 {
 }
 
 impl BlockIndex {
-    /// Decodes and checks the index block. `data_end` is where the data
-    /// blocks must end (the footer's offset).
-    pub(crate) fn decode(block: Block, data_end: u64) -> Result<BlockIndex, Damage> {
+    /// An index of no data block.
+    fn empty() -> BlockIndex {
+        BlockIndex {
+            keys: Vec::new(),
+            key_starts: vec![0],
+            handles: Vec::new(),
+            prefix_len: 0,
+            prefixed: 0,
+            windows: Vec::new(),
+        }
+    }
+
+    /// Decodes and checks the index block, given its (uncompressed)
+    /// contents. `data_end` is where the data blocks must end (the offset
+    /// of the first block after them). `empty_allowed`: whether the table
+    /// has no data block, in which case the index must be the empty block
+    /// (and otherwise must not be).
+    pub(crate) fn decode(
+        contents: Bytes,
+        data_end: u64,
+        empty_allowed: bool,
+    ) -> Result<BlockIndex, Damage> {
+        if contents[..] == EMPTY_BLOCK {
+            return if empty_allowed {
+                Ok(BlockIndex::empty())
+            } else {
+                Err("index has no entries")
+            };
+        }
+        if empty_allowed {
+            return Err("index has entries, but the table has no point entry");
+        }
+        let block = Block::new(contents)?;
         // Restart interval 1: one restart per entry, bounded by the block.
         let count = block.restart_count() as usize;
         let mut keys = Vec::with_capacity(block.data().len());
@@ -147,6 +180,11 @@ impl BlockIndex {
         self.handles.len()
     }
 
+    /// Whether the table has no data block.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
     /// Separator `i` (an internal key).
     pub(crate) fn key(&self, i: usize) -> &[u8] {
         &self.keys[self.key_starts[i] as usize..self.key_starts[i + 1] as usize]
@@ -167,6 +205,9 @@ impl BlockIndex {
     /// `len()` if there is none.
     pub(crate) fn find(&self, user_key: &[u8], trailer: u64) -> usize {
         let n = self.len();
+        if n == 0 {
+            return 0;
+        }
         let prefix = &self.user_key(0)[..self.prefix_len];
         let Some(rest) = user_key.strip_prefix(prefix) else {
             // Not prefixed: below every prefixed separator, or above them
@@ -221,7 +262,6 @@ impl BlockIndex {
 mod tests {
     use super::*;
     use crate::block::BlockBuilder;
-    use bytes::Bytes;
     use kevo_core::{InternalKey, ValueKind, compare_internal_keys};
 
     fn ik(key: &[u8], seqno: u64) -> Vec<u8> {
@@ -241,8 +281,7 @@ mod tests {
             .encode_varint(&mut value);
             builder.add(key, &value);
         }
-        let block = Block::new(Bytes::copy_from_slice(builder.finish())).unwrap();
-        BlockIndex::decode(block, u64::MAX).unwrap()
+        BlockIndex::decode(Bytes::copy_from_slice(builder.finish()), u64::MAX, false).unwrap()
     }
 
     /// The first separator `>= target`, by a linear scan.
@@ -306,7 +345,7 @@ mod tests {
 
     /// An index block with the given separators in the given order
     /// (written by hand: the builder asserts the order in tests).
-    fn raw_index(separators: &[&[u8]]) -> Block {
+    fn raw_index(separators: &[&[u8]]) -> Bytes {
         let (mut bytes, mut restarts) = (Vec::new(), Vec::new());
         for key in separators {
             restarts.push(bytes.len() as u32);
@@ -320,18 +359,31 @@ mod tests {
             bytes.extend_from_slice(&restart.to_le_bytes());
         }
         bytes.extend_from_slice(&(restarts.len() as u32).to_le_bytes());
-        Block::new(Bytes::from(bytes)).unwrap()
+        Bytes::from(bytes)
     }
 
     #[test]
     fn damaged_indexes_are_rejected() {
         let (a, b) = (ik(b"a", 1), ik(b"b", 1));
-        assert!(BlockIndex::decode(raw_index(&[&a, &b]), u64::MAX).is_ok());
-        assert!(BlockIndex::decode(raw_index(&[&b, &a]), u64::MAX).is_err());
-        assert!(BlockIndex::decode(raw_index(&[&a, &a]), u64::MAX).is_err());
-        assert!(BlockIndex::decode(raw_index(&[b"short"]), u64::MAX).is_err());
+        let decode = |block, data_end| BlockIndex::decode(block, data_end, false);
+        assert!(decode(raw_index(&[&a, &b]), u64::MAX).is_ok());
+        assert!(decode(raw_index(&[&b, &a]), u64::MAX).is_err());
+        assert!(decode(raw_index(&[&a, &a]), u64::MAX).is_err());
+        assert!(decode(raw_index(&[b"short"]), u64::MAX).is_err());
         // The handle (0, 1) needs 1 + 9 trailer bytes of data.
-        assert!(BlockIndex::decode(raw_index(&[&a]), 9).is_err());
-        assert!(BlockIndex::decode(raw_index(&[&a]), 10).is_ok());
+        assert!(decode(raw_index(&[&a]), 9).is_err());
+        assert!(decode(raw_index(&[&a]), 10).is_ok());
+    }
+
+    #[test]
+    fn an_empty_index_is_accepted_only_for_a_table_without_data_blocks() {
+        let empty = Bytes::from_static(&EMPTY_BLOCK);
+        let index = BlockIndex::decode(empty.clone(), 0, true).unwrap();
+        assert!(index.is_empty());
+        assert_eq!(index.find(b"anything", 0), 0);
+        assert_eq!(index.find_key(b""), 0);
+        assert!(BlockIndex::decode(empty, 0, false).is_err());
+        let a = ik(b"a", 1);
+        assert!(BlockIndex::decode(raw_index(&[&a]), u64::MAX, true).is_err());
     }
 }

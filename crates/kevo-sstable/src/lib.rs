@@ -5,18 +5,24 @@
 //! `kevo-core` alone, so a file tool can read tables without the engine.
 //!
 //! ```text
-//! data block + trailer ... | filter + trailer | properties + trailer
+//! data block + trailer ... | range tombstones + trailer (version 2)
+//!                          | filter + trailer | properties + trailer
 //!                          | index + trailer  | footer (72 bytes)
 //! ```
 //!
 //! - [`TableWriter`] streams sorted entries into a new file through a
-//!   [`kevo_core::Fs`] and returns a [`TableMeta`] for the manifest.
+//!   [`kevo_core::Fs`] and returns a [`TableMeta`] for the manifest. Range
+//!   tombstones ([`kevo_core::RangeTombstone`]) are added in any order and
+//!   stored fragmented in a range-tombstone block (format version 2; a
+//!   table without any is written in version 1, as before).
 //! - [`Table::open`] checks the footer, index, filter and properties and
 //!   keeps them in memory, the index decoded into flat arrays (28 bytes
 //!   plus the separator key per data block; see [`Table`]);
 //!   [`Table::get`] consults the Bloom filter and then reads one data block;
 //!   [`Table::cursor`] returns a [`TableCursor`], a [`kevo_core::Cursor`]
-//!   in both directions.
+//!   in both directions; both see point entries only.
+//!   [`Table::range_tombstones`] are the range tombstones, decoded at open
+//!   ([`decode_range_tombstones`] is the block decoder alone).
 //! - Data blocks come through a [`BlockCache`]; [`LruBlockCache`] is a
 //!   sharded, byte-bounded LRU shared by every table.
 //! - [`Table::blocks`], [`Table::verify`] and [`Table::properties`] are the
@@ -43,6 +49,7 @@ mod filter;
 mod format;
 mod index;
 mod properties;
+mod range_tombstones;
 mod table;
 mod writer;
 
@@ -52,10 +59,12 @@ pub use cursor::TableCursor;
 pub use filter::{BLOOM_BITS_PER_KEY_DEFAULT, BLOOM_BITS_PER_KEY_MAX, BLOOM_PROBES_MAX};
 pub use format::{
     BLOCK_BYTES_MAX, BLOCK_BYTES_TARGET_DEFAULT, BLOCK_BYTES_TARGET_MAX, BLOCK_TRAILER_BYTES,
-    BlockHandle, Compression, FOOTER_BYTES, FORMAT_VERSION, FilterType, Footer,
-    INTERNAL_KEY_BYTES_MAX, IndexType, RESTART_INTERVAL_DEFAULT, RESTART_INTERVAL_MAX, TABLE_MAGIC,
+    BlockHandle, Compression, FOOTER_BYTES, FORMAT_VERSION, FORMAT_VERSION_MIN,
+    FORMAT_VERSION_RANGE_TOMBSTONES, FilterType, Footer, INTERNAL_KEY_BYTES_MAX, IndexType,
+    RESTART_INTERVAL_DEFAULT, RESTART_INTERVAL_MAX, TABLE_MAGIC,
 };
 pub use properties::Properties;
+pub use range_tombstones::decode_range_tombstones;
 pub use table::{
     BlockInfo, BlockKind, BlockWalk, ChecksumStatus, Found, ReadOptions, SalvageReport,
     SkippedBlock, Table, VerifyReport,

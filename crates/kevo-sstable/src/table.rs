@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use bytes::Bytes;
 use kevo_core::{
-    Error, File, Fs, LOOKUP_KIND, Result, SEQNO_MAX, SeqNo, ValueKind, compare_internal_keys,
-    pack_trailer, parse_internal_key, unpack_trailer,
+    Error, File, FragmentedTombstones, Fs, LOOKUP_KIND, Result, SEQNO_MAX, SeqNo, ValueKind,
+    compare_internal_keys, pack_trailer, parse_internal_key, unpack_trailer,
 };
 
 use crate::block::{Block, BlockIter};
@@ -22,6 +22,8 @@ use crate::format::{
 };
 use crate::index::BlockIndex;
 use crate::properties::Properties;
+use crate::range_tombstones::decode_range_tombstones;
+use crate::writer::{PointBounds, TableBounds};
 
 /// Source of [`Table::cache_id`]s: unique for the life of the process.
 static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
@@ -56,9 +58,14 @@ pub struct Found {
 /// An open, immutable table file.
 ///
 /// `Table` is `Send + Sync`; share it as `Arc<Table>` (cursors hold one).
-/// The index, the filter and the properties are kept in memory from
-/// [`Table::open`] on; data blocks are read on demand through the block
-/// cache, each read verifying the block's checksum.
+/// The index, the filter, the properties and the range tombstones are kept
+/// in memory from [`Table::open`] on; data blocks are read on demand
+/// through the block cache, each read verifying the block's checksum.
+///
+/// Point reads ([`Table::get`], [`Table::cursor`]) see point entries only;
+/// the range tombstones are [`Table::range_tombstones`], for the layers
+/// above to apply. A table may hold range tombstones and no point entry:
+/// it has no data block, `get` finds nothing and cursors are never valid.
 ///
 /// # Memory
 /// The index block is decoded at open into flat arrays that a lookup
@@ -69,7 +76,9 @@ pub struct Found {
 /// per data block: about 52 bytes for 16-byte user keys, 1.4 MiB for a
 /// table of 1 M such entries in 4 KiB blocks (the raw index block, which
 /// is not kept, is about 37 bytes per block). The Bloom filter takes its
-/// on-disk size (`bits_per_key / 8` bytes per key).
+/// on-disk size (`bits_per_key / 8` bytes per key). The range tombstones
+/// take about their keys' bytes (each fragment's start and end once) plus
+/// 8 bytes per seqno.
 pub struct Table {
     src: TableFile,
     cache_id: u64,
@@ -78,6 +87,7 @@ pub struct Table {
     index: BlockIndex,
     filter: Option<BloomFilter>,
     properties: Properties,
+    range_tombstones: Arc<FragmentedTombstones>,
 }
 
 impl fmt::Debug for Table {
@@ -93,9 +103,10 @@ impl fmt::Debug for Table {
 
 impl Table {
     /// Opens the table at `path`: reads and checks the footer, then the
-    /// index, filter and properties blocks (every checksum verified), and
-    /// decodes the index into memory (checking that its separators are in
-    /// order and its handles inside the file).
+    /// properties, index, range-tombstone (format version 2) and filter
+    /// blocks (every checksum verified), decodes the index into memory
+    /// (checking that its separators are in order and its handles inside
+    /// the data), and decodes and checks the range tombstones.
     ///
     /// # Errors
     /// [`Error::Io`] if the file cannot be opened or read;
@@ -126,17 +137,18 @@ impl Table {
             Footer::decode(&footer_bytes).map_err(|e| corrupt(footer_offset, e.to_string()))?;
         check_layout(&footer, footer_offset)
             .map_err(|reason| corrupt(footer_offset, reason.into()))?;
-        let index = BlockIndex::decode(src.read_block(footer.index)?, footer_offset)
-            .map_err(|reason| corrupt(footer.index.offset, reason.into()))?;
         let properties = src.read_contents(footer.properties)?;
-        let properties = Properties::decode(&properties)
+        let properties = Properties::decode(&properties, footer.format_version)
             .map_err(|reason| corrupt(footer.properties.offset, reason.into()))?;
-        if properties.format_version != footer.format_version {
-            return Err(corrupt(
-                footer.properties.offset,
-                "properties and footer disagree on the format version".into(),
-            ));
-        }
+        check_range_tombstone_layout(&footer, &properties)
+            .map_err(|reason| corrupt(footer.properties.offset, reason.into()))?;
+        let index = BlockIndex::decode(
+            src.read_contents(footer.index)?,
+            data_end(&footer, &properties),
+            properties.entry_count == 0,
+        )
+        .map_err(|reason| corrupt(footer.index.offset, reason.into()))?;
+        let range_tombstones = Arc::new(src.read_range_tombstones(&properties)?);
         let filter = match footer.filter_type {
             FilterType::None => None,
             FilterType::Bloom => {
@@ -155,6 +167,7 @@ impl Table {
             index,
             filter,
             properties,
+            range_tombstones,
         })
     }
 
@@ -203,6 +216,13 @@ impl Table {
     /// The properties block.
     pub fn properties(&self) -> &Properties {
         &self.properties
+    }
+
+    /// The table's range tombstones, in fragmented form, as decoded and
+    /// checked at [`Table::open`]; empty for a table without any (every
+    /// version-1 table).
+    pub fn range_tombstones(&self) -> &Arc<FragmentedTombstones> {
+        &self.range_tombstones
     }
 
     /// The footer.
@@ -257,8 +277,9 @@ impl Table {
     }
 
     /// Walks every block of the table in file order (data blocks, then the
-    /// filter, properties and index blocks), reading each one once without
-    /// the cache and reporting its handle, compression and checksum status.
+    /// range-tombstone, filter, properties and index blocks, each when the
+    /// table has it), reading each one once without the cache and reporting
+    /// its handle, compression and checksum status.
     pub fn blocks(&self) -> BlockWalk<'_> {
         BlockWalk {
             table: self,
@@ -268,13 +289,16 @@ impl Table {
     }
 
     /// Checks the whole table: every block's checksum, every entry's key
-    /// (valid, strictly increasing, within its index separator) and the
-    /// properties' counts, key range and seqno range.
+    /// (valid, strictly increasing, within its index separator), the
+    /// range-tombstone block (read again and decoded: count, seqnos and
+    /// bounds within the properties'), and the properties' counts, key
+    /// range and seqno range against entries and range tombstones.
     ///
     /// # Errors
     /// [`Error::Corruption`] at the first problem found; [`Error::Io`].
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
+        let mut first: Option<Vec<u8>> = None;
         let mut last: Option<Vec<u8>> = None;
         let (mut smallest_seqno, mut largest_seqno) = (SeqNo::MAX, 0);
         for position in 0..self.index.len() {
@@ -319,30 +343,51 @@ impl Table {
                 largest_seqno = largest_seqno.max(parsed.seqno);
                 report.entries += 1;
                 report.tombstones += u64::from(parsed.kind == ValueKind::Delete);
+                if first.is_none() {
+                    first = Some(data.key().to_vec());
+                }
                 last = Some(data.key().to_vec());
                 data.next().map_err(bad)?;
             }
             report.data_blocks += 1;
             report.data_bytes += handle.size;
         }
+        // Read the range tombstones again: open checked them, but verify
+        // reads every byte from the file.
+        let tombstones = self.src.read_range_tombstones(&self.properties)?;
+        if tombstones != *self.range_tombstones {
+            return Err(self.corrupt(
+                self.properties.range_tombstones.offset,
+                "range tombstones differ from those read at open",
+            ));
+        }
+        report.range_tombstones = tombstones.len() as u64;
+        let points = first
+            .as_deref()
+            .zip(last.as_deref())
+            .map(|(first, last)| PointBounds {
+                first_key: first,
+                last_key: last,
+                smallest_seqno,
+                largest_seqno,
+            });
+        let bounds = TableBounds::compute(points, &tombstones);
         let p = &self.properties;
         let consistent = report.entries == p.entry_count
             && report.tombstones == p.tombstone_count
             && report.data_blocks == p.data_block_count
-            && smallest_seqno == p.smallest_seqno
-            && largest_seqno == p.largest_seqno
-            && last.as_deref() == Some(p.largest_key.as_bytes());
+            && bounds.as_ref().is_some_and(|b| {
+                b.smallest_seqno == p.smallest_seqno
+                    && b.largest_seqno == p.largest_seqno
+                    && b.largest_key == p.largest_key.as_bytes()
+            });
         if !consistent {
             return Err(self.corrupt(
                 self.footer.properties.offset,
-                "properties disagree with the data blocks",
+                "properties disagree with the data blocks and range tombstones",
             ));
         }
-        let first = self.index.handle(0);
-        let mut data = BlockIter::new(self.src.read_block(first)?);
-        data.seek_to_first()
-            .map_err(|reason| self.corrupt(first.offset, reason))?;
-        if data.key() != p.smallest_key.as_bytes() {
+        if bounds.is_some_and(|b| b.smallest_key != p.smallest_key.as_bytes()) {
             return Err(self.corrupt(
                 self.footer.properties.offset,
                 "properties' smallest key is not the first key",
@@ -381,6 +426,15 @@ impl Table {
     /// over so far) is skipped whole and reported. For repair tools, which
     /// keep every readable entry of a damaged table. Needs the table to
     /// open (its index locates the blocks).
+    ///
+    /// Only point entries are handed to `sink`. The range tombstones of a
+    /// format-version-2 table are not: `open` has already read and checked
+    /// them (a damaged range-tombstone block makes `open` fail), and a
+    /// repair tool that keeps them takes [`Table::range_tombstones`] and
+    /// writes them with [`TableWriter::add_range_tombstone`]. A table of
+    /// range tombstones alone has no data block: nothing is handed over.
+    ///
+    /// [`TableWriter::add_range_tombstone`]: crate::TableWriter::add_range_tombstone
     ///
     /// # Errors
     /// [`Error::Io`] if reading fails for a reason other than damage;
@@ -460,6 +514,8 @@ pub struct VerifyReport {
     pub entries: u64,
     /// Tombstones among them.
     pub tombstones: u64,
+    /// Range tombstones decoded (one per fragment and seqno).
+    pub range_tombstones: u64,
 }
 
 /// Which structure a block is.
@@ -467,6 +523,8 @@ pub struct VerifyReport {
 pub enum BlockKind {
     /// Entries.
     Data,
+    /// The range tombstones (format version 2).
+    RangeTombstones,
     /// The Bloom filter.
     Filter,
     /// The properties.
@@ -508,6 +566,7 @@ pub struct BlockInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WalkStage {
     Data,
+    RangeTombstones,
     Filter,
     Properties,
     Index,
@@ -536,6 +595,14 @@ impl BlockWalk<'_> {
                     (BlockKind::Data, handle)
                 }
                 WalkStage::Data => {
+                    self.stage = WalkStage::RangeTombstones;
+                    let handle = table.properties.range_tombstones;
+                    if handle == BlockHandle::default() {
+                        continue;
+                    }
+                    (BlockKind::RangeTombstones, handle)
+                }
+                WalkStage::RangeTombstones => {
                     self.stage = WalkStage::Filter;
                     if table.footer.filter_type == FilterType::None {
                         continue;
@@ -642,6 +709,21 @@ impl TableFile {
         Ok(raw)
     }
 
+    /// The range tombstones the properties `p` locate, decoded and checked
+    /// against them (count, seqno range, key range); empty without a
+    /// range-tombstone block.
+    pub(crate) fn read_range_tombstones(&self, p: &Properties) -> Result<FragmentedTombstones> {
+        let handle = p.range_tombstones;
+        if handle == BlockHandle::default() {
+            return Ok(FragmentedTombstones::default());
+        }
+        let contents = self.read_contents(handle)?;
+        let set = decode_range_tombstones(&contents)
+            .and_then(|set| check_range_tombstones(&set, p).map(|()| set))
+            .map_err(|reason| self.corrupt(handle.offset, &reason))?;
+        Ok(set)
+    }
+
     /// The uncompressed contents of the block at `handle`, checksum verified.
     pub(crate) fn read_contents(&self, handle: BlockHandle) -> Result<Bytes> {
         let mut raw = self.read_raw(handle)?;
@@ -738,6 +820,66 @@ fn check_layout(footer: &Footer, footer_offset: u64) -> Result<(), &'static str>
     Ok(())
 }
 
+/// The range-tombstone block, when there is one, must end by the filter
+/// block (or by the properties block without a filter). That it begins
+/// after the data blocks is checked with the index (see [`data_end`]).
+fn check_range_tombstone_layout(footer: &Footer, p: &Properties) -> Result<(), &'static str> {
+    let handle = p.range_tombstones;
+    if handle == BlockHandle::default() {
+        return Ok(());
+    }
+    let next = match footer.filter_type {
+        FilterType::Bloom => footer.filter.offset,
+        FilterType::None => footer.properties.offset,
+    };
+    let end = handle.end_with_trailer().ok_or("block handle overflows")?;
+    if end > next {
+        return Err("range-tombstone block does not lie before the filter and properties blocks");
+    }
+    Ok(())
+}
+
+/// Where the data blocks must end: at the first block after them (the
+/// range-tombstone, filter or properties block).
+fn data_end(footer: &Footer, p: &Properties) -> u64 {
+    if p.range_tombstones != BlockHandle::default() {
+        return p.range_tombstones.offset;
+    }
+    match footer.filter_type {
+        FilterType::Bloom => footer.filter.offset,
+        FilterType::None => footer.properties.offset,
+    }
+}
+
+/// Checks decoded range tombstones against the properties: their count,
+/// their seqnos inside the table's seqno range, and their keys inside the
+/// table's key range (the first fragment's start at its newest seqno at or
+/// after `smallest_key`, the last fragment's end as the sentinel
+/// `end + trailer(SEQNO_MAX, RANGE_DELETE_KIND)` at or before
+/// `largest_key`).
+fn check_range_tombstones(set: &FragmentedTombstones, p: &Properties) -> Result<(), String> {
+    if set.len() as u64 != p.range_tombstone_count {
+        return Err(format!(
+            "{} range tombstones, the properties say {}",
+            set.len(),
+            p.range_tombstone_count
+        ));
+    }
+    let seqnos = set.min_seqno().zip(set.max_seqno());
+    if seqnos.is_some_and(|(lo, hi)| lo < p.smallest_seqno || hi > p.largest_seqno) {
+        return Err("range tombstone seqnos outside the table's seqno range".to_string());
+    }
+    let bounds = TableBounds::compute(None, set);
+    let inside = bounds.is_none_or(|b| {
+        compare_internal_keys(&b.smallest_key, p.smallest_key.as_bytes()) != Ordering::Less
+            && compare_internal_keys(&b.largest_key, p.largest_key.as_bytes()) != Ordering::Greater
+    });
+    if !inside {
+        return Err("range tombstones outside the table's key range".to_string());
+    }
+    Ok(())
+}
+
 fn read_exact(file: &dyn File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -746,4 +888,134 @@ fn read_exact(file: &dyn File, path: &Path, buf: &mut [u8], offset: u64) -> Resu
             Error::io(format!("reading {} at {offset}", path.display()), e)
         }
     })
+}
+
+#[cfg(test)]
+mod range_tombstone_tests {
+    use super::*;
+    use crate::format::IndexType;
+    use kevo_core::{InternalKey, RANGE_DELETE_KIND, RangeTombstone};
+
+    fn ik(user_key: &[u8], seqno: SeqNo, kind: u8) -> InternalKey {
+        let mut encoded = Vec::new();
+        kevo_core::encode_internal_key(&mut encoded, user_key, seqno, kind);
+        InternalKey::from_encoded(encoded).unwrap()
+    }
+
+    /// Properties of a table of the tombstones `[b, d)@5` and `[c, e)@7`.
+    fn properties() -> Properties {
+        Properties {
+            entry_count: 0,
+            tombstone_count: 0,
+            raw_key_bytes: 0,
+            raw_value_bytes: 0,
+            smallest_seqno: 5,
+            largest_seqno: 7,
+            creation_time_unix_s: 0,
+            data_block_count: 0,
+            index_entry_count: 0,
+            compression: Compression::None,
+            block_bytes_target: 4096,
+            restart_interval: 16,
+            bloom_bits_per_key: 0,
+            format_version: 2,
+            smallest_key: ik(b"b", 5, RANGE_DELETE_KIND),
+            largest_key: ik(b"e", SEQNO_MAX, RANGE_DELETE_KIND),
+            range_tombstone_count: 4,
+            range_tombstones: BlockHandle {
+                offset: 0,
+                size: 50,
+            },
+        }
+    }
+
+    fn set() -> FragmentedTombstones {
+        FragmentedTombstones::new([
+            RangeTombstone::new(b"b".to_vec(), b"d".to_vec(), 5),
+            RangeTombstone::new(b"c".to_vec(), b"e".to_vec(), 7),
+        ])
+    }
+
+    #[test]
+    fn range_tombstones_must_agree_with_the_properties() {
+        assert_eq!(check_range_tombstones(&set(), &properties()), Ok(()));
+        let bad = [
+            Properties {
+                range_tombstone_count: 3,
+                ..properties()
+            },
+            Properties {
+                smallest_seqno: 6,
+                ..properties()
+            },
+            Properties {
+                largest_seqno: 6,
+                ..properties()
+            },
+            // The first tombstone key b@5 sorts before b@4.
+            Properties {
+                smallest_key: ik(b"b", 4, RANGE_DELETE_KIND),
+                ..properties()
+            },
+            // The sentinel e@SEQNO_MAX sorts after d@9.
+            Properties {
+                largest_key: ik(b"d", 9, ValueKind::Put as u8),
+                ..properties()
+            },
+        ];
+        for p in bad {
+            assert!(check_range_tombstones(&set(), &p).is_err(), "{p:?}");
+        }
+        // Wider bounds are fine here (verify checks them exactly).
+        let wider = Properties {
+            smallest_key: ik(b"a", 1, ValueKind::Put as u8),
+            smallest_seqno: 1,
+            ..properties()
+        };
+        assert_eq!(check_range_tombstones(&set(), &wider), Ok(()));
+    }
+
+    #[test]
+    fn the_range_tombstone_block_lies_before_the_filter_or_properties() {
+        let footer = |filter_type| Footer {
+            index: BlockHandle {
+                offset: 200,
+                size: 10,
+            },
+            filter: match filter_type {
+                FilterType::Bloom => BlockHandle {
+                    offset: 100,
+                    size: 10,
+                },
+                FilterType::None => BlockHandle::default(),
+            },
+            properties: BlockHandle {
+                offset: 150,
+                size: 10,
+            },
+            index_type: IndexType::SingleLevel,
+            filter_type,
+            format_version: 2,
+        };
+        let at = |offset, size| Properties {
+            range_tombstones: BlockHandle { offset, size },
+            ..properties()
+        };
+        let bloom = footer(FilterType::Bloom);
+        assert!(check_range_tombstone_layout(&bloom, &at(50, 41)).is_ok());
+        assert!(check_range_tombstone_layout(&bloom, &at(50, 42)).is_err());
+        assert!(check_range_tombstone_layout(&bloom, &at(u64::MAX, 1)).is_err());
+        assert_eq!(data_end(&bloom, &at(50, 41)), 50);
+        let none = footer(FilterType::None);
+        assert!(check_range_tombstone_layout(&none, &at(50, 91)).is_ok());
+        assert!(check_range_tombstone_layout(&none, &at(50, 92)).is_err());
+        let no_tombstones = Properties {
+            range_tombstone_count: 0,
+            range_tombstones: BlockHandle::default(),
+            ..properties()
+        };
+        assert!(check_range_tombstone_layout(&bloom, &no_tombstones).is_ok());
+        assert_eq!(data_end(&bloom, &no_tombstones), 100);
+        assert_eq!(data_end(&none, &no_tombstones), 150);
+    }
 }

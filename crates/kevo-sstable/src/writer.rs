@@ -1,4 +1,5 @@
-//! [`TableWriter`]: streams sorted internal keys into a new table file.
+//! [`TableWriter`]: streams sorted internal keys into a new table file,
+//! with range tombstones on the side.
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -6,18 +7,20 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kevo_core::{
-    Error, File, Fs, InternalKey, KEY_BYTES_MAX, Result, SEQNO_MAX, SeqNo, VALUE_BYTES_MAX,
-    ValueKind, compare_internal_keys, pack_trailer, parse_internal_key, user_key,
+    Error, File, FragmentedTombstones, Fs, InternalKey, KEY_BYTES_MAX, RANGE_DELETE_KIND,
+    RangeTombstone, Result, SEQNO_MAX, SeqNo, TRAILER_BYTES, VALUE_BYTES_MAX, ValueKind,
+    compare_internal_keys, encode_internal_key, pack_trailer, parse_internal_key, user_key,
 };
 
 use crate::block::BlockBuilder;
 use crate::filter::{BLOOM_BITS_PER_KEY_DEFAULT, BLOOM_BITS_PER_KEY_MAX, build_bloom, key_hash};
 use crate::format::{
     BLOCK_BYTES_MAX, BLOCK_BYTES_TARGET_DEFAULT, BLOCK_BYTES_TARGET_MAX, BlockHandle, Compression,
-    FORMAT_VERSION, FilterType, Footer, IndexType, RESTART_INTERVAL_DEFAULT, RESTART_INTERVAL_MAX,
-    seal_block,
+    FORMAT_VERSION_MIN, FORMAT_VERSION_RANGE_TOMBSTONES, FilterType, Footer, IndexType,
+    RESTART_INTERVAL_DEFAULT, RESTART_INTERVAL_MAX, seal_block,
 };
 use crate::properties::Properties;
+use crate::range_tombstones;
 
 /// Bytes buffered before they are written to the file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
@@ -35,8 +38,8 @@ pub struct TableOptions {
     /// Entries between restart points in a data block
     /// (1 ..= [`RESTART_INTERVAL_MAX`]; default 16).
     pub restart_interval: usize,
-    /// Compression of data and index blocks (default LZ4 when the `lz4`
-    /// feature is on). A block is stored uncompressed when compression saves
+    /// Compression of data, range-tombstone and index blocks (default LZ4
+    /// when the `lz4` feature is on). A block is stored uncompressed when compression saves
     /// less than 1/8 of its size.
     pub compression: Compression,
     /// Bloom filter bits per distinct user key; 0 writes no filter
@@ -114,15 +117,22 @@ impl TableOptions {
 pub struct TableMeta {
     /// Bytes of the file.
     pub file_size: u64,
-    /// The first internal key.
+    /// The smallest internal key: of the first point entry and the first
+    /// range tombstone (`start` with the trailer `(seqno,
+    /// RANGE_DELETE_KIND)`), the smaller. Its kind may be
+    /// [`RANGE_DELETE_KIND`], which `parse_internal_key` refuses.
     pub smallest_key: InternalKey,
-    /// The last internal key.
+    /// The largest internal key: of the last point entry and the end of the
+    /// last range tombstone (`end` with the trailer `(SEQNO_MAX,
+    /// RANGE_DELETE_KIND)`, an exclusive bound: it sorts before every real
+    /// entry of `end`), the larger.
     pub largest_key: InternalKey,
-    /// Smallest seqno of any entry.
+    /// Smallest seqno of any entry or range tombstone.
     pub smallest_seqno: SeqNo,
-    /// Largest seqno of any entry.
+    /// Largest seqno of any entry or range tombstone.
     pub largest_seqno: SeqNo,
-    /// Entries (puts and tombstones).
+    /// Point entries (puts and tombstones); 0 for a table of range
+    /// tombstones alone.
     pub entry_count: u64,
     /// Tombstones among them.
     pub tombstone_count: u64,
@@ -132,6 +142,9 @@ pub struct TableMeta {
     pub raw_key_bytes: u64,
     /// Sum of value lengths.
     pub raw_value_bytes: u64,
+    /// Range tombstones stored, in fragmented form: one per (fragment,
+    /// seqno) (see [`FragmentedTombstones::len`]).
+    pub range_tombstone_count: u64,
 }
 
 /// Buffered output: blocks are appended and sealed here, then written.
@@ -230,7 +243,8 @@ struct Totals {
     index_entries: u64,
 }
 
-/// Writes one table file from internal keys added in order.
+/// Writes one table file from internal keys added in order, and range
+/// tombstones added in any order.
 ///
 /// ```
 /// use kevo_core::{InternalKey, MemFs, ValueKind};
@@ -253,6 +267,11 @@ struct Totals {
 /// # }
 /// ```
 ///
+/// Range tombstones ([`TableWriter::add_range_tombstone`]) are kept in
+/// memory and written at [`TableWriter::finish`], fragmented, in a
+/// range-tombstone block; a table with any is written in format version 2,
+/// one without in version 1 (see `docs/format/sstable.md`).
+///
 /// The file is complete only when [`TableWriter::finish`] returns `Ok`; a
 /// writer dropped earlier, or one that returned an error, leaves a partial
 /// file that the caller should delete. After an error the writer accepts
@@ -272,6 +291,10 @@ pub struct TableWriter {
     last_key: Vec<u8>,
     hashes: Vec<u64>,
     totals: Totals,
+    /// Range tombstones added so far (non-empty ones), in any order.
+    range_tombstones: Vec<RangeTombstone>,
+    /// Their keys' bytes, for [`TableWriter::estimated_file_size`].
+    range_tombstone_bytes: u64,
     failed: bool,
 }
 
@@ -303,6 +326,8 @@ impl TableWriter {
             last_key: Vec::new(),
             hashes: Vec::new(),
             totals: Totals::default(),
+            range_tombstones: Vec::new(),
+            range_tombstone_bytes: 0,
             failed: false,
         })
     }
@@ -406,30 +431,72 @@ impl TableWriter {
         Ok(())
     }
 
+    /// Adds a range tombstone: every key in `[start, end)` deleted as of
+    /// `seqno`. Tombstones may come in any order, before, between or after
+    /// the point entries, and may overlap; an empty one (`start >= end`)
+    /// is ignored. They are fragmented and written at
+    /// [`TableWriter::finish`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if a key is longer than `KEY_BYTES_MAX`,
+    /// the seqno is above `SEQNO_MAX`, or the writer failed earlier.
+    pub fn add_range_tombstone(&mut self, tombstone: &RangeTombstone) -> Result<()> {
+        self.check_usable()?;
+        if tombstone.start.len() > KEY_BYTES_MAX || tombstone.end.len() > KEY_BYTES_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "range tombstone key of {} or {} bytes is too long",
+                tombstone.start.len(),
+                tombstone.end.len()
+            )));
+        }
+        if tombstone.seqno > SEQNO_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "range tombstone seqno {} above SEQNO_MAX",
+                tombstone.seqno
+            )));
+        }
+        if tombstone.is_empty() {
+            return Ok(());
+        }
+        self.range_tombstone_bytes +=
+            (tombstone.start.len() + tombstone.end.len() + TRAILER_BYTES) as u64;
+        self.range_tombstones.push(tombstone.clone());
+        Ok(())
+    }
+
+    /// Range tombstones added so far (empty ones not counted), before
+    /// fragmentation.
+    pub fn range_tombstone_count(&self) -> usize {
+        self.range_tombstones.len()
+    }
+
     /// Entries added so far.
     pub fn entry_count(&self) -> u64 {
         self.totals.entries
     }
 
     /// Roughly the file's size if it were finished now (data written and
-    /// buffered, plus the open block): for cutting compaction output.
+    /// buffered, plus the open block and the range tombstones' keys): for
+    /// cutting compaction output.
     pub fn estimated_file_size(&self) -> u64 {
-        self.sink.offset() + self.data.size_estimate() as u64
+        self.sink.offset() + self.data.size_estimate() as u64 + self.range_tombstone_bytes
     }
 
-    /// Writes the remaining data block, the filter, properties and index
-    /// blocks and the footer, then syncs the file's data.
+    /// Writes the remaining data block, the range-tombstone block (if any
+    /// tombstone was added), the filter, properties and index blocks and
+    /// the footer, then syncs the file's data.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if no entry was added, if the writer
-    /// failed earlier, or if the index or filter outgrows
-    /// [`BLOCK_BYTES_MAX`]; [`Error::Io`] if a write or the sync fails (the
-    /// file must then be discarded).
+    /// [`Error::InvalidArgument`] if neither an entry nor a (non-empty)
+    /// range tombstone was added, if the writer failed earlier, or if the
+    /// index, filter or range-tombstone block outgrows [`BLOCK_BYTES_MAX`];
+    /// [`Error::Io`] if a write or the sync fails (the file must then be
+    /// discarded).
     pub fn finish(mut self) -> Result<TableMeta> {
         self.check_usable()?;
-        if self.totals.entries == 0 {
+        if self.totals.entries == 0 && self.range_tombstones.is_empty() {
             return Err(Error::InvalidArgument(
-                "a table needs at least one entry".to_string(),
+                "a table needs at least one entry or range tombstone".to_string(),
             ));
         }
         if !self.data.is_empty() {
@@ -439,6 +506,13 @@ impl TableWriter {
             let successor = successor(&self.last_key);
             self.add_index_entry(&successor, handle);
         }
+        let fragmented = FragmentedTombstones::new(std::mem::take(&mut self.range_tombstones));
+        let range_tombstones = if fragmented.is_empty() {
+            BlockHandle::default()
+        } else {
+            let block = range_tombstones::encode(&fragmented);
+            self.sink.emit(&block, self.options.compression)?
+        };
         let (filter, filter_type) = if self.bloom_bits_per_key > 0 {
             let bloom = build_bloom(&self.hashes, self.bloom_bits_per_key);
             (
@@ -448,7 +522,7 @@ impl TableWriter {
         } else {
             (BlockHandle::default(), FilterType::None)
         };
-        let properties = self.properties()?;
+        let properties = self.properties(&fragmented, range_tombstones)?;
         let properties_handle = self.sink.emit(&properties.encode(), Compression::None)?;
         let index = self
             .sink
@@ -459,7 +533,7 @@ impl TableWriter {
             properties: properties_handle,
             index_type: IndexType::SingleLevel,
             filter_type,
-            format_version: FORMAT_VERSION,
+            format_version: properties.format_version,
         };
         self.sink.out.extend_from_slice(&footer.encode());
         self.sink.flush()?;
@@ -478,27 +552,48 @@ impl TableWriter {
             data_block_count: properties.data_block_count,
             raw_key_bytes: properties.raw_key_bytes,
             raw_value_bytes: properties.raw_value_bytes,
+            range_tombstone_count: properties.range_tombstone_count,
         })
     }
 
-    fn properties(&self) -> Result<Properties> {
+    /// The properties of the table being finished, whose range tombstones
+    /// are `fragmented`, in the block at `range_tombstones`.
+    fn properties(
+        &self,
+        fragmented: &FragmentedTombstones,
+        range_tombstones: BlockHandle,
+    ) -> Result<Properties> {
         let key = |bytes: &[u8]| {
             InternalKey::from_encoded(bytes.to_vec())
                 .ok_or_else(|| Error::InvalidArgument("internal key too short".to_string()))
         };
+        let points = (self.totals.entries > 0).then(|| PointBounds {
+            first_key: &self.first_key,
+            last_key: &self.last_key,
+            smallest_seqno: self.totals.smallest_seqno,
+            largest_seqno: self.totals.largest_seqno,
+        });
+        let bounds = TableBounds::compute(points, fragmented).ok_or_else(|| {
+            Error::InvalidArgument("a table needs at least one entry or range tombstone".into())
+        })?;
         let creation_time_unix_s = self.options.creation_time_unix_s.unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
         });
         let t = &self.totals;
+        let format_version = if fragmented.is_empty() {
+            FORMAT_VERSION_MIN
+        } else {
+            FORMAT_VERSION_RANGE_TOMBSTONES
+        };
         Ok(Properties {
             entry_count: t.entries,
             tombstone_count: t.tombstones,
             raw_key_bytes: t.raw_key_bytes,
             raw_value_bytes: t.raw_value_bytes,
-            smallest_seqno: t.smallest_seqno,
-            largest_seqno: t.largest_seqno,
+            smallest_seqno: bounds.smallest_seqno,
+            largest_seqno: bounds.largest_seqno,
             creation_time_unix_s,
             data_block_count: t.data_blocks,
             index_entry_count: t.index_entries,
@@ -506,11 +601,116 @@ impl TableWriter {
             block_bytes_target: self.options.block_bytes_target as u32,
             restart_interval: self.options.restart_interval as u32,
             bloom_bits_per_key: self.bloom_bits_per_key,
-            format_version: FORMAT_VERSION,
-            smallest_key: key(&self.first_key)?,
-            largest_key: key(&self.last_key)?,
+            format_version,
+            smallest_key: key(&bounds.smallest_key)?,
+            largest_key: key(&bounds.largest_key)?,
+            range_tombstone_count: fragmented.len() as u64,
+            range_tombstones,
         })
     }
+}
+
+/// The first and last point entries' keys of a table and their seqno range.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PointBounds<'a> {
+    pub(crate) first_key: &'a [u8],
+    pub(crate) last_key: &'a [u8],
+    pub(crate) smallest_seqno: SeqNo,
+    pub(crate) largest_seqno: SeqNo,
+}
+
+/// The key and seqno range of a table (keys encoded): what its properties
+/// (and the manifest) record, from its point entries and its range
+/// tombstones. Computed by the writer and again by `Table::verify`, so
+/// both agree by construction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TableBounds {
+    pub(crate) smallest_key: Vec<u8>,
+    pub(crate) largest_key: Vec<u8>,
+    pub(crate) smallest_seqno: SeqNo,
+    pub(crate) largest_seqno: SeqNo,
+}
+
+impl TableBounds {
+    /// The bounds of a table with the point entries `points` (`None`: no
+    /// point entry) and the range tombstones `fragmented`; `None` if it
+    /// holds neither.
+    ///
+    /// The range tombstones' smallest key is the first fragment's start
+    /// with its newest seqno (its first entry in the block). Their largest
+    /// is the last fragment's end with the trailer `(SEQNO_MAX,
+    /// RANGE_DELETE_KIND)`, which sorts before every entry of that user
+    /// key (the end is exclusive) — except for an end `k + [0]`, the
+    /// smallest key after `k`: the largest key covered is then `k` itself,
+    /// and the bound is `k` with the trailer 0, after every entry of `k`.
+    /// Compaction cuts tombstones at such ends between output tables, so
+    /// that neighbouring tables of a level never share a user key.
+    pub(crate) fn compute(
+        points: Option<PointBounds<'_>>,
+        fragmented: &FragmentedTombstones,
+    ) -> Option<TableBounds> {
+        let points = points.map(|p| TableBounds {
+            smallest_key: p.first_key.to_vec(),
+            largest_key: p.last_key.to_vec(),
+            smallest_seqno: p.smallest_seqno,
+            largest_seqno: p.largest_seqno,
+        });
+        let fragments = fragmented.fragments();
+        let tombstones = match (fragments.first(), fragments.last()) {
+            (Some(first), Some(last)) => Some(TableBounds {
+                smallest_key: range_key(&first.start, first.seqnos.first().copied().unwrap_or(0)),
+                largest_key: tombstones_end_key(&last.end),
+                smallest_seqno: fragmented.min_seqno().unwrap_or(0),
+                largest_seqno: fragmented.max_seqno().unwrap_or(0),
+            }),
+            _ => None,
+        };
+        match (points, tombstones) {
+            (Some(p), Some(t)) => Some(TableBounds {
+                smallest_key: min_key(p.smallest_key, t.smallest_key),
+                largest_key: max_key(p.largest_key, t.largest_key),
+                smallest_seqno: p.smallest_seqno.min(t.smallest_seqno),
+                largest_seqno: p.largest_seqno.max(t.largest_seqno),
+            }),
+            (p, t) => p.or(t),
+        }
+    }
+}
+
+fn min_key(a: Vec<u8>, b: Vec<u8>) -> Vec<u8> {
+    if compare_internal_keys(&b, &a) == Ordering::Less {
+        b
+    } else {
+        a
+    }
+}
+
+fn max_key(a: Vec<u8>, b: Vec<u8>) -> Vec<u8> {
+    if compare_internal_keys(&b, &a) == Ordering::Greater {
+        b
+    } else {
+        a
+    }
+}
+
+/// The largest key of a table whose range tombstones end at `end`
+/// (exclusive): see [`TableBounds::compute`].
+fn tombstones_end_key(end: &[u8]) -> Vec<u8> {
+    match end.split_last() {
+        Some((0, covered)) => {
+            let mut encoded = Vec::with_capacity(covered.len() + TRAILER_BYTES);
+            encode_internal_key(&mut encoded, covered, 0, 0);
+            encoded
+        }
+        _ => range_key(end, SEQNO_MAX),
+    }
+}
+
+/// The encoded internal key `user_key + trailer(seqno, RANGE_DELETE_KIND)`.
+pub(crate) fn range_key(user_key: &[u8], seqno: SeqNo) -> Vec<u8> {
+    let mut encoded = Vec::with_capacity(user_key.len() + TRAILER_BYTES);
+    encode_internal_key(&mut encoded, user_key, seqno, RANGE_DELETE_KIND);
+    encoded
 }
 
 /// The trailer given to shortened separators. Any trailer would do: a

@@ -1,4 +1,5 @@
-//! The worked example in `docs/format/sstable.md` is checked byte for byte.
+//! The worked examples in `docs/format/sstable.md` (version 1 and version 2)
+//! are checked byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -6,8 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use kevo_core::{MemFs, ValueKind};
-use kevo_sstable::{Compression, TableOptions};
+use kevo_core::{InternalKey, MemFs, RangeTombstone, ValueKind};
+use kevo_sstable::{Compression, TableOptions, TableWriter};
 
 const SPEC: &str = include_str!("../../../docs/format/sstable.md");
 
@@ -30,10 +31,38 @@ fn example_bytes() -> Vec<u8> {
     fs.read_file(Path::new(PATH)).unwrap()
 }
 
-/// The bytes of the spec's worked example: lines `offset | hex bytes | meaning`
-/// inside the `text` block that follows the "## Worked example" heading.
-fn spec_bytes() -> Vec<u8> {
-    let section = SPEC.split("## Worked example").nth(1).expect("section");
+/// The version-2 example table: one put and one range tombstone, no
+/// compression, no filter.
+fn example_v2_bytes() -> Vec<u8> {
+    let fs = MemFs::new();
+    let options = TableOptions {
+        compression: Compression::None,
+        bloom_bits_per_key: 0,
+        ..options()
+    };
+    let mut writer = TableWriter::create(&fs, Path::new(PATH), options).unwrap();
+    writer
+        .add(
+            InternalKey::new(b"apple", 1, ValueKind::Put).as_bytes(),
+            b"red",
+        )
+        .unwrap();
+    writer
+        .add_range_tombstone(&RangeTombstone::new(
+            b"banana".to_vec(),
+            b"cherry".to_vec(),
+            2,
+        ))
+        .unwrap();
+    writer.finish().unwrap();
+    fs.read_file(Path::new(PATH)).unwrap()
+}
+
+/// The bytes of one of the spec's worked examples: lines `offset | hex bytes
+/// | meaning` inside the first `text` block after `heading` (up to the next
+/// heading that begins the same way).
+fn spec_bytes(heading: &str) -> Vec<u8> {
+    let section = SPEC.split(heading).nth(1).expect("section");
     let block = section.split("```text").nth(1).expect("code block");
     let block = block.split("```").next().expect("end of code block");
     let mut bytes = Vec::new();
@@ -55,7 +84,20 @@ fn spec_bytes() -> Vec<u8> {
 #[test]
 fn worked_example_matches_the_format_spec() {
     let actual = example_bytes();
-    let spec = spec_bytes();
+    // Without range tombstones: version 1, as always.
+    assert_eq!(actual[actual.len() - 20..actual.len() - 16], [1, 0, 0, 0]);
+    assert_same_bytes(&actual, &spec_bytes("## Worked example"));
+}
+
+#[test]
+fn worked_example_version_2_matches_the_format_spec() {
+    let actual = example_v2_bytes();
+    // Bytes 52..56 of the footer: the version.
+    assert_eq!(actual[actual.len() - 20..actual.len() - 16], [2, 0, 0, 0]);
+    assert_same_bytes(&actual, &spec_bytes("## Worked example, version 2"));
+}
+
+fn assert_same_bytes(actual: &[u8], spec: &[u8]) {
     if actual != spec {
         let dump: Vec<String> = actual
             .chunks(16)
