@@ -16,8 +16,19 @@
 //! a compaction into the bottommost data of its key range), such a tombstone
 //! and everything older (all in stripe 0) are dropped: every reader then
 //! finds no entry where it found a deletion, which reads the same.
+//!
+//! With the range tombstones of the inputs
+//! ([`GcFilter::with_range_tombstones`]), a version `key@v` covered by a
+//! range tombstone `@t` (`v < t`) in the same stripe is dropped as well:
+//! every reader that could see `v` sees `t`, which deletes it. What the
+//! range tombstones themselves become is
+//! [`FragmentedTombstones::compacted`].
 
-use kevo_core::{Cursor, Error, Result, SeqNo, ValueKind, parse_internal_key};
+use std::sync::Arc;
+
+use kevo_core::{
+    Cursor, Error, FragmentedTombstones, Result, SeqNo, ValueKind, parse_internal_key,
+};
 
 /// What [`GcFilter::decide`] says of one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +40,9 @@ pub enum Verdict {
     DropShadowed,
     /// A tombstone no snapshot needs, with nothing older below the stream.
     DropTombstone,
+    /// A version a range tombstone of the same stripe deletes for every
+    /// reader that could see it.
+    DropCovered,
 }
 
 /// Counters of a [`GcFilter`].
@@ -43,6 +57,9 @@ pub struct GcStats {
     pub versions_dropped: u64,
     /// Tombstones dropped as obsolete ([`Verdict::DropTombstone`]).
     pub tombstones_dropped: u64,
+    /// Versions dropped as deleted by a range tombstone
+    /// ([`Verdict::DropCovered`]).
+    pub covered_dropped: u64,
 }
 
 /// Decides, entry by entry of a stream in internal-key order, what to keep.
@@ -66,6 +83,8 @@ pub struct GcFilter {
     /// Stripe of the last version seen of `user_key`.
     last_stripe: usize,
     stats: GcStats,
+    /// The range tombstones of the input (empty: none).
+    range_tombstones: Arc<FragmentedTombstones>,
 }
 
 impl GcFilter {
@@ -82,7 +101,45 @@ impl GcFilter {
             has_key: false,
             last_stripe: 0,
             stats: GcStats::default(),
+            range_tombstones: Arc::default(),
         }
+    }
+
+    /// Also drops the versions the range tombstones of the input delete
+    /// for every reader that could see them (see the module docs).
+    pub fn with_range_tombstones(mut self, tombstones: Arc<FragmentedTombstones>) -> Self {
+        self.range_tombstones = tombstones;
+        self
+    }
+
+    /// The snapshots, ascending.
+    pub fn snapshots(&self) -> &[SeqNo] {
+        &self.snapshots
+    }
+
+    /// Whether tombstones no snapshot needs are dropped (nothing older lies
+    /// below the stream).
+    pub fn drops_tombstones(&self) -> bool {
+        self.drop_tombstones
+    }
+
+    /// Whether a range tombstone in the same stripe as `seqno` deletes
+    /// `user_key@seqno`.
+    fn covered(&self, user_key: &[u8], seqno: SeqNo, stripe: usize) -> bool {
+        if self.range_tombstones.is_empty() {
+            return false;
+        }
+        let Some(fragment) = self.range_tombstones.fragment_at(user_key) else {
+            return false;
+        };
+        // The oldest tombstone above the version: if any is in its stripe,
+        // that one is.
+        fragment
+            .seqnos
+            .iter()
+            .rev()
+            .find(|&&t| t > seqno)
+            .is_some_and(|&t| self.stripe(t) == stripe)
     }
 
     /// The stripe of `seqno`: the index of the oldest snapshot that sees it,
@@ -109,6 +166,8 @@ impl GcFilter {
         }
         let verdict = if same_key && stripe >= self.last_stripe {
             Verdict::DropShadowed
+        } else if self.covered(parsed.user_key, parsed.seqno, stripe) {
+            Verdict::DropCovered
         } else if parsed.kind == ValueKind::Delete && self.drop_tombstones && stripe == 0 {
             Verdict::DropTombstone
         } else {
@@ -120,6 +179,7 @@ impl GcFilter {
             Verdict::Keep => self.stats.entries_kept += 1,
             Verdict::DropShadowed => self.stats.versions_dropped += 1,
             Verdict::DropTombstone => self.stats.tombstones_dropped += 1,
+            Verdict::DropCovered => self.stats.covered_dropped += 1,
         }
         Ok(verdict)
     }
@@ -305,6 +365,32 @@ mod tests {
         let mut f = GcFilter::new(&[], false);
         let v = decide_all(&mut f, &[("a", 2, ValueKind::Delete)]);
         assert_eq!(v, [Verdict::Keep]);
+    }
+
+    #[test]
+    fn a_range_tombstone_drops_what_it_deletes_for_every_reader() {
+        use kevo_core::RangeTombstone;
+        let tombstones = Arc::new(FragmentedTombstones::new([RangeTombstone::new(
+            b"b".to_vec(),
+            b"d".to_vec(),
+            10,
+        )]));
+        // A snapshot at 5: versions at or below 5 stay for it.
+        let mut f = GcFilter::new(&[5], false).with_range_tombstones(tombstones);
+        let v = decide_all(
+            &mut f,
+            &[
+                ("a", 7, ValueKind::Put),  // outside the range
+                ("b", 12, ValueKind::Put), // after the delete
+                ("b", 8, ValueKind::Put),  // stripe 1 with @10: deleted for all
+                ("c", 9, ValueKind::Put),  // the same
+                ("c", 4, ValueKind::Put),  // snapshot 5 sees it
+                ("d", 1, ValueKind::Put),  // the end is exclusive
+            ],
+        );
+        use Verdict::*;
+        assert_eq!(v, [Keep, Keep, DropShadowed, DropCovered, Keep, Keep]);
+        assert_eq!(f.stats().covered_dropped, 1);
     }
 
     #[test]

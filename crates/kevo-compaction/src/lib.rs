@@ -58,6 +58,7 @@
 //! # }
 //! ```
 
+mod delete_only;
 mod gc;
 mod leveled;
 mod manual;
@@ -67,6 +68,7 @@ mod strategy;
 mod task;
 mod tiered;
 
+pub use delete_only::{TombstoneHolder, pick_delete_only};
 pub use gc::{GcFilter, GcIter, GcStats, Verdict};
 pub use leveled::{LevelTargets, Leveled, LeveledOptions};
 pub use manual::{ManualCompaction, ManualPlan, ManualScope, ManualStep};

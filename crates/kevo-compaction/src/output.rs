@@ -9,13 +9,22 @@
 //! too many grandparent tables), every table is synced as it is finished
 //! and the directory once at the end. On any error, or when `stop` is set,
 //! the tables written so far are removed; the input is never touched.
+//!
+//! The range tombstones of the input go along: what compaction keeps of
+//! them ([`FragmentedTombstones::compacted`]) is cut at the output
+//! boundaries, table `i` taking the part from the end of table `i - 1`
+//! (just after its last user key) to just after its own last user key, so
+//! that together the tables hold every kept tombstone exactly once and
+//! their user-key ranges stay disjoint. Versions they delete for every
+//! reader are dropped by the filter. Tombstones without any entry still
+//! make a table.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kevo_core::{Cursor, Error, Fs, Result, user_key};
+use kevo_core::{Cursor, Error, FragmentedTombstones, Fs, KEY_BYTES_MAX, Result, user_key};
 use kevo_manifest::{TableMeta, table_file_name};
 use kevo_sstable::{TableOptions, TableWriter};
 
@@ -99,12 +108,13 @@ pub fn table_meta(number: u64, written: &kevo_sstable::TableMeta) -> TableMeta {
         largest_seqno: written.largest_seqno,
         entries: written.entry_count,
         tombstones: written.tombstone_count,
-        range_tombstones: 0,
+        range_tombstones: written.range_tombstone_count,
     }
 }
 
 /// Writes what `filter` keeps of `input` (a cursor in internal-key order,
-/// not positioned) to new synced tables; see the module docs. Returns no
+/// not positioned) and of its range tombstones `range_tombstones` (all of
+/// them, fragmented) to new synced tables; see the module docs. Returns no
 /// table when nothing is kept, and `None` when `stop` was set (the tables
 /// written so far are removed).
 ///
@@ -113,15 +123,20 @@ pub fn table_meta(number: u64, written: &kevo_sstable::TableMeta) -> TableMeta {
 /// [`Error::Corruption`]). Tables written before the error are removed.
 pub fn write_tables<C: Cursor>(
     input: C,
+    range_tombstones: Arc<FragmentedTombstones>,
     filter: GcFilter,
     spec: &OutputSpec<'_>,
 ) -> Result<Option<Written>> {
+    let kept_tombstones = range_tombstones.compacted(filter.snapshots(), filter.drops_tombstones());
     let mut output = Output {
         spec,
         created: Vec::new(),
         numbers: Vec::new(),
         tables: Vec::new(),
+        tombstones: kept_tombstones,
+        lower: None,
     };
+    let filter = filter.with_range_tombstones(range_tombstones);
     let result = output.run(GcIter::new(input, filter));
     match result {
         Ok(gc) => Ok(Some(Written {
@@ -151,6 +166,11 @@ struct Output<'s, 'a> {
     /// Numbers of the tables created, in order.
     numbers: Vec<u64>,
     tables: Vec<TableMeta>,
+    /// The range tombstones to write, compacted.
+    tombstones: FragmentedTombstones,
+    /// Where the next table's share of the tombstones starts (`None`: the
+    /// first table takes everything before its end).
+    lower: Option<Vec<u8>>,
 }
 
 impl Output<'_, '_> {
@@ -177,10 +197,15 @@ impl Output<'_, '_> {
             let new_user_key = writer.is_none() || user != last_user_key.as_slice();
             if new_user_key {
                 let size = writer.as_ref().map_or(0, TableWriter::estimated_file_size);
+                // A cut gives the tombstones up to just after the last user
+                // key to the table it ends: that key must have a successor.
                 if splitter.cut_before(user, size, writer.is_some())
+                    && last_user_key.len() < KEY_BYTES_MAX
                     && let Some(done) = writer.take()
                 {
-                    self.finish(done)?;
+                    let mut upper = last_user_key.clone();
+                    upper.push(0);
+                    self.finish(done, Some(upper))?;
                 }
                 last_user_key.clear();
                 last_user_key.extend_from_slice(user);
@@ -193,7 +218,11 @@ impl Output<'_, '_> {
             kept.next()?;
         }
         if let Some(done) = writer.take() {
-            self.finish(done)?;
+            self.finish(done, None)?;
+        } else if !self.tombstones.is_empty() {
+            // Range tombstones and no entry: a table of tombstones only.
+            let done = self.create()?;
+            self.finish(done, None)?;
         }
         if !self.tables.is_empty() {
             self.spec
@@ -217,7 +246,16 @@ impl Output<'_, '_> {
         Ok(writer)
     }
 
-    fn finish(&mut self, writer: TableWriter) -> Result<()> {
+    /// Adds the table's share of the range tombstones (from `lower` to
+    /// `upper`, `None`: unbounded) and finishes it.
+    fn finish(&mut self, mut writer: TableWriter, upper: Option<Vec<u8>>) -> Result<()> {
+        let share = self
+            .tombstones
+            .clip(self.lower.as_deref(), upper.as_deref());
+        for tombstone in share.tombstones() {
+            writer.add_range_tombstone(&tombstone)?;
+        }
+        self.lower = upper;
         let number = self.numbers[self.tables.len()];
         let written = writer.finish()?;
         self.tables.push(table_meta(number, &written));

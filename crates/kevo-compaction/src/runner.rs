@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use kevo_core::{Cursor, Fs, Result, SeqNo};
+use kevo_core::{Cursor, FragmentedTombstones, Fs, Result, SeqNo};
 use kevo_iter::{ConcatCursor, ConcatSource, MergingCursor};
 use kevo_manifest::{TableMeta, VersionEdit};
 use kevo_sstable::{Table, TableCursor, TableOptions};
 
 use crate::gc::GcFilter;
 use crate::output::{OutputSpec, write_tables};
-use crate::task::CompactionTask;
+use crate::task::{CompactionReason, CompactionTask};
 
 /// What a compaction needs from the engine.
 pub struct RunContext<'a> {
@@ -72,6 +72,13 @@ pub struct CompactionStats {
     pub versions_dropped: u64,
     /// Tombstones dropped because nothing needs them any more.
     pub tombstones_dropped: u64,
+    /// Entries dropped because a range tombstone deletes them for every
+    /// reader.
+    pub covered_dropped: u64,
+    /// Tables a delete-only compaction removed without reading them.
+    pub tables_deleted: u64,
+    /// Their bytes.
+    pub bytes_deleted: u64,
     /// Wall time of the compaction.
     pub duration: Duration,
 }
@@ -140,7 +147,29 @@ pub fn run_compaction(
             outputs,
         }));
     }
+    if task.reason == CompactionReason::DeleteOnly {
+        // Covered whole by a range tombstone every reader sees: removed
+        // from the version, nothing read or written.
+        tracing::info!(
+            tables = stats.tables_read,
+            bytes = stats.bytes_read,
+            "delete-only compaction"
+        );
+        let stats = CompactionStats {
+            tables_read: stats.tables_read,
+            tables_deleted: stats.tables_read,
+            bytes_deleted: stats.bytes_read,
+            duration: started.elapsed(),
+            ..CompactionStats::default()
+        };
+        return Ok(Some(CompactionOutput {
+            edit,
+            stats,
+            outputs: Vec::new(),
+        }));
+    }
     let merged = merge_inputs(task, ctx);
+    let range_tombstones = input_range_tombstones(task, ctx)?;
     let spec = OutputSpec {
         fs: ctx.fs,
         dir: ctx.dir,
@@ -155,6 +184,7 @@ pub fn run_compaction(
     };
     let written = write_tables(
         merged,
+        range_tombstones,
         GcFilter::new(ctx.snapshots, task.drop_tombstones),
         &spec,
     )
@@ -170,6 +200,7 @@ pub fn run_compaction(
     stats.entries_read = written.gc.entries_in;
     stats.versions_dropped = written.gc.versions_dropped;
     stats.tombstones_dropped = written.gc.tombstones_dropped;
+    stats.covered_dropped = written.gc.covered_dropped;
     edit.added = written
         .tables
         .iter()
@@ -190,6 +221,24 @@ pub fn run_compaction(
         stats,
         outputs: written.tables,
     }))
+}
+
+/// The range tombstones of every input table that holds some, merged.
+fn input_range_tombstones(
+    task: &CompactionTask,
+    ctx: &RunContext<'_>,
+) -> Result<Arc<FragmentedTombstones>> {
+    let mut sets = Vec::new();
+    for (_, meta) in task.input_tables() {
+        if meta.has_range_tombstones() {
+            sets.push((ctx.open_table)(meta)?.range_tombstones().clone());
+        }
+    }
+    Ok(match sets.len() {
+        0 => Arc::default(),
+        1 => sets.swap_remove(0),
+        _ => Arc::new(FragmentedTombstones::merge(sets.iter().map(|s| &**s))),
+    })
 }
 
 /// The task's inputs as one cursor: each L0 table a child, each deeper

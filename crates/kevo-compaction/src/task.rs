@@ -20,6 +20,10 @@ pub enum CompactionReason {
     SpaceAmplification,
     /// `compact_range` asked for it.
     Manual,
+    /// Every input is covered whole by a newer range tombstone that every
+    /// reader sees: the inputs are removed by a manifest edit, nothing is
+    /// read or written ([`crate::pick_delete_only`]).
+    DeleteOnly,
 }
 
 /// The input tables a task takes from one level.

@@ -1,5 +1,9 @@
 //! [`WriteBatch`]: puts and deletes applied atomically.
 
+use std::ops::RangeBounds;
+
+use kevo_core::DEFAULT_KEYSPACE;
+
 use crate::keyspace_handle::Keyspace;
 
 /// Puts and deletes applied atomically by [`Db::write`](crate::Db::write):
@@ -51,7 +55,37 @@ impl WriteBatch {
         self.inner.delete(key);
     }
 
-    /// Number of puts and deletes.
+    /// Adds a delete of every key in `range` (any [`RangeBounds`] of keys,
+    /// as for [`Db::range`](crate::Db::range)): one range tombstone,
+    /// written and applied in constant time whatever the number of keys it
+    /// covers, atomic with the batch's other writes. Reads skip the keys it
+    /// covers; compaction reclaims their space.
+    pub fn delete_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&mut self, range: R) {
+        crate::span::push_range_delete(&mut self.inner, DEFAULT_KEYSPACE, &range);
+    }
+
+    /// [`WriteBatch::delete_range`] in `keyspace`.
+    pub fn delete_range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &mut self,
+        keyspace: &Keyspace,
+        range: R,
+    ) {
+        crate::span::push_range_delete(&mut self.inner, keyspace.core.id, &range);
+    }
+
+    /// Adds a delete of every key that starts with `prefix` (a range delete
+    /// of the prefix's keys).
+    pub fn delete_prefix(&mut self, prefix: impl AsRef<[u8]>) {
+        crate::span::push_prefix_delete(&mut self.inner, DEFAULT_KEYSPACE, prefix.as_ref());
+    }
+
+    /// [`WriteBatch::delete_prefix`] in `keyspace`.
+    pub fn delete_prefix_in(&mut self, keyspace: &Keyspace, prefix: impl AsRef<[u8]>) {
+        crate::span::push_prefix_delete(&mut self.inner, keyspace.core.id, prefix.as_ref());
+    }
+
+    /// Number of puts, deletes and range deletes (a range delete counts
+    /// once, or twice when its range runs to the end of the key space).
     pub fn len(&self) -> usize {
         self.inner.len()
     }

@@ -44,6 +44,8 @@ pub(crate) struct TxnCheck {
     pub(crate) snapshot: SeqNo,
     pub(crate) reads: kevo_txn::ReadSet,
     pub(crate) writes: Vec<Bytes>,
+    /// Ranges `[start, end)` the transaction deletes (conflict keys).
+    pub(crate) range_writes: Vec<(Bytes, Bytes)>,
 }
 
 /// What the pipeline needs from the rest of the engine. Every method but
@@ -503,6 +505,7 @@ mod tests {
             snapshot: 0,
             reads: kevo_txn::ReadSet::new(),
             writes: vec![Bytes::from_static(b"k")],
+            range_writes: Vec::new(),
         };
         match pipeline.commit(&env, put("k"), false, Some(txn)) {
             Err(Error::Conflict(conflict)) => {
@@ -520,6 +523,7 @@ mod tests {
             snapshot: 1,
             reads: kevo_txn::ReadSet::new(),
             writes: vec![Bytes::from_static(b"k")],
+            range_writes: Vec::new(),
         };
         pipeline.commit(&env, put("k"), false, Some(txn)).unwrap();
         assert_eq!(*lock(&env.groups), vec![1, 1]);

@@ -150,6 +150,15 @@ pub(crate) fn pick(
         })
         .collect();
     keyspaces.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // Tables a range tombstone deletes whole go first: no I/O, and the
+    // size-driven work then has less to rewrite.
+    for (_, keyspace) in &keyspaces {
+        if let Some(task) = pick_delete_only(engine, keyspace, &state.compacting) {
+            state.compacting.extend(task.input_numbers());
+            state.running_compactions += 1;
+            return Some((Arc::clone(keyspace), task));
+        }
+    }
     for (_, keyspace) in keyspaces {
         let version = keyspace.read.version();
         if let Some(task) = keyspace
@@ -163,6 +172,45 @@ pub(crate) fn pick(
         }
     }
     None
+}
+
+/// A delete-only task for `keyspace` (see `kevo_compaction::pick_delete_only`),
+/// if a range tombstone of one of its tables covers other tables whole for
+/// every reader.
+fn pick_delete_only(
+    engine: &Engine,
+    keyspace: &KeyspaceCore,
+    busy: &std::collections::BTreeSet<u64>,
+) -> Option<CompactionTask> {
+    let version = keyspace.read.version();
+    let mut holders = Vec::new();
+    for level in 0..version.num_levels() {
+        for table in version.level(level) {
+            if !table.has_range_tombstones() || busy.contains(&table.number) {
+                continue;
+            }
+            // A table that cannot be opened now is looked at next time.
+            let Ok(opened) = engine.tables.get(table) else {
+                continue;
+            };
+            holders.push(kevo_compaction::TombstoneHolder {
+                level,
+                table: Arc::clone(table),
+                tombstones: opened.range_tombstones().clone(),
+            });
+        }
+    }
+    if holders.is_empty() {
+        return None;
+    }
+    // Every reader: the oldest live snapshot, or the newest seqno.
+    let visible = engine.visibility.visible();
+    let read_seqno = engine
+        .visibility
+        .snapshot_counts()
+        .1
+        .map_or(visible, |oldest| oldest.min(visible));
+    kevo_compaction::pick_delete_only(&version, &holders, read_seqno, busy)
 }
 
 /// A background thread ran `task`: releases its inputs and handles the

@@ -200,6 +200,47 @@ impl Db {
         self.write(batch)
     }
 
+    /// Deletes every key in `range` (any [`RangeBounds`] of keys, as for
+    /// [`Db::range`]) with one range tombstone: one WAL record, constant
+    /// time whatever the number of keys it covers. Reads skip the covered
+    /// keys at once; compaction reclaims their space, and drops a table the
+    /// tombstone covers whole without reading it.
+    ///
+    /// ```
+    /// # fn main() -> kevo_engine::Result<()> {
+    /// # let dir = tempfile::tempdir().map_err(|e| kevo_engine::Error::Io { context: "tempdir".into(), source: e })?;
+    /// let db = kevo_engine::Db::open(dir.path())?;
+    /// for i in 0..100u32 {
+    ///     db.put(format!("user/{i:03}"), "x")?;
+    /// }
+    /// db.delete_range("user/010".."user/090")?;
+    /// assert_eq!(db.range::<&[u8], _>(..).count(), 20);
+    /// db.delete_prefix("user/")?;
+    /// assert_eq!(db.get("user/000")?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Db::put`]; [`Error::InvalidArgument`] for a bound longer than
+    /// [`KEY_BYTES_MAX`](crate::KEY_BYTES_MAX).
+    pub fn delete_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete_range(range);
+        self.write(batch)
+    }
+
+    /// Deletes every key starting with `prefix` (one range tombstone, as
+    /// [`Db::delete_range`]).
+    ///
+    /// # Errors
+    /// As [`Db::delete_range`].
+    pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete_prefix(prefix);
+        self.write(batch)
+    }
+
     /// Applies `batch` atomically with default [`WriteOptions`].
     ///
     /// # Errors

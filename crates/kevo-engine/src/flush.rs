@@ -165,8 +165,8 @@ pub(crate) fn run_claimed(
 /// Writes every entry of `mem` that a reader at one of `snapshots` (or the
 /// latest) can see to a new table in `dir` (numbered by `new_number`),
 /// through the one table-output path: synced, with the directory, and
-/// removed again on failure. Tombstones stay (older data may lie in the
-/// tables below). `None` for an empty memtable.
+/// removed again on failure. Tombstones and range tombstones stay (older
+/// data may lie in the tables below). `None` for an empty memtable.
 ///
 /// # Errors
 /// Writing failed; [`Error::Internal`] if a memtable with entries produced
@@ -188,7 +188,12 @@ pub(crate) fn write_memtable(
         grandparents: &[],
         stop: None,
     };
-    let written = write_tables(mem.cursor(), GcFilter::new(snapshots, false), &spec)?;
+    let written = write_tables(
+        mem.cursor(),
+        mem.range_tombstones(),
+        GcFilter::new(snapshots, false),
+        &spec,
+    )?;
     // Without a stop flag the run always completes.
     let table = written.and_then(|w| w.tables.into_iter().next());
     if table.is_none() && !mem.is_empty() {

@@ -5,7 +5,10 @@
 //! L0 table that may hold the range, one [`ConcatCursor`] per deeper level
 //! (opening one table at a time), merged ([`MergingCursor`]), cut to the
 //! bounds ([`BoundedCursor`]) and filtered to what the read's seqno sees
-//! ([`VisibleCursor`]).
+//! ([`VisibleCursor`]), range tombstones included: those of the whole view
+//! (merged once per super version, see `SuperVersion::range_tombstones`),
+//! with each source's largest seqno, so that a covered span is skipped
+//! with one seek per source holding only older entries.
 
 use std::sync::Arc;
 
@@ -65,30 +68,42 @@ impl DbIter {
         let tables = handle.engine.tables.clone();
         let factory: Factory = Box::new(move || {
             let mut sources: Vec<Box<dyn Cursor + Send>> = Vec::new();
-            sources.push(Box::new(sv.mem.cursor()));
-            for imm in &sv.imms {
-                sources.push(Box::new(imm.cursor()));
+            let mut max_seqnos = Vec::new();
+            let tombstones = sv.range_tombstones(&tables)?;
+            for mem in std::iter::once(&sv.mem).chain(&sv.imms) {
+                sources.push(Box::new(mem.cursor()));
+                max_seqnos.push(mem.max_seqno());
             }
             let (start, end) = (bounds.start(), bounds.end());
             for meta in sv.version.level(0) {
                 if meta.smallest_seqno <= seqno && meta.overlaps(start, end) {
                     let table = tables.get(meta)?;
                     sources.push(Box::new(table.cursor()));
+                    max_seqnos.push(meta.largest_seqno);
                 }
             }
             for level in 1..sv.version.num_levels() {
                 let level_tables = sv.version.overlapping(level, start, end);
-                if !level_tables.is_empty() {
-                    let cache = tables.clone();
-                    let open = move |meta: &TableMeta| Ok(cache.get(meta)?.cursor());
-                    sources.push(Box::new(ConcatCursor::new(LevelTables::new(
-                        level_tables,
-                        open,
-                    ))));
+                if level_tables.is_empty() {
+                    continue;
                 }
+                max_seqnos.push(
+                    level_tables
+                        .iter()
+                        .map(|t| t.largest_seqno)
+                        .max()
+                        .unwrap_or(0),
+                );
+                let cache = tables.clone();
+                let open = move |meta: &TableMeta| Ok(cache.get(meta)?.cursor());
+                sources.push(Box::new(ConcatCursor::new(LevelTables::new(
+                    level_tables,
+                    open,
+                ))));
             }
-            let merged = MergingCursor::new(sources);
-            let cursor = VisibleCursor::new(BoundedCursor::new(merged, bounds.clone()), seqno);
+            let merged = MergingCursor::new(sources).with_max_seqnos(max_seqnos);
+            let cursor = VisibleCursor::new(BoundedCursor::new(merged, bounds.clone()), seqno)
+                .with_range_tombstones(tombstones);
             Ok(Box::new(cursor) as Box<dyn UserCursor + Send>)
         });
         DbIter {
@@ -98,6 +113,7 @@ impl DbIter {
         }
     }
 
+    /// An iterator that returns `error` once.
     pub(crate) fn failed(error: Error) -> Self {
         DbIter {
             inner: None,

@@ -112,6 +112,27 @@ impl Keyspace {
         self.write(batch)
     }
 
+    /// Deletes every key of this keyspace in `range` with one range
+    /// tombstone (see [`Db::delete_range`](crate::Db::delete_range)).
+    ///
+    /// # Errors
+    /// As [`Keyspace::put`].
+    pub fn delete_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
+        let mut batch = Batch::new();
+        crate::span::push_range_delete(&mut batch, self.core.id, &range);
+        self.write(batch)
+    }
+
+    /// Deletes every key of this keyspace starting with `prefix`.
+    ///
+    /// # Errors
+    /// As [`Keyspace::put`].
+    pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = Batch::new();
+        crate::span::push_prefix_delete(&mut batch, self.core.id, prefix.as_ref());
+        self.write(batch)
+    }
+
     fn write(&self, batch: Batch) -> Result<()> {
         self.check()?;
         crate::write::write(self.engine(), batch, false, None)

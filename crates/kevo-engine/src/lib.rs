@@ -76,6 +76,7 @@ mod resume;
 mod retention;
 mod schedule;
 mod snapshot;
+mod span;
 mod stats;
 mod sync;
 mod tables;

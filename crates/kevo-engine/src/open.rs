@@ -373,21 +373,14 @@ where
                 skipped += 1;
                 continue;
             }
-            // Range deletes reach the read path and the tables in a later
-            // step; until then one is refused, never silently ignored.
-            let Some(kind) = entry.kind.value_kind() else {
-                return Err(Error::Corruption {
-                    file: dir.join(kevo_wal::segment_file_name(replayed.segment)),
-                    offset: replayed.offset,
-                    reason: "the record holds a range delete, which this version of kevo cannot \
-                             apply"
-                        .to_string(),
-                });
-            };
             let mem = mems
                 .entry(entry.keyspace)
                 .or_insert_with(|| Arc::new(MemTable::new()));
-            mem.insert(entry.key, first + i as u64, kind, entry.value);
+            let seqno = first + i as u64;
+            match entry.kind.value_kind() {
+                Some(kind) => mem.insert(entry.key, seqno, kind, entry.value),
+                None => mem.delete_range(entry.key, entry.value, seqno),
+            }
             entries += 1;
         }
     }

@@ -19,10 +19,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
-use kevo_core::{SeqNo, ValueKind};
+use kevo_core::{FragmentedTombstones, SeqNo, ValueKind};
 use kevo_manifest::{TableMeta, Version};
 use kevo_memtable::{Lookup, MemTable};
 
@@ -52,6 +52,53 @@ pub(crate) struct SuperVersion {
     /// Newest first.
     pub(crate) imms: Vec<Arc<MemTable>>,
     pub(crate) version: Arc<Version>,
+    /// The range tombstones of the immutable memtables and of every table
+    /// of the version, merged once, on the first read that needs them.
+    frozen_tombstones: OnceLock<Arc<FragmentedTombstones>>,
+}
+
+impl SuperVersion {
+    /// Every range tombstone of this view (the memtable's as of now),
+    /// fragmented: the immutable part is merged once per super version,
+    /// and merged again with the memtable's only when it holds some.
+    ///
+    /// # Errors
+    /// Opening a table that holds range tombstones failed.
+    pub(crate) fn range_tombstones(
+        &self,
+        tables: &TableCache,
+    ) -> kevo_core::Result<Arc<FragmentedTombstones>> {
+        let frozen = match self.frozen_tombstones.get() {
+            Some(frozen) => frozen.clone(),
+            None => {
+                let mut sets: Vec<Arc<FragmentedTombstones>> =
+                    self.imms.iter().map(|imm| imm.range_tombstones()).collect();
+                for level in 0..self.version.num_levels() {
+                    for meta in self.version.level(level) {
+                        if meta.has_range_tombstones() {
+                            sets.push(tables.get(meta)?.range_tombstones().clone());
+                        }
+                    }
+                }
+                self.frozen_tombstones
+                    .get_or_init(|| merge_tombstones(sets))
+                    .clone()
+            }
+        };
+        Ok(merge_tombstones(vec![frozen, self.mem.range_tombstones()]))
+    }
+}
+
+/// One set of the non-empty `sets`: shared as is when there is one.
+pub(crate) fn merge_tombstones(
+    mut sets: Vec<Arc<FragmentedTombstones>>,
+) -> Arc<FragmentedTombstones> {
+    sets.retain(|set| !set.is_empty());
+    match sets.len() {
+        0 => Arc::default(),
+        1 => sets.swap_remove(0),
+        _ => Arc::new(FragmentedTombstones::merge(sets.iter().map(|s| &**s))),
+    }
 }
 
 /// How full the write side is, for the writers' stalls.
@@ -308,6 +355,7 @@ fn super_version_of(state: &MemState) -> SuperVersion {
             .map(|imm| imm.table.clone())
             .collect(),
         version: state.version.clone(),
+        frozen_tombstones: OnceLock::new(),
     }
 }
 
@@ -372,52 +420,73 @@ impl Visibility {
 }
 
 /// The newest value of `key` at or below `seqno` in `sv`.
+///
+/// Sources are visited newest first (memtable, immutable memtables, L0
+/// tables, then one table per level). In each, the range tombstones
+/// covering `key` are looked at before its entries: a version older than
+/// the newest covering tombstone seen so far is deleted, and once a
+/// tombstone covers the key and the source holds no newer version, no
+/// older source can (every version there is older than the tombstone), so
+/// the search stops.
 pub(crate) fn get(
     tables: &TableCache,
     sv: &SuperVersion,
     key: &[u8],
     seqno: SeqNo,
 ) -> Result<Option<Bytes>> {
+    let mut covering: Option<SeqNo> = None;
+    let deleted = |found: SeqNo, covering: Option<SeqNo>| covering.is_some_and(|t| t > found);
     for mem in std::iter::once(&sv.mem).chain(sv.imms.iter()) {
-        match mem.get(key, seqno) {
-            Lookup::Found(value) => return Ok(Some(value)),
-            Lookup::Deleted => return Ok(None),
-            Lookup::Absent => {}
+        raise(
+            &mut covering,
+            mem.range_tombstones().covering_seqno(key, seqno),
+        );
+        match mem.get_entry(key, seqno) {
+            Some((found, Lookup::Found(value))) if !deleted(found, covering) => {
+                return Ok(Some(value));
+            }
+            Some(_) => return Ok(None),
+            None if covering.is_some() => return Ok(None),
+            None => {}
         }
     }
     let in_range = |t: &TableMeta| t.smallest_user_key() <= key && key <= t.largest_user_key();
-    for meta in sv.version.level(0) {
-        if in_range(meta)
-            && let Some(found) = table_get(tables, meta, key, seqno)?
-        {
-            return Ok(found);
+    let candidates = sv
+        .version
+        .level(0)
+        .iter()
+        .filter(|meta| in_range(meta))
+        .chain(
+            (1..sv.version.num_levels()).filter_map(|level| sv.version.table_for_key(level, key)),
+        );
+    for meta in candidates {
+        if seqno < meta.smallest_seqno {
+            continue;
         }
-    }
-    for level in 1..sv.version.num_levels() {
-        if let Some(meta) = sv.version.table_for_key(level, key)
-            && let Some(found) = table_get(tables, meta, key, seqno)?
-        {
-            return Ok(found);
+        let table = tables.get(meta)?;
+        if meta.has_range_tombstones() {
+            raise(
+                &mut covering,
+                table.range_tombstones().covering_seqno(key, seqno),
+            );
+        }
+        match table.get(key, seqno)? {
+            Some(found) if found.kind == ValueKind::Put && !deleted(found.seqno, covering) => {
+                return Ok(Some(found.value));
+            }
+            Some(_) => return Ok(None),
+            None if covering.is_some() => return Ok(None),
+            None => {}
         }
     }
     Ok(None)
 }
 
-/// `Some(answer)` if the table decides the key, `None` to look further.
-fn table_get(
-    tables: &TableCache,
-    meta: &TableMeta,
-    key: &[u8],
-    seqno: SeqNo,
-) -> Result<Option<Option<Bytes>>> {
-    if seqno < meta.smallest_seqno {
-        return Ok(None);
+/// Keeps in `covering` the newer of it and `found`.
+fn raise(covering: &mut Option<SeqNo>, found: Option<SeqNo>) {
+    if let Some(found) = found {
+        *covering = Some(covering.map_or(found, |c| c.max(found)));
     }
-    let table = tables.get(meta)?;
-    Ok(table.get(key, seqno)?.map(|found| match found.kind {
-        ValueKind::Put => Some(found.value),
-        _ => None,
-    }))
 }
 
 #[cfg(test)]

@@ -667,7 +667,7 @@ fn table_meta(number: u64, table: &Table) -> TableMeta {
         largest_seqno: p.largest_seqno,
         entries: p.entry_count,
         tombstones: p.tombstone_count,
-        range_tombstones: 0,
+        range_tombstones: p.range_tombstone_count,
     }
 }
 

@@ -29,6 +29,9 @@ pub(crate) struct Counters {
     compaction: [LevelCounters; NUM_LEVELS],
     compaction_errors: AtomicU64,
     resumes: AtomicU64,
+    tables_deleted: AtomicU64,
+    bytes_deleted: AtomicU64,
+    covered_dropped: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +78,13 @@ impl Counters {
         let add = |counter: &AtomicU64, value: u64| {
             counter.fetch_add(value, Ordering::Relaxed);
         };
+        add(&self.covered_dropped, stats.covered_dropped);
+        if stats.tables_deleted > 0 {
+            // A delete-only compaction: tables dropped, nothing read.
+            add(&self.tables_deleted, stats.tables_deleted);
+            add(&self.bytes_deleted, stats.bytes_deleted);
+            return;
+        }
         add(&level.compactions, 1);
         if stats.tables_written == 0 && stats.bytes_written == 0 && stats.tables_read > 0 {
             add(&level.trivial_moves, 1);
@@ -346,6 +356,13 @@ pub struct Stats {
     pub compaction_time: Duration,
     /// Compactions that failed (retried later).
     pub compaction_errors: u64,
+    /// Tables removed whole by delete-only compactions (covered by a range
+    /// tombstone every reader sees), without reading or writing them.
+    pub tables_deleted_whole: u64,
+    /// Their bytes.
+    pub bytes_deleted_whole: u64,
+    /// Entries compactions dropped because a range tombstone deleted them.
+    pub range_deleted_entries_dropped: u64,
     /// The strategy's estimate of bytes compaction is behind.
     pub pending_compaction_bytes: u64,
     /// The compaction strategy (`leveled` or `tiered`).
@@ -467,6 +484,9 @@ impl Counters {
             compaction_bytes_written: levels.iter().map(|l| l.compaction.bytes_written).sum(),
             compaction_time: levels.iter().map(|l| l.compaction.time).sum(),
             compaction_errors: get(&self.compaction_errors),
+            tables_deleted_whole: get(&self.tables_deleted),
+            bytes_deleted_whole: get(&self.bytes_deleted),
+            range_deleted_entries_dropped: get(&self.covered_dropped),
             pending_compaction_bytes: ks.iter().map(|k| k.pending_compaction_bytes).sum(),
             compaction_style: ks.first().map_or("leveled", |k| k.compaction_style),
             unexplained_files: gauges.unexplained_files,
@@ -593,6 +613,15 @@ impl fmt::Display for Stats {
             self.compaction_errors,
             mib(self.pending_compaction_bytes)
         )?;
+        if self.tables_deleted_whole > 0 || self.range_deleted_entries_dropped > 0 {
+            writeln!(
+                f,
+                "range deletes: {} tables ({:.1} MiB) dropped whole without reading, {} covered entries dropped by compactions",
+                self.tables_deleted_whole,
+                mib(self.bytes_deleted_whole),
+                self.range_deleted_entries_dropped
+            )?;
+        }
         writeln!(
             f,
             "write amplification {:.2} (WAL + flushes + compactions per user byte, {:.1} MiB written by the user)",

@@ -211,16 +211,79 @@ impl Transaction {
         self.write_at(Some(&keyspace.core), key.as_ref(), None)
     }
 
-    /// A buffered write to `keyspace` (the default one for `None`).
-    fn write_at(
+    /// Deletes every key of the default keyspace in `range` when the
+    /// transaction commits (one range tombstone, as
+    /// [`Db::delete_range`](crate::Db::delete_range)). Reads inside the
+    /// transaction no longer see those keys, except the ones it writes
+    /// afterwards. For the conflict check it is a write of the whole range:
+    /// a commit since `begin` that wrote a key inside it makes this
+    /// transaction conflict.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if a bound is over the key limit;
+    /// [`Error::Closed`].
+    pub fn delete_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&mut self, range: R) -> Result<()> {
+        self.delete_span(None, crate::span::span_of(&range))
+    }
+
+    /// [`Transaction::delete_range`] in `keyspace`.
+    ///
+    /// # Errors
+    /// As [`Transaction::delete_range`]; [`Error::InvalidArgument`] for a
+    /// dropped keyspace.
+    pub fn delete_range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &mut self,
+        keyspace: &Keyspace,
+        range: R,
+    ) -> Result<()> {
+        self.delete_span(Some(&keyspace.core), crate::span::span_of(&range))
+    }
+
+    /// Deletes every key of the default keyspace starting with `prefix`
+    /// when the transaction commits (as [`Transaction::delete_range`]).
+    ///
+    /// # Errors
+    /// As [`Transaction::delete_range`].
+    pub fn delete_prefix(&mut self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        self.delete_span(None, crate::span::prefix_span(prefix.as_ref()))
+    }
+
+    /// [`Transaction::delete_prefix`] in `keyspace`.
+    ///
+    /// # Errors
+    /// As [`Transaction::delete_range_in`].
+    pub fn delete_prefix_in(
+        &mut self,
+        keyspace: &Keyspace,
+        prefix: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        self.delete_span(
+            Some(&keyspace.core),
+            crate::span::prefix_span(prefix.as_ref()),
+        )
+    }
+
+    /// A buffered range delete of `span` in `keyspace`.
+    fn delete_span(
         &mut self,
         keyspace: Option<&Arc<KeyspaceCore>>,
-        key: &[u8],
-        value: Option<&[u8]>,
+        (start, end, last): crate::span::Span,
     ) -> Result<()> {
         self.handle.engine.life.check_open()?;
-        check_sizes(key, value.unwrap_or_default())?;
-        let buffer = match keyspace {
+        check_sizes(&start, &[])?;
+        check_sizes(&end, &[])?;
+        let buffer = self.buffer_mut(keyspace)?;
+        buffer.delete_range(Bytes::from(start), Bytes::from(end));
+        if let Some(last) = last {
+            buffer.delete(Bytes::from(last));
+        }
+        Ok(())
+    }
+
+    /// The write buffer of `keyspace` (the default one for `None`),
+    /// created if needed.
+    fn buffer_mut(&mut self, keyspace: Option<&Arc<KeyspaceCore>>) -> Result<&mut WriteBuffer> {
+        Ok(match keyspace {
             Some(keyspace) if keyspace.id != DEFAULT_KEYSPACE => {
                 check_keyspace(keyspace)?;
                 &mut self
@@ -230,7 +293,19 @@ impl Transaction {
                     .1
             }
             _ => &mut self.buffer,
-        };
+        })
+    }
+
+    /// A buffered write to `keyspace` (the default one for `None`).
+    fn write_at(
+        &mut self,
+        keyspace: Option<&Arc<KeyspaceCore>>,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<()> {
+        self.handle.engine.life.check_open()?;
+        check_sizes(key, value.unwrap_or_default())?;
+        let buffer = self.buffer_mut(keyspace)?;
         let key = Bytes::copy_from_slice(key);
         match value {
             Some(value) => buffer.put(key, Bytes::copy_from_slice(value)),
@@ -277,7 +352,7 @@ impl Transaction {
     fn scan(&mut self, keyspace: &Arc<KeyspaceCore>, bounds: KeyBounds) -> TxnIter {
         if let Err(e) = check_keyspace(keyspace) {
             return TxnIter {
-                inner: MergedIter::new(DbIter::failed(e), Vec::new()),
+                inner: MergedIter::new(Unwritten::new(DbIter::failed(e), Vec::new()), Vec::new()),
             };
         }
         let (read_start, read_end) = conflict_bounds(keyspace.id, &bounds);
@@ -289,9 +364,13 @@ impl Transaction {
             .buffer_of(keyspace)
             .map(|b| b.range(start, end).collect())
             .unwrap_or_default();
+        let deleted = self
+            .buffer_of(keyspace)
+            .map(|b| b.range_deletes().to_vec())
+            .unwrap_or_default();
         let base = DbIter::open(&self.handle, keyspace, bounds, Some(self.snapshot));
         TxnIter {
-            inner: MergedIter::new(base, buffered),
+            inner: MergedIter::new(Unwritten::new(base, deleted), buffered),
         }
     }
 
@@ -322,9 +401,16 @@ impl Transaction {
         }
         let mut batch = Batch::new();
         let mut writes = Vec::with_capacity(self.buffer.len());
+        let mut range_writes = Vec::new();
         let buffers = std::iter::once((DEFAULT_KEYSPACE, &self.buffer))
             .chain(self.others.iter().map(|(id, (_, buffer))| (*id, buffer)));
         for (keyspace, buffer) in buffers {
+            // Range deletes first: every buffered entry inside one was
+            // written after it.
+            for (start, end) in buffer.range_deletes() {
+                batch.delete_range_in(keyspace, start, end);
+                range_writes.push((conflict_key(keyspace, start), conflict_key(keyspace, end)));
+            }
             for (key, value) in buffer.iter() {
                 match value {
                     Some(value) => batch.put_in(keyspace, key, value),
@@ -337,6 +423,7 @@ impl Transaction {
             snapshot: self.snapshot,
             reads: std::mem::take(&mut self.reads),
             writes,
+            range_writes,
         };
         let result = write(&engine, batch, false, Some(check));
         self.end();
@@ -404,7 +491,54 @@ fn check_sizes(key: &[u8], value: &[u8]) -> Result<()> {
 /// reverse, with `.rev()`). A key the transaction deleted is absent; one it
 /// wrote shows its new value.
 pub struct TxnIter {
-    inner: MergedIter<DbIter, Error>,
+    inner: MergedIter<Unwritten, Error>,
+}
+
+/// The snapshot's entries a transaction still sees: those no range delete
+/// of its own covers.
+struct Unwritten {
+    base: DbIter,
+    deleted: Vec<(Bytes, Bytes)>,
+}
+
+impl Unwritten {
+    fn new(base: DbIter, deleted: Vec<(Bytes, Bytes)>) -> Self {
+        Unwritten { base, deleted }
+    }
+
+    fn keeps(&self, item: &Result<(Bytes, Bytes)>) -> bool {
+        match item {
+            Ok((key, _)) => !self
+                .deleted
+                .iter()
+                .any(|(start, end)| start <= key && key < end),
+            Err(_) => true,
+        }
+    }
+}
+
+impl Iterator for Unwritten {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let item = self.base.next()?;
+            if self.keeps(&item) {
+                return Some(item);
+            }
+        }
+    }
+}
+
+impl DoubleEndedIterator for Unwritten {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        loop {
+            let item = self.base.next_back()?;
+            if self.keeps(&item) {
+                return Some(item);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for TxnIter {

@@ -83,7 +83,7 @@ impl CommitEnv for Engine {
 
     fn check_conflicts(&self, txn: &TxnCheck) -> Result<()> {
         lock(&self.tracker)
-            .check(txn.snapshot, &txn.reads, &txn.writes)
+            .check_with_ranges(txn.snapshot, &txn.reads, &txn.writes, &txn.range_writes)
             .map_err(|conflict| Error::Conflict(Conflict::new(conflict, txn.snapshot)))
     }
 
@@ -138,11 +138,18 @@ impl CommitEnv for Engine {
             // either sees this write in its snapshot or finds it recorded.
             let mut tracker = lock(&self.tracker);
             if tracker.has_active() {
-                let keys: Vec<bytes::Bytes> = batch
-                    .iter()
-                    .map(|e| crate::error::conflict_key(e.keyspace, e.key))
-                    .collect();
-                tracker.record(last, keys);
+                let mut keys: Vec<bytes::Bytes> = Vec::with_capacity(batch.len());
+                let mut ranges = Vec::new();
+                for e in batch.iter() {
+                    let key = crate::error::conflict_key(e.keyspace, e.key);
+                    match e.kind {
+                        kevo_wal::EntryKind::RangeDelete => {
+                            ranges.push((key, crate::error::conflict_key(e.keyspace, e.value)));
+                        }
+                        _ => keys.push(key),
+                    }
+                }
+                tracker.record_with_ranges(last, keys, ranges);
             }
             self.visibility.publish(last);
         }
@@ -151,8 +158,6 @@ impl CommitEnv for Engine {
     }
 }
 
-/// Delays a write of `bytes` while compaction is behind: one 1 ms sleep per
-/// `delayed_write_rate / 1000` bytes written by all writers together.
 /// Puts one batch entry with its seqno into `mem`.
 fn insert(mem: &MemTable, entry: &kevo_wal::BatchEntry<'_>, seqno: SeqNo) {
     match entry.kind.value_kind() {
@@ -161,6 +166,8 @@ fn insert(mem: &MemTable, entry: &kevo_wal::BatchEntry<'_>, seqno: SeqNo) {
     }
 }
 
+/// Delays a write of `bytes` while compaction is behind: one 1 ms sleep per
+/// `delayed_write_rate / 1000` bytes written by all writers together.
 fn delay(engine: &Engine, bytes: usize) {
     let bytes_per_ms = (engine.options.delayed_write_rate / 1000).max(1);
     let debt = engine

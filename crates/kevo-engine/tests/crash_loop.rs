@@ -140,6 +140,13 @@ enum Op {
     DropKeyspace {
         ks: usize,
     },
+    /// Deletes the model range `start..end` (one keyspace) with one range
+    /// tombstone.
+    DeleteRange {
+        start: Bytes,
+        end: Bytes,
+        sync: bool,
+    },
     TakeSnapshot,
     /// Reads back snapshot `index % taken` (checked by the child).
     ReadSnapshot {
@@ -159,9 +166,10 @@ impl Op {
     /// Whether, once acknowledged, everything before it is durable.
     fn makes_durable(&self, sync_mode: SyncMode) -> bool {
         match self {
-            Op::Put { sync, .. } | Op::Delete { sync, .. } | Op::Batch { sync, .. } => {
-                *sync || sync_mode == SyncMode::Always
-            }
+            Op::Put { sync, .. }
+            | Op::Delete { sync, .. }
+            | Op::Batch { sync, .. }
+            | Op::DeleteRange { sync, .. } => *sync || sync_mode == SyncMode::Always,
             Op::Transaction { .. } => sync_mode == SyncMode::Always,
             Op::Flush { .. } | Op::Compact { .. } | Op::DropKeyspace { .. } => true,
             _ => false,
@@ -180,6 +188,10 @@ impl Op {
                 .keys()
                 .filter(|k| k[0] == prefix(*ks))
                 .map(|k| (k.clone(), None))
+                .collect(),
+            Op::DeleteRange { start, end, .. } => state
+                .range(start.clone()..end.clone())
+                .map(|(k, _)| (k.clone(), None))
                 .collect(),
             _ => Vec::new(),
         }
@@ -289,6 +301,18 @@ impl Workload {
             770..=774 => {
                 let (start, end) = self.range();
                 Op::Compact { start, end }
+            }
+            950..=964 => {
+                // Short ranges mostly, now and then a wide one.
+                let (start, mut end) = self.range();
+                if self.rng.chance(70) {
+                    let n: u64 = String::from_utf8_lossy(&start[2..]).parse().unwrap_or(0);
+                    end = key(
+                        u64::from(start[0] - b'0'),
+                        (n + 1 + self.rng.below(20)).min(KEYS - 1),
+                    );
+                }
+                Op::DeleteRange { start, end, sync }
             }
             775..=794 => Op::TakeSnapshot,
             795..=839 => Op::ReadSnapshot {
@@ -556,6 +580,19 @@ fn run(
             }
             tx.commit().map_err(e)?;
             *model = expected;
+        }
+        Op::DeleteRange { start, end, sync } => {
+            let (ks, from) = split(start);
+            let (_, to) = split(end);
+            let mut batch = WriteBatch::new();
+            match ks {
+                0 => batch.delete_range(from..to),
+                ks => batch.delete_range_in(spaces.keyspace(ks), from..to),
+            }
+            db.write_with(batch, &WriteOptions { sync: *sync })
+                .map_err(e)?;
+            let writes = op.writes(model);
+            apply(model, &writes);
         }
         Op::Flush { ks: 0 } => db.flush().map_err(e)?,
         Op::Flush { ks } => spaces.keyspace(*ks).flush().map_err(e)?,

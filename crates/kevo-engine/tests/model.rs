@@ -39,6 +39,25 @@ enum Op {
         entries: Vec<(u8, Option<u16>)>,
         sync: bool,
     },
+    /// Deletes keys `a..b` (as model keys); `digit`: a prefix instead.
+    DeleteRange {
+        a: u8,
+        b: u8,
+        sync: bool,
+    },
+    DeletePrefix {
+        digit: u8,
+        sync: bool,
+    },
+    /// A put, then a range delete over it and others, then puts inside
+    /// the range: one batch.
+    BatchWithRange {
+        a: u8,
+        b: u8,
+        before: u8,
+        after: u8,
+        len: u16,
+    },
     Get {
         key: u8,
     },
@@ -72,8 +91,12 @@ fn op() -> impl Strategy<Value = Op> {
         30 => (key.clone(), len.clone(), prop::bool::weighted(0.1))
             .prop_map(|(key, len, sync)| Op::Put { key, len, sync }),
         8 => (key.clone(), prop::bool::weighted(0.1)).prop_map(|(key, sync)| Op::Delete { key, sync }),
-        8 => (prop::collection::vec((key.clone(), prop::option::weighted(0.7, len)), 1..8), prop::bool::weighted(0.2))
+        8 => (prop::collection::vec((key.clone(), prop::option::weighted(0.7, len.clone())), 1..8), prop::bool::weighted(0.2))
             .prop_map(|(entries, sync)| Op::Batch { entries, sync }),
+        4 => (key.clone(), key.clone(), prop::bool::weighted(0.1)).prop_map(|(a, b, sync)| Op::DeleteRange { a, b, sync }),
+        1 => (0u8..7, prop::bool::weighted(0.1)).prop_map(|(digit, sync)| Op::DeletePrefix { digit, sync }),
+        2 => (key.clone(), key.clone(), key.clone(), key.clone(), len.clone())
+            .prop_map(|(a, b, before, after, len)| Op::BatchWithRange { a, b, before, after, len }),
         10 => key.clone().prop_map(|key| Op::Get { key }),
         6 => (key.clone(), key.clone(), any::<bool>()).prop_map(|(a, b, rev)| Op::Range { a, b, rev }),
         3 => (0u8..7, any::<bool>()).prop_map(|(digit, rev)| Op::Prefix { digit, rev }),
@@ -226,6 +249,55 @@ fn run(ops: Vec<Op>, mode: u8, seed: u64) -> Result<Seen, TestCaseError> {
                     .expect("batch");
                 history.push(model.clone());
                 if sync || always {
+                    durable = history.len() - 1;
+                }
+            }
+            Op::DeleteRange { a, b, sync } => {
+                let (a, b) = (key_bytes(a.min(b)), key_bytes(a.max(b)));
+                let mut batch = WriteBatch::new();
+                batch.delete_range(a.clone()..b.clone());
+                life.db
+                    .write_with(batch, &WriteOptions { sync })
+                    .expect("delete_range");
+                model.retain(|k, _| !(*k >= a && *k < b));
+                history.push(model.clone());
+                if sync || always {
+                    durable = history.len() - 1;
+                }
+            }
+            Op::DeletePrefix { digit, sync } => {
+                let prefix = format!("k{digit}");
+                let mut batch = WriteBatch::new();
+                batch.delete_prefix(&prefix);
+                life.db
+                    .write_with(batch, &WriteOptions { sync })
+                    .expect("delete_prefix");
+                model.retain(|k, _| !k.starts_with(prefix.as_bytes()));
+                history.push(model.clone());
+                if sync || always {
+                    durable = history.len() - 1;
+                }
+            }
+            Op::BatchWithRange {
+                a,
+                b,
+                before,
+                after,
+                len,
+            } => {
+                let (a, b) = (key_bytes(a.min(b)), key_bytes(a.max(b)));
+                let mut batch = WriteBatch::new();
+                let value = value_bytes(&mut counter, len);
+                batch.put(key_bytes(before), &value);
+                model.insert(key_bytes(before), value);
+                batch.delete_range(a.clone()..b.clone());
+                model.retain(|k, _| !(*k >= a && *k < b));
+                let value = value_bytes(&mut counter, len);
+                batch.put(key_bytes(after), &value);
+                model.insert(key_bytes(after), value);
+                life.db.write(batch).expect("batch with a range delete");
+                history.push(model.clone());
+                if always {
                     durable = history.len() - 1;
                 }
             }

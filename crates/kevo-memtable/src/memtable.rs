@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -54,6 +54,8 @@ pub struct MemTable {
     /// Whether `range_dels` holds any: readers of a memtable without range
     /// deletes never take its lock.
     has_range_dels: AtomicBool,
+    /// The largest seqno inserted (entries and range tombstones).
+    max_seqno: AtomicU64,
 }
 
 /// A memtable's range tombstones, and their fragmented form once a reader
@@ -72,6 +74,7 @@ impl MemTable {
             approximate_bytes: AtomicUsize::new(0),
             range_dels: RwLock::new(RangeDels::default()),
             has_range_dels: AtomicBool::new(false),
+            max_seqno: AtomicU64::new(0),
         }
     }
 
@@ -98,6 +101,13 @@ impl MemTable {
         }
         self.has_range_dels.store(true, Ordering::Release);
         self.approximate_bytes.fetch_add(charge, Ordering::Relaxed);
+        self.max_seqno.fetch_max(seqno, Ordering::Relaxed);
+    }
+
+    /// The largest seqno inserted so far (0 when empty). Every entry and
+    /// range tombstone has a seqno at most this.
+    pub fn max_seqno(&self) -> SeqNo {
+        self.max_seqno.load(Ordering::Relaxed)
     }
 
     /// The range tombstones, fragmented (see [`FragmentedTombstones`]);
@@ -165,6 +175,7 @@ impl MemTable {
         if entry.key().buf_ptr() == buf_ptr {
             self.approximate_bytes.fetch_add(charge, Ordering::Relaxed);
         }
+        self.max_seqno.fetch_max(seqno, Ordering::Relaxed);
     }
 
     /// What the newest entry of `user_key` with seqno `<= snapshot` says.

@@ -34,6 +34,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::ops::Bound;
 
 use bytes::Bytes;
 
@@ -123,6 +124,8 @@ struct Record {
     seqno: u64,
     /// Sorted, deduplicated.
     keys: Vec<Bytes>,
+    /// Ranges `[start, end)` deleted by range deletes.
+    ranges: Vec<(Bytes, Bytes)>,
     /// Charged size, counted in `history_bytes`.
     bytes: usize,
 }
@@ -229,7 +232,26 @@ impl ConflictTracker {
     /// [`HistoryTrimmed`](ConflictReason::HistoryTrimmed) if history after
     /// `snapshot` was dropped and the check cannot be made.
     pub fn check(&self, snapshot: u64, reads: &ReadSet, writes: &[Bytes]) -> Result<(), Conflict> {
-        if reads.is_empty() && writes.is_empty() {
+        self.check_with_ranges(snapshot, reads, writes, &[])
+    }
+
+    /// [`check`](Self::check) for a transaction that also deletes the
+    /// ranges `range_writes` (`[start, end)` each). A range delete, its
+    /// own or a later commit's, counts as a write of every key in its
+    /// range: a later commit's range delete meets a key the transaction
+    /// read, a range it scanned or a key it writes; the transaction's own
+    /// range delete meets a key or range a later commit wrote.
+    ///
+    /// # Errors
+    /// As [`check`](Self::check).
+    pub fn check_with_ranges(
+        &self,
+        snapshot: u64,
+        reads: &ReadSet,
+        writes: &[Bytes],
+        range_writes: &[(Bytes, Bytes)],
+    ) -> Result<(), Conflict> {
+        if reads.is_empty() && writes.is_empty() && range_writes.is_empty() {
             return Ok(());
         }
         if snapshot < self.trimmed_seqno {
@@ -278,6 +300,43 @@ impl ConflictTracker {
                 return Err(conflict(key, seqno, ConflictReason::WriteWriteConflict));
             }
         }
+        for (start, end) in range_writes {
+            if start >= end {
+                continue;
+            }
+            let found = self
+                .index
+                .range::<[u8], _>((Bound::Included(&start[..]), Bound::Excluded(&end[..])))
+                .find(|&(_, &seqno)| newer(seqno));
+            if let Some((key, &seqno)) = found {
+                return Err(conflict(key, seqno, ConflictReason::WriteWriteConflict));
+            }
+        }
+        // Later commits' range deletes.
+        let later_ranges = self
+            .log
+            .iter()
+            .rev()
+            .take_while(|r| newer(r.seqno))
+            .flat_map(|r| r.ranges.iter().map(move |(s, e)| (r.seqno, s, e)));
+        for (seqno, start, end) in later_ranges {
+            let (s, e) = (&start[..], &end[..]);
+            if let Some(key) = reads.keys().find(|k| s <= &k[..] && &k[..] < e) {
+                return Err(conflict(key, seqno, ConflictReason::ReadKeyWritten));
+            }
+            if reads.ranges().any(|range| overlaps(range, s, e)) {
+                return Err(conflict(start, seqno, ConflictReason::ScannedRangeWritten));
+            }
+            if let Some(key) = writes.iter().find(|k| s <= &k[..] && &k[..] < e) {
+                return Err(conflict(key, seqno, ConflictReason::WriteWriteConflict));
+            }
+            let met = range_writes
+                .iter()
+                .any(|(os, oe)| os < oe && &os[..] < e && s < &oe[..]);
+            if met {
+                return Err(conflict(start, seqno, ConflictReason::WriteWriteConflict));
+            }
+        }
         Ok(())
     }
 
@@ -292,6 +351,17 @@ impl ConflictTracker {
     /// REQUIRES: `commit_seqno` is not less than that of any earlier call
     /// (checked in debug builds).
     pub fn record(&mut self, commit_seqno: u64, keys: impl IntoIterator<Item = Bytes>) {
+        self.record_with_ranges(commit_seqno, keys, Vec::new());
+    }
+
+    /// [`record`](Self::record) for a commit that also deleted the ranges
+    /// `ranges` (`[start, end)` each; empty ones are ignored).
+    pub fn record_with_ranges(
+        &mut self,
+        commit_seqno: u64,
+        keys: impl IntoIterator<Item = Bytes>,
+        mut ranges: Vec<(Bytes, Bytes)>,
+    ) {
         debug_assert!(
             self.log.back().is_none_or(|r| r.seqno <= commit_seqno),
             "record seqnos must not decrease"
@@ -301,7 +371,8 @@ impl ConflictTracker {
             return;
         }
         let mut keys: Vec<Bytes> = keys.into_iter().collect();
-        if keys.is_empty() {
+        ranges.retain(|(start, end)| start < end);
+        if keys.is_empty() && ranges.is_empty() {
             return;
         }
         // One record per seqno, so that a key leaves the index exactly when
@@ -311,10 +382,14 @@ impl ConflictTracker {
         {
             self.history_bytes -= last.bytes;
             keys.extend(last.keys);
+            ranges.extend(last.ranges);
         }
         keys.sort_unstable();
         keys.dedup();
         let mut bytes = RECORD_OVERHEAD_BYTES;
+        for (start, end) in &ranges {
+            bytes += 2 * KEY_OVERHEAD_BYTES + start.len() + end.len();
+        }
         for key in &keys {
             bytes += KEY_OVERHEAD_BYTES + key.len();
             let seqno = self.index.entry(key.clone()).or_insert(commit_seqno);
@@ -324,6 +399,7 @@ impl ConflictTracker {
         self.log.push_back(Record {
             seqno: commit_seqno,
             keys,
+            ranges,
             bytes,
         });
         self.trim();
@@ -374,6 +450,23 @@ impl ConflictTracker {
     }
 }
 
+/// Whether the range `(start, end)` and `[s, e)` share a key.
+fn overlaps((start, end): (Bound<&[u8]>, Bound<&[u8]>), s: &[u8], e: &[u8]) -> bool {
+    // The larger of the two lower bounds and the smaller of the two upper.
+    let lower = match start {
+        Bound::Unbounded => Bound::Included(s),
+        Bound::Included(k) if k >= s => Bound::Included(k),
+        Bound::Excluded(k) if k >= s => Bound::Excluded(k),
+        _ => Bound::Included(s),
+    };
+    let upper = match end {
+        Bound::Included(k) if k < e => Bound::Included(k),
+        Bound::Excluded(k) if k <= e => Bound::Excluded(k),
+        _ => Bound::Excluded(e),
+    };
+    !range_is_empty(lower, upper)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +507,53 @@ mod tests {
             }
         );
         assert_eq!(t.check(5, &reads_of(&["z"]), &[]), Ok(()));
+    }
+
+    #[test]
+    fn range_deletes_conflict_as_writes_of_their_whole_range() {
+        let mut t = tracker();
+        t.begin(5);
+        t.record_with_ranges(6, [], vec![(b("c"), b("f"))]);
+        // A key read inside a later range delete.
+        assert_eq!(
+            reason(t.check(5, &reads_of(&["d"]), &[])),
+            Some(ConflictReason::ReadKeyWritten)
+        );
+        assert_eq!(t.check(5, &reads_of(&["f", "b"]), &[]), Ok(()));
+        // A scanned range meeting it, or not.
+        let mut scanned = ReadSet::new();
+        scanned.add_range(Excluded(b"a"), Included(b"c"));
+        assert_eq!(
+            reason(t.check(5, &scanned, &[])),
+            Some(ConflictReason::ScannedRangeWritten)
+        );
+        let mut apart = ReadSet::new();
+        apart.add_range(Included(b"f"), Unbounded);
+        assert_eq!(t.check(5, &apart, &[]), Ok(()));
+        // A key written inside it; a range deleted over it.
+        assert_eq!(
+            reason(t.check(5, &ReadSet::new(), &[b("e")])),
+            Some(ConflictReason::WriteWriteConflict)
+        );
+        let own = [(b("a"), b("d"))];
+        assert_eq!(
+            reason(t.check_with_ranges(5, &ReadSet::new(), &[], &own)),
+            Some(ConflictReason::WriteWriteConflict)
+        );
+        assert_eq!(
+            t.check_with_ranges(5, &ReadSet::new(), &[], &[(b("f"), b("z"))]),
+            Ok(())
+        );
+        // The transaction's own range delete over a key a later commit wrote.
+        t.record(7, [b("x")]);
+        assert_eq!(
+            reason(t.check_with_ranges(5, &ReadSet::new(), &[], &[(b("w"), b("y"))])),
+            Some(ConflictReason::WriteWriteConflict)
+        );
+        // Seen by the transaction: no conflict.
+        assert_eq!(t.check(6, &reads_of(&["d"]), &[b("e")]), Ok(()));
+        t.end(5);
+        assert_eq!(t.history_len(), 0);
     }
 
     #[test]

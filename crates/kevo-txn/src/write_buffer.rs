@@ -14,13 +14,19 @@ const ENTRY_OVERHEAD_BYTES: usize = 64;
 /// A transaction's pending writes: at most one entry per key, the last write
 /// to it, kept in key order.
 ///
-/// An entry is `Some(value)` for a put and `None` for a delete. Nothing here
-/// is visible to other readers; the engine applies the buffer as one write
-/// group when the transaction commits.
+/// An entry is `Some(value)` for a put and `None` for a delete. Range
+/// deletes are kept apart, in order: a range delete removes the buffered
+/// entries it covers, so a buffered entry is always newer than every
+/// buffered range delete covering it (and is applied after them). Nothing
+/// here is visible to other readers; the engine applies the buffer as one
+/// write group when the transaction commits: the range deletes first, then
+/// the entries.
 #[derive(Debug, Clone, Default)]
 pub struct WriteBuffer {
     entries: BTreeMap<Bytes, Option<Bytes>>,
-    /// Sum of [`entry_bytes`] over `entries`.
+    /// Range deletes `[start, end)`, in the order they were made.
+    range_deletes: Vec<(Bytes, Bytes)>,
+    /// Sum of [`entry_bytes`] over `entries` and the range deletes.
     bytes: usize,
 }
 
@@ -44,6 +50,39 @@ impl WriteBuffer {
         self.insert(key, None);
     }
 
+    /// Buffers a delete of every key in `[start, end)`: the keys the
+    /// snapshot holds there and those buffered so far (an empty range does
+    /// nothing).
+    pub fn delete_range(&mut self, start: Bytes, end: Bytes) {
+        if start >= end {
+            return;
+        }
+        let covered: Vec<Bytes> = self
+            .entries
+            .range::<[u8], _>((Bound::Included(&start[..]), Bound::Excluded(&end[..])))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in covered {
+            if let Some(old) = self.entries.remove(&key) {
+                self.bytes -= entry_bytes(&key, old.as_ref());
+            }
+        }
+        self.bytes += ENTRY_OVERHEAD_BYTES + start.len() + end.len();
+        self.range_deletes.push((start, end));
+    }
+
+    /// The buffered range deletes, in the order they were made.
+    pub fn range_deletes(&self) -> &[(Bytes, Bytes)] {
+        &self.range_deletes
+    }
+
+    /// Whether a buffered range delete covers `key`.
+    pub fn range_deleted(&self, key: &[u8]) -> bool {
+        self.range_deletes
+            .iter()
+            .any(|(start, end)| &start[..] <= key && key < &end[..])
+    }
+
     fn insert(&mut self, key: Bytes, value: Option<Bytes>) {
         let added = entry_bytes(&key, value.as_ref());
         if let Some(old) = self.entries.insert(key.clone(), value) {
@@ -53,20 +92,24 @@ impl WriteBuffer {
     }
 
     /// The buffered write to `key`: `Some(Some(value))` for a put,
-    /// `Some(None)` for a delete, `None` if the transaction has not written
-    /// `key` (the snapshot decides).
+    /// `Some(None)` for a delete (or a range delete covering it), `None` if
+    /// the transaction has not written `key` (the snapshot decides).
     pub fn get(&self, key: &[u8]) -> Option<Option<&Bytes>> {
-        self.entries.get(key).map(Option::as_ref)
+        match self.entries.get(key) {
+            Some(entry) => Some(entry.as_ref()),
+            None if self.range_deleted(key) => Some(None),
+            None => None,
+        }
     }
 
-    /// The number of buffered keys.
+    /// The number of buffered keys (range deletes not counted).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether nothing is buffered.
+    /// Whether nothing is buffered: no entry and no range delete.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.range_deletes.is_empty()
     }
 
     /// Every buffered entry in key order (`None` = delete).
@@ -133,6 +176,28 @@ mod tests {
         assert_eq!(buf.get(b"k"), Some(Some(&b("2"))));
         assert_eq!(buf.get(b"other"), None);
         assert_eq!(buf.len(), 1);
+    }
+
+    #[test]
+    fn a_range_delete_hides_older_buffered_writes_and_newer_ones_win() {
+        let mut buf = WriteBuffer::new();
+        buf.put(b("a"), b("1"));
+        buf.put(b("c"), b("3"));
+        buf.put(b("e"), b("5"));
+        buf.delete_range(b("b"), b("e"));
+        assert_eq!(buf.get(b"c"), Some(None), "covered: deleted");
+        assert_eq!(buf.get(b"d"), Some(None), "covered, never written");
+        assert_eq!(buf.get(b"a"), Some(Some(&b("1"))));
+        assert_eq!(buf.get(b"e"), Some(Some(&b("5"))), "the end is exclusive");
+        assert_eq!(buf.len(), 2);
+        buf.put(b("c"), b("again"));
+        assert_eq!(buf.get(b"c"), Some(Some(&b("again"))));
+        assert_eq!(buf.range_deletes(), &[(b("b"), b("e"))]);
+        buf.delete_range(b("z"), b("a"));
+        assert_eq!(buf.range_deletes().len(), 1, "an empty range is dropped");
+        let mut only = WriteBuffer::new();
+        only.delete_range(b("a"), b("b"));
+        assert!(!only.is_empty());
     }
 
     #[test]
