@@ -132,6 +132,65 @@ fn outputs_split_at_target_file_bytes_never_between_versions_of_a_key() {
     assert_eq!(db.version().level(1).len(), out.outputs.len());
 }
 
+#[test]
+fn range_tombstones_are_cut_between_outputs_and_drop_what_they_cover() {
+    use kevo_core::{FragmentedTombstones, RangeTombstone};
+    let db = mem_db();
+    // Older data in L1, a newer table with range tombstones in L0.
+    let entries: Vec<Entry> = (0..600)
+        .map(|i| put(&key(i), i as u64 + 1, &noise(i as u64, 40)))
+        .collect();
+    let l1 = db.add_table(1, &entries);
+    let tombstones = [
+        RangeTombstone::new(key(100).into_bytes(), key(200).into_bytes(), 1000),
+        RangeTombstone::new(key(150).into_bytes(), key(450).into_bytes(), 1001),
+        RangeTombstone::new(key(590).into_bytes(), b"zzz".to_vec(), 1002),
+    ];
+    let l0 = db.add_table_with(0, &[put(&key(300), 1003, "after the delete")], &tombstones);
+    let mut task = merge_task(&db, &[(0, vec![l0]), (1, vec![l1])], 1);
+    task.target_file_bytes = 2048;
+    // A snapshot at 1000 keeps the first tombstone's view.
+    task.drop_tombstones = true;
+    let out = db.run(&task, &[1000]).unwrap();
+    assert!(out.outputs.len() > 3, "{} outputs", out.outputs.len());
+    // Neighbouring outputs never share a user key (the level stays valid).
+    for pair in out.outputs.windows(2) {
+        assert!(pair[0].largest_user_key() < pair[1].smallest_user_key());
+    }
+    db.set.log_and_apply(out.edit.clone()).unwrap();
+    // Together, the outputs hold the compacted tombstones exactly once.
+    let mut union = Vec::new();
+    for meta in &out.outputs {
+        let table = db.open(meta).unwrap();
+        assert_eq!(table.range_tombstones().len() as u64, meta.range_tombstones);
+        if let Some((lo, hi)) = table.range_tombstones().bounds() {
+            assert!(meta.smallest_user_key() <= lo);
+            assert!(
+                hi.split_last().map_or(hi, |(_, k)| k) <= meta.largest_user_key() || hi == b"zzz"
+            );
+        }
+        union.extend(table.range_tombstones().tombstones());
+    }
+    let all = FragmentedTombstones::new(tombstones.clone());
+    assert_eq!(
+        FragmentedTombstones::new(union),
+        all.compacted(&[1000], true)
+    );
+    // Keys the @1000 tombstone covers are gone (every reader that could
+    // see them sees it); those only @1001 or @1002 cover stay for the
+    // snapshot at 1000.
+    let entries: Vec<Entry> = db.entries_of(&out.outputs).concat();
+    let in_range =
+        |e: &Entry, lo: usize, hi: usize| e.0 >= key(lo).into_bytes() && e.0 < key(hi).into_bytes();
+    assert!(!entries.iter().any(|e| in_range(e, 100, 200)));
+    assert_eq!(
+        entries.iter().filter(|e| in_range(e, 200, 450)).count(),
+        250 + 1
+    );
+    assert!(entries.iter().any(|e| e.0 == key(595).into_bytes()));
+    assert_eq!(out.stats.covered_dropped, 100);
+}
+
 /// `len` bytes that do not compress.
 fn noise(seed: u64, len: usize) -> String {
     let mut x = seed

@@ -8,7 +8,8 @@
 //! rewrites, WAL segment size) and nothing a reader may see: a difference
 //! names the option set, the operation and both results.
 //!
-//! Scripts: writes, batches, deletes, gets, ranges both ways, prefixes,
+//! Scripts: writes, batches, deletes, range and prefix deletes (alone and
+//! inside batches), gets, ranges both ways, prefixes,
 //! snapshots read later, flushes, `compact_range`, reopens. In CI a few
 //! scripts run (`KEVO_METAMORPHIC_SCRIPTS`, `KEVO_METAMORPHIC_OPS`);
 //! `cargo xtask metamorphic` runs many more. `KEVO_METAMORPHIC_SEED`
@@ -37,6 +38,11 @@ enum Op {
     Put(Bytes, Bytes, bool),
     Delete(Bytes, bool),
     Batch(Vec<(Bytes, Option<Bytes>)>),
+    /// Deletes `a..b`.
+    DeleteRange(Bytes, Bytes),
+    DeletePrefix(Bytes),
+    /// A put, a range delete over `a..b`, a put: one batch.
+    BatchWithRange(Bytes, Bytes, Bytes, Bytes),
     Get(Bytes),
     Range(Bytes, Bytes, bool),
     Prefix(Bytes, bool),
@@ -74,9 +80,20 @@ fn script(seed: u64, len: usize) -> Vec<Op> {
     };
     (0..len)
         .map(|_| match rng.below(100) {
-            0..=39 => {
+            0..=35 => {
                 let k = key(rng.below(400));
                 Op::Put(k, value(&mut rng), rng.below(10) == 0)
+            }
+            36..=37 => {
+                let (a, b) = range(&mut rng);
+                Op::DeleteRange(a, b)
+            }
+            38 => Op::DeletePrefix(Bytes::from(format!("key{}", rng.below(40)))),
+            39 => {
+                let (a, b) = range(&mut rng);
+                let before = key(rng.below(400));
+                let after = key(rng.below(400));
+                Op::BatchWithRange(a, b, before, after)
             }
             40..=47 => Op::Delete(key(rng.below(400)), rng.below(10) == 0),
             48..=57 => {
@@ -253,6 +270,13 @@ fn run_model(ops: &[Op]) -> Vec<String> {
                     };
                 }
             }
+            Op::DeleteRange(a, b) => model.retain(|k, _| !(k >= a && k < b)),
+            Op::DeletePrefix(p) => model.retain(|k, _| !k.starts_with(p)),
+            Op::BatchWithRange(a, b, before, after) => {
+                model.insert(before.clone(), before.clone());
+                model.retain(|k, _| !(k >= a && k < b));
+                model.insert(after.clone(), after.clone());
+            }
             Op::Get(k) => out.push(value_digest(model.get(k))),
             Op::Range(a, b, rev) => out.push(list(&model, a, b, *rev)),
             Op::Prefix(p, rev) => {
@@ -325,6 +349,15 @@ fn run_db(ops: &[Op], options: &Options, seen: &mut Seen) -> Vec<String> {
                     }
                 }
                 db.write(batch).expect("batch");
+            }
+            Op::DeleteRange(a, b) => db.delete_range(a.clone()..b.clone()).expect("delete_range"),
+            Op::DeletePrefix(p) => db.delete_prefix(p).expect("delete_prefix"),
+            Op::BatchWithRange(a, b, before, after) => {
+                let mut batch = WriteBatch::new();
+                batch.put(before, before);
+                batch.delete_range(a.clone()..b.clone());
+                batch.put(after, after);
+                db.write(batch).expect("batch with a range delete");
             }
             Op::Get(k) => out.push(value_digest(db.get(k).expect("get").as_ref())),
             Op::Range(a, b, rev) => out.push(collect(db.range(a.clone()..b.clone()), *rev)),

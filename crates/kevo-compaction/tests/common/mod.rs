@@ -65,6 +65,15 @@ impl Db {
     /// Writes `entries` (any order) as a table and returns its metadata
     /// (not yet in the version).
     pub fn write_table(&self, entries: &[Entry]) -> TableMeta {
+        self.write_table_with(entries, &[])
+    }
+
+    /// [`Db::write_table`] with range tombstones as well.
+    pub fn write_table_with(
+        &self,
+        entries: &[Entry],
+        tombstones: &[kevo_core::RangeTombstone],
+    ) -> TableMeta {
         let mut keys: Vec<(InternalKey, &[u8])> = entries
             .iter()
             .map(|(k, s, kind, v)| (InternalKey::new(k, *s, *kind), v.as_slice()))
@@ -76,6 +85,9 @@ impl Db {
         for (key, value) in &keys {
             writer.add(key.as_bytes(), value).unwrap();
         }
+        for tombstone in tombstones {
+            writer.add_range_tombstone(tombstone).unwrap();
+        }
         let meta = writer.finish().unwrap();
         TableMeta {
             number,
@@ -86,13 +98,23 @@ impl Db {
             largest_seqno: meta.largest_seqno,
             entries: meta.entry_count,
             tombstones: meta.tombstone_count,
-            range_tombstones: 0,
+            range_tombstones: meta.range_tombstone_count,
         }
     }
 
     /// Writes a table and adds it to `level`.
     pub fn add_table(&self, level: usize, entries: &[Entry]) -> u64 {
-        let meta = self.write_table(entries);
+        self.add_table_with(level, entries, &[])
+    }
+
+    /// [`Db::add_table`] with range tombstones as well.
+    pub fn add_table_with(
+        &self,
+        level: usize,
+        entries: &[Entry],
+        tombstones: &[kevo_core::RangeTombstone],
+    ) -> u64 {
+        let meta = self.write_table_with(entries, tombstones);
         let number = meta.number;
         self.set
             .log_and_apply(kevo_manifest::VersionEdit {
