@@ -333,6 +333,49 @@ impl CompactionStrategy for Leveled {
         ManualCompaction::new(scope, Box::new(LevelByLevel::default()))
     }
 
+    fn pick_range_tombstones(
+        &self,
+        version: &Version,
+        level: usize,
+        table: &Arc<TableMeta>,
+        busy: &BTreeSet<u64>,
+    ) -> Option<CompactionTask> {
+        let targets = self.targets(version);
+        let reason = CompactionReason::RangeTombstones;
+        if level == 0 {
+            // With the older L0 tables it overlaps, into the base level.
+            let tables = l0_with_older_overlaps(version, std::slice::from_ref(table));
+            if any_busy(&tables, busy) {
+                return None;
+            }
+            return self.build(
+                version,
+                busy,
+                targets.base_level,
+                0,
+                tables,
+                targets.base_level,
+                reason,
+                1.0,
+            );
+        }
+        if level >= LAST_LEVEL {
+            return None;
+        }
+        // A trivial move is progress too: the tombstones get one level
+        // nearer the data they cover.
+        self.build(
+            version,
+            busy,
+            targets.base_level,
+            level,
+            vec![Arc::clone(table)],
+            level + 1,
+            reason,
+            1.0,
+        )
+    }
+
     fn pending_bytes(&self, version: &Version) -> u64 {
         let targets = self.targets(version);
         let base = targets.base_level;

@@ -46,4 +46,22 @@ pub trait CompactionStrategy: Send + Sync + std::fmt::Debug {
 
     /// One [`LevelScore`] per level, L0 first (for stats).
     fn level_scores(&self, version: &Version) -> Vec<LevelScore>;
+
+    /// A task that carries `table` (of `level`, holding range tombstones
+    /// that cover only part of the data below it) one step down, so that
+    /// its tombstones meet what they delete and compaction drops it: what
+    /// the engine runs ahead of size-driven work (as Pebble compensates a
+    /// table's size by the bytes its range deletions cover). `None` if
+    /// nothing lies below it, it is busy, or the strategy has no such
+    /// step (the default: the tombstones then wait for size-driven work).
+    fn pick_range_tombstones(
+        &self,
+        version: &Version,
+        level: usize,
+        table: &std::sync::Arc<kevo_manifest::TableMeta>,
+        busy: &BTreeSet<u64>,
+    ) -> Option<CompactionTask> {
+        let _ = (version, level, table, busy);
+        None
+    }
 }

@@ -20,6 +20,10 @@ pub enum CompactionReason {
     SpaceAmplification,
     /// `compact_range` asked for it.
     Manual,
+    /// A table holding range tombstones that cover part of the data below
+    /// it is carried down ahead of size-driven work, so that the space
+    /// they free comes back.
+    RangeTombstones,
     /// Every input is covered whole by a newer range tombstone that every
     /// reader sees: the inputs are removed by a manifest edit, nothing is
     /// read or written ([`crate::pick_delete_only`]).

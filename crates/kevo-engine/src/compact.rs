@@ -150,10 +150,11 @@ pub(crate) fn pick(
         })
         .collect();
     keyspaces.sort_by(|a, b| b.0.total_cmp(&a.0));
-    // Tables a range tombstone deletes whole go first: no I/O, and the
-    // size-driven work then has less to rewrite.
+    // Range tombstones first: tables one deletes whole go without any
+    // I/O, then a table whose tombstones cover part of the data below it
+    // is carried down to meet it; size-driven work then has less to do.
     for (_, keyspace) in &keyspaces {
-        if let Some(task) = pick_delete_only(engine, keyspace, &state.compacting) {
+        if let Some(task) = pick_range_tombstone_work(engine, keyspace, &state.compacting) {
             state.compacting.extend(task.input_numbers());
             state.running_compactions += 1;
             return Some((Arc::clone(keyspace), task));
@@ -174,10 +175,13 @@ pub(crate) fn pick(
     None
 }
 
-/// A delete-only task for `keyspace` (see `kevo_compaction::pick_delete_only`),
-/// if a range tombstone of one of its tables covers other tables whole for
-/// every reader.
-fn pick_delete_only(
+/// Work that range tombstones of `keyspace` call for: a delete-only task
+/// (see `kevo_compaction::pick_delete_only`) if one of its tables' range
+/// tombstones covers other tables whole for every reader; else a task
+/// carrying a table with range tombstones one step down, when older data
+/// below it lies in their range and a reader-wide tombstone can drop some
+/// of it (`CompactionStrategy::pick_range_tombstones`).
+fn pick_range_tombstone_work(
     engine: &Engine,
     keyspace: &KeyspaceCore,
     busy: &std::collections::BTreeSet<u64>,
@@ -210,7 +214,28 @@ fn pick_delete_only(
         .snapshot_counts()
         .1
         .map_or(visible, |oldest| oldest.min(visible));
-    kevo_compaction::pick_delete_only(&version, &holders, read_seqno, busy)
+    if let Some(task) = kevo_compaction::pick_delete_only(&version, &holders, read_seqno, busy) {
+        return Some(task);
+    }
+    let strategy = &keyspace.settings().strategy;
+    holders.iter().find_map(|holder| {
+        let seen_by_all = holder.tombstones.min_seqno()? <= read_seqno;
+        let (lo, hi) = holder.tombstones.bounds()?;
+        let older_below = (holder.level..version.num_levels()).any(|level| {
+            version
+                .overlapping(level, Some(lo), Some(hi))
+                .iter()
+                .any(|t| {
+                    let below = level > holder.level
+                        || (level == 0 && t.largest_seqno < holder.table.smallest_seqno);
+                    below && t.smallest_seqno < holder.table.largest_seqno
+                })
+        });
+        if !(seen_by_all && older_below) {
+            return None;
+        }
+        strategy.pick_range_tombstones(&version, holder.level, &holder.table, busy)
+    })
 }
 
 /// A background thread ran `task`: releases its inputs and handles the
