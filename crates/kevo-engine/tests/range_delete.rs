@@ -390,3 +390,68 @@ fn tables_covered_whole_are_dropped_without_reading_them() {
     let db = open(&mem, small());
     assert_eq!(keys(&db), want);
 }
+
+#[test]
+fn a_damaged_range_tombstone_block_is_corruption_never_a_resurrection() {
+    let mem = MemFs::new();
+    let db = open(&mem, small());
+    fill(&db, 500);
+    db.flush().unwrap();
+    let before: std::collections::BTreeSet<_> = mem
+        .file_names()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sst"))
+        .collect();
+    // A table of range tombstones only.
+    db.delete_range(key(0)..key(400)).unwrap();
+    db.flush().unwrap();
+    db.close().unwrap();
+    let table = mem
+        .file_names()
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "sst") && !before.contains(p))
+        .unwrap();
+    // Its first bytes are the range-tombstone block (no data block).
+    mem.corrupt(&table, 2, 0x10).unwrap();
+    let db = open(&mem, small());
+    match db.get(key(10)) {
+        Err(Error::Corruption { file, .. }) => assert_eq!(file, table),
+        other => panic!("expected Corruption, got {other:?}"),
+    }
+    let scan: Result<Vec<_>, _> = db.range::<&[u8], _>(..).collect();
+    assert!(
+        matches!(scan, Err(Error::Corruption { .. })),
+        "{:?}",
+        scan.map(|v| v.len())
+    );
+}
+
+#[test]
+fn range_deletes_after_close_or_on_a_dropped_keyspace_write_nothing() {
+    let mem = MemFs::new();
+    let db = open(&mem, small());
+    let ks = db.keyspace("gone", KeyspaceOptions::default()).unwrap();
+    ks.put("k", "v").unwrap();
+    let mut tx = db.begin();
+    db.drop_keyspace("gone").unwrap();
+    assert!(matches!(
+        ks.delete_range("a".."z"),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        tx.delete_range_in(&ks, "a".."z"),
+        Err(Error::InvalidArgument(_))
+    ));
+    let mut batch = WriteBatch::new();
+    batch.put("kept?", "no");
+    batch.delete_prefix_in(&ks, "k");
+    assert!(matches!(db.write(batch), Err(Error::InvalidArgument(_))));
+    assert_eq!(
+        db.get("kept?").unwrap(),
+        None,
+        "the whole batch was refused"
+    );
+    db.close().unwrap();
+    assert!(matches!(db.delete_range("a".."z"), Err(Error::Closed)));
+    assert!(matches!(db.delete_prefix("a"), Err(Error::Closed)));
+}
