@@ -55,6 +55,10 @@ pub(crate) struct SuperVersion {
     /// The range tombstones of the immutable memtables and of every table
     /// of the version, merged once, on the first read that needs them.
     frozen_tombstones: OnceLock<Arc<FragmentedTombstones>>,
+    /// The last merge of the frozen set with the memtable's: the
+    /// memtable's set it was made with, and the result (reused while the
+    /// memtable takes no new range delete).
+    merged_tombstones: Mutex<Option<(Arc<FragmentedTombstones>, Arc<FragmentedTombstones>)>>,
 }
 
 impl SuperVersion {
@@ -85,7 +89,22 @@ impl SuperVersion {
                     .clone()
             }
         };
-        Ok(merge_tombstones(vec![frozen, self.mem.range_tombstones()]))
+        let mem = self.mem.range_tombstones();
+        if mem.is_empty() {
+            return Ok(frozen);
+        }
+        if frozen.is_empty() {
+            return Ok(mem);
+        }
+        let mut cached = lock(&self.merged_tombstones);
+        if let Some((seen, merged)) = &*cached
+            && Arc::ptr_eq(seen, &mem)
+        {
+            return Ok(merged.clone());
+        }
+        let merged = merge_tombstones(vec![frozen, mem.clone()]);
+        *cached = Some((mem, merged.clone()));
+        Ok(merged)
     }
 }
 
@@ -356,6 +375,7 @@ fn super_version_of(state: &MemState) -> SuperVersion {
             .collect(),
         version: state.version.clone(),
         frozen_tombstones: OnceLock::new(),
+        merged_tombstones: Mutex::new(None),
     }
 }
 
@@ -437,10 +457,7 @@ pub(crate) fn get(
     let mut covering: Option<SeqNo> = None;
     let deleted = |found: SeqNo, covering: Option<SeqNo>| covering.is_some_and(|t| t > found);
     for mem in std::iter::once(&sv.mem).chain(sv.imms.iter()) {
-        raise(
-            &mut covering,
-            mem.range_tombstones().covering_seqno(key, seqno),
-        );
+        raise(&mut covering, mem.covering_seqno(key, seqno));
         match mem.get_entry(key, seqno) {
             Some((found, Lookup::Found(value))) if !deleted(found, covering) => {
                 return Ok(Some(value));

@@ -115,7 +115,7 @@ impl MemTable {
     /// is shared by every reader until the next [`MemTable::delete_range`].
     pub fn range_tombstones(&self) -> Arc<FragmentedTombstones> {
         if !self.has_range_dels.load(Ordering::Acquire) {
-            return Arc::default();
+            return empty_tombstones();
         }
         if let Some(fragmented) = &self
             .range_dels
@@ -135,6 +135,17 @@ impl MemTable {
         let fragmented = Arc::new(FragmentedTombstones::new(dels.tombstones.iter().cloned()));
         dels.fragmented = Some(fragmented.clone());
         fragmented
+    }
+
+    /// The newest seqno of a range tombstone covering `user_key` that a
+    /// reader at `read_seqno` sees (see
+    /// [`FragmentedTombstones::covering_seqno`]): without range deletes,
+    /// one atomic load and no allocation.
+    pub fn covering_seqno(&self, user_key: &[u8], read_seqno: SeqNo) -> Option<SeqNo> {
+        if !self.has_range_dels.load(Ordering::Acquire) {
+            return None;
+        }
+        self.range_tombstones().covering_seqno(user_key, read_seqno)
     }
 
     /// The number of range tombstones added.
@@ -534,4 +545,11 @@ mod tests {
         send_sync::<Lookup>();
         send_sync::<MemTableCursor>();
     }
+}
+
+/// The one empty set of range tombstones, shared (cloning it allocates
+/// nothing).
+fn empty_tombstones() -> Arc<FragmentedTombstones> {
+    static EMPTY: std::sync::OnceLock<Arc<FragmentedTombstones>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Arc::default).clone()
 }
