@@ -292,6 +292,13 @@ fn with_lookup_key<R>(user_key: &[u8], snapshot: SeqNo, f: impl FnOnce(&[u8]) ->
     }
 }
 
+/// The one empty set of range tombstones, shared (cloning it allocates
+/// nothing).
+fn empty_tombstones() -> Arc<FragmentedTombstones> {
+    static EMPTY: std::sync::OnceLock<Arc<FragmentedTombstones>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Arc::default).clone()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -545,11 +552,4 @@ mod tests {
         send_sync::<Lookup>();
         send_sync::<MemTableCursor>();
     }
-}
-
-/// The one empty set of range tombstones, shared (cloning it allocates
-/// nothing).
-fn empty_tombstones() -> Arc<FragmentedTombstones> {
-    static EMPTY: std::sync::OnceLock<Arc<FragmentedTombstones>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(Arc::default).clone()
 }
