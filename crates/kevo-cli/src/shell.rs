@@ -23,6 +23,9 @@ commands (keys and values: text, \"quoted\\n\", or 0xHEX):
   get KEY                       the value of KEY
   put KEY VALUE                 set KEY (in the transaction, if one is open)
   delete KEY                    delete KEY (likewise)
+  delete-range [START] [END]    delete every key from START (inclusive) to END
+                                (exclusive) with one range tombstone (likewise)
+  delete-prefix P               delete every key starting with P (likewise)
   scan [START] [END] [--limit N] [--reverse] [--keys-only]
                                 entries from START (inclusive) to END (exclusive)
   prefix P [--limit N] [--reverse] [--keys-only]
@@ -260,6 +263,23 @@ impl Session<'_> {
                 match &mut self.txn {
                     Some(txn) => txn.delete(key)?,
                     None => self.db.delete(key)?,
+                }
+                self.ok()?;
+            }
+            "delete-range" => {
+                let a = scan_args(args, 2)?;
+                let range = a.range();
+                match &mut self.txn {
+                    Some(txn) => txn.delete_range(range)?,
+                    None => self.db.delete_range(range)?,
+                }
+                self.ok()?;
+            }
+            "delete-prefix" => {
+                let prefix = one(args, "delete-prefix P")?;
+                match &mut self.txn {
+                    Some(txn) => txn.delete_prefix(prefix)?,
+                    None => self.db.delete_prefix(prefix)?,
                 }
                 self.ok()?;
             }

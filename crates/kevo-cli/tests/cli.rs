@@ -285,6 +285,40 @@ fn export_and_load_round_trip_every_byte() {
 }
 
 #[test]
+fn the_shell_deletes_ranges_and_prefixes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("db");
+    let script = "\
+put a1 1
+put a2 2
+put b1 3
+put b2 4
+put c1 5
+delete-range a2 b2
+count
+delete-prefix c
+count
+begin
+delete-range
+count
+rollback
+count
+flush
+count
+";
+    let output = kevo_with_stdin(&["--json", "shell", "--create", s(&d)], script);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let out = json_lines(&stdout(&output));
+    assert_eq!(out[6]["count"], 3, "a1, b2, c1");
+    assert_eq!(out[8]["count"], 2, "a1, b2");
+    assert_eq!(out[11]["count"], 0, "the transaction deleted everything");
+    assert_eq!(out[13]["count"], 2, "rolled back");
+    assert_eq!(out[15]["count"], 2, "after a flush");
+    assert_eq!(ok(&["get", s(&d), "b2"]), "4\n");
+    assert_eq!(ok(&["get", s(&d), "b1"]), "");
+}
+
+#[test]
 fn the_shell_runs_a_script_from_stdin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().join("db");
