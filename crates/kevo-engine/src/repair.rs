@@ -354,7 +354,12 @@ impl Repair {
         for skipped in &report.skipped {
             self.unreadable(name, skipped.offset, skipped.size, skipped.reason.clone());
         }
-        if report.entries == 0 {
+        // The range tombstones were read and checked when the table opened:
+        // they go along, so that nothing they deleted comes back.
+        for tombstone in table.range_tombstones().tombstones() {
+            writer.add_range_tombstone(&tombstone)?;
+        }
+        if report.entries == 0 && table.range_tombstones().is_empty() {
             drop(writer);
             remove_quietly(self.fs.as_ref(), &path);
             return Ok(None);

@@ -166,6 +166,28 @@ fn deletions_stay_deleted() {
     assert_eq!(all(&open(&mem)), before);
 }
 
+/// Range deletions survive a repair: the table of range tombstones is
+/// recorded with them, and a salvaged table keeps its tombstones.
+#[test]
+fn range_deletions_stay_deleted() {
+    let mem = MemFs::new();
+    let db = open(&mem);
+    for i in 0..2000 {
+        db.put(key(i), value(i, 0)).expect("put");
+    }
+    db.compact_range::<&[u8], _>(..)
+        .expect("compact to the bottom");
+    db.delete_range(key(500)..key(1500)).expect("delete_range");
+    db.put(key(1000), "after").expect("put");
+    db.flush().expect("flush");
+    let before = all(&db);
+    assert_eq!(before.len(), 1001);
+    db.close().expect("close");
+    mem.remove_file(Path::new("/db/CURRENT")).expect("rm");
+    repair(&mem);
+    assert_eq!(all(&open(&mem)), before);
+}
+
 #[test]
 fn an_open_database_is_not_repaired() {
     let mem = populated(100, 1);
