@@ -54,7 +54,7 @@ pub struct MemTable {
     /// Whether `range_dels` holds any: readers of a memtable without range
     /// deletes never take its lock.
     has_range_dels: AtomicBool,
-    /// The largest seqno inserted (entries and range tombstones).
+    /// The largest seqno of an entry inserted (range tombstones aside).
     max_seqno: AtomicU64,
 }
 
@@ -101,11 +101,13 @@ impl MemTable {
         }
         self.has_range_dels.store(true, Ordering::Release);
         self.approximate_bytes.fetch_add(charge, Ordering::Relaxed);
-        self.max_seqno.fetch_max(seqno, Ordering::Relaxed);
     }
 
-    /// The largest seqno inserted so far (0 when empty). Every entry and
-    /// range tombstone has a seqno at most this.
+    /// The largest seqno of an entry inserted so far (0 without entries):
+    /// every entry a cursor over the memtable yields has a seqno at most
+    /// this. Range tombstones do not count (a cursor never yields them), so
+    /// a memtable whose range delete came after all its entries can be
+    /// skipped past the deleted span by a seek.
     pub fn max_seqno(&self) -> SeqNo {
         self.max_seqno.load(Ordering::Relaxed)
     }
@@ -342,6 +344,18 @@ mod tests {
         assert_eq!(table.get_entry(b"k", 9), Some((7, Lookup::Deleted)));
         assert_eq!(table.get_entry(b"k", 2), None);
         assert_eq!(table.get_entry(b"j", 9), None);
+    }
+
+    #[test]
+    fn max_seqno_counts_entries_not_range_tombstones() {
+        let table = MemTable::new();
+        assert_eq!(table.max_seqno(), 0);
+        table.insert(b"a", 4, ValueKind::Put, b"v");
+        table.insert(b"b", 2, ValueKind::Delete, b"");
+        table.delete_range(b"a", b"z", 9);
+        assert_eq!(table.max_seqno(), 4, "a cursor yields nothing newer");
+        table.insert(b"c", 10, ValueKind::Put, b"v");
+        assert_eq!(table.max_seqno(), 10);
     }
 
     #[test]
