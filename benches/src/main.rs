@@ -30,6 +30,7 @@
 //! | fillsync | `N / 100` puts, each synced to disk, fresh database |
 //! | txn | optimistic transactions, each reading 2 random keys and writing both; 4 rows: low contention (keys of all `N`) and high (the first 16 keys), 1 and 4 threads; `max(N / 10, 10 000)` commits each; commits/s and abort rate; engines without them (sled, redb, rocksdb): n/a |
 //! | keyspaces | 3 rows, each on a fresh database: `keyspaces fill 1` (`N` random puts into one keyspace; kevo: not the default one), `keyspaces fill 8` (the same puts round-robin over 8 keyspaces), `keyspaces batch 2` (`N / 2` atomic write batches of one put into each of 2 keyspaces; batches/s); a sample read back after each row; engines without keyspaces (rocksdb): n/a |
+//! | deleterange | only with `--only deleterange`: 15 rows (`dr ...`) on a fresh database: `N` puts in fillrandom's order, compacted whole (not timed); readrandom and seekrandom (as those workloads: `N` gets, `N / 10` seeks + 10 nexts) before the deletes; one put; one range delete of the middle 10% of the keys (`key(0.45 N)..key(0.55 N)`); one prefix delete (a run of leading digits, at most 10%: 50 000 keys at 1 M); one put; the reads again; 100 small range deletes spread evenly (`N / 10 000` keys each, 1% in all); the reads again; a full compaction (timed; table bytes before and after); the reads again. Delete rows in µs and keys deleted/s; kevo: `Db::delete_range` / `delete_prefix`, fjall: a range (prefix) scan and batches of 10 000 removes; every read's found count and a sample of values and seeks checked against a model (a mismatch stops the run); ends with a table of medians and ratios (reads after / before); engines without it wired in (sled, redb, rocksdb): n/a |
 //! | fillbig | only with `--only fillbig`: `N` puts of uniformly random keys in `0..N`, fresh database; write and space amplification, stalls |
 //!
 //! `--compare a,b` runs the same workloads on each named peer engine in the
@@ -50,8 +51,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use engine::{Engine, Res};
-use workload::{KEY_BYTES, Outcome, ProcIo, TXN_HOT_KEYS, TxnOutcome, Values};
+use engine::{Engine, RangeDeleteEngine, Res};
+use workload::{
+    DeleteModel, DeletePlan, KEY_BYTES, Outcome, ProcIo, TXN_HOT_KEYS, TxnOutcome, Values, key,
+};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -106,8 +109,101 @@ const KEYSPACE_ROWS: [(&str, usize, bool); 3] = [
 /// The width of the workload column of the keyspaces rows.
 const KEYSPACE_NAME_WIDTH: usize = 17;
 
-/// Workloads that run only when `--only` names them.
-const EXTRA_WORKLOADS: [&str; 1] = ["fillbig"];
+/// The deleterange workload's rows (see `Bench::deleterange`): the load,
+/// the timed deletes, and the reads before and after them.
+const DR_FILL: &str = "dr fillrandom";
+const DR_PUT_BEFORE: &str = "dr one put";
+const DR_RANGE: &str = "dr delete range 10%";
+const DR_PREFIX: &str = "dr delete prefix";
+const DR_PUT_AFTER: &str = "dr one put after";
+const DR_SMALL: &str = "dr 100 range deletes";
+const DR_COMPACT: &str = "dr compact";
+
+/// The deleterange read phases, in order: (readrandom row, seekrandom row).
+/// Before the deletes, after the range and prefix deletes, after the 100
+/// small range deletes (the range tombstones still in the memtable), and
+/// after the full compaction.
+const DR_READS: [(&str, &str); 4] = [
+    ("dr readrandom before", "dr seekrandom before"),
+    ("dr readrandom after", "dr seekrandom after"),
+    ("dr readrandom after100", "dr seekrandom after100"),
+    ("dr readrandom compacted", "dr seekrandom compacted"),
+];
+
+/// The deleterange rows of the summary, in order (the compaction's rate
+/// is compactions/s: 1 / its time).
+const DELETERANGE_ROWS: [&str; 15] = [
+    DR_FILL,
+    DR_READS[0].0,
+    DR_READS[0].1,
+    DR_PUT_BEFORE,
+    DR_RANGE,
+    DR_PREFIX,
+    DR_PUT_AFTER,
+    DR_READS[1].0,
+    DR_READS[1].1,
+    DR_SMALL,
+    DR_READS[2].0,
+    DR_READS[2].1,
+    DR_COMPACT,
+    DR_READS[3].0,
+    DR_READS[3].1,
+];
+
+/// The deleterange rows of one op each, not charted (their rates would
+/// set the scale): the deletes (whose rate in the summary is keys deleted
+/// per second), the single puts and the compaction (1 / their time).
+const DR_NOT_CHARTED: [&str; 6] = [
+    DR_PUT_BEFORE,
+    DR_RANGE,
+    DR_PREFIX,
+    DR_PUT_AFTER,
+    DR_SMALL,
+    DR_COMPACT,
+];
+
+/// The width of the workload column of the deleterange rows.
+const DR_NAME_WIDTH: usize = 23;
+
+/// The read rows' generator seeds (the same in every phase, so that every
+/// phase reads the same keys).
+const DR_READ_SEED: u64 = 81;
+const DR_SEEK_SEED: u64 = 83;
+
+/// The deleterange table's figures, in order: (name, decimals). Ratios are
+/// ops/s of a read row over the same read before the deletes, in the same
+/// round; `kevo only` figures are its `Stats` deltas over the compaction.
+const DR_FIGURES: [(&str, usize); 24] = [
+    ("put p50 µs (dr fillrandom)", 2),
+    ("one put before the range, µs", 1),
+    ("delete range 10%, µs", 1),
+    ("delete prefix, µs", 1),
+    ("one put after the prefix, µs", 1),
+    ("100 range deletes, p50 µs", 2),
+    ("100 range deletes, max µs", 1),
+    ("100 range deletes, total µs", 0),
+    ("readrandom after / before", 3),
+    ("seekrandom after / before", 3),
+    ("readrandom after100 / before", 3),
+    ("seekrandom after100 / before", 3),
+    ("readrandom compacted / before", 3),
+    ("seekrandom compacted / before", 3),
+    ("readrandom after100 / after", 3),
+    ("seekrandom after100 / after", 3),
+    ("table MiB before deletes", 1),
+    ("table MiB after compaction", 1),
+    ("table after / before", 3),
+    ("compaction s", 2),
+    ("tables deleted whole", 0),
+    ("MiB deleted whole", 1),
+    ("compaction MiB written", 1),
+    ("range-deleted entries dropped", 0),
+];
+
+/// Workloads that run only when `--only` names them (deleterange: with
+/// `--compare fjall` its seeks through fjall's point tombstones take about
+/// 7 minutes a round at 1 M keys).
+const EXTRA_WORKLOADS: [&str; 2] = ["deleterange", "fillbig"];
 
 fn usage() -> String {
     format!(
@@ -258,6 +354,10 @@ struct Bench<'c> {
     aborts: HashMap<(String, &'static str), Vec<f64>>,
     /// Engine statistics after fillrandom..deleterandom (latest round).
     stats: HashMap<String, String>,
+    /// What the deleterange workload deletes.
+    plan: DeletePlan,
+    /// The deleterange table's figures per (engine, figure), one per round.
+    dr: HashMap<(String, &'static str), Vec<f64>>,
 }
 
 impl Bench<'_> {
@@ -533,6 +633,356 @@ impl Bench<'_> {
         db.close()
     }
 
+    fn print_deleterange_header(&self) {
+        let plan = &self.plan;
+        println!(
+            "deleterange: a fresh database per engine: {} puts in fillrandom's order, then \
+             compacted whole (not timed); deletes, in order: keys {}..{} as one range (10%), \
+             prefix \"{}\" (keys {}..{}), {} ranges of {} keys spread evenly; then a full \
+             compaction; reads before, between and after (the same keys each time)",
+            self.config.num,
+            plan.range.start,
+            plan.range.end,
+            String::from_utf8_lossy(&plan.prefix),
+            plan.prefix_keys.start,
+            plan.prefix_keys.end,
+            plan.small.len(),
+            plan.small.first().map_or(0, |r| r.end - r.start),
+        );
+        println!(
+            "  delete rows: ops = delete calls (fjall: each a range or prefix scan and \
+             removes), keys = keys deleted that were not yet, keys/s; read rows: found = gets \
+             (seek entries) that found a key, checked against the model; compact: the live \
+             keys"
+        );
+        if self.comparing() {
+            print!("{:<8} ", "engine");
+        }
+        println!(
+            "{:<DR_NAME_WIDTH$} {:>9} {:>11} {:>9} {:>9} {:>10} {:>10} {:>9} {:>12}",
+            "deleterange",
+            "ops",
+            "ops/s",
+            "p50 µs",
+            "p99 µs",
+            "max µs",
+            "total ms",
+            "keys/found",
+            "keys/s"
+        );
+    }
+
+    /// Prints one deleterange row and keeps its rate and p99 for the
+    /// summary: `deleted` is `Some(keys deleted)` for a delete row (its
+    /// rate is then keys/s), `None` for a read or fill row.
+    fn report_dr(
+        &mut self,
+        engine: &str,
+        name: &'static str,
+        outcome: &Outcome,
+        deleted: Option<u64>,
+    ) {
+        let secs = outcome.elapsed.as_secs_f64().max(1e-9);
+        let us = |q: f64| outcome.latency.value_at_quantile(q) as f64 / 1000.0;
+        if self.comparing() {
+            print!("{engine:<8} ");
+        }
+        let (count, rate) = match deleted {
+            Some(keys) => (keys, Some(keys as f64 / secs)),
+            None => (outcome.found, None),
+        };
+        println!(
+            "{:<DR_NAME_WIDTH$} {:>9} {:>11.0} {:>9.2} {:>9.2} {:>10.1} {:>10.3} {:>9} {:>12}",
+            name,
+            outcome.ops,
+            outcome.ops_per_sec(),
+            us(0.5),
+            us(0.99),
+            outcome.latency.max() as f64 / 1000.0,
+            secs * 1000.0,
+            count,
+            rate.map_or("-".to_string(), |r| format!("{r:.0}")),
+        );
+        self.ops
+            .entry((engine.to_string(), name))
+            .or_default()
+            .push(rate.unwrap_or_else(|| outcome.ops_per_sec()));
+        self.p99
+            .entry((engine.to_string(), name))
+            .or_default()
+            .push(us(0.99));
+    }
+
+    /// Keeps one figure of the deleterange table.
+    fn dr_figure(&mut self, engine: &str, name: &'static str, value: f64) {
+        debug_assert!(DR_FIGURES.iter().any(|(n, _)| *n == name), "{name}");
+        self.dr
+            .entry((engine.to_string(), name))
+            .or_default()
+            .push(value);
+    }
+
+    /// One deleterange read phase: readrandom and seekrandom rows over all
+    /// `N` keys (deleted ones included), each `found` checked against what
+    /// `model` says the engine holds. Returns their ops/s.
+    fn dr_reads(
+        &mut self,
+        engine: &str,
+        db: &dyn Engine,
+        model: &DeleteModel,
+        (read_row, seek_row): (&'static str, &'static str),
+    ) -> Res<(f64, f64)> {
+        let config = self.config;
+        let read = workload::read_random(db, config, true, DR_READ_SEED)?;
+        let want = model.read_random_found(config, DR_READ_SEED);
+        if read.found != want {
+            return Err(format!(
+                "{engine}: {read_row}: {} gets found a key, {want} should have",
+                read.found
+            ));
+        }
+        self.report_dr(engine, read_row, &read, None);
+        let seek = workload::seek_random(db, config, DR_SEEK_SEED)?;
+        let want = model.seek_random_found(config, DR_SEEK_SEED);
+        if seek.found != want {
+            return Err(format!(
+                "{engine}: {seek_row}: the seeks found {} entries, {want} should have",
+                seek.found
+            ));
+        }
+        self.report_dr(engine, seek_row, &seek, None);
+        Ok((read.ops_per_sec(), seek.ops_per_sec()))
+    }
+
+    /// The deleterange check (not timed): a sample of gets and seeks, and
+    /// with `count` a full scan's count, against the model.
+    fn dr_check(
+        &self,
+        engine: &str,
+        db: &dyn Engine,
+        rd: &dyn RangeDeleteEngine,
+        model: &DeleteModel,
+        when: &str,
+        count: bool,
+    ) -> Res<()> {
+        let fail = |e: String| format!("{engine}: deleterange, {when}: check failed: {e}");
+        workload::deleterange_check(rd, self.values, model, &self.plan, 91).map_err(fail)?;
+        if count {
+            let (got, want) = (workload::count_all(db)?, model.live());
+            if got != want {
+                return Err(fail(format!("a full scan found {got} keys, not {want}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The deleterange workload on one fresh database: see the module
+    /// docs and `print_deleterange_header`.
+    fn deleterange(&mut self, engine: &str, order: &[u64]) -> Res<()> {
+        let (config, values) = (self.config, self.values);
+        let (_dir, boxed) = self.open(engine)?;
+        let db = &*boxed;
+        let Some(rd) = db.range_deletes() else {
+            if self.comparing() {
+                print!("{engine:<8} ");
+            }
+            println!(
+                "{:<DR_NAME_WIDTH$} n/a (not wired in for this engine)",
+                "deleterange"
+            );
+            return boxed.close();
+        };
+        let plan = self.plan.clone();
+        let num = config.num;
+        // A single op's time: its latency as recorded (the histogram's
+        // max); a row of several: their total.
+        let us = |o: &Outcome| match o.ops {
+            1 => o.latency.max() as f64 / 1000.0,
+            _ => o.elapsed.as_secs_f64() * 1e6,
+        };
+        let fill = workload::fill(db, config, values, num, &|i| order[i as usize], false)?;
+        self.report_dr(engine, DR_FILL, &fill, None);
+        let p50 = fill.latency.value_at_quantile(0.5) as f64 / 1000.0;
+        self.dr_figure(engine, "put p50 µs (dr fillrandom)", p50);
+        rd.compact_all()?;
+        let tables_before = rd.table_bytes()?;
+        let mut model = DeleteModel::new(num);
+        self.dr_check(engine, db, rd, &model, "after the load", false)?;
+        // The baseline's reads once untimed first, so that it does not pay
+        // alone for a cold block cache.
+        workload::read_random(db, config, true, DR_READ_SEED)?;
+        workload::seek_random(db, config, DR_SEEK_SEED)?;
+        let before = self.dr_reads(engine, db, &model, DR_READS[0])?;
+
+        // One put of key 0 with the value it has (the model is unchanged):
+        // what one small write takes at this point, just before the range
+        // delete and just after the prefix delete. The first write after
+        // the compaction pays for a fresh memtable; the put before pays it.
+        let one_put = || workload::timed_calls(1, &|_| db.put(&key(0), values.get(0), false));
+        let put_before = one_put()?;
+        // One call each; an engine that removes keys one by one must have
+        // removed exactly the keys the model deletes.
+        let mut one_delete = |name: &'static str, keys: std::ops::Range<u64>, prefix| {
+            let removed = std::cell::Cell::new(None);
+            let outcome = workload::timed_calls(1, &|_| {
+                removed.set(if prefix {
+                    rd.delete_prefix(&plan.prefix)?
+                } else {
+                    rd.delete_range(&key(keys.start), &key(keys.end))?
+                });
+                Ok(())
+            })?;
+            let deleted = model.delete(keys);
+            if let Some(n) = removed.get().filter(|&n| n != deleted) {
+                return Err(format!(
+                    "{engine}: {name}: removed {n} keys, {deleted} were there"
+                ));
+            }
+            Ok::<_, String>((outcome, deleted))
+        };
+        let (range, range_keys) = one_delete(DR_RANGE, plan.range.clone(), false)?;
+        let (prefix, prefix_keys) = one_delete(DR_PREFIX, plan.prefix_keys.clone(), true)?;
+        let put_after = one_put()?;
+        self.report_dr(engine, DR_PUT_BEFORE, &put_before, None);
+        self.report_dr(engine, DR_RANGE, &range, Some(range_keys));
+        self.report_dr(engine, DR_PREFIX, &prefix, Some(prefix_keys));
+        self.report_dr(engine, DR_PUT_AFTER, &put_after, None);
+        self.dr_figure(engine, "one put before the range, µs", us(&put_before));
+        self.dr_figure(engine, "delete range 10%, µs", us(&range));
+        self.dr_figure(engine, "delete prefix, µs", us(&prefix));
+        self.dr_figure(engine, "one put after the prefix, µs", us(&put_after));
+        self.dr_check(engine, db, rd, &model, "after the range and prefix", false)?;
+        let after = self.dr_reads(engine, db, &model, DR_READS[1])?;
+
+        let removed = std::cell::Cell::new(None);
+        let small = workload::timed_calls(plan.small.len() as u64, &|j| {
+            let r = &plan.small[j as usize];
+            if let Some(n) = rd.delete_range(&key(r.start), &key(r.end))? {
+                removed.set(Some(removed.get().unwrap_or(0) + n));
+            }
+            Ok(())
+        })?;
+        let small_keys: u64 = plan.small.iter().map(|r| model.delete(r.clone())).sum();
+        if let Some(n) = removed.get().filter(|&n| n != small_keys) {
+            return Err(format!(
+                "{engine}: {DR_SMALL}: removed {n} keys, {small_keys} were there"
+            ));
+        }
+        self.report_dr(engine, DR_SMALL, &small, Some(small_keys));
+        let small_us = |q: f64| small.latency.value_at_quantile(q) as f64 / 1000.0;
+        self.dr_figure(engine, "100 range deletes, p50 µs", small_us(0.5));
+        self.dr_figure(engine, "100 range deletes, max µs", small_us(1.0));
+        self.dr_figure(engine, "100 range deletes, total µs", us(&small));
+        self.dr_check(engine, db, rd, &model, "after the 100 range deletes", true)?;
+        let after100 = self.dr_reads(engine, db, &model, DR_READS[2])?;
+
+        // The compaction, timed as one op.
+        let counters = rd.compaction_counters();
+        let compaction = workload::timed_calls(1, &|_| rd.compact_all())?;
+        let compaction = Outcome {
+            found: model.live(),
+            ..compaction
+        };
+        let tables_after = rd.table_bytes()?;
+        self.report_dr(engine, DR_COMPACT, &compaction, None);
+        let counters = counters
+            .zip(rd.compaction_counters())
+            .map(|(before, after)| after.since(before));
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let shrunk = tables_after as f64 / tables_before.max(1) as f64;
+        print!(
+            "{:w$}  tables {:.1} MiB before the deletes, {:.1} MiB after the compaction \
+             ({shrunk:.3}; live keys {:.3})",
+            "",
+            mib(tables_before),
+            mib(tables_after),
+            model.live() as f64 / num as f64,
+            w = if self.comparing() { 8 } else { 0 },
+        );
+        match counters {
+            Some(c) => println!(
+                "; {} tables deleted whole ({:.1} MiB), compaction wrote {:.1} MiB, \
+                 {} range-deleted entries dropped",
+                c.tables_deleted_whole,
+                mib(c.bytes_deleted_whole),
+                mib(c.bytes_written),
+                c.range_deleted_entries_dropped
+            ),
+            None => println!(),
+        }
+        self.dr_check(engine, db, rd, &model, "after the compaction", true)?;
+        let compacted = self.dr_reads(engine, db, &model, DR_READS[3])?;
+
+        let ratios = [
+            ("readrandom after / before", after.0 / before.0),
+            ("seekrandom after / before", after.1 / before.1),
+            ("readrandom after100 / before", after100.0 / before.0),
+            ("seekrandom after100 / before", after100.1 / before.1),
+            ("readrandom compacted / before", compacted.0 / before.0),
+            ("seekrandom compacted / before", compacted.1 / before.1),
+            ("readrandom after100 / after", after100.0 / after.0),
+            ("seekrandom after100 / after", after100.1 / after.1),
+            ("table MiB before deletes", mib(tables_before)),
+            ("table MiB after compaction", mib(tables_after)),
+            ("table after / before", shrunk),
+            ("compaction s", compaction.elapsed.as_secs_f64()),
+        ];
+        for (figure, value) in ratios {
+            self.dr_figure(engine, figure, value);
+        }
+        if let Some(c) = counters {
+            let own = [
+                ("tables deleted whole", c.tables_deleted_whole as f64),
+                ("MiB deleted whole", mib(c.bytes_deleted_whole)),
+                ("compaction MiB written", mib(c.bytes_written)),
+                (
+                    "range-deleted entries dropped",
+                    c.range_deleted_entries_dropped as f64,
+                ),
+            ];
+            for (figure, value) in own {
+                self.dr_figure(engine, figure, value);
+            }
+        }
+        boxed.close()
+    }
+
+    /// The deleterange figures: per engine, the median over the rounds and
+    /// (with several rounds) the lowest and highest.
+    fn print_deleterange(&self) {
+        let plan = &self.plan;
+        println!(
+            "\ndeleterange: median over {} round(s) (lowest..highest); range {} keys, prefix \
+             {} keys, 100 range deletes {} keys in all; x / before: ops/s of the read over \
+             the same read before the deletes (same round)",
+            self.config.rounds,
+            plan.range.end - plan.range.start,
+            plan.prefix_keys.end - plan.prefix_keys.start,
+            plan.small.iter().map(|r| r.end - r.start).sum::<u64>(),
+        );
+        print!("{:<30}", "figure");
+        for e in &self.engines {
+            print!(" {e:>28}");
+        }
+        println!();
+        for (name, prec) in DR_FIGURES {
+            print!("{name:<30}");
+            for e in &self.engines {
+                match self.dr.get(&(e.clone(), name)) {
+                    Some(v) if v.len() > 1 => {
+                        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let cell = format!("{:.prec$} ({lo:.prec$}..{hi:.prec$})", median(v));
+                        print!(" {cell:>28}");
+                    }
+                    Some(v) => print!(" {:>28.prec$}", median(v)),
+                    None => print!(" {:>28}", "-"),
+                }
+            }
+            println!();
+        }
+    }
+
     fn fillbig(&mut self, engine: &str, distinct: u64) -> Res<()> {
         let config = self.config;
         let (dir, db) = self.open(engine)?;
@@ -587,7 +1037,7 @@ impl Bench<'_> {
             );
         }
         let all = WORKLOADS.iter().chain(EXTRA_WORKLOADS.iter());
-        let own_header = ["txn", "keyspaces"];
+        let own_header = ["txn", "keyspaces", "deleterange"];
         if all
             .filter(|w| !own_header.contains(w))
             .any(|w| self.wanted(w))
@@ -625,8 +1075,17 @@ impl Bench<'_> {
                 }
             }
         }
+        if self.wanted("deleterange") {
+            self.print_deleterange_header();
+            for e in &engines {
+                self.deleterange(e, order)?;
+            }
+        }
         if self.wanted("fillbig") {
-            if self.wanted("txn") || self.wanted("keyspaces") {
+            if ["txn", "keyspaces", "deleterange"]
+                .iter()
+                .any(|w| self.wanted(w))
+            {
                 // fillbig's rows have the columns of the first table.
                 self.print_header();
             }
@@ -657,6 +1116,7 @@ impl Bench<'_> {
         all.flat_map(|&w| match w {
             "txn" => TXN_ROWS.iter().map(|r| r.0).collect(),
             "keyspaces" => KEYSPACE_ROWS.iter().map(|r| r.0).collect(),
+            "deleterange" => DELETERANGE_ROWS.to_vec(),
             _ => vec![w],
         })
     }
@@ -666,7 +1126,7 @@ impl Bench<'_> {
         let config = self.config;
         let mut workloads = Vec::new();
         let mut points = Vec::new();
-        for w in Self::rows() {
+        for w in Self::rows().filter(|w| !DR_NOT_CHARTED.contains(w)) {
             let mut ran = false;
             for e in &self.engines {
                 let key = (e.clone(), w);
@@ -701,8 +1161,8 @@ impl Bench<'_> {
     fn print_summary(&self) {
         let peers = &self.engines[1..];
         println!(
-            "\nsummary: median ops/s (txn rows: commits/s; keyspaces batch 2: batches/s) \
-             over {} round(s){}",
+            "\nsummary: median ops/s (txn rows: commits/s; keyspaces batch 2: batches/s; \
+             dr delete rows: keys deleted/s; dr compact: 1/s) over {} round(s){}",
             self.config.rounds,
             if peers.is_empty() {
                 ""
@@ -732,6 +1192,8 @@ impl Bench<'_> {
             print!("{w:<width$}");
             for e in &self.engines {
                 match get(e) {
+                    // `dr compact`'s 1/s and the like: not 0 or 1.
+                    Some(v) if v < 100.0 => print!(" {v:>11.2}"),
                     Some(v) => print!(" {v:>11.0}"),
                     None => print!(" {:>11}", "-"),
                 }
@@ -854,6 +1316,8 @@ fn run(config: &Config) -> Res<()> {
         big: HashMap::new(),
         aborts: HashMap::new(),
         stats: HashMap::new(),
+        plan: DeletePlan::new(config.num),
+        dr: HashMap::new(),
     };
     let tmp = std::env::temp_dir();
     println!(
@@ -872,7 +1336,7 @@ fn run(config: &Config) -> Res<()> {
         }
         println!(
             "order: phase by phase (fillseq | fillrandom..deleterandom | fillsync | txn | \
-             keyspaces, row by row | fillbig), \
+             keyspaces, row by row | deleterange | fillbig), \
              each engine in turn on its own fresh database, closed before the next engine \
              opens; engine order rotates each round"
         );
@@ -881,7 +1345,7 @@ fn run(config: &Config) -> Res<()> {
     }
     println!(
         "temp dir: {}; one database for fillrandom..deleterandom, fresh ones for fillseq, \
-         fillsync, txn, each keyspaces row and fillbig",
+         fillsync, txn, each keyspaces row, deleterange and fillbig",
         tmp.display()
     );
     if cfg!(debug_assertions) {
@@ -889,8 +1353,9 @@ fn run(config: &Config) -> Res<()> {
     }
     let num = config.num;
     let needs_chain = WORKLOADS[1..9].iter().any(|w| bench.wanted(w));
-    // fillrandom's order, which the keyspaces rows put in as well.
-    let order = if needs_chain || bench.wanted("keyspaces") {
+    // fillrandom's order, which the keyspaces and deleterange rows put in
+    // as well.
+    let order = if needs_chain || bench.wanted("keyspaces") || bench.wanted("deleterange") {
         workload::permutation(num, 7)
     } else {
         Vec::new()
@@ -914,6 +1379,9 @@ fn run(config: &Config) -> Res<()> {
         if !bench.aborts.is_empty() {
             bench.print_aborts();
         }
+    }
+    if !bench.dr.is_empty() {
+        bench.print_deleterange();
     }
     if bench.wanted("fillbig") {
         bench.print_big(distinct);

@@ -2,6 +2,7 @@
 //! once against [`Engine`] so that every engine runs exactly the same
 //! operations in the same order.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::Config;
-use crate::engine::{Engine, KeyspaceEngine, Res, TxnEngine};
+use crate::engine::{Engine, KeyspaceEngine, RangeDeleteEngine, Res, TxnEngine};
 
 pub(crate) const KEY_BYTES: usize = 16;
 
@@ -542,6 +543,253 @@ pub(crate) fn keyspaces_check(
     Ok(reads)
 }
 
+/// The number of small range deletes of the deleterange workload.
+pub(crate) const SMALL_DELETES: u64 = 100;
+
+/// What the deleterange workload deletes, as ranges of key indices (`i`
+/// of `key(i)`, so that `key(lo)..key(hi)` is exactly `lo..hi`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DeletePlan {
+    /// The big range delete: the middle tenth, `[0.45 N, 0.55 N)`.
+    pub(crate) range: Range<u64>,
+    /// The prefix delete: a run of leading digits of the 16-digit keys
+    /// ([`prefix_for`]).
+    pub(crate) prefix: Vec<u8>,
+    /// The key indices `prefix` covers ([`prefix_span`]).
+    pub(crate) prefix_keys: Range<u64>,
+    /// The [`SMALL_DELETES`] small range deletes, in key order.
+    pub(crate) small: Vec<Range<u64>>,
+}
+
+impl DeletePlan {
+    pub(crate) fn new(num: u64) -> DeletePlan {
+        let range = num * 45 / 100..num * 55 / 100;
+        let prefix = prefix_for(num);
+        let prefix_keys = prefix_span(&prefix, num);
+        // Evenly spread, each in the middle of its hundredth of the keys,
+        // `N / 10 000` keys wide (100 at 1 M keys, at least 1): 1% of the
+        // keys in all. Those that fall into the big range or the prefix
+        // delete keys already deleted.
+        let width = (num / 10_000).clamp(1, 100);
+        let small = (0..SMALL_DELETES)
+            .map(|j| {
+                let start = (j * num / SMALL_DELETES + num / (2 * SMALL_DELETES)).min(num);
+                start..(start + width).min(num)
+            })
+            .collect();
+        DeletePlan {
+            range,
+            prefix,
+            prefix_keys,
+            small,
+        }
+    }
+}
+
+/// The prefix the deleterange workload deletes for `num` keys: the leading
+/// `16 - d` digits of one block of `10^d` numbers, `10^d` the largest power
+/// of ten at most `N / 5` (so that the block, `10^d / 2` keys since keys
+/// are the even numbers, is at most a tenth of the keys: 50 000 at 1 M),
+/// the first such block at or after number `1.4 N` (key `0.7 N`), which is
+/// clear of the big range (numbers `0.9 N .. 1.1 N`) and ends before
+/// number `1.8 N` (the last key is `2 N - 2`).
+pub(crate) fn prefix_for(num: u64) -> Vec<u8> {
+    let mut block = 10u64;
+    while block * 10 <= num / 5 {
+        block *= 10;
+    }
+    let free = block.ilog10() as usize;
+    let first = (num * 14 / 10).div_ceil(block);
+    let text = format!("{:0width$}", first, width = KEY_BYTES - free);
+    text.into_bytes()
+}
+
+/// The key indices whose keys start with `prefix` (leading decimal digits
+/// of the 16-digit number `2 i`), within `0..num`: they are contiguous,
+/// since the keys sort as their numbers.
+pub(crate) fn prefix_span(prefix: &[u8], num: u64) -> Range<u64> {
+    let free = KEY_BYTES.saturating_sub(prefix.len()) as u32;
+    let digits = std::str::from_utf8(prefix)
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok());
+    let Some(lead) = digits else {
+        return 0..0;
+    };
+    let scale = 10u64.pow(free);
+    // Numbers [lead * scale, (lead + 1) * scale); key i is number 2 i.
+    let lo = (lead * scale).div_ceil(2).min(num);
+    let hi = ((lead + 1) * scale).div_ceil(2).min(num);
+    lo..hi
+}
+
+/// Which keys of `key(0..N)` the deleterange workload has deleted so far.
+pub(crate) struct DeleteModel {
+    deleted: Vec<bool>,
+}
+
+impl DeleteModel {
+    pub(crate) fn new(num: u64) -> DeleteModel {
+        DeleteModel {
+            deleted: vec![false; num as usize],
+        }
+    }
+
+    /// Marks `keys` deleted: the number of them that were not yet.
+    pub(crate) fn delete(&mut self, keys: Range<u64>) -> u64 {
+        let mut newly = 0;
+        for d in &mut self.deleted[keys.start as usize..keys.end as usize] {
+            newly += u64::from(!*d);
+            *d = true;
+        }
+        newly
+    }
+
+    pub(crate) fn kept(&self, i: u64) -> bool {
+        !self.deleted[i as usize]
+    }
+
+    /// The keys not deleted.
+    pub(crate) fn live(&self) -> u64 {
+        self.deleted.iter().filter(|d| !**d).count() as u64
+    }
+
+    /// The first kept key index at or after `i`.
+    pub(crate) fn next_kept(&self, i: u64) -> Option<u64> {
+        (i..self.deleted.len() as u64).find(|&j| self.kept(j))
+    }
+
+    /// The `found` count [`read_random`] (present keys, `seed`) must report
+    /// on an engine holding exactly the kept keys: it replays the reads'
+    /// generators.
+    pub(crate) fn read_random_found(&self, config: &Config, seed: u64) -> u64 {
+        let num = config.num;
+        (0..config.threads)
+            .map(|t| {
+                let (from, to) = share(num, config.threads, t);
+                let mut rng = Rng::new(seed + t as u64);
+                (from..to).filter(|_| self.kept(rng.below(num))).count() as u64
+            })
+            .sum()
+    }
+
+    /// The `found` count [`seek_random`] (`seed`) must report: each seek to
+    /// `key(i)` finds the entries after it, 11 at most.
+    pub(crate) fn seek_random_found(&self, config: &Config, seed: u64) -> u64 {
+        let num = config.num;
+        // kept_from[i]: kept keys in i..N.
+        let mut kept_from = vec![0u64; num as usize + 1];
+        for i in (0..num as usize).rev() {
+            kept_from[i] = kept_from[i + 1] + u64::from(!self.deleted[i]);
+        }
+        let ops = (num / 10).max(1);
+        (0..config.threads)
+            .map(|t| {
+                let (from, to) = share(ops, config.threads, t);
+                let mut rng = Rng::new(seed + t as u64);
+                (from..to)
+                    .map(|_| kept_from[rng.below(num) as usize].min(11))
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+}
+
+/// Keys the deleterange check reads besides the ends of every deleted
+/// range.
+const DELETERANGE_SAMPLE: u64 = 1000;
+
+/// The deleterange workload's check (not timed): for a random sample of
+/// keys and the keys at and around both ends of every range in `plan`, a
+/// kept key has its value and a deleted one is absent, and a seek to the
+/// key finds the first kept key at or after it (none past the last).
+/// Returns the number of reads; a mismatch is an error.
+pub(crate) fn deleterange_check(
+    db: &dyn RangeDeleteEngine,
+    values: &Values,
+    model: &DeleteModel,
+    plan: &DeletePlan,
+    seed: u64,
+) -> Res<u64> {
+    let num = model.deleted.len() as u64;
+    let mut rng = Rng::new(seed);
+    let mut keys: Vec<u64> = (0..DELETERANGE_SAMPLE.min(num))
+        .map(|_| rng.below(num))
+        .collect();
+    let ranges = [plan.range.clone(), plan.prefix_keys.clone()];
+    for r in ranges.iter().chain(&plan.small) {
+        let ends = [r.start.checked_sub(1), Some(r.start), r.end.checked_sub(1)];
+        keys.extend(ends.into_iter().flatten().chain([r.end]));
+    }
+    keys.retain(|&i| i < num);
+    let show = |i: u64| String::from_utf8_lossy(&key(i)).into_owned();
+    let mut reads = 0;
+    for i in keys {
+        let got = db.get_value(&key(i))?;
+        reads += 1;
+        let want = model.kept(i).then(|| values.get(i));
+        if got.as_deref() != want {
+            return Err(format!(
+                "get {} (key {i}, {}): {} instead of {}",
+                show(i),
+                if model.kept(i) { "kept" } else { "deleted" },
+                got.map_or("absent".to_string(), |v| format!(
+                    "a {}-byte value",
+                    v.len()
+                )),
+                if want.is_some() {
+                    "its value"
+                } else {
+                    "absent"
+                }
+            ));
+        }
+        let first = db.first_key_from(&key(i))?;
+        reads += 1;
+        let want = model.next_kept(i);
+        if first.as_deref() != want.map(key).as_ref().map(|k| &k[..]) {
+            return Err(format!(
+                "seek to {} (key {i}): found {} instead of {}",
+                show(i),
+                first.map_or("nothing".to_string(), |k| String::from_utf8_lossy(&k)
+                    .into_owned()),
+                want.map_or("nothing".to_string(), show)
+            ));
+        }
+    }
+    Ok(reads)
+}
+
+/// A full forward scan's entry count (the deleterange check: it must be
+/// the model's live keys).
+pub(crate) fn count_all(db: &dyn Engine) -> Res<u64> {
+    let mut count = 0;
+    for item in db.scan(&[], None, false)? {
+        item?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The deleterange rows' timed calls (deletes, single puts, the
+/// compaction): `call(j)` for `j` in `0..ops`, in this thread, each its own
+/// op.
+pub(crate) fn timed_calls(ops: u64, call: &dyn Fn(u64) -> Res<()>) -> Res<Outcome> {
+    let mut hist = histogram();
+    let started = Instant::now();
+    for j in 0..ops {
+        let one = Instant::now();
+        call(j)?;
+        record(&mut hist, one);
+    }
+    Ok(Outcome {
+        ops,
+        bytes: 0,
+        elapsed: started.elapsed(),
+        latency: hist,
+        found: 0,
+    })
+}
+
 /// fillbig's key stream: thread `t` puts `rng(SEED + t).below(N)` for each
 /// op of its share, so about 63% of the keys are distinct and the rest
 /// overwrite.
@@ -628,6 +876,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::engine::Scan;
 
     /// (keyspace, key) to value.
     type Entries = BTreeMap<(usize, Vec<u8>), Vec<u8>>;
@@ -720,5 +969,208 @@ mod tests {
         let outcome = keyspaces_batch(&lossy, &config, &values, &order, 2).unwrap();
         let e = keyspaces_check(&lossy, &values, &order, outcome.ops * 2, 2).unwrap_err();
         assert!(e.contains("in keyspace 1"), "{e}");
+    }
+    #[test]
+    fn deleterange_plan_covers_what_it_says() {
+        for num in [100, 20_000, 200_000, 1_000_000, 1_234_567] {
+            let plan = DeletePlan::new(num);
+            assert_eq!(plan.range.end - plan.range.start, num / 10, "{num}");
+            // The prefix: exactly the keys in prefix_keys, a contiguous run
+            // of at most a tenth of them, clear of the big range.
+            let covered: Vec<u64> = (0..num)
+                .filter(|&i| key(i).starts_with(&plan.prefix))
+                .collect();
+            let span = plan.prefix_keys.clone();
+            assert_eq!(covered, span.clone().collect::<Vec<_>>(), "{num}");
+            assert!(
+                !span.is_empty() && span.end - span.start <= num / 10,
+                "{num}"
+            );
+            assert!(span.start >= plan.range.end, "{num}: {span:?}");
+            assert_eq!(plan.small.len() as u64, SMALL_DELETES);
+            assert!(plan.small.windows(2).all(|w| w[0].end <= w[1].start));
+            assert!(plan.small.iter().all(|r| r.start < r.end && r.end <= num));
+        }
+        let plan = DeletePlan::new(1_000_000);
+        assert_eq!(plan.range, 450_000..550_000);
+        assert_eq!(plan.prefix, b"00000000014");
+        assert_eq!(plan.prefix_keys, 700_000..750_000);
+        assert_eq!(plan.small[0], 5_000..5_100);
+        assert_eq!(prefix_span(b"000000000000000", 1_000_000), 0..5);
+        assert_eq!(prefix_span(b"x", 1_000_000), 0..0);
+    }
+
+    /// An engine in memory with range deletes, one by one (as fjall) or as
+    /// one call (as kevo); `leaky` leaves the last key of every range.
+    #[derive(Default)]
+    struct Ranged {
+        map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+        one_by_one: bool,
+        leaky: bool,
+    }
+
+    impl Engine for Ranged {
+        fn put(&self, key: &[u8], value: &[u8], _sync: bool) -> Res<()> {
+            self.map
+                .lock()
+                .unwrap()
+                .insert(key.to_vec(), value.to_vec());
+            Ok(())
+        }
+
+        fn get(&self, key: &[u8]) -> Res<Option<usize>> {
+            Ok(self.map.lock().unwrap().get(key).map(Vec::len))
+        }
+
+        fn delete(&self, key: &[u8]) -> Res<()> {
+            self.map.lock().unwrap().remove(key);
+            Ok(())
+        }
+
+        fn scan<'a>(&'a self, from: &[u8], to: Option<&[u8]>, reverse: bool) -> Res<Scan<'a>> {
+            let map = self.map.lock().unwrap();
+            let mut all: Vec<Res<usize>> = map
+                .range::<[u8], _>(crate::engine::bounds(from, to))
+                .map(|(k, v)| Ok(k.len() + v.len()))
+                .collect();
+            if reverse {
+                all.reverse();
+            }
+            Ok(Box::new(all.into_iter()))
+        }
+
+        fn flush(&self) -> Res<()> {
+            Ok(())
+        }
+
+        fn close(self: Box<Self>) -> Res<()> {
+            Ok(())
+        }
+
+        fn range_deletes(&self) -> Option<&dyn RangeDeleteEngine> {
+            Some(self)
+        }
+    }
+
+    impl RangeDeleteEngine for Ranged {
+        fn delete_range(&self, from: &[u8], to: &[u8]) -> Res<Option<u64>> {
+            let mut map = self.map.lock().unwrap();
+            let mut keys: Vec<Vec<u8>> = map
+                .range::<[u8], _>(crate::engine::bounds(from, Some(to)))
+                .map(|(k, _)| k.clone())
+                .collect();
+            if self.leaky {
+                keys.pop();
+            }
+            for k in &keys {
+                map.remove(k);
+            }
+            Ok(self.one_by_one.then_some(keys.len() as u64))
+        }
+
+        fn delete_prefix(&self, prefix: &[u8]) -> Res<Option<u64>> {
+            let mut end = prefix.to_vec();
+            *end.last_mut().unwrap() += 1;
+            self.delete_range(prefix, &end)
+        }
+
+        fn get_value(&self, key: &[u8]) -> Res<Option<Vec<u8>>> {
+            Ok(self.map.lock().unwrap().get(key).cloned())
+        }
+
+        fn first_key_from(&self, from: &[u8]) -> Res<Option<Vec<u8>>> {
+            let map = self.map.lock().unwrap();
+            Ok(map
+                .range::<[u8], _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
+                .next()
+                .map(|(k, _)| k.clone()))
+        }
+
+        fn compact_all(&self) -> Res<()> {
+            Ok(())
+        }
+
+        fn table_bytes(&self) -> Res<u64> {
+            Ok(0)
+        }
+    }
+
+    /// Loads `config.num` keys into `db` and runs the plan's deletes on it
+    /// and on a model: the model.
+    fn delete_planned(db: &Ranged, config: &Config, values: &Values) -> DeleteModel {
+        let order = permutation(config.num, 7);
+        fill(
+            db,
+            config,
+            values,
+            config.num,
+            &|i| order[i as usize],
+            false,
+        )
+        .unwrap();
+        let plan = DeletePlan::new(config.num);
+        let mut model = DeleteModel::new(config.num);
+        let removed = db
+            .delete_range(&key(plan.range.start), &key(plan.range.end))
+            .unwrap();
+        assert_eq!(
+            removed.unwrap_or(config.num / 10),
+            model.delete(plan.range.clone())
+        );
+        let removed = db.delete_prefix(&plan.prefix).unwrap();
+        let deleted = model.delete(plan.prefix_keys.clone());
+        assert_eq!(removed.unwrap_or(deleted), deleted);
+        for r in &plan.small {
+            db.delete_range(&key(r.start), &key(r.end)).unwrap();
+            model.delete(r.clone());
+        }
+        model
+    }
+
+    #[test]
+    fn deleterange_model_predicts_the_reads() {
+        let config = config();
+        let values = Values::new(config.value_bytes);
+        let plan = DeletePlan::new(config.num);
+        for one_by_one in [false, true] {
+            let db = Ranged {
+                one_by_one,
+                ..Ranged::default()
+            };
+            let model = delete_planned(&db, &config, &values);
+            assert_eq!(count_all(&db).unwrap(), model.live());
+            assert!(model.live() < config.num * 9 / 10, "{}", model.live());
+            let read = read_random(&db, &config, true, 81).unwrap();
+            assert_eq!(read.found, model.read_random_found(&config, 81));
+            assert!(read.found < read.ops);
+            let seek = seek_random(&db, &config, 83).unwrap();
+            assert_eq!(seek.found, model.seek_random_found(&config, 83));
+            let reads = deleterange_check(&db, &values, &model, &plan, 91).unwrap();
+            assert!(reads > 2 * DELETERANGE_SAMPLE, "{reads}");
+        }
+        // Nothing deleted: every read finds its key, every seek 11 entries.
+        let model = DeleteModel::new(config.num);
+        assert_eq!(model.read_random_found(&config, 81), config.num);
+        assert_eq!(model.seek_random_found(&config, 83), config.num / 10 * 11);
+    }
+
+    #[test]
+    fn deleterange_check_finds_a_key_left_behind() {
+        let config = config();
+        let values = Values::new(config.value_bytes);
+        let db = Ranged {
+            leaky: true,
+            ..Ranged::default()
+        };
+        let model = delete_planned(&db, &config, &values);
+        let plan = DeletePlan::new(config.num);
+        let e = deleterange_check(&db, &values, &model, &plan, 91).unwrap_err();
+        // The first key read in a deleted range finds the key left behind,
+        // by its get or its seek.
+        assert!(
+            e.contains("found 0") || e.contains("instead of absent"),
+            "{e}"
+        );
+        assert_ne!(count_all(&db).unwrap(), model.live());
     }
 }

@@ -9,7 +9,8 @@ use fjall::{
 };
 
 use super::{
-    Engine, KeyspaceEngine, OwnFigures, Res, Scan, TxnEngine, Update, bounds, keyspace_name, nth,
+    Engine, KeyspaceEngine, OwnFigures, RangeDeleteEngine, Res, Scan, TxnEngine, Update, bounds,
+    keyspace_name, nth,
 };
 
 fn err(e: fjall::Error) -> String {
@@ -28,10 +29,19 @@ pub(super) fn describe(cache_bytes: usize) -> String {
          (durability PersistMode::Buffer, its default), `get` x2, `insert` x2, `commit()`, \
          `Conflict` counted as an abort; keyspaces: `Database::keyspace(\"ks<i>\")` with \
          default options, puts `Keyspace::insert`, batches `Database::batch()` (durability \
-         PersistMode::Buffer, its default), `insert` per keyspace, `commit()`",
+         PersistMode::Buffer, its default), `insert` per keyspace, `commit()`; \
+         deleterange (fjall has no range delete): the keys found by `Keyspace::range` \
+         (`prefix` for the prefix) and removed one by one, {REMOVE_CHUNK} `remove`s per \
+         `Database::batch()` (PersistMode::Buffer); compaction: memtable flushed, then \
+         `Keyspace::major_compact`; table bytes `Keyspace::disk_space`",
         cache_bytes >> 20
     )
 }
+
+/// The deleterange workload's removes per `Batch` (the last one of a
+/// range smaller): what a fjall user deleting a range would write, bounded
+/// batches of removes rather than one write per key.
+const REMOVE_CHUNK: usize = 10_000;
 
 pub(super) struct Fjall {
     db: Database,
@@ -112,6 +122,64 @@ impl Engine for Fjall {
             self.db.compactions_completed(),
             self.db.time_compacting().as_secs_f64(),
         ))
+    }
+
+    fn range_deletes(&self) -> Option<&dyn RangeDeleteEngine> {
+        Some(self)
+    }
+}
+
+impl Fjall {
+    /// Removes every key `keys` yields, [`REMOVE_CHUNK`] per batch: the
+    /// number removed.
+    fn remove_all(&self, keys: fjall::Iter) -> Res<u64> {
+        let (mut removed, mut batch, mut in_batch) = (0, self.db.batch(), 0);
+        for guard in keys {
+            batch.remove(&self.keyspace, guard.key().map_err(err)?);
+            in_batch += 1;
+            if in_batch == REMOVE_CHUNK {
+                batch.commit().map_err(err)?;
+                (batch, in_batch) = (self.db.batch(), 0);
+                removed += REMOVE_CHUNK as u64;
+            }
+        }
+        if in_batch > 0 {
+            batch.commit().map_err(err)?;
+            removed += in_batch as u64;
+        }
+        Ok(removed)
+    }
+}
+
+impl RangeDeleteEngine for Fjall {
+    fn delete_range(&self, from: &[u8], to: &[u8]) -> Res<Option<u64>> {
+        let keys = self.keyspace.range::<&[u8], _>(from..to);
+        self.remove_all(keys).map(Some)
+    }
+
+    fn delete_prefix(&self, prefix: &[u8]) -> Res<Option<u64>> {
+        self.remove_all(self.keyspace.prefix(prefix)).map(Some)
+    }
+
+    fn get_value(&self, key: &[u8]) -> Res<Option<Vec<u8>>> {
+        let value = self.keyspace.get(key).map_err(err)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn first_key_from(&self, from: &[u8]) -> Res<Option<Vec<u8>>> {
+        match self.keyspace.range::<&[u8], _>(from..).next() {
+            Some(guard) => Ok(Some(guard.key().map_err(err)?.to_vec())),
+            None => Ok(None),
+        }
+    }
+
+    fn compact_all(&self) -> Res<()> {
+        self.keyspace.rotate_memtable_and_wait().map_err(err)?;
+        self.keyspace.major_compact().map_err(err)
+    }
+
+    fn table_bytes(&self) -> Res<u64> {
+        Ok(self.keyspace.disk_space())
     }
 }
 

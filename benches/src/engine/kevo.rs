@@ -5,7 +5,8 @@ use std::path::Path;
 use kevo_engine::{Db, Keyspace, KeyspaceOptions, Options, WriteBatch, WriteOptions};
 
 use super::{
-    Engine, KeyspaceEngine, OwnFigures, Res, Scan, TxnEngine, Update, bounds, keyspace_name, nth,
+    CompactionCounters, Engine, KeyspaceEngine, OwnFigures, RangeDeleteEngine, Res, Scan,
+    TxnEngine, Update, bounds, keyspace_name, nth,
 };
 
 fn err(e: kevo_engine::Error) -> String {
@@ -42,7 +43,10 @@ pub(super) fn describe(cache_bytes: usize) -> String {
          `Transaction::get` x2, `put` x2, `commit` (same database type and WAL settings), \
          `Error::Conflict` counted as an abort; keyspaces: `Db::keyspace(\"ks<i>\", \
          KeyspaceOptions::default())` (never the default keyspace), puts `Keyspace::put`, \
-         batches `WriteBatch::put_in` per keyspace and `Db::write` (not synced)",
+         batches `WriteBatch::put_in` per keyspace and `Db::write` (not synced); \
+         deleterange: `Db::delete_range(from..to)` and `Db::delete_prefix` (one range \
+         tombstone each, not synced), compaction `Db::compact_range(..)` then \
+         `wait_for_compactions`, table bytes `Stats::table_bytes`",
         options,
         options.memtable_bytes >> 20,
         options.block_cache_bytes >> 20,
@@ -127,6 +131,50 @@ impl Engine for Kevo {
 
     fn txn(&self) -> Option<&dyn TxnEngine> {
         Some(self)
+    }
+
+    fn range_deletes(&self) -> Option<&dyn RangeDeleteEngine> {
+        Some(self)
+    }
+}
+
+impl RangeDeleteEngine for Kevo {
+    fn delete_range(&self, from: &[u8], to: &[u8]) -> Res<Option<u64>> {
+        self.db.delete_range(from..to).map_err(err)?;
+        Ok(None)
+    }
+
+    fn delete_prefix(&self, prefix: &[u8]) -> Res<Option<u64>> {
+        self.db.delete_prefix(prefix).map_err(err)?;
+        Ok(None)
+    }
+
+    fn get_value(&self, key: &[u8]) -> Res<Option<Vec<u8>>> {
+        Ok(self.db.get(key).map_err(err)?.map(|v| v.to_vec()))
+    }
+
+    fn first_key_from(&self, from: &[u8]) -> Res<Option<Vec<u8>>> {
+        let first = self.db.range(from..).next().transpose().map_err(err)?;
+        Ok(first.map(|(k, _)| k.to_vec()))
+    }
+
+    fn compact_all(&self) -> Res<()> {
+        self.db.compact_range::<&[u8], _>(..).map_err(err)?;
+        self.db.wait_for_compactions().map_err(err)
+    }
+
+    fn table_bytes(&self) -> Res<u64> {
+        Ok(self.db.stats().table_bytes())
+    }
+
+    fn compaction_counters(&self) -> Option<CompactionCounters> {
+        let stats = self.db.stats();
+        Some(CompactionCounters {
+            tables_deleted_whole: stats.tables_deleted_whole,
+            bytes_deleted_whole: stats.bytes_deleted_whole,
+            bytes_written: stats.compaction_bytes_written,
+            range_deleted_entries_dropped: stats.range_deleted_entries_dropped,
+        })
     }
 }
 

@@ -1,6 +1,8 @@
 //! The [`Engine`] trait the workloads run against (and [`KeyspaceEngine`],
-//! what the keyspaces workload runs against), and one implementation per
-//! engine: kevo always, each peer behind its own cargo feature.
+//! what the keyspaces workload runs against, and [`RangeDeleteEngine`],
+//! what the deleterange workload needs besides [`Engine`]), and one
+//! implementation per engine: kevo always, each peer behind its own cargo
+//! feature.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -93,6 +95,82 @@ pub(crate) trait Engine: Send + Sync {
     /// txn workload; engines without them are reported as n/a).
     fn txn(&self) -> Option<&dyn TxnEngine> {
         None
+    }
+
+    /// Range deletes, full compaction and table bytes, where the harness
+    /// has them for this engine (the deleterange workload; engines without
+    /// them are reported as n/a).
+    fn range_deletes(&self) -> Option<&dyn RangeDeleteEngine> {
+        None
+    }
+}
+
+/// What the deleterange workload needs besides [`Engine`] (whose `put`,
+/// `get`, `seek_next`, `scan` and `flush` it uses as well).
+pub(crate) trait RangeDeleteEngine: Sync {
+    /// Deletes every key in `[from, to)`, as a user of the engine would:
+    /// kevo one `Db::delete_range` (one range tombstone); an engine without
+    /// range deletes (fjall) finds the keys with a range scan and removes
+    /// them one by one. `Some(n)`: the engine removed `n` keys one by one;
+    /// `None`: one range delete, whatever it covered.
+    fn delete_range(&self, from: &[u8], to: &[u8]) -> Res<Option<u64>>;
+
+    /// Deletes every key starting with `prefix`, as [`delete_range`] does
+    /// (kevo: `Db::delete_prefix`; fjall: a prefix scan and removes).
+    ///
+    /// [`delete_range`]: RangeDeleteEngine::delete_range
+    fn delete_prefix(&self, prefix: &[u8]) -> Res<Option<u64>>;
+
+    /// The value of `key` (the workload's check, not timed).
+    fn get_value(&self, key: &[u8]) -> Res<Option<Vec<u8>>>;
+
+    /// The first key at or after `from` (the workload's check, not timed).
+    fn first_key_from(&self, from: &[u8]) -> Res<Option<Vec<u8>>>;
+
+    /// Writes the memtable out and compacts the whole key space into the
+    /// bottom of the tree, dropping what is deleted, and returns when it is
+    /// done (kevo: `Db::compact_range(..)` and `wait_for_compactions`;
+    /// fjall: the memtable flushed, then `Keyspace::major_compact`).
+    fn compact_all(&self) -> Res<()>;
+
+    /// Bytes of the live tables (kevo: `Stats::table_bytes`; fjall:
+    /// `Keyspace::disk_space`).
+    fn table_bytes(&self) -> Res<u64>;
+
+    /// The engine's own compaction counters, where it keeps them (kevo).
+    fn compaction_counters(&self) -> Option<CompactionCounters> {
+        None
+    }
+}
+
+/// kevo's compaction counters (from `Stats`), running since open.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct CompactionCounters {
+    /// Tables removed whole, unread, because a range tombstone covers them.
+    pub(crate) tables_deleted_whole: u64,
+    /// Their bytes.
+    pub(crate) bytes_deleted_whole: u64,
+    /// Bytes of tables compactions wrote.
+    pub(crate) bytes_written: u64,
+    /// Entries compactions dropped because a range tombstone deleted them.
+    pub(crate) range_deleted_entries_dropped: u64,
+}
+
+impl CompactionCounters {
+    /// What was counted between `earlier` and `self`.
+    pub(crate) fn since(self, earlier: CompactionCounters) -> CompactionCounters {
+        CompactionCounters {
+            tables_deleted_whole: self
+                .tables_deleted_whole
+                .saturating_sub(earlier.tables_deleted_whole),
+            bytes_deleted_whole: self
+                .bytes_deleted_whole
+                .saturating_sub(earlier.bytes_deleted_whole),
+            bytes_written: self.bytes_written.saturating_sub(earlier.bytes_written),
+            range_deleted_entries_dropped: self
+                .range_deleted_entries_dropped
+                .saturating_sub(earlier.range_deleted_entries_dropped),
+        }
     }
 }
 
