@@ -234,11 +234,7 @@ fn input_range_tombstones(
             sets.push((ctx.open_table)(meta)?.range_tombstones().clone());
         }
     }
-    Ok(match sets.len() {
-        0 => Arc::default(),
-        1 => sets.swap_remove(0),
-        _ => Arc::new(FragmentedTombstones::merge(sets.iter().map(|s| &**s))),
-    })
+    Ok(FragmentedTombstones::merge_shared(sets))
 }
 
 /// The task's inputs as one cursor: each L0 table a child, each deeper

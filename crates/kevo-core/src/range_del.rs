@@ -273,6 +273,20 @@ impl FragmentedTombstones {
         FragmentedTombstones::new(sets.into_iter().flat_map(|s| s.tombstones()))
     }
 
+    /// The union of shared sets, itself shared: the one non-empty set as
+    /// is (no copy), a new merged set when there are several, an empty one
+    /// when there is none.
+    pub fn merge_shared(
+        mut sets: Vec<std::sync::Arc<FragmentedTombstones>>,
+    ) -> std::sync::Arc<FragmentedTombstones> {
+        sets.retain(|set| !set.is_empty());
+        match sets.len() {
+            0 => std::sync::Arc::default(),
+            1 => sets.swap_remove(0),
+            _ => std::sync::Arc::new(FragmentedTombstones::merge(sets.iter().map(|s| &**s))),
+        }
+    }
+
     /// The part of the set inside `[lo, hi)` (`None`: unbounded), with
     /// fragments cut at the bounds: what a table whose keys lie in that
     /// range must store.

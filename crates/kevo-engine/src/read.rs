@@ -85,7 +85,7 @@ impl SuperVersion {
                     }
                 }
                 self.frozen_tombstones
-                    .get_or_init(|| merge_tombstones(sets))
+                    .get_or_init(|| FragmentedTombstones::merge_shared(sets))
                     .clone()
             }
         };
@@ -102,21 +102,9 @@ impl SuperVersion {
         {
             return Ok(merged.clone());
         }
-        let merged = merge_tombstones(vec![frozen, mem.clone()]);
+        let merged = FragmentedTombstones::merge_shared(vec![frozen, mem.clone()]);
         *cached = Some((mem, merged.clone()));
         Ok(merged)
-    }
-}
-
-/// One set of the non-empty `sets`: shared as is when there is one.
-pub(crate) fn merge_tombstones(
-    mut sets: Vec<Arc<FragmentedTombstones>>,
-) -> Arc<FragmentedTombstones> {
-    sets.retain(|set| !set.is_empty());
-    match sets.len() {
-        0 => Arc::default(),
-        1 => sets.swap_remove(0),
-        _ => Arc::new(FragmentedTombstones::merge(sets.iter().map(|s| &**s))),
     }
 }
 
