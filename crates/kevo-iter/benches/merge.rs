@@ -7,7 +7,11 @@
 //!   key and value;
 //! - `merge/seek_next10/N`: a `seek` to a random existing key, then 10
 //!   `next`s (the same 1024 targets in turn);
-//! - `visible/scan/8`: a `VisibleCursor` scan over the 8-source merge.
+//! - `visible/scan/8`: a `VisibleCursor` scan over the 8-source merge;
+//! - `visible/seek_next10/8` and `visible/seek_next10_100rt/8`: seek + 10
+//!   nexts through a `VisibleCursor` over the 8-source merge, without and
+//!   with 100 range tombstones (each over 10 keys, spread evenly: 1% of the
+//!   keys deleted), the cost of checking every entry against them.
 //!
 //! Throughput is reported in entries, so criterion's element rate is per
 //! entry visited (11 per seek+10). `cargo bench -p kevo-iter --bench merge`
@@ -18,7 +22,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kevo_core::{Cursor, InternalKey, SEQNO_MAX, ValueKind};
+use std::sync::Arc;
+
+use kevo_core::{Cursor, FragmentedTombstones, InternalKey, RangeTombstone, SEQNO_MAX, ValueKind};
 use kevo_iter::{MergingCursor, UserCursor, VecCursor, VisibleCursor};
 
 const ENTRIES: u64 = 100_000;
@@ -78,6 +84,19 @@ fn scan(c: &mut impl Cursor) -> usize {
     bytes
 }
 
+/// `SEEK_TARGETS` lookup keys of random existing user keys.
+fn seek_targets() -> Vec<Vec<u8>> {
+    let mut rng = 7;
+    (0..SEEK_TARGETS)
+        .map(|_| {
+            let i = splitmix(&mut rng) % (ENTRIES - NEXTS_PER_SEEK);
+            InternalKey::for_lookup(&user_key(i), SEQNO_MAX)
+                .as_bytes()
+                .to_vec()
+        })
+        .collect()
+}
+
 fn bench_merge(c: &mut Criterion) {
     let mut group = c.benchmark_group("merge");
     for n in SOURCE_COUNTS {
@@ -95,15 +114,7 @@ fn bench_merge(c: &mut Criterion) {
             });
         });
 
-        let mut rng = 7;
-        let targets: Vec<Vec<u8>> = (0..SEEK_TARGETS)
-            .map(|_| {
-                let i = splitmix(&mut rng) % (ENTRIES - NEXTS_PER_SEEK);
-                InternalKey::for_lookup(&user_key(i), SEQNO_MAX)
-                    .as_bytes()
-                    .to_vec()
-            })
-            .collect();
+        let targets = seek_targets();
         let mut turn = 0;
         group.throughput(Throughput::Elements(NEXTS_PER_SEEK + 1));
         group.sample_size(50);
@@ -141,6 +152,31 @@ fn bench_visible(c: &mut Criterion) {
             assert_eq!(visited, ENTRIES);
         });
     });
+
+    let targets = seek_targets();
+    let tombstones = Arc::new(FragmentedTombstones::new((0..100).map(|i| {
+        let from = i * (ENTRIES / 100);
+        RangeTombstone::new(user_key(from), user_key(from + 10), ENTRIES + 1)
+    })));
+    let plain = VisibleCursor::new(merged(&sources), ENTRIES + 1);
+    let ranged =
+        VisibleCursor::new(merged(&sources), ENTRIES + 1).with_range_tombstones(tombstones);
+    for (name, mut cursor) in [("seek_next10/8", plain), ("seek_next10_100rt/8", ranged)] {
+        let mut turn = 0;
+        group.throughput(Throughput::Elements(NEXTS_PER_SEEK + 1));
+        group.sample_size(50);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                cursor.seek(&targets[turn % SEEK_TARGETS]).unwrap();
+                turn += 1;
+                for _ in 0..NEXTS_PER_SEEK {
+                    black_box(cursor.value());
+                    cursor.next().unwrap();
+                }
+                black_box(cursor.key());
+            });
+        });
+    }
     group.finish();
 }
 

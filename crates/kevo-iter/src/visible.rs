@@ -22,11 +22,12 @@
 //! backward steps the inner cursor back over every version of the current
 //! user key; backward to forward seeks to its first version and skips them.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use kevo_core::{
-    Cursor, Error, FragmentedTombstones, LOOKUP_KIND, ParsedInternalKey, Result, SEQNO_MAX, SeqNo,
-    ValueKind, encode_internal_key, parse_internal_key, user_key,
+    Cursor, Error, Fragment, FragmentedTombstones, LOOKUP_KIND, ParsedInternalKey, Result,
+    SEQNO_MAX, SeqNo, ValueKind, encode_internal_key, parse_internal_key, user_key,
 };
 
 use crate::UserCursor;
@@ -98,6 +99,42 @@ pub struct VisibleCursor<C> {
     /// The last target a covered span was skipped to (each span is skipped
     /// with one call; entries the skip left behind are stepped over).
     skipped_to: Vec<u8>,
+    /// Where the last key looked up among the tombstones fell (see
+    /// [`Interval`]): consecutive keys mostly fall in the same one, so
+    /// most lookups are two comparisons instead of a binary search.
+    interval: Cell<Option<Interval>>,
+}
+
+/// A run of user keys over which the fragment covering them does not
+/// change: the fragment `p - 1` (`inside`), or the gap between fragments
+/// `p - 1` and `p` (either may be missing), where `p` is the number of
+/// fragments starting at or before the keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Interval {
+    p: usize,
+    inside: bool,
+}
+
+impl Interval {
+    /// The interval `key` falls in.
+    fn of(fragments: &[Fragment], key: &[u8]) -> Interval {
+        let p = fragments.partition_point(|f| f.start.as_slice() <= key);
+        let inside = p > 0 && key < fragments[p - 1].end.as_slice();
+        Interval { p, inside }
+    }
+
+    /// Whether `key` falls in this interval.
+    fn contains(self, fragments: &[Fragment], key: &[u8]) -> bool {
+        let Interval { p, inside } = self;
+        if inside {
+            return fragments.get(p - 1).is_some_and(|f| f.contains(key));
+        }
+        let after_previous = match p.checked_sub(1) {
+            Some(i) => fragments.get(i).is_some_and(|f| f.end.as_slice() <= key),
+            None => true,
+        };
+        after_previous && fragments.get(p).is_none_or(|f| key < f.start.as_slice())
+    }
 }
 
 impl<C: Cursor> VisibleCursor<C> {
@@ -115,6 +152,7 @@ impl<C: Cursor> VisibleCursor<C> {
             target: Vec::new(),
             tombstones: Arc::default(),
             skipped_to: Vec::new(),
+            interval: Cell::new(None),
         }
     }
 
@@ -125,16 +163,29 @@ impl<C: Cursor> VisibleCursor<C> {
     /// span ([`Cursor::skip_deleted`]) instead of stepping through it.
     pub fn with_range_tombstones(mut self, tombstones: Arc<FragmentedTombstones>) -> Self {
         self.tombstones = tombstones;
+        self.interval.set(None);
         self
     }
 
     /// If `user_key@seqno` is covered by a range tombstone at the
     /// snapshot: the covering seqno and the fragment's bounds.
     fn covered(&self, user_key: &[u8], seqno: SeqNo) -> Option<(SeqNo, &[u8], &[u8])> {
-        if self.tombstones.is_empty() {
+        let fragments = self.tombstones.fragments();
+        if fragments.is_empty() {
             return None;
         }
-        let fragment = self.tombstones.fragment_at(user_key)?;
+        let interval = match self.interval.get() {
+            Some(cached) if cached.contains(fragments, user_key) => cached,
+            _ => {
+                let found = Interval::of(fragments, user_key);
+                self.interval.set(Some(found));
+                found
+            }
+        };
+        if !interval.inside {
+            return None;
+        }
+        let fragment = &fragments[interval.p - 1];
         let covering = fragment.visible_seqno(self.snapshot)?;
         (covering > seqno).then_some((covering, &fragment.start[..], &fragment.end[..]))
     }
@@ -567,6 +618,33 @@ mod tests {
     }
 
     #[test]
+    #[test]
+    fn cached_interval_holds_exactly_the_keys_of_its_lookup() {
+        let frag = |start: &str, end: &str| Fragment {
+            start: start.as_bytes().to_vec(),
+            end: end.as_bytes().to_vec(),
+            seqnos: vec![9],
+        };
+        // Adjacent fragments, a gap, and open ends on both sides.
+        let fragments = [frag("b", "d"), frag("d", "f"), frag("h", "k")];
+        let keys = ["", "a", "b", "c", "d", "e", "f", "g", "h", "j", "k", "z"];
+        for a in keys {
+            let cached = Interval::of(&fragments, a.as_bytes());
+            assert!(cached.contains(&fragments, a.as_bytes()), "{a}");
+            for b in keys {
+                let fresh = Interval::of(&fragments, b.as_bytes());
+                assert_eq!(
+                    cached.contains(&fragments, b.as_bytes()),
+                    cached == fresh,
+                    "{a} then {b}"
+                );
+            }
+        }
+        assert!(Interval::of(&fragments, b"c").inside);
+        assert!(!Interval::of(&fragments, b"f").inside);
+        assert!(Interval::of(&[], b"a").contains(&[], b"z"));
+    }
+
     fn malformed_inner_key_is_corruption() {
         let bad = VecCursor::new(vec![(Bytes::from_static(b"short"), Bytes::new())]).unwrap();
         let mut c = VisibleCursor::new(bad, 10);
