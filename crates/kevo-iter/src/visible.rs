@@ -618,7 +618,6 @@ mod tests {
     }
 
     #[test]
-    #[test]
     fn cached_interval_holds_exactly_the_keys_of_its_lookup() {
         let frag = |start: &str, end: &str| Fragment {
             start: start.as_bytes().to_vec(),
@@ -645,6 +644,7 @@ mod tests {
         assert!(Interval::of(&[], b"a").contains(&[], b"z"));
     }
 
+    #[test]
     fn malformed_inner_key_is_corruption() {
         let bad = VecCursor::new(vec![(Bytes::from_static(b"short"), Bytes::new())]).unwrap();
         let mut c = VisibleCursor::new(bad, 10);
