@@ -97,6 +97,38 @@ impl Fragment {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FragmentedTombstones {
     fragments: Vec<Fragment>,
+    /// Finds the fragment of a key without comparing whole keys (see
+    /// [`StartIndex`]); derived from `fragments`.
+    index: StartIndex,
+}
+
+/// A search aid over the fragments' start keys, for the lookup every read
+/// makes: the bytes all start keys share, and for each fragment the next 8
+/// bytes of its start as a big-endian integer (zero-padded). A key with
+/// the shared prefix is placed among the fragments by a binary search over
+/// integers; whole keys are compared only where its 8 bytes tie with a
+/// start's (usually none or one fragment).
+///
+/// Why that is exact: for keys sharing the prefix, a smaller padded window
+/// means a smaller key (the first differing byte decides, and a zero pad
+/// stands for "shorter", which sorts first), so only ties need a look at
+/// the rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct StartIndex {
+    /// The longest prefix every start key has.
+    common: Vec<u8>,
+    /// Per fragment, in order: [`window`] of its start after `common`.
+    windows: Vec<u64>,
+}
+
+/// The 8 bytes of `key` from `from` on (zero-padded past its end) as a
+/// big-endian integer.
+fn window(key: &[u8], from: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    let rest = key.get(from..).unwrap_or_default();
+    let n = rest.len().min(8);
+    bytes[..n].copy_from_slice(&rest[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 impl FragmentedTombstones {
@@ -147,7 +179,58 @@ impl FragmentedTombstones {
                 seqnos,
             });
         }
-        FragmentedTombstones { fragments }
+        FragmentedTombstones::indexed(fragments)
+    }
+
+    /// Wraps sorted, non-overlapping `fragments` with their search index.
+    fn indexed(fragments: Vec<Fragment>) -> Self {
+        let common = match (fragments.first(), fragments.last()) {
+            (Some(first), Some(last)) => {
+                // Sorted: what the first and last share, all share.
+                let shared = first
+                    .start
+                    .iter()
+                    .zip(&last.start)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                first.start[..shared].to_vec()
+            }
+            _ => Vec::new(),
+        };
+        let windows = fragments
+            .iter()
+            .map(|f| window(&f.start, common.len()))
+            .collect();
+        FragmentedTombstones {
+            fragments,
+            index: StartIndex { common, windows },
+        }
+    }
+
+    /// The number of fragments starting at or before `key`: the fragment
+    /// before that position is the only one that can contain `key`. Mostly
+    /// a binary search over integers (see the type's search index).
+    pub fn count_starting_at_or_before(&self, key: &[u8]) -> usize {
+        let common = &self.index.common;
+        let head = &key[..key.len().min(common.len())];
+        match head.cmp(&common[..head.len()]) {
+            Ordering::Less => return 0,
+            Ordering::Greater => return self.fragments.len(),
+            // A proper prefix of the shared bytes: before every start.
+            Ordering::Equal if head.len() < common.len() => return 0,
+            Ordering::Equal => {}
+        }
+        let w = window(key, common.len());
+        let windows = &self.index.windows;
+        let lo = windows.partition_point(|&x| x < w);
+        // Ties are rare: look at one or two before searching for their end.
+        let ties = match (windows.get(lo), windows.get(lo + 1)) {
+            (Some(&x), _) if x != w => 0,
+            (None, _) => 0,
+            (_, Some(&y)) if y == w => windows[lo..].partition_point(|&x| x == w),
+            _ => 1,
+        };
+        lo + self.fragments[lo..lo + ties].partition_point(|f| f.start.as_slice() <= key)
     }
 
     /// Takes fragments already in fragmented form (as decoded from a
@@ -176,7 +259,7 @@ impl FragmentedTombstones {
                 ));
             }
         }
-        Ok(FragmentedTombstones { fragments })
+        Ok(FragmentedTombstones::indexed(fragments))
     }
 
     /// The fragments, in key order.
@@ -218,10 +301,7 @@ impl FragmentedTombstones {
     /// The index of the fragment containing `key`, if any.
     pub fn fragment_index(&self, key: &[u8]) -> Option<usize> {
         // The last fragment starting at or before the key.
-        let i = self
-            .fragments
-            .partition_point(|f| f.start.as_slice() <= key);
-        let i = i.checked_sub(1)?;
+        let i = self.count_starting_at_or_before(key).checked_sub(1)?;
         (key < self.fragments[i].end.as_slice()).then_some(i)
     }
 
@@ -233,17 +313,20 @@ impl FragmentedTombstones {
     /// The first fragment that ends after `key` (contains it or lies after
     /// it): where a forward scan from `key` meets tombstones next.
     pub fn first_ending_after(&self, key: &[u8]) -> Option<&Fragment> {
-        let i = self.fragments.partition_point(|f| f.end.as_slice() <= key);
-        self.fragments.get(i)
+        // Sorted and not overlapping: every fragment before the last one
+        // starting at or before `key` ends at or before it.
+        let p = self.count_starting_at_or_before(key);
+        match p.checked_sub(1) {
+            Some(i) if key < self.fragments[i].end.as_slice() => self.fragments.get(i),
+            _ => self.fragments.get(p),
+        }
     }
 
     /// The last fragment that starts at or before `key`: where a backward
     /// scan from `key` meets tombstones next.
     pub fn last_starting_at_or_before(&self, key: &[u8]) -> Option<&Fragment> {
-        let i = self
-            .fragments
-            .partition_point(|f| f.start.as_slice() <= key);
-        i.checked_sub(1).map(|i| &self.fragments[i])
+        let i = self.count_starting_at_or_before(key).checked_sub(1)?;
+        self.fragments.get(i)
     }
 
     /// The newest seqno of a tombstone covering `key` that a reader at
@@ -309,7 +392,7 @@ impl FragmentedTombstones {
                 });
             }
         }
-        FragmentedTombstones { fragments }
+        FragmentedTombstones::indexed(fragments)
     }
 
     /// What compaction keeps: in each fragment, only the newest seqno of
@@ -357,7 +440,7 @@ impl FragmentedTombstones {
                 seqnos,
             });
         }
-        FragmentedTombstones { fragments }
+        FragmentedTombstones::indexed(fragments)
     }
 
     /// Whether some visible tombstone (for a reader at `read_seqno`) with
@@ -572,6 +655,46 @@ mod tests {
     fn tombstone() -> impl Strategy<Value = RangeTombstone> {
         (0u8..20, 0u8..20, 1u64..40)
             .prop_map(|(a, b, s)| RangeTombstone::new(vec![b'a' + a], vec![b'a' + b], s))
+    }
+
+    /// Keys that share long prefixes, differ past 8 bytes, end in zero
+    /// bytes and are prefixes of each other: the start index's hard cases.
+    fn long_key() -> impl Strategy<Value = Vec<u8>> {
+        (
+            0usize..3,
+            proptest::collection::vec(
+                prop_oneof![Just(0u8), Just(1), Just(b'a'), Just(0xff)],
+                0..12,
+            ),
+        )
+            .prop_map(|(shared, tail)| {
+                let mut key = b"tenant-0000"[..shared * 5].to_vec();
+                key.extend(tail);
+                key
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn start_index_places_keys_as_a_plain_search_does(
+            bounds in proptest::collection::vec((long_key(), long_key()), 0..10),
+            queries in proptest::collection::vec(long_key(), 1..40),
+        ) {
+            let set = FragmentedTombstones::new(
+                bounds.into_iter().enumerate().map(|(i, (a, b))| RangeTombstone::new(a, b, i as u64 + 1)),
+            );
+            let fragments = set.fragments();
+            for key in &queries {
+                let p = fragments.partition_point(|f| f.start <= *key);
+                prop_assert_eq!(set.count_starting_at_or_before(key), p, "{:?}", key);
+                let containing = fragments.iter().position(|f| f.contains(key));
+                prop_assert_eq!(set.fragment_index(key), containing);
+                let ending_after = fragments.iter().find(|f| f.end > *key);
+                prop_assert_eq!(set.first_ending_after(key), ending_after);
+                let starting = fragments.iter().rev().find(|f| f.start <= *key);
+                prop_assert_eq!(set.last_starting_at_or_before(key), starting);
+            }
+        }
     }
 
     proptest! {

@@ -117,8 +117,9 @@ struct Interval {
 
 impl Interval {
     /// The interval `key` falls in.
-    fn of(fragments: &[Fragment], key: &[u8]) -> Interval {
-        let p = fragments.partition_point(|f| f.start.as_slice() <= key);
+    fn of(tombstones: &FragmentedTombstones, key: &[u8]) -> Interval {
+        let fragments = tombstones.fragments();
+        let p = tombstones.count_starting_at_or_before(key);
         let inside = p > 0 && key < fragments[p - 1].end.as_slice();
         Interval { p, inside }
     }
@@ -177,7 +178,7 @@ impl<C: Cursor> VisibleCursor<C> {
         let interval = match self.interval.get() {
             Some(cached) if cached.contains(fragments, user_key) => cached,
             _ => {
-                let found = Interval::of(fragments, user_key);
+                let found = Interval::of(&self.tombstones, user_key);
                 self.interval.set(Some(found));
                 found
             }
@@ -625,23 +626,30 @@ mod tests {
             seqnos: vec![9],
         };
         // Adjacent fragments, a gap, and open ends on both sides.
-        let fragments = [frag("b", "d"), frag("d", "f"), frag("h", "k")];
+        let set = FragmentedTombstones::from_fragments(vec![
+            frag("b", "d"),
+            frag("d", "f"),
+            frag("h", "k"),
+        ])
+        .unwrap();
+        let fragments = set.fragments();
         let keys = ["", "a", "b", "c", "d", "e", "f", "g", "h", "j", "k", "z"];
         for a in keys {
-            let cached = Interval::of(&fragments, a.as_bytes());
-            assert!(cached.contains(&fragments, a.as_bytes()), "{a}");
+            let cached = Interval::of(&set, a.as_bytes());
+            assert!(cached.contains(fragments, a.as_bytes()), "{a}");
             for b in keys {
-                let fresh = Interval::of(&fragments, b.as_bytes());
+                let fresh = Interval::of(&set, b.as_bytes());
                 assert_eq!(
-                    cached.contains(&fragments, b.as_bytes()),
+                    cached.contains(fragments, b.as_bytes()),
                     cached == fresh,
                     "{a} then {b}"
                 );
             }
         }
-        assert!(Interval::of(&fragments, b"c").inside);
-        assert!(!Interval::of(&fragments, b"f").inside);
-        assert!(Interval::of(&[], b"a").contains(&[], b"z"));
+        assert!(Interval::of(&set, b"c").inside);
+        assert!(!Interval::of(&set, b"f").inside);
+        let none = FragmentedTombstones::default();
+        assert!(Interval::of(&none, b"a").contains(&[], b"z"));
     }
 
     #[test]

@@ -147,6 +147,16 @@ impl MemTable {
         if !self.has_range_dels.load(Ordering::Acquire) {
             return None;
         }
+        // Under the read lock while fragmented (no reference count to
+        // touch); the first reader after a change fragments.
+        if let Some(fragmented) = &self
+            .range_dels
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .fragmented
+        {
+            return fragmented.covering_seqno(user_key, read_seqno);
+        }
         self.range_tombstones().covering_seqno(user_key, read_seqno)
     }
 
