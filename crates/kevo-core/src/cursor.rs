@@ -82,6 +82,21 @@ pub trait Cursor {
         let _ = (target, seqno, forward);
         Ok(false)
     }
+
+    /// Seeks as [`seek`](Cursor::seek) does, where the caller guarantees
+    /// that every entry with a seqno below `seqno` from `target` up to (not
+    /// including) `skip_to` is deleted for its reader (a seek that lands in
+    /// a range tombstone's span). A cursor that knows which of its sources
+    /// hold only such older entries may seek those to `skip_to` straight
+    /// away, sparing a second seek over the span. The default seeks to
+    /// `target`.
+    ///
+    /// # Errors
+    /// I/O or corruption in the underlying source.
+    fn seek_past_deleted(&mut self, target: &[u8], skip_to: &[u8], seqno: SeqNo) -> Result<()> {
+        let _ = (skip_to, seqno);
+        self.seek(target)
+    }
 }
 
 impl<C: Cursor + ?Sized> Cursor for Box<C> {
@@ -114,5 +129,8 @@ impl<C: Cursor + ?Sized> Cursor for Box<C> {
     }
     fn skip_deleted(&mut self, target: &[u8], seqno: SeqNo, forward: bool) -> Result<bool> {
         (**self).skip_deleted(target, seqno, forward)
+    }
+    fn seek_past_deleted(&mut self, target: &[u8], skip_to: &[u8], seqno: SeqNo) -> Result<()> {
+        (**self).seek_past_deleted(target, skip_to, seqno)
     }
 }

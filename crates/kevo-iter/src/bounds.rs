@@ -222,6 +222,21 @@ impl<C: Cursor> Cursor for BoundedCursor<C> {
         Ok(())
     }
 
+    fn seek_past_deleted(&mut self, target: &[u8], skip_to: &[u8], seqno: SeqNo) -> Result<()> {
+        let target_user = user_key(target);
+        // Where `seek` would move or clamp the target, it does all.
+        if self.bounds.is_empty()
+            || self.bounds.is_at_or_past_end(target_user)
+            || self.bounds.is_before_start(target_user)
+        {
+            return self.seek(target);
+        }
+        self.in_bounds = false;
+        self.inner.seek_past_deleted(target, skip_to, seqno)?;
+        self.check_position();
+        Ok(())
+    }
+
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
         self.in_bounds = false;
         let target_user = user_key(target);

@@ -281,6 +281,26 @@ impl<C: Cursor> Cursor for MergingCursor<C> {
         self.invalid_on_err(result)
     }
 
+    /// Seeks the children whose largest seqno (see
+    /// [`MergingCursor::with_max_seqnos`]) is below `seqno` to `skip_to`,
+    /// the others to `target`.
+    fn seek_past_deleted(&mut self, target: &[u8], skip_to: &[u8], seqno: SeqNo) -> Result<()> {
+        if self.max_seqnos.is_empty() {
+            return self.seek(target);
+        }
+        self.heap.clear();
+        self.direction = Direction::Forward;
+        let mut result = Ok(());
+        for (child, &max) in self.children.iter_mut().zip(&self.max_seqnos) {
+            result = child.seek(if max < seqno { skip_to } else { target });
+            if result.is_err() {
+                break;
+            }
+        }
+        self.rebuild_heap();
+        self.invalid_on_err(result)
+    }
+
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
         let result = self.reposition_all(Direction::Backward, |c| c.seek_for_prev(target));
         self.invalid_on_err(result)

@@ -348,7 +348,20 @@ impl<C: Cursor> UserCursor for VisibleCursor<C> {
         self.target.clear();
         // The newest version of `target` at or below the snapshot, or later.
         encode_internal_key(&mut self.target, target, self.snapshot, LOOKUP_KIND);
-        self.inner.seek(&self.target)?;
+        // Landing in a range tombstone's span: the sources holding only
+        // older entries go straight past it (one seek, not two).
+        let mut past = std::mem::take(&mut self.skipped_to);
+        let covering = self.covered(target, 0).map(|(covering, _, end)| {
+            past.clear();
+            encode_internal_key(&mut past, end, SEQNO_MAX, LOOKUP_KIND);
+            covering
+        });
+        let result = match covering {
+            Some(covering) => self.inner.seek_past_deleted(&self.target, &past, covering),
+            None => self.inner.seek(&self.target),
+        };
+        self.skipped_to = past;
+        result?;
         self.find_next_user_entry(false)
     }
 
