@@ -30,7 +30,7 @@
 //! | fillsync | `N / 100` puts, each synced to disk, fresh database |
 //! | txn | optimistic transactions, each reading 2 random keys and writing both; 4 rows: low contention (keys of all `N`) and high (the first 16 keys), 1 and 4 threads; `max(N / 10, 10 000)` commits each; commits/s and abort rate; engines without them (sled, redb, rocksdb): n/a |
 //! | keyspaces | 3 rows, each on a fresh database: `keyspaces fill 1` (`N` random puts into one keyspace; kevo: not the default one), `keyspaces fill 8` (the same puts round-robin over 8 keyspaces), `keyspaces batch 2` (`N / 2` atomic write batches of one put into each of 2 keyspaces; batches/s); a sample read back after each row; engines without keyspaces (rocksdb): n/a |
-//! | deleterange | only with `--only deleterange`: 15 rows (`dr ...`) on a fresh database: `N` puts in fillrandom's order, compacted whole (not timed); readrandom and seekrandom (as those workloads: `N` gets, `N / 10` seeks + 10 nexts) before the deletes; one put; one range delete of the middle 10% of the keys (`key(0.45 N)..key(0.55 N)`); one prefix delete (a run of leading digits, at most 10%: 50 000 keys at 1 M); one put; the reads again; 100 small range deletes spread evenly (`N / 10 000` keys each, 1% in all); the reads again; a full compaction (timed; table bytes before and after); the reads again. Delete rows in µs and keys deleted/s; kevo: `Db::delete_range` / `delete_prefix`, fjall: a range (prefix) scan and batches of 10 000 removes; every read's found count and a sample of values and seeks checked against a model (a mismatch stops the run); ends with a table of medians and ratios (reads after / before); engines without it wired in (sled, redb, rocksdb): n/a |
+//! | deleterange | only with `--only deleterange`: 15 rows (`dr ...`) on a fresh database: `N` puts in fillrandom's order, compacted whole (not timed); readrandom and seekrandom (as those workloads: `N` gets, `N / 10` seeks + 10 nexts) before the deletes; one put; one range delete of the middle 10% of the keys (`key(0.45 N)..key(0.55 N)`); one prefix delete (a run of leading digits, at most 10%: 50 000 keys at 1 M); one put; the reads again; 100 small range deletes spread evenly (`N / 10 000` keys each, 1% in all); the reads again; a full compaction (timed; table bytes before and after); the reads again; kevo only (its tables cut at 2 MiB in this workload, so that a 1 M-key database has a few dozen): one range delete over exactly the middle third of the bottom level's tables, a flush, and the compactions after it (`whole:` figures: tables deleted whole, unread, and the bytes compactions wrote). Delete rows in µs and keys deleted/s; kevo: `Db::delete_range` / `delete_prefix`, fjall: a range (prefix) scan and batches of 10 000 removes; every read's found count and a sample of values and seeks checked against a model (a mismatch stops the run); ends with a table of medians and ratios (reads after / before); engines without it wired in (sled, redb, rocksdb): n/a |
 //! | fillbig | only with `--only fillbig`: `N` puts of uniformly random keys in `0..N`, fresh database; write and space amplification, stalls |
 //!
 //! `--compare a,b` runs the same workloads on each named peer engine in the
@@ -173,7 +173,7 @@ const DR_SEEK_SEED: u64 = 83;
 /// The deleterange table's figures, in order: (name, decimals). Ratios are
 /// ops/s of a read row over the same read before the deletes, in the same
 /// round; `kevo only` figures are its `Stats` deltas over the compaction.
-const DR_FIGURES: [(&str, usize); 24] = [
+const DR_FIGURES: [(&str, usize); 30] = [
     ("put p50 µs (dr fillrandom)", 2),
     ("one put before the range, µs", 1),
     ("delete range 10%, µs", 1),
@@ -198,6 +198,12 @@ const DR_FIGURES: [(&str, usize); 24] = [
     ("MiB deleted whole", 1),
     ("compaction MiB written", 1),
     ("range-deleted entries dropped", 0),
+    ("whole: tables covered", 0),
+    ("whole: MiB covered", 1),
+    ("whole: tables deleted", 0),
+    ("whole: MiB deleted", 1),
+    ("whole: compaction B written", 0),
+    ("whole: flush B written", 0),
 ];
 
 /// Workloads that run only when `--only` names them (deleterange: with
@@ -639,7 +645,10 @@ impl Bench<'_> {
             "deleterange: a fresh database per engine: {} puts in fillrandom's order, then \
              compacted whole (not timed); deletes, in order: keys {}..{} as one range (10%), \
              prefix \"{}\" (keys {}..{}), {} ranges of {} keys spread evenly; then a full \
-             compaction; reads before, between and after (the same keys each time)",
+             compaction; reads before, between and after (the same keys each time); last \
+             (kevo, whose tables are cut at {} MiB here): one range delete over the middle \
+             third of the bottom level's tables, exactly, then a flush and the compactions \
+             it starts: what comes back and what is written",
             self.config.num,
             plan.range.start,
             plan.range.end,
@@ -648,6 +657,7 @@ impl Bench<'_> {
             plan.prefix_keys.end,
             plan.small.len(),
             plan.small.first().map_or(0, |r| r.end - r.start),
+            engine::DELETERANGE_KEVO_TABLE_MIB,
         );
         println!(
             "  delete rows: ops = delete calls (fjall: each a range or prefix scan and \
@@ -780,7 +790,8 @@ impl Bench<'_> {
     /// docs and `print_deleterange_header`.
     fn deleterange(&mut self, engine: &str, order: &[u64]) -> Res<()> {
         let (config, values) = (self.config, self.values);
-        let (_dir, boxed) = self.open(engine)?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let boxed = engine::open_deleterange(engine, dir.path(), self.config)?;
         let db = &*boxed;
         let Some(rd) = db.range_deletes() else {
             if self.comparing() {
@@ -912,6 +923,38 @@ impl Bench<'_> {
         }
         self.dr_check(engine, db, rd, &model, "after the compaction", true)?;
         let compacted = self.dr_reads(engine, db, &model, DR_READS[3])?;
+
+        // Space back without rewriting: a range over whole tables (kevo).
+        if let Some(whole) = rd.delete_whole_tables()? {
+            let keys = workload::key_span(&whole.from, &whole.to, num);
+            let deleted = model.delete(keys);
+            let c = whole.counters;
+            println!(
+                "{:w$}  whole tables: one range delete over {} tables ({:.1} MiB, {deleted} live \
+                 keys), flushed and settled: {} tables deleted whole ({:.1} MiB), \
+                 compactions wrote {} bytes, the flush {} bytes",
+                "",
+                whole.tables,
+                mib(whole.table_bytes),
+                c.tables_deleted_whole,
+                mib(c.bytes_deleted_whole),
+                c.bytes_written,
+                whole.flush_bytes,
+                w = if self.comparing() { 8 } else { 0 },
+            );
+            let figures = [
+                ("whole: tables covered", whole.tables as f64),
+                ("whole: MiB covered", mib(whole.table_bytes)),
+                ("whole: tables deleted", c.tables_deleted_whole as f64),
+                ("whole: MiB deleted", mib(c.bytes_deleted_whole)),
+                ("whole: compaction B written", c.bytes_written as f64),
+                ("whole: flush B written", whole.flush_bytes as f64),
+            ];
+            for (figure, value) in figures {
+                self.dr_figure(engine, figure, value);
+            }
+            self.dr_check(engine, db, rd, &model, "after the whole-table delete", true)?;
+        }
 
         let ratios = [
             ("readrandom after / before", after.0 / before.0),

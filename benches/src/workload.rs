@@ -622,6 +622,26 @@ pub(crate) fn prefix_span(prefix: &[u8], num: u64) -> Range<u64> {
     lo..hi
 }
 
+/// The indices `i < num` whose `key(i)` lies in `[from, to)` (keys sort as
+/// their indices).
+pub(crate) fn key_span(from: &[u8], to: &[u8], num: u64) -> Range<u64> {
+    // The first index whose key is at or after `bound`.
+    let first_at = |bound: &[u8]| {
+        let (mut lo, mut hi) = (0, num);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if key(mid).as_slice() < bound {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    let start = first_at(from);
+    start..first_at(to).max(start)
+}
+
 /// Which keys of `key(0..N)` the deleterange workload has deleted so far.
 pub(crate) struct DeleteModel {
     deleted: Vec<bool>,
@@ -998,6 +1018,12 @@ mod tests {
         assert_eq!(plan.small[0], 5_000..5_100);
         assert_eq!(prefix_span(b"000000000000000", 1_000_000), 0..5);
         assert_eq!(prefix_span(b"x", 1_000_000), 0..0);
+        let mut past = key(19).to_vec();
+        past.push(0);
+        assert_eq!(key_span(&key(7), &past, 100), 7..20);
+        assert_eq!(key_span(&key(7), &key(7), 100), 7..7);
+        assert_eq!(key_span(&key(90), &key(5), 100), 90..90);
+        assert_eq!(key_span(b"", b"\xff", 100), 0..100);
     }
 
     /// An engine in memory with range deletes, one by one (as fjall) or as

@@ -6,7 +6,7 @@ use kevo_engine::{Db, Keyspace, KeyspaceOptions, Options, WriteBatch, WriteOptio
 
 use super::{
     CompactionCounters, Engine, KeyspaceEngine, OwnFigures, RangeDeleteEngine, Res, Scan,
-    TxnEngine, Update, bounds, keyspace_name, nth,
+    TxnEngine, Update, WholeTables, bounds, keyspace_name, nth,
 };
 
 fn err(e: kevo_engine::Error) -> String {
@@ -61,10 +61,28 @@ pub(super) struct Kevo {
     unsynced: WriteOptions,
 }
 
+/// kevo's table size in the deleterange workload (the default is 64 MiB:
+/// a 1 M-key database would be one or two tables, none a range could
+/// cover whole).
+pub(super) const DELETERANGE_TABLE_BYTES: u64 = 2 << 20;
+
 impl Kevo {
     pub(super) fn open(dir: &Path, cache_bytes: usize) -> Res<Self> {
+        Self::open_options(dir, options(cache_bytes))
+    }
+
+    /// As [`Kevo::open`], with tables cut at `table_bytes`.
+    pub(super) fn open_with_table_bytes(
+        dir: &Path,
+        cache_bytes: usize,
+        table_bytes: u64,
+    ) -> Res<Self> {
+        Self::open_options(dir, options(cache_bytes).target_file_bytes(table_bytes))
+    }
+
+    fn open_options(dir: &Path, options: Options) -> Res<Self> {
         Ok(Kevo {
-            db: Db::open_with(dir, options(cache_bytes)).map_err(err)?,
+            db: Db::open_with(dir, options).map_err(err)?,
             synced: WriteOptions { sync: true },
             unsynced: WriteOptions { sync: false },
         })
@@ -175,6 +193,44 @@ impl RangeDeleteEngine for Kevo {
             bytes_written: stats.compaction_bytes_written,
             range_deleted_entries_dropped: stats.range_deleted_entries_dropped,
         })
+    }
+
+    fn delete_whole_tables(&self) -> Res<Option<WholeTables>> {
+        let tables = self.db.table_files();
+        let Some(bottom) = tables.iter().map(|t| t.level).max() else {
+            return Ok(None);
+        };
+        let mut level: Vec<_> = tables.into_iter().filter(|t| t.level == bottom).collect();
+        if level.len() < 3 {
+            return Ok(None);
+        }
+        level.sort_by(|a, b| a.smallest_key.cmp(&b.smallest_key));
+        let chosen = &level[level.len() / 3..2 * level.len() / 3];
+        let (Some(first), Some(last)) = (chosen.first(), chosen.last()) else {
+            return Ok(None);
+        };
+        let from = first.smallest_key.to_vec();
+        // Just past the last key: the smallest key after it.
+        let mut to = last.largest_key.to_vec();
+        to.push(0);
+        let before = self.compaction_counters();
+        let flushed = self.db.stats().flush_bytes_written;
+        self.db.delete_range(&from[..]..&to[..]).map_err(err)?;
+        self.db.flush().map_err(err)?;
+        self.db.wait_for_compactions().map_err(err)?;
+        let counters = self
+            .compaction_counters()
+            .zip(before)
+            .map(|(after, before)| after.since(before))
+            .unwrap_or_default();
+        Ok(Some(WholeTables {
+            from,
+            to,
+            tables: chosen.len() as u64,
+            table_bytes: chosen.iter().map(|t| t.file_size).sum(),
+            counters,
+            flush_bytes: self.db.stats().flush_bytes_written.saturating_sub(flushed),
+        }))
     }
 }
 

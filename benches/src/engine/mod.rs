@@ -141,6 +141,33 @@ pub(crate) trait RangeDeleteEngine: Sync {
     fn compaction_counters(&self) -> Option<CompactionCounters> {
         None
     }
+
+    /// Where the engine can show it (kevo): one range delete over exactly
+    /// the keys of the middle third of the tables of its lowest level
+    /// (from the first key of one table to just past the last key of
+    /// another), the memtable written out, and every compaction that
+    /// follows waited for. `Ok(None)`: not wired in, or fewer than 3 tables
+    /// to choose from.
+    fn delete_whole_tables(&self) -> Res<Option<WholeTables>> {
+        Ok(None)
+    }
+}
+
+/// What [`RangeDeleteEngine::delete_whole_tables`] deleted and what it
+/// cost.
+#[derive(Debug, Clone)]
+pub(crate) struct WholeTables {
+    /// The range deleted: `[from, to)`.
+    pub(crate) from: Vec<u8>,
+    pub(crate) to: Vec<u8>,
+    /// The tables it covers whole, and their bytes.
+    pub(crate) tables: u64,
+    pub(crate) table_bytes: u64,
+    /// The compaction counters over the delete, the flush and the
+    /// compactions after it.
+    pub(crate) counters: CompactionCounters,
+    /// Bytes the flush wrote (the range tombstone's table).
+    pub(crate) flush_bytes: u64,
 }
 
 /// kevo's compaction counters (from `Stats`), running since open.
@@ -252,6 +279,23 @@ pub(crate) fn built(name: &str) -> bool {
 
 /// Opens engine `name` in the empty directory `dir` with the settings in
 /// `config` (cache size), the same for every engine.
+/// kevo's table size in the deleterange workload, MiB (for the header).
+pub(crate) const DELETERANGE_KEVO_TABLE_MIB: u64 = kevo::DELETERANGE_TABLE_BYTES >> 20;
+
+/// Opens engine `name` for the deleterange workload: as [`open`], but kevo
+/// with [`kevo::DELETERANGE_TABLE_BYTES`] tables, so that a database of 1 M
+/// keys has a few dozen of them and a range can cover some whole.
+pub(crate) fn open_deleterange(name: &str, dir: &Path, config: &Config) -> Res<Box<dyn Engine>> {
+    match name {
+        "kevo" => Ok(Box::new(kevo::Kevo::open_with_table_bytes(
+            dir,
+            config.cache_mib << 20,
+            kevo::DELETERANGE_TABLE_BYTES,
+        )?)),
+        other => open(other, dir, config),
+    }
+}
+
 pub(crate) fn open(name: &str, dir: &Path, config: &Config) -> Res<Box<dyn Engine>> {
     let cache_bytes = config.cache_mib << 20;
     let engine: Box<dyn Engine> = match name {
