@@ -263,6 +263,17 @@ impl Fs for FaultFs {
         self.inner.remove_file(path)
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        // A new name, as a create makes.
+        self.fail_if_chosen(FaultOp::Create, &[from, to])?;
+        self.inner.hard_link(from, to)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.fail_if_chosen(FaultOp::Remove, &[path])?;
+        self.inner.remove_dir_all(path)
+    }
+
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.inner.create_dir_all(path)
     }

@@ -269,10 +269,7 @@ impl Fs for MemFs {
         let mut state = self.lock_state();
         let (from, to) = (normalize(from), normalize(to));
         if state.dirs.contains(&from) {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "MemFs cannot rename directories",
-            ));
+            return state.rename_dir(&from, &to);
         }
         let id = state.file_id(&from)?;
         state.check_can_hold_file(&to)?;
@@ -294,6 +291,55 @@ impl Fs for MemFs {
         }
         let id = state.names.remove(&path).ok_or_else(not_found)?;
         state.free_if_unreferenced(id);
+        Ok(())
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.lock_state();
+        let (from, to) = (normalize(from), normalize(to));
+        if state.dirs.contains(&from) {
+            return Err(is_a_directory());
+        }
+        let id = state.file_id(&from)?;
+        state.check_can_hold_file(&to)?;
+        if state.names.contains_key(&to) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the link's name exists",
+            ));
+        }
+        state.names.insert(to, id);
+        Ok(())
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut guard = self.lock_state();
+        let state = &mut *guard;
+        let dir = normalize(path);
+        if !state.dirs.contains(&dir) || dir.parent().is_none() {
+            return Err(not_found());
+        }
+        let mut dropped = Vec::new();
+        state.names.retain(|p, &mut id| {
+            let keep = !p.starts_with(&dir);
+            if !keep {
+                dropped.push(id);
+            }
+            keep
+        });
+        // Directories are durable at once (see `create_dir_all`), and so
+        // is their removal, with every name in them.
+        state.durable_names.retain(|p, &mut id| {
+            let keep = !p.starts_with(&dir);
+            if !keep {
+                dropped.push(id);
+            }
+            keep
+        });
+        state.dirs.retain(|d| !d.starts_with(&dir));
+        for id in dropped {
+            state.free_if_unreferenced(id);
+        }
         Ok(())
     }
 
@@ -472,6 +518,53 @@ impl State {
                 "parent directory does not exist",
             )),
         }
+    }
+
+    /// Renames directory `from` (normalised) to `to`, which must not
+    /// exist and whose parent must. As directory creation, the rename is
+    /// durable at once: every name under `from`, current and durable,
+    /// moves. (On a real file system it is durable after a sync of the
+    /// parents; treating it as durable at once keeps the one property
+    /// callers rely on: the directory is seen whole under one name or the
+    /// other.)
+    fn rename_dir(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        if from == to {
+            return Ok(());
+        }
+        if self.dirs.contains(to) || self.names.contains_key(to) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "MemFs renames a directory only to a free name",
+            ));
+        }
+        if to.starts_with(from) || from.parent().is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a directory cannot move into itself",
+            ));
+        }
+        match to.parent() {
+            Some(parent) if self.dirs.contains(parent) => {}
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "parent directory does not exist",
+                ));
+            }
+        }
+        let moved = |p: &Path| match p.strip_prefix(from) {
+            Ok(rest) if rest.as_os_str().is_empty() => to.to_path_buf(),
+            Ok(rest) => to.join(rest),
+            Err(_) => p.to_path_buf(),
+        };
+        self.dirs = self.dirs.iter().map(|d| moved(d)).collect();
+        self.names = self.names.iter().map(|(p, &id)| (moved(p), id)).collect();
+        self.durable_names = self
+            .durable_names
+            .iter()
+            .map(|(p, &id)| (moved(p), id))
+            .collect();
+        Ok(())
     }
 
     /// Forgets an inode that no name, durable or current, and no open
@@ -900,6 +993,77 @@ mod tests {
         fs.crash();
         assert_eq!(fs.read_file(&p("tmp")).unwrap(), b"manifest");
         assert!(!fs.exists(&p("CURRENT")).unwrap());
+    }
+
+    #[test]
+    fn hard_link_shares_the_file_and_is_durable_after_a_dir_sync() {
+        let fs = fs_with_dir(0);
+        let f = durable_file(&fs, "a", b"one");
+        fs.create_dir_all(Path::new("other")).unwrap();
+        let link = Path::new("other/b");
+        fs.hard_link(&p("a"), link).unwrap();
+        f.write_all_at(b"two", 0).unwrap();
+        f.sync_data().unwrap();
+        assert_eq!(fs.read_file(link).unwrap(), b"two");
+        let err = fs.hard_link(&p("a"), link).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            fs.hard_link(&p("none"), Path::new("other/c"))
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound
+        );
+        // Removing one name leaves the other.
+        fs.remove_file(&p("a")).unwrap();
+        assert_eq!(fs.read_file(link).unwrap(), b"two");
+        // Not synced: the link is forgotten by a crash, the old name back.
+        fs.crash();
+        assert!(!fs.exists(link).unwrap());
+        assert_eq!(fs.read_file(&p("a")).unwrap(), b"two");
+        fs.hard_link(&p("a"), link).unwrap();
+        fs.sync_dir(Path::new("other")).unwrap();
+        fs.crash();
+        assert_eq!(fs.read_file(link).unwrap(), b"two");
+    }
+
+    #[test]
+    fn directories_rename_whole_and_remove_whole() {
+        let fs = fs_with_dir(0);
+        durable_file(&fs, "a", b"one");
+        fs.create_dir_all(&p("sub")).unwrap();
+        fs.create(&p("sub/b"))
+            .unwrap()
+            .write_all_at(b"x", 0)
+            .unwrap();
+        fs.rename(Path::new(DIR), Path::new("moved")).unwrap();
+        assert!(!fs.exists(Path::new(DIR)).unwrap());
+        assert_eq!(fs.read_file(Path::new("moved/a")).unwrap(), b"one");
+        assert_eq!(fs.read_file(Path::new("moved/sub/b")).unwrap(), b"x");
+        // Durable at once, names in it as durable as they were.
+        fs.crash();
+        assert_eq!(fs.read_file(Path::new("moved/a")).unwrap(), b"one");
+        assert!(!fs.exists(Path::new("moved/sub/b")).unwrap());
+        assert!(fs.exists(Path::new("moved/sub")).unwrap());
+        // Never onto an existing name, never into itself.
+        fs.create_dir_all(Path::new("taken")).unwrap();
+        let kind = |r: io::Result<()>| r.unwrap_err().kind();
+        assert_eq!(
+            kind(fs.rename(Path::new("moved"), Path::new("taken"))),
+            io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            kind(fs.rename(Path::new("moved"), Path::new("moved/sub/x"))),
+            io::ErrorKind::InvalidInput
+        );
+        fs.remove_dir_all(Path::new("moved")).unwrap();
+        assert!(!fs.exists(Path::new("moved")).unwrap());
+        assert!(!fs.exists(Path::new("moved/a")).unwrap());
+        fs.crash();
+        assert!(!fs.exists(Path::new("moved/a")).unwrap());
+        assert_eq!(
+            kind(fs.remove_dir_all(Path::new("moved"))),
+            io::ErrorKind::NotFound
+        );
     }
 
     #[test]

@@ -179,6 +179,24 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// `NotFound` if there is no such file, or any I/O error.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
+    /// Gives the file at `from` a second name `to` (a hard link: one file,
+    /// two names; writes through either are seen through both). The new
+    /// name is durable only after [`Fs::sync_dir`] on its parent.
+    ///
+    /// # Errors
+    /// `AlreadyExists` if `to` exists; `NotFound` if `from` does not;
+    /// `CrossesDevices` (or `Unsupported`) where the two cannot share a
+    /// file: copy instead. Any I/O error.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes the directory at `path` and everything in it. Durable only
+    /// after [`Fs::sync_dir`] on its parent.
+    ///
+    /// # Errors
+    /// `NotFound` if there is no such directory, or any I/O error (part of
+    /// it may be gone).
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+
     /// Creates a directory and its missing parents; durable on return.
     ///
     /// # Errors
