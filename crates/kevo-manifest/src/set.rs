@@ -741,6 +741,30 @@ impl VersionSet {
         self.horizon.load(Ordering::Acquire)
     }
 
+    /// The whole state as one consistent picture, as
+    /// [`VersionSet::recover`] would read it back from the manifest now:
+    /// every keyspace's version and log number, the counters and the
+    /// tracked WAL segments. Holding it keeps its versions live, so their
+    /// tables are not deleted ([`VersionSet::take_obsolete_tables`]):
+    /// what a checkpoint copies from. `manifest_number` is the live
+    /// manifest's; nothing is counted as replayed or dropped.
+    pub fn state(&self) -> RecoveredManifest {
+        let next_file_number = self.next_file_number.load(Ordering::Acquire);
+        let state = lock(&self.state);
+        let mut recovered = RecoveredManifest {
+            next_file_number,
+            last_seqno: state.last_seqno,
+            log_number: state.log_number,
+            wal_segments: state.wals.clone(),
+            unexplained_tables: state.unexplained.clone(),
+            tracks_wal_segments: true,
+            manifest_number: self.manifest_number(),
+            ..RecoveredManifest::default()
+        };
+        recovered.set_keyspaces(&state.keyspaces);
+        recovered
+    }
+
     /// The WAL segments the manifest tracks.
     pub fn wal_segments(&self) -> WalSegments {
         lock(&self.state).wals.clone()
