@@ -10,6 +10,7 @@ use kevo_core::{Fs, OsFs};
 use kevo_iter::KeyBounds;
 
 use crate::batch::WriteBatch;
+use crate::checkpoint::{CheckpointInfo, CheckpointOptions};
 use crate::engine::Handle;
 use crate::error::{Error, Result};
 use crate::iter::DbIter;
@@ -391,6 +392,54 @@ impl Db {
     /// [`Db::open_read_only`]; [`Error::Closed`].
     pub fn wait_for_compactions(&self) -> Result<()> {
         crate::compact::wait_for_compactions(&self.handle.engine)
+    }
+
+    /// Makes a checkpoint in `target` (a directory that must not exist;
+    /// its parent must): a database of its own, opened like any other,
+    /// holding every keyspace exactly as of one sequence number, at or
+    /// after every write acknowledged before the call. Writes, flushes and
+    /// compactions go on meanwhile. Tables are hard-linked where `target`
+    /// is on the same file system (copied otherwise), the WAL tail copied;
+    /// see [`Db::checkpoint_with`] to flush first instead.
+    ///
+    /// The directory is built under `<target>.checkpoint-tmp` and renamed
+    /// to `target` only once complete and synced: a crash or an error
+    /// leaves no `target` that could be taken for a good checkpoint.
+    ///
+    /// ```
+    /// # use kevo_engine::Db;
+    /// # fn main() -> kevo_engine::Result<()> {
+    /// # let dir = tempfile::tempdir().expect("tempdir");
+    /// let db = Db::open(dir.path().join("db"))?;
+    /// db.put("k", "v")?;
+    /// let info = db.checkpoint(dir.path().join("copy"))?;
+    /// db.put("k", "later")?;
+    /// let copy = Db::open(&info.dir)?;
+    /// assert_eq!(copy.get("k")?.as_deref(), Some(&b"v"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `target` exists or its parent does
+    /// not; [`Error::Io`] if a file operation failed (the temporary
+    /// directory is removed, the database is unchanged);
+    /// [`Error::ReadOnly`] if opened with [`Db::open_read_only`], or if
+    /// syncing the WAL failed; [`Error::Closed`].
+    pub fn checkpoint(&self, target: impl AsRef<Path>) -> Result<CheckpointInfo> {
+        self.checkpoint_with(target, &CheckpointOptions::default())
+    }
+
+    /// [`Db::checkpoint`] with `options` (whether to flush first).
+    ///
+    /// # Errors
+    /// As [`Db::checkpoint`]; with `flush_first`, those of [`Db::flush`].
+    pub fn checkpoint_with(
+        &self,
+        target: impl AsRef<Path>,
+        options: &CheckpointOptions,
+    ) -> Result<CheckpointInfo> {
+        crate::checkpoint::checkpoint(&self.handle.engine, target.as_ref(), options)
     }
 
     /// The live tables, level by level (L0 newest first): for inspection

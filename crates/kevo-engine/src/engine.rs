@@ -99,6 +99,8 @@ pub(crate) struct Engine {
     /// kevo's files the manifest could not explain at open: left in place
     /// and reported in [`Stats`].
     pub(crate) unexplained_files: Vec<String>,
+    /// Checkpoints being made hold WAL segments from retirement.
+    pub(crate) wal_hold: Mutex<crate::checkpoint::WalHold>,
 }
 
 /// The manifest an engine logs its edits to.

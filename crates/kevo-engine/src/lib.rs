@@ -54,6 +54,7 @@
 //! the map of the code in `docs/architecture.md`.
 
 mod batch;
+mod checkpoint;
 mod commit;
 mod compact;
 mod db;
@@ -84,6 +85,7 @@ mod txn;
 mod write;
 
 pub use batch::WriteBatch;
+pub use checkpoint::{CheckpointInfo, CheckpointOptions};
 pub use db::Db;
 pub use error::{BusyReason, Conflict, ConflictReason, Error, Result};
 pub use files::{LOCK_FILE, OPTIONS_FILE_PREFIX};

@@ -754,6 +754,7 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
         delayed_bytes: AtomicU64::new(0),
         lock_file: Mutex::new(lock_file),
         unexplained_files,
+        wal_hold: Mutex::default(),
         options,
     }
 }

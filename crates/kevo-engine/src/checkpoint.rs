@@ -1,0 +1,399 @@
+//! Online checkpoints: `Db::checkpoint(dir)` makes, while writes, flushes
+//! and compactions go on, a directory that opens as a database of its own
+//! holding exactly the state at one sequence number.
+//!
+//! How (the order is the argument):
+//! 1. WAL retirement is held ([`WalHold`]): no segment is deleted or
+//!    recycled until the checkpoint is done; a flush that would retire some
+//!    records its log number, and the segments go when the hold is lifted.
+//! 2. Under the writer mutex (no batch is being appended, no memtable
+//!    switched, no keyspace created or dropped) the checkpoint takes the
+//!    version set's whole state ([`VersionSet::state`]: every keyspace's
+//!    version and log number) and the WAL's end position, and the last
+//!    seqno: every write acknowledged before the call is in the tables of
+//!    that state or in the WAL before that position. Holding the state
+//!    keeps its versions live, so their tables are not deleted either. The
+//!    mutex is held for microseconds; the copying happens after.
+//! 3. The WAL is synced, so that everything before the position is in the
+//!    segment files.
+//! 4. Into `<target>.checkpoint-tmp`: every table of the state hard-linked
+//!    (copied where the file system cannot link), the WAL segments from the
+//!    state's log number on copied up to the position (older ones to the
+//!    length they were sealed at), each synced; a fresh manifest written
+//!    from the state (its segments exactly the copied ones, each sealed at
+//!    its copied length, so that opening it replays them whole and never
+//!    mistakes their end for a torn tail); `CURRENT` last; the newest
+//!    `OPTIONS` file copied for inspection.
+//! 5. The directory is synced and renamed to `target`, and the parent
+//!    synced. A crash or an error before the rename leaves only the
+//!    temporary directory (removed on error, and by the next checkpoint to
+//!    the same target), never a `target` that could be taken for a good one.
+//!
+//! Opening the checkpoint is an ordinary recovery: its tables, then its WAL
+//! replayed on top, giving the state at the position's seqno.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kevo_core::fs::parent_dir;
+use kevo_core::{Fs, SeqNo};
+use kevo_manifest::{ManifestOptions, VersionSet, WalSegments, table_file_name};
+use kevo_wal::segment_file_name;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::files::OPTIONS_FILE_PREFIX;
+use crate::sync::lock;
+
+/// How [`Db::checkpoint_with`](crate::Db::checkpoint_with) makes a
+/// checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointOptions {
+    /// Flush every keyspace's memtable first, so that the checkpoint holds
+    /// (almost) no WAL: more tables written by the live database, less to
+    /// copy and replay. The default (`false`) copies the WAL tail instead.
+    pub flush_first: bool,
+}
+
+/// What a checkpoint holds and what making it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The checkpoint's directory.
+    pub dir: PathBuf,
+    /// It holds exactly the writes up to this seqno (every write
+    /// acknowledged before the call, and perhaps some that were being
+    /// committed during it).
+    pub seqno: SeqNo,
+    /// Tables in it, of every keyspace.
+    pub tables: usize,
+    /// Of those, how many were hard-linked (the rest were copied).
+    pub tables_linked: usize,
+    /// Bytes of the tables in it.
+    pub table_bytes: u64,
+    /// Bytes copied: copied tables, WAL segments, the options file.
+    pub bytes_copied: u64,
+    /// WAL segments copied, and their bytes.
+    pub wal_segments: usize,
+    /// Bytes of WAL copied.
+    pub wal_bytes: u64,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// Holders that keep WAL segments from being retired, and the highest
+/// log number a flush asked to retire below meanwhile.
+#[derive(Debug, Default)]
+pub(crate) struct WalHold {
+    holders: usize,
+    deferred: Option<u64>,
+}
+
+/// Whether WAL segments below `log_number` may be retired now; if a
+/// checkpoint holds them, the request is kept for when it is done.
+pub(crate) fn may_retire_wal(engine: &Engine, log_number: u64) -> bool {
+    let mut hold = lock(&engine.wal_hold);
+    if hold.holders == 0 {
+        return true;
+    }
+    hold.deferred = Some(hold.deferred.map_or(log_number, |d| d.max(log_number)));
+    false
+}
+
+/// Holds WAL retirement while alive; the last one to go retires what was
+/// deferred.
+struct WalHoldGuard<'a> {
+    engine: &'a Engine,
+}
+
+impl<'a> WalHoldGuard<'a> {
+    fn new(engine: &'a Engine) -> Self {
+        lock(&engine.wal_hold).holders += 1;
+        WalHoldGuard { engine }
+    }
+}
+
+impl Drop for WalHoldGuard<'_> {
+    fn drop(&mut self) {
+        let deferred = {
+            let mut hold = lock(&self.engine.wal_hold);
+            hold.holders -= 1;
+            if hold.holders > 0 {
+                return;
+            }
+            hold.deferred.take()
+        };
+        if let Some(log_number) = deferred
+            && let Ok(Err(e)) = self
+                .engine
+                .with_wal(|wal| wal.remove_segments_before(log_number))
+        {
+            tracing::warn!(error = %e, "retiring WAL segments after a checkpoint failed");
+        }
+    }
+}
+
+/// The temporary directory a checkpoint to `target` is built in.
+pub(crate) fn temporary_dir(target: &Path) -> PathBuf {
+    let mut name = target
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".checkpoint-tmp");
+    target.with_file_name(name)
+}
+
+/// `Db::checkpoint_with`.
+pub(crate) fn checkpoint(
+    engine: &Engine,
+    target: &Path,
+    options: &CheckpointOptions,
+) -> Result<CheckpointInfo> {
+    let started = Instant::now();
+    engine.life.check_open()?;
+    let versions = engine
+        .versions()
+        .map_err(|cause| Error::ReadOnly { cause })?;
+    let fs = engine.fs.as_ref();
+    if target.file_name().is_none() {
+        return Err(Error::InvalidArgument(format!(
+            "checkpoint target {} names no directory",
+            target.display()
+        )));
+    }
+    let exists = |path: &Path| {
+        fs.exists(path)
+            .map_err(|e| Error::io(format!("looking at {}", path.display()), e))
+    };
+    if exists(target)? {
+        return Err(Error::InvalidArgument(format!(
+            "checkpoint target {} exists: a checkpoint goes to a new directory",
+            target.display()
+        )));
+    }
+    let parent = parent_dir(target);
+    if !exists(&parent)? {
+        return Err(Error::InvalidArgument(format!(
+            "checkpoint target's parent {} does not exist",
+            parent.display()
+        )));
+    }
+    if options.flush_first {
+        for keyspace in engine.keyspaces.all() {
+            crate::write::flush(engine, &keyspace)?;
+        }
+    }
+    let tmp = temporary_dir(target);
+    if exists(&tmp)? {
+        // Left by a checkpoint that crashed: never a database of its own.
+        fs.remove_dir_all(&tmp)
+            .map_err(|e| Error::io(format!("removing {}", tmp.display()), e))?;
+    }
+    fs.create_dir_all(&tmp)
+        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+    let hold = WalHoldGuard::new(engine);
+    let built = build(engine, versions, &tmp, started);
+    drop(hold);
+    let mut info = match built {
+        Ok(info) => info,
+        Err(e) => {
+            remove_quietly(fs, &tmp);
+            return Err(e);
+        }
+    };
+    if let Err(e) = fs.rename(&tmp, target) {
+        remove_quietly(fs, &tmp);
+        return Err(Error::io(
+            format!("renaming {} to {}", tmp.display(), target.display()),
+            e,
+        ));
+    }
+    if let Err(e) = fs.sync_dir(&parent) {
+        // Complete, but its name may not survive a crash: a failed call
+        // leaves no checkpoint behind.
+        remove_quietly(fs, target);
+        return Err(Error::io(format!("syncing {}", parent.display()), e));
+    }
+    info.dir = target.to_path_buf();
+    info.duration = started.elapsed();
+    tracing::info!(
+        dir = %target.display(),
+        seqno = info.seqno,
+        tables = info.tables,
+        linked = info.tables_linked,
+        wal_bytes = info.wal_bytes,
+        "checkpoint made"
+    );
+    Ok(info)
+}
+
+/// Removes a failed checkpoint's directory; a failure is only logged (the
+/// temporary one is removed by the next checkpoint to the same target).
+fn remove_quietly(fs: &dyn Fs, dir: &Path) {
+    if let Err(e) = fs.remove_dir_all(dir) {
+        tracing::warn!(error = %e, dir = %dir.display(), "removing a failed checkpoint's directory");
+    }
+}
+
+/// Steps 2 to 4 of the module documentation, into `tmp`.
+fn build(
+    engine: &Engine,
+    versions: &Arc<VersionSet>,
+    tmp: &Path,
+    started: Instant,
+) -> Result<CheckpointInfo> {
+    let fs = engine.fs.as_ref();
+    let (mut state, position, seqno) = {
+        let writer = engine.commit.writer();
+        engine.life.check_open()?;
+        let state = versions.state();
+        let position = engine.with_wal(|wal| wal.position())?;
+        (state, position, *writer)
+    };
+    // A failed sync poisons the log: the database turns read-only, as for
+    // any write's.
+    engine
+        .with_wal(|wal| wal.sync())?
+        .map_err(|e| engine.read_only(crate::error::from_wal(&engine.dir, e)))?;
+
+    let mut info = CheckpointInfo {
+        dir: tmp.to_path_buf(),
+        seqno,
+        tables: 0,
+        tables_linked: 0,
+        table_bytes: 0,
+        bytes_copied: 0,
+        wal_segments: 0,
+        wal_bytes: 0,
+        duration: Duration::ZERO,
+    };
+    let mut next_file_number = state.next_file_number.max(versions.file_number_horizon());
+    let all_versions = std::iter::once(&state.version)
+        .chain(state.keyspaces.values().map(|k| &k.version))
+        .cloned()
+        .collect::<Vec<_>>();
+    for version in &all_versions {
+        for (_, table) in version.tables() {
+            let name = table_file_name(table.number);
+            let (from, to) = (engine.dir.join(&name), tmp.join(&name));
+            info.tables += 1;
+            info.table_bytes += table.file_size;
+            match fs.hard_link(&from, &to) {
+                Ok(()) => info.tables_linked += 1,
+                Err(e) if can_copy_instead(&e) => {
+                    info.bytes_copied += copy_file(fs, &from, &to, None)?;
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("linking {} to {}", from.display(), to.display()),
+                        e,
+                    ));
+                }
+            }
+            next_file_number = next_file_number.max(table.number + 1);
+        }
+    }
+
+    // The WAL from the global log number on, each segment up to where its
+    // records end: its sealed length, or the position for the live one.
+    let mut segments = WalSegments::default();
+    for (number, sealed) in state.wal_segments.iter() {
+        if number < state.log_number || number > position.segment {
+            continue;
+        }
+        let len = if number == position.segment {
+            Some(position.offset)
+        } else {
+            sealed
+        };
+        let name = segment_file_name(number);
+        let copied = copy_file(fs, &engine.dir.join(&name), &tmp.join(&name), len)?;
+        info.wal_segments += 1;
+        info.wal_bytes += copied;
+        info.bytes_copied += copied;
+        // A segment whose seal was not recorded yet (the live one just
+        // rotated away from, its successor still empty) is copied whole
+        // and left unsealed: replay reads it to its clean end.
+        segments.insert(number, len.map(|_| copied));
+        next_file_number = next_file_number.max(number + 1);
+    }
+    state.wal_segments = segments;
+    state.next_file_number = next_file_number;
+    state.unexplained_tables.clear();
+    info.bytes_copied += copy_newest_options(engine, tmp)?;
+
+    // The manifest (and CURRENT, synced) last: before it, the directory
+    // does not open as a database.
+    let fs_arc: Arc<dyn Fs> = Arc::clone(&engine.fs);
+    let written = VersionSet::create(fs_arc, tmp, state, ManifestOptions::default())?;
+    drop(written);
+    fs.sync_dir(tmp)
+        .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+    info.duration = started.elapsed();
+    Ok(info)
+}
+
+/// Whether a failed hard link means "copy instead" (another file system,
+/// or one without links) rather than a real failure.
+fn can_copy_instead(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{CrossesDevices, PermissionDenied, Unsupported};
+    matches!(e.kind(), CrossesDevices | Unsupported | PermissionDenied)
+}
+
+/// Copies the first `len` bytes of `from` (all of it for `None`) into a
+/// new file `to`, synced. Returns the bytes copied.
+fn copy_file(fs: &dyn Fs, from: &Path, to: &Path, len: Option<u64>) -> Result<u64> {
+    const CHUNK: usize = 1 << 20;
+    let src = fs
+        .open_read(from)
+        .map_err(|e| Error::io(format!("opening {}", from.display()), e))?;
+    let available = src
+        .len()
+        .map_err(|e| Error::io(format!("sizing {}", from.display()), e))?;
+    let len = len.unwrap_or(available);
+    if available < len {
+        return Err(Error::Corruption {
+            file: from.to_path_buf(),
+            offset: available,
+            reason: format!("{available} bytes, shorter than the {len} a checkpoint needs"),
+        });
+    }
+    let dst = fs
+        .create(to)
+        .map_err(|e| Error::io(format!("creating {}", to.display()), e))?;
+    let mut buf = vec![0u8; CHUNK.min(len as usize)];
+    let mut offset = 0u64;
+    while offset < len {
+        let n = ((len - offset) as usize).min(buf.len());
+        src.read_exact_at(&mut buf[..n], offset)
+            .map_err(|e| Error::io(format!("reading {}", from.display()), e))?;
+        dst.write_all_at(&buf[..n], offset)
+            .map_err(|e| Error::io(format!("writing {}", to.display()), e))?;
+        offset += n as u64;
+    }
+    dst.sync_all()
+        .map_err(|e| Error::io(format!("syncing {}", to.display()), e))?;
+    Ok(len)
+}
+
+/// Copies the newest `OPTIONS-` file into `tmp` (for inspection: opening
+/// the checkpoint takes the caller's options). Returns its bytes.
+fn copy_newest_options(engine: &Engine, tmp: &Path) -> Result<u64> {
+    let names = engine
+        .fs
+        .list_dir(&engine.dir)
+        .map_err(|e| Error::io(format!("listing {}", engine.dir.display()), e))?;
+    let newest = names
+        .iter()
+        .filter(|n| n.starts_with(OPTIONS_FILE_PREFIX))
+        .max_by_key(|n| n[OPTIONS_FILE_PREFIX.len()..].parse::<u64>().unwrap_or(0));
+    match newest {
+        Some(name) => copy_file(
+            engine.fs.as_ref(),
+            &engine.dir.join(name),
+            &tmp.join(name),
+            None,
+        ),
+        None => Ok(0),
+    }
+}
