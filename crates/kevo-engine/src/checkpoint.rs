@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use kevo_core::fs::parent_dir;
 use kevo_core::{Fs, SeqNo};
-use kevo_manifest::{ManifestOptions, VersionSet, WalSegments, table_file_name};
+use kevo_manifest::{ManifestOptions, RecoveredManifest, VersionSet, WalSegments, table_file_name};
 use kevo_wal::segment_file_name;
 
 use crate::engine::Engine;
@@ -191,9 +191,7 @@ pub(crate) fn checkpoint(
     }
     fs.create_dir_all(&tmp)
         .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-    let hold = WalHoldGuard::new(engine);
     let built = build(engine, versions, &tmp, started);
-    drop(hold);
     let mut info = match built {
         Ok(info) => info,
         Err(e) => {
@@ -235,14 +233,50 @@ fn remove_quietly(fs: &dyn Fs, dir: &Path) {
     }
 }
 
-/// Steps 2 to 4 of the module documentation, into `tmp`.
-fn build(
-    engine: &Engine,
-    versions: &Arc<VersionSet>,
-    tmp: &Path,
-    started: Instant,
-) -> Result<CheckpointInfo> {
-    let fs = engine.fs.as_ref();
+/// A consistent picture of the database to copy from (steps 1 to 3 of the
+/// module documentation): while it lives, WAL retirement is held and its
+/// versions keep their tables.
+pub(crate) struct Capture<'a> {
+    _hold: WalHoldGuard<'a>,
+    /// The version set's state; its WAL segments are replaced by the
+    /// copied ones before a manifest is written from it.
+    pub(crate) state: RecoveredManifest,
+    /// The last seqno in the tables and WAL captured.
+    pub(crate) seqno: SeqNo,
+    /// Every table of every keyspace: (number, bytes).
+    pub(crate) tables: Vec<(u64, u64)>,
+    /// The WAL segments to copy: (number, bytes to copy: `None` for the
+    /// whole file, a segment whose seal was not recorded yet).
+    pub(crate) segments: Vec<(u64, Option<u64>)>,
+}
+
+impl Capture<'_> {
+    /// The state to write a manifest from, for a copy holding the captured
+    /// tables and `copied` WAL segments (number, bytes copied, sealed).
+    pub(crate) fn manifest_state(&self, copied: &[(u64, u64, bool)]) -> RecoveredManifest {
+        let mut state = self.state.clone();
+        let mut segments = WalSegments::default();
+        let mut next = state.next_file_number;
+        for &(number, len, sealed) in copied {
+            segments.insert(number, sealed.then_some(len));
+            next = next.max(number + 1);
+        }
+        for &(number, _) in &self.tables {
+            next = next.max(number + 1);
+        }
+        state.wal_segments = segments;
+        state.next_file_number = next;
+        state.unexplained_tables.clear();
+        state
+    }
+}
+
+/// Takes a [`Capture`] of `engine` (see the module documentation).
+///
+/// # Errors
+/// [`Error::Closed`]; [`Error::ReadOnly`] if syncing the WAL failed.
+pub(crate) fn capture<'a>(engine: &'a Engine, versions: &VersionSet) -> Result<Capture<'a>> {
+    let hold = WalHoldGuard::new(engine);
     let (mut state, position, seqno) = {
         let writer = engine.commit.writer();
         engine.life.check_open()?;
@@ -255,10 +289,52 @@ fn build(
     engine
         .with_wal(|wal| wal.sync())?
         .map_err(|e| engine.read_only(crate::error::from_wal(&engine.dir, e)))?;
+    state.next_file_number = state
+        .next_file_number
+        .max(versions.file_number_horizon());
+    let tables = std::iter::once(&state.version)
+        .chain(state.keyspaces.values().map(|k| &k.version))
+        .flat_map(|version| version.tables().map(|(_, t)| (t.number, t.file_size)))
+        .collect();
+    // The WAL from the global log number on, each segment up to where its
+    // records end: its sealed length, or the position for the live one. A
+    // segment whose seal was not recorded yet (the live one just rotated
+    // away from, its successor still empty) is copied whole and left
+    // unsealed: replay reads it to its clean end.
+    let segments = state
+        .wal_segments
+        .iter()
+        .filter(|&(number, _)| number >= state.log_number && number <= position.segment)
+        .map(|(number, sealed)| {
+            let len = if number == position.segment {
+                Some(position.offset)
+            } else {
+                sealed
+            };
+            (number, len)
+        })
+        .collect();
+    Ok(Capture {
+        _hold: hold,
+        state,
+        seqno,
+        tables,
+        segments,
+    })
+}
 
+/// Steps 4 of the module documentation, into `tmp`.
+fn build(
+    engine: &Engine,
+    versions: &Arc<VersionSet>,
+    tmp: &Path,
+    started: Instant,
+) -> Result<CheckpointInfo> {
+    let fs = engine.fs.as_ref();
+    let capture = capture(engine, versions)?;
     let mut info = CheckpointInfo {
         dir: tmp.to_path_buf(),
-        seqno,
+        seqno: capture.seqno,
         tables: 0,
         tables_linked: 0,
         table_bytes: 0,
@@ -267,66 +343,46 @@ fn build(
         wal_bytes: 0,
         duration: Duration::ZERO,
     };
-    let mut next_file_number = state.next_file_number.max(versions.file_number_horizon());
-    let all_versions = std::iter::once(&state.version)
-        .chain(state.keyspaces.values().map(|k| &k.version))
-        .cloned()
-        .collect::<Vec<_>>();
-    for version in &all_versions {
-        for (_, table) in version.tables() {
-            let name = table_file_name(table.number);
-            let (from, to) = (engine.dir.join(&name), tmp.join(&name));
-            info.tables += 1;
-            info.table_bytes += table.file_size;
-            match fs.hard_link(&from, &to) {
-                Ok(()) => info.tables_linked += 1,
-                Err(e) if can_copy_instead(&e) => {
-                    info.bytes_copied += copy_file(fs, &from, &to, None)?;
-                }
-                Err(e) => {
-                    return Err(Error::io(
-                        format!("linking {} to {}", from.display(), to.display()),
-                        e,
-                    ));
-                }
+    for &(number, size) in &capture.tables {
+        let name = table_file_name(number);
+        let (from, to) = (engine.dir.join(&name), tmp.join(&name));
+        info.tables += 1;
+        info.table_bytes += size;
+        match fs.hard_link(&from, &to) {
+            Ok(()) => info.tables_linked += 1,
+            Err(e) if can_copy_instead(&e) => {
+                info.bytes_copied += copy_file(fs, &from, &to, None)?;
             }
-            next_file_number = next_file_number.max(table.number + 1);
+            Err(e) => {
+                return Err(Error::io(
+                    format!("linking {} to {}", from.display(), to.display()),
+                    e,
+                ));
+            }
         }
     }
-
-    // The WAL from the global log number on, each segment up to where its
-    // records end: its sealed length, or the position for the live one.
-    let mut segments = WalSegments::default();
-    for (number, sealed) in state.wal_segments.iter() {
-        if number < state.log_number || number > position.segment {
-            continue;
-        }
-        let len = if number == position.segment {
-            Some(position.offset)
-        } else {
-            sealed
-        };
+    let mut copied = Vec::new();
+    for &(number, len) in &capture.segments {
         let name = segment_file_name(number);
-        let copied = copy_file(fs, &engine.dir.join(&name), &tmp.join(&name), len)?;
+        let bytes = copy_file(fs, &engine.dir.join(&name), &tmp.join(&name), len)?;
         info.wal_segments += 1;
-        info.wal_bytes += copied;
-        info.bytes_copied += copied;
-        // A segment whose seal was not recorded yet (the live one just
-        // rotated away from, its successor still empty) is copied whole
-        // and left unsealed: replay reads it to its clean end.
-        segments.insert(number, len.map(|_| copied));
-        next_file_number = next_file_number.max(number + 1);
+        info.wal_bytes += bytes;
+        info.bytes_copied += bytes;
+        copied.push((number, bytes, len.is_some()));
     }
-    state.wal_segments = segments;
-    state.next_file_number = next_file_number;
-    state.unexplained_tables.clear();
     info.bytes_copied += copy_newest_options(engine, tmp)?;
 
     // The manifest (and CURRENT, synced) last: before it, the directory
     // does not open as a database.
+    let state = capture.manifest_state(&copied);
+    drop(capture);
     let fs_arc: Arc<dyn Fs> = Arc::clone(&engine.fs);
-    let written = VersionSet::create(fs_arc, tmp, state, ManifestOptions::default())?;
-    drop(written);
+    drop(VersionSet::create(
+        fs_arc,
+        tmp,
+        state,
+        ManifestOptions::default(),
+    )?);
     fs.sync_dir(tmp)
         .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
     info.duration = started.elapsed();
@@ -342,7 +398,7 @@ fn can_copy_instead(e: &std::io::Error) -> bool {
 
 /// Copies the first `len` bytes of `from` (all of it for `None`) into a
 /// new file `to`, synced. Returns the bytes copied.
-fn copy_file(fs: &dyn Fs, from: &Path, to: &Path, len: Option<u64>) -> Result<u64> {
+pub(crate) fn copy_file(fs: &dyn Fs, from: &Path, to: &Path, len: Option<u64>) -> Result<u64> {
     const CHUNK: usize = 1 << 20;
     let src = fs
         .open_read(from)
@@ -378,7 +434,7 @@ fn copy_file(fs: &dyn Fs, from: &Path, to: &Path, len: Option<u64>) -> Result<u6
 
 /// Copies the newest `OPTIONS-` file into `tmp` (for inspection: opening
 /// the checkpoint takes the caller's options). Returns its bytes.
-fn copy_newest_options(engine: &Engine, tmp: &Path) -> Result<u64> {
+pub(crate) fn copy_newest_options(engine: &Engine, tmp: &Path) -> Result<u64> {
     let names = engine
         .fs
         .list_dir(&engine.dir)
