@@ -289,9 +289,7 @@ pub(crate) fn capture<'a>(engine: &'a Engine, versions: &VersionSet) -> Result<C
     engine
         .with_wal(|wal| wal.sync())?
         .map_err(|e| engine.read_only(crate::error::from_wal(&engine.dir, e)))?;
-    state.next_file_number = state
-        .next_file_number
-        .max(versions.file_number_horizon());
+    state.next_file_number = state.next_file_number.max(versions.file_number_horizon());
     let tables = std::iter::once(&state.version)
         .chain(state.keyspaces.values().map(|k| &k.version))
         .flat_map(|version| version.tables().map(|(_, t)| (t.number, t.file_size)))
@@ -351,7 +349,7 @@ fn build(
         match fs.hard_link(&from, &to) {
             Ok(()) => info.tables_linked += 1,
             Err(e) if can_copy_instead(&e) => {
-                info.bytes_copied += copy_file(fs, &from, &to, None)?;
+                info.bytes_copied += copy_file(fs, &from, fs, &to, None)?.0;
             }
             Err(e) => {
                 return Err(Error::io(
@@ -364,13 +362,17 @@ fn build(
     let mut copied = Vec::new();
     for &(number, len) in &capture.segments {
         let name = segment_file_name(number);
-        let bytes = copy_file(fs, &engine.dir.join(&name), &tmp.join(&name), len)?;
+        let (bytes, _) = copy_file(fs, &engine.dir.join(&name), fs, &tmp.join(&name), len)?;
         info.wal_segments += 1;
         info.wal_bytes += bytes;
         info.bytes_copied += bytes;
         copied.push((number, bytes, len.is_some()));
     }
-    info.bytes_copied += copy_newest_options(engine, tmp)?;
+    // The newest options file, for inspection (opening the checkpoint takes
+    // the caller's options).
+    if let Some(name) = newest_options(fs, &engine.dir)? {
+        info.bytes_copied += copy_file(fs, &engine.dir.join(&name), fs, &tmp.join(&name), None)?.0;
+    }
 
     // The manifest (and CURRENT, synced) last: before it, the directory
     // does not open as a database.
@@ -396,11 +398,21 @@ fn can_copy_instead(e: &std::io::Error) -> bool {
     matches!(e.kind(), CrossesDevices | Unsupported | PermissionDenied)
 }
 
-/// Copies the first `len` bytes of `from` (all of it for `None`) into a
-/// new file `to`, synced. Returns the bytes copied.
-pub(crate) fn copy_file(fs: &dyn Fs, from: &Path, to: &Path, len: Option<u64>) -> Result<u64> {
+/// Copies the first `len` bytes of `from` (all of it for `None`) into a new
+/// file `to` (each on its own file system), synced. Returns the bytes
+/// copied and their CRC-32.
+///
+/// # Errors
+/// I/O errors; [`Error::Corruption`] if `from` is shorter than `len`.
+pub(crate) fn copy_file(
+    from_fs: &dyn Fs,
+    from: &Path,
+    to_fs: &dyn Fs,
+    to: &Path,
+    len: Option<u64>,
+) -> Result<(u64, u32)> {
     const CHUNK: usize = 1 << 20;
-    let src = fs
+    let src = from_fs
         .open_read(from)
         .map_err(|e| Error::io(format!("opening {}", from.display()), e))?;
     let available = src
@@ -411,45 +423,36 @@ pub(crate) fn copy_file(fs: &dyn Fs, from: &Path, to: &Path, len: Option<u64>) -
         return Err(Error::Corruption {
             file: from.to_path_buf(),
             offset: available,
-            reason: format!("{available} bytes, shorter than the {len} a checkpoint needs"),
+            reason: format!("{available} bytes, shorter than the {len} to copy"),
         });
     }
-    let dst = fs
+    let dst = to_fs
         .create(to)
         .map_err(|e| Error::io(format!("creating {}", to.display()), e))?;
+    let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; CHUNK.min(len as usize)];
     let mut offset = 0u64;
     while offset < len {
         let n = ((len - offset) as usize).min(buf.len());
         src.read_exact_at(&mut buf[..n], offset)
             .map_err(|e| Error::io(format!("reading {}", from.display()), e))?;
+        hasher.update(&buf[..n]);
         dst.write_all_at(&buf[..n], offset)
             .map_err(|e| Error::io(format!("writing {}", to.display()), e))?;
         offset += n as u64;
     }
     dst.sync_all()
         .map_err(|e| Error::io(format!("syncing {}", to.display()), e))?;
-    Ok(len)
+    Ok((len, hasher.finalize()))
 }
 
-/// Copies the newest `OPTIONS-` file into `tmp` (for inspection: opening
-/// the checkpoint takes the caller's options). Returns its bytes.
-pub(crate) fn copy_newest_options(engine: &Engine, tmp: &Path) -> Result<u64> {
-    let names = engine
-        .fs
-        .list_dir(&engine.dir)
-        .map_err(|e| Error::io(format!("listing {}", engine.dir.display()), e))?;
-    let newest = names
-        .iter()
+/// The newest `OPTIONS-` file of `dir`, if any.
+pub(crate) fn newest_options(fs: &dyn Fs, dir: &Path) -> Result<Option<String>> {
+    let names = fs
+        .list_dir(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    Ok(names
+        .into_iter()
         .filter(|n| n.starts_with(OPTIONS_FILE_PREFIX))
-        .max_by_key(|n| n[OPTIONS_FILE_PREFIX.len()..].parse::<u64>().unwrap_or(0));
-    match newest {
-        Some(name) => copy_file(
-            engine.fs.as_ref(),
-            &engine.dir.join(name),
-            &tmp.join(name),
-            None,
-        ),
-        None => Ok(0),
-    }
+        .max_by_key(|n| n[OPTIONS_FILE_PREFIX.len()..].parse::<u64>().unwrap_or(0)))
 }

@@ -442,6 +442,11 @@ impl Db {
         crate::checkpoint::checkpoint(&self.handle.engine, target.as_ref(), options)
     }
 
+    /// The engine behind this handle (for the crate's tools: backups).
+    pub(crate) fn handle(&self) -> &Arc<Handle> {
+        &self.handle
+    }
+
     /// The live tables, level by level (L0 newest first): for inspection
     /// and tools.
     pub fn table_files(&self) -> Vec<TableFile> {

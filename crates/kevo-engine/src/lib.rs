@@ -53,6 +53,7 @@
 //! What survives a crash under each sync mode is in `docs/durability.md`;
 //! the map of the code in `docs/architecture.md`.
 
+mod backup;
 mod batch;
 mod checkpoint;
 mod commit;
@@ -84,6 +85,7 @@ mod tables;
 mod txn;
 mod write;
 
+pub use backup::{BACKUP_META_VERSION, Backup, BackupFile, BackupId, BackupInfo};
 pub use batch::WriteBatch;
 pub use checkpoint::{CheckpointInfo, CheckpointOptions};
 pub use db::Db;
