@@ -163,6 +163,25 @@ pub(crate) enum Command {
         #[arg(long)]
         end: Option<String>,
     },
+    /// Make a checkpoint: a copy of the database, at one seqno, that
+    /// opens as a database of its own (tables hard-linked where TARGET is
+    /// on the same file system). TARGET must not exist.
+    #[command(
+        after_help = "Examples:\n  kevo checkpoint /tmp/db /tmp/db-copy\n  kevo checkpoint /tmp/db /tmp/db-copy --flush --json"
+    )]
+    Checkpoint {
+        /// The database directory.
+        dir: PathBuf,
+        /// The checkpoint's directory (must not exist; its parent must).
+        target: PathBuf,
+        /// Flush the memtables first instead of copying the WAL tail.
+        #[arg(long)]
+        flush: bool,
+    },
+    /// Incremental backups in a backup directory: create, list, verify,
+    /// restore, delete, purge.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// Look at table files (`.sst`) alone, without a database.
     #[command(subcommand)]
     Sst(SstCommand),
@@ -204,6 +223,62 @@ pub(crate) enum LoadFormat {
     Jsonl,
     /// `KEY<TAB>VALUE` per line.
     Tsv,
+}
+
+/// `kevo backup …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupCommand {
+    /// Back DB up into BACKUPS (created if missing): only tables not
+    /// stored yet are copied.
+    #[command(after_help = "Examples:\n  kevo backup create /tmp/db /backups/db")]
+    Create {
+        /// The database directory.
+        db: PathBuf,
+        /// The backup directory.
+        backups: PathBuf,
+    },
+    /// Every backup: id, seqno, size, bytes copied and reused.
+    #[command(after_help = "Examples:\n  kevo backup list /backups/db --json")]
+    List {
+        /// The backup directory.
+        backups: PathBuf,
+    },
+    /// Read every file of backup ID and check its checksum. Exit 1 if any
+    /// is damaged or missing.
+    #[command(after_help = "Examples:\n  kevo backup verify /backups/db 3")]
+    Verify {
+        /// The backup directory.
+        backups: PathBuf,
+        /// The backup's id.
+        id: u64,
+    },
+    /// Restore backup ID into TARGET (which must not exist).
+    #[command(after_help = "Examples:\n  kevo backup restore /backups/db 3 /tmp/db-restored")]
+    Restore {
+        /// The backup directory.
+        backups: PathBuf,
+        /// The backup's id.
+        id: u64,
+        /// The restored database's directory.
+        target: PathBuf,
+    },
+    /// Delete backup ID and the files no other backup needs.
+    #[command(after_help = "Examples:\n  kevo backup delete /backups/db 1")]
+    Delete {
+        /// The backup directory.
+        backups: PathBuf,
+        /// The backup's id.
+        id: u64,
+    },
+    /// Delete all but the newest KEEP backups.
+    #[command(after_help = "Examples:\n  kevo backup purge /backups/db --keep 7")]
+    Purge {
+        /// The backup directory.
+        backups: PathBuf,
+        /// How many of the newest backups to keep.
+        #[arg(long)]
+        keep: usize,
+    },
 }
 
 /// `kevo sst …`.

@@ -2,8 +2,9 @@
 //!
 //! An interactive shell (`kevo shell DIR`), one-shot reads and writes
 //! (`get`, `put`, `delete`, `scan`, `load`, `export`), inspection of a
-//! whole database (`stats`, `lsm`, `check`, `repair`, `compact`) and of
-//! single files without a database (`sst`, `wal`, `manifest`). Commands
+//! whole database (`stats`, `lsm`, `check`, `repair`, `compact`), copies
+//! of it (`checkpoint`, `backup create|list|verify|restore|delete|purge`)
+//! and single files without a database (`sst`, `wal`, `manifest`). Commands
 //! that only read open the database read-only, so they change nothing on
 //! disk and run beside other readers. `--json` makes every command that
 //! prints data print JSON. Exit codes: 0 success, 1 damage found, 2 a
@@ -17,6 +18,7 @@
 //! ```
 
 mod cli;
+mod copies;
 mod data;
 mod files;
 mod inspect;
@@ -96,6 +98,8 @@ fn run(out: &mut Out, command: Command) -> Outcome {
         Command::Compact { dir, start, end } => {
             inspect::compact(out, &dir, start.as_deref(), end.as_deref())
         }
+        Command::Checkpoint { dir, target, flush } => copies::checkpoint(out, &dir, &target, flush),
+        Command::Backup(command) => copies::backup(out, &command),
         Command::Sst(command) => files::sst(out, &command),
         Command::Wal(command) => files::wal(out, &command),
         Command::Manifest(command) => files::manifest(out, &command),

@@ -792,3 +792,49 @@ fn wal_and_manifest_dumps_show_every_record() {
     let report = json_lines(&stdout(&output));
     assert!(!report[0]["damage"].as_array().expect("damage").is_empty());
 }
+
+#[test]
+fn checkpoint_and_backups_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db");
+    database(&db, 2000);
+    let cp = dir.path().join("cp");
+    let made = json(&ok(&["--json", "checkpoint", s(&db), s(&cp)]));
+    assert!(made["tables"].as_u64().unwrap_or(0) > 0, "{made}");
+    assert_eq!(made["tables"], made["tables_linked"]);
+    assert!(ok(&["get", s(&cp), "key01999"]).contains("value-1999"));
+    // The target exists now: refused, exit 2.
+    let again = kevo(&["checkpoint", s(&db), s(&cp)]);
+    assert_eq!(code(&again), 2, "{}", stderr(&again));
+
+    let backups = dir.path().join("backups");
+    let first = json(&ok(&["--json", "backup", "create", s(&db), s(&backups)]));
+    assert_eq!(first["id"], 1);
+    ok(&["put", s(&db), "key00001", "changed"]);
+    let second = json(&ok(&["--json", "backup", "create", s(&db), s(&backups)]));
+    assert_eq!(second["id"], 2);
+    assert!(second["bytes_reused"].as_u64().unwrap_or(0) > 0, "{second}");
+    let list = json_lines(&ok(&["--json", "backup", "list", s(&backups)]));
+    assert_eq!(list.len(), 2);
+    ok(&["backup", "verify", s(&backups), "2"]);
+    let restored = dir.path().join("restored");
+    ok(&["backup", "restore", s(&backups), "1", s(&restored)]);
+    assert!(ok(&["get", s(&restored), "key00001"]).contains("value-1"));
+    let purged = json(&ok(&["--json", "backup", "purge", s(&backups), "--keep", "1"]));
+    assert_eq!(purged["deleted"], serde_json::json!([1]));
+    // A damaged file: verify exits 1.
+    let tables = backups.join("tables");
+    let table = std::fs::read_dir(&tables)
+        .expect("tables")
+        .next()
+        .expect("a table")
+        .expect("entry")
+        .path();
+    let mut bytes = std::fs::read(&table).expect("read");
+    bytes[100] ^= 0xff;
+    std::fs::write(&table, bytes).expect("write");
+    let verify = kevo(&["backup", "verify", s(&backups), "2"]);
+    assert_eq!(code(&verify), 1, "{}", stderr(&verify));
+    let missing = kevo(&["backup", "delete", s(&backups), "7"]);
+    assert_eq!(code(&missing), 2);
+}
