@@ -31,6 +31,7 @@
 //! | txn | optimistic transactions, each reading 2 random keys and writing both; 4 rows: low contention (keys of all `N`) and high (the first 16 keys), 1 and 4 threads; `max(N / 10, 10 000)` commits each; commits/s and abort rate; engines without them (sled, redb, rocksdb): n/a |
 //! | keyspaces | 3 rows, each on a fresh database: `keyspaces fill 1` (`N` random puts into one keyspace; kevo: not the default one), `keyspaces fill 8` (the same puts round-robin over 8 keyspaces), `keyspaces batch 2` (`N / 2` atomic write batches of one put into each of 2 keyspaces; batches/s); a sample read back after each row; engines without keyspaces (rocksdb): n/a |
 //! | deleterange | only with `--only deleterange`: 15 rows (`dr ...`) on a fresh database: `N` puts in fillrandom's order, compacted whole (not timed); readrandom and seekrandom (as those workloads: `N` gets, `N / 10` seeks + 10 nexts) before the deletes; one put; one range delete of the middle 10% of the keys (`key(0.45 N)..key(0.55 N)`); one prefix delete (a run of leading digits, at most 10%: 50 000 keys at 1 M); one put; the reads again; 100 small range deletes spread evenly (`N / 10 000` keys each, 1% in all); the reads again; a full compaction (timed; table bytes before and after); the reads again; kevo only (its tables cut at 2 MiB in this workload, so that a 1 M-key database has a few dozen): one range delete over exactly the middle third of the bottom level's tables, a flush, and the compactions after it (`whole:` figures: tables deleted whole, unread, and the bytes compactions wrote). Delete rows in µs and keys deleted/s; kevo: `Db::delete_range` / `delete_prefix`, fjall: a range (prefix) scan and batches of 10 000 removes; every read's found count and a sample of values and seeks checked against a model (a mismatch stops the run); ends with a table of medians and ratios (reads after / before); engines without it wired in (sled, redb, rocksdb): n/a |
+//! | checkpoint | only with `--only checkpoint`, kevo only (see `copies.rs`): `N` puts in fillrandom's order, settled; three `Db::checkpoint`s timed while a writer overwrites random keys; `Backup::create`, `N / 100` overwrites, a second `Backup::create` (bytes copied over the first's), `verify` and `restore` timed; rows `cp ...` |
 //! | fillbig | only with `--only fillbig`: `N` puts of uniformly random keys in `0..N`, fresh database; write and space amplification, stalls |
 //!
 //! `--compare a,b` runs the same workloads on each named peer engine in the
@@ -43,6 +44,7 @@
 //! `benches/README.md`.
 
 mod chart;
+mod copies;
 mod engine;
 mod workload;
 
@@ -209,7 +211,7 @@ const DR_FIGURES: [(&str, usize); 30] = [
 /// Workloads that run only when `--only` names them (deleterange: with
 /// `--compare fjall` its seeks through fjall's point tombstones take about
 /// 7 minutes a round at 1 M keys).
-const EXTRA_WORKLOADS: [&str; 2] = ["deleterange", "fillbig"];
+const EXTRA_WORKLOADS: [&str; 3] = ["deleterange", "fillbig", "checkpoint"];
 
 fn usage() -> String {
     format!(
@@ -1124,6 +1126,14 @@ impl Bench<'_> {
                 self.deleterange(e, order)?;
             }
         }
+        if self.wanted("checkpoint") {
+            copies::run(
+                self.config.num,
+                self.config.cache_mib << 20,
+                self.values,
+                order,
+            )?;
+        }
         if self.wanted("fillbig") {
             if ["txn", "keyspaces", "deleterange"]
                 .iter()
@@ -1398,7 +1408,11 @@ fn run(config: &Config) -> Res<()> {
     let needs_chain = WORKLOADS[1..9].iter().any(|w| bench.wanted(w));
     // fillrandom's order, which the keyspaces and deleterange rows put in
     // as well.
-    let order = if needs_chain || bench.wanted("keyspaces") || bench.wanted("deleterange") {
+    let order = if needs_chain
+        || ["keyspaces", "deleterange", "checkpoint"]
+            .iter()
+            .any(|w| bench.wanted(w))
+    {
         workload::permutation(num, 7)
     } else {
         Vec::new()

@@ -53,6 +53,7 @@ pub(crate) fn missing_key(i: u64) -> [u8; KEY_BYTES] {
 }
 
 /// Values cut from a buffer that is half random, half repeated bytes.
+#[derive(Clone)]
 pub(crate) struct Values {
     buf: Vec<u8>,
     len: usize,

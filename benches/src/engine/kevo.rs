@@ -13,7 +13,7 @@ fn err(e: kevo_engine::Error) -> String {
     format!("kevo: {e}")
 }
 
-fn options(cache_bytes: usize) -> Options {
+pub(super) fn options(cache_bytes: usize) -> Options {
     let mut options = Options::default().block_cache_bytes(cache_bytes);
     // Experiment knobs: KEVO_MEMTABLE_MIB, KEVO_L0_TRIGGER, KEVO_COMPACTION=tiered.
     if let Some(mib) = std::env::var("KEVO_MEMTABLE_MIB")

@@ -279,6 +279,11 @@ pub(crate) fn built(name: &str) -> bool {
 
 /// Opens engine `name` in the empty directory `dir` with the settings in
 /// `config` (cache size), the same for every engine.
+/// kevo's options in every workload (the block cache at `cache_bytes`).
+pub(crate) fn kevo_options(cache_bytes: usize) -> kevo_engine::Options {
+    kevo::options(cache_bytes)
+}
+
 /// kevo's table size in the deleterange workload, MiB (for the header).
 pub(crate) const DELETERANGE_KEVO_TABLE_MIB: u64 = kevo::DELETERANGE_TABLE_BYTES >> 20;
 

@@ -820,7 +820,14 @@ fn checkpoint_and_backups_from_the_command_line() {
     let restored = dir.path().join("restored");
     ok(&["backup", "restore", s(&backups), "1", s(&restored)]);
     assert!(ok(&["get", s(&restored), "key00001"]).contains("value-1"));
-    let purged = json(&ok(&["--json", "backup", "purge", s(&backups), "--keep", "1"]));
+    let purged = json(&ok(&[
+        "--json",
+        "backup",
+        "purge",
+        s(&backups),
+        "--keep",
+        "1",
+    ]));
     assert_eq!(purged["deleted"], serde_json::json!([1]));
     // A damaged file: verify exits 1.
     let tables = backups.join("tables");

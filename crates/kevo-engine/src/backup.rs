@@ -31,7 +31,7 @@ use kevo_core::{FileLock, Fs, OsFs, SeqNo};
 use kevo_manifest::{ManifestOptions, VersionSet, table_file_name};
 use kevo_wal::segment_file_name;
 
-use crate::checkpoint::{capture, copy_file, newest_options};
+use crate::checkpoint::{capture, copy_file, flush_all, newest_options};
 use crate::db::Db;
 use crate::error::{Error, Result};
 
@@ -366,7 +366,9 @@ impl Backup {
     }
 
     /// Backs `db` up: every keyspace exactly as of one seqno (at or after
-    /// every write acknowledged before the call), while writes go on.
+    /// every write acknowledged before the call), while writes go on. The
+    /// memtables are flushed first, so that what they held goes into
+    /// tables later backups share rather than into each one's WAL copy.
     /// Tables the directory already holds are not copied again
     /// ([`BackupInfo::bytes_reused`]).
     ///
@@ -395,6 +397,9 @@ impl Backup {
         fs.create_dir_all(&private)
             .map_err(self.io("creating", &private))?;
 
+        // Memtables first into tables, which later backups share: the WAL
+        // tail, copied by every backup, is then only what came meanwhile.
+        flush_all(engine)?;
         let captured = capture(engine, versions)?;
         let shared = self.shared_tables()?;
         let mut info = BackupInfo {

@@ -179,9 +179,7 @@ pub(crate) fn checkpoint(
         )));
     }
     if options.flush_first {
-        for keyspace in engine.keyspaces.all() {
-            crate::write::flush(engine, &keyspace)?;
-        }
+        flush_all(engine)?;
     }
     let tmp = temporary_dir(target);
     if exists(&tmp)? {
@@ -223,6 +221,18 @@ pub(crate) fn checkpoint(
         "checkpoint made"
     );
     Ok(info)
+}
+
+/// Flushes every keyspace's memtable (what is in the WAL now goes into
+/// tables).
+///
+/// # Errors
+/// As [`Db::flush`](crate::Db::flush).
+pub(crate) fn flush_all(engine: &Engine) -> Result<()> {
+    for keyspace in engine.keyspaces.all() {
+        crate::write::flush(engine, &keyspace)?;
+    }
+    Ok(())
 }
 
 /// Removes a failed checkpoint's directory; a failure is only logged (the

@@ -65,7 +65,9 @@ fn options() -> Options {
 #[test]
 fn restores_equal_the_database_at_each_incremental_backup() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_with(dir.path().join("db"), options()).unwrap();
+    // No compaction between the first two backups (each flushes one
+    // table): what the second copies is what changed, not a rewrite.
+    let db = Db::open_with(dir.path().join("db"), options().l0_compaction_trigger(8)).unwrap();
     let ks = db.keyspace("ks", KeyspaceOptions::default()).unwrap();
     let backup = Backup::open(dir.path().join("backups")).unwrap();
     let mut model = Model::new();
@@ -73,6 +75,8 @@ fn restores_equal_the_database_at_each_incremental_backup() {
     write(&db, &ks, 0..20_000, 0, &mut model);
     db.flush().unwrap();
     ks.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    db.wait_for_compactions().unwrap();
     for round in 1..=4u32 {
         let id = backup.create(&db).unwrap();
         taken.push((id, model.clone()));
@@ -105,9 +109,9 @@ fn restores_equal_the_database_at_each_incremental_backup() {
         list[1].bytes_copied,
         first.bytes_copied
     );
-    for later in &list[1..] {
-        assert!(later.bytes_reused > 0, "{later:?}");
-    }
+    // (Later ones may reuse nothing: a compaction can rewrite every table
+    // in between.)
+    assert!(list[1].bytes_reused > 0, "{:?}", list[1]);
     for (id, want) in &taken {
         backup.verify(*id).unwrap();
         let target = dir.path().join(format!("restored-{id}"));
