@@ -135,7 +135,7 @@ impl BackupInfo {
         let crc = end
             .strip_prefix("end ")
             .and_then(|c| c.strip_suffix('\n'))
-            .and_then(|c| u32::from_str_radix(c, 16).ok())
+            .and_then(canonical_hex)
             .ok_or_else(|| bad(body_end, "no `end <crc>` line: cut short".to_string()))?;
         let actual = kevo_core::crc32(&[body.as_bytes()]);
         if actual != crc {
@@ -170,9 +170,8 @@ impl BackupInfo {
         }
         let mut number = |name: &str| -> Result<u64> {
             let (at, value) = field(name)?;
-            value
-                .parse::<u64>()
-                .map_err(|_| bad(at, format!("`{name}` is not a number: {value:?}")))
+            canonical_u64(&value)
+                .ok_or_else(|| bad(at, format!("`{name}` is not a number: {value:?}")))
         };
         let id = BackupId(number("id")?);
         let seqno = number("seqno")?;
@@ -185,8 +184,7 @@ impl BackupInfo {
             let [tag, stored, name, size, crc] = parts[..] else {
                 return Err(bad(at, "expected `file STORED NAME SIZE CRC`".to_string()));
             };
-            let size = size.parse::<u64>().ok();
-            let crc = u32::from_str_radix(crc, 16).ok().filter(|_| crc.len() == 8);
+            let (size, crc) = (canonical_u64(size), canonical_hex(crc));
             let (Some(size), Some(crc)) = (size, crc) else {
                 return Err(bad(
                     at,
@@ -212,6 +210,20 @@ impl BackupInfo {
             files,
         })
     }
+}
+
+/// A number written as [`BackupInfo::encode`] writes one (decimal, no sign,
+/// no leading zero): one spelling per value.
+fn canonical_u64(text: &str) -> Option<u64> {
+    text.parse::<u64>().ok().filter(|n| n.to_string() == text)
+}
+
+/// A checksum written as [`BackupInfo::encode`] writes one (8 lowercase hex
+/// digits).
+fn canonical_hex(text: &str) -> Option<u32> {
+    u32::from_str_radix(text, 16)
+        .ok()
+        .filter(|n| format!("{n:08x}") == text)
 }
 
 /// A file name with nothing that could leave its directory.
@@ -848,6 +860,25 @@ mod tests {
             Some((12, 4096, 0x0a0b_0c0d))
         );
         assert_eq!(parse_shared_table("000012-4096.tmp"), None);
+    }
+
+    #[test]
+    fn only_the_one_spelling_of_a_number_is_read() {
+        let good = String::from_utf8(sample().encode()).unwrap();
+        for (from, to) in [
+            ("seqno 1234", "seqno +1234"),
+            ("seqno 1234", "seqno 01234"),
+            (" 4096 0a0b0c0d", " 4096 0A0B0C0D"),
+            (" 4096 0a0b0c0d", " 4096 a0b0c0d"),
+        ] {
+            let body_end = good.trim_end_matches('\n').rfind('\n').unwrap() + 1;
+            let body = good[..body_end].replacen(from, to, 1);
+            assert_ne!(body, good[..body_end], "{to}");
+            let crc = kevo_core::crc32(&[body.as_bytes()]);
+            let bytes = format!("{body}end {crc:08x}\n");
+            let err = BackupInfo::decode(bytes.as_bytes(), Path::new("m")).unwrap_err();
+            assert!(matches!(err, Error::Corruption { .. }), "{to}");
+        }
     }
 
     proptest! {
