@@ -97,6 +97,14 @@ pub trait Cursor {
         let _ = (skip_to, seqno);
         self.seek(target)
     }
+
+    /// The internal key [`seek_to_first`](Cursor::seek_to_first) seeks to,
+    /// where the cursor has a lower bound (a bounded cursor); `None`: it
+    /// starts at the first entry there is. Lets a caller that knows more
+    /// (range tombstones) seek there itself.
+    fn lower_bound(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl<C: Cursor + ?Sized> Cursor for Box<C> {
@@ -132,5 +140,8 @@ impl<C: Cursor + ?Sized> Cursor for Box<C> {
     }
     fn seek_past_deleted(&mut self, target: &[u8], skip_to: &[u8], seqno: SeqNo) -> Result<()> {
         (**self).seek_past_deleted(target, skip_to, seqno)
+    }
+    fn lower_bound(&self) -> Option<&[u8]> {
+        (**self).lower_bound()
     }
 }

@@ -23,7 +23,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kevo_core::fs::parent_dir;
@@ -33,7 +33,8 @@ use kevo_wal::segment_file_name;
 
 use crate::checkpoint::{capture, copy_file, flush_all, newest_options};
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::{BusyReason, Error, Result};
+use crate::sync::lock;
 
 /// The first line of a metadata file, with its format version.
 const META_MAGIC: &str = "kevo-backup";
@@ -259,11 +260,16 @@ fn parse_shared_table(name: &str) -> Option<(u64, u64, u32)> {
 }
 
 /// A directory of backups of one database (see the module documentation).
-/// One `Backup` at a time holds a directory (its `LOCK`).
+/// One `Backup` at a time holds a directory (its `LOCK`); it may be shared
+/// between threads (changes to the directory take turns).
 pub struct Backup {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     _lock: Box<dyn FileLock>,
+    /// Held by whatever adds or removes files (create, delete, purge): a
+    /// deletion's garbage collection must never see the files of a backup
+    /// still being made.
+    changing: Mutex<()>,
 }
 
 impl fmt::Debug for Backup {
@@ -276,8 +282,8 @@ impl Backup {
     /// Opens the backup directory `dir`, creating it if it does not exist.
     ///
     /// # Errors
-    /// [`Error::Busy`]-like [`Error::Io`] (`WouldBlock`) if another
-    /// `Backup` holds it; any I/O error.
+    /// [`Error::Busy`] if another `Backup` (in this process or another)
+    /// holds it; any I/O error.
     pub fn open(dir: impl AsRef<Path>) -> Result<Backup> {
         Backup::open_with_fs(Arc::new(OsFs::new()), dir)
     }
@@ -294,13 +300,21 @@ impl Backup {
                 .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         }
         let lock_path = dir.join(LOCK_NAME);
-        let lock = fs
-            .lock(&lock_path)
-            .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+        let lock = fs.lock(&lock_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Busy {
+                    path: lock_path.clone(),
+                    reason: BusyReason::OpenForWriting,
+                }
+            } else {
+                Error::io(format!("locking {}", lock_path.display()), e)
+            }
+        })?;
         Ok(Backup {
             fs,
             dir,
             _lock: lock,
+            changing: Mutex::new(()),
         })
     }
 
@@ -396,6 +410,8 @@ impl Backup {
         let versions = engine
             .versions()
             .map_err(|cause| Error::ReadOnly { cause })?;
+        crate::checkpoint::refuse_inside(&self.dir, &engine.dir, "backup directory")?;
+        let _changing = lock(&self.changing);
         let fs = self.fs.as_ref();
         let next = self.next_id()?;
         let private = self.dir.join(PRIVATE_DIR).join(next.to_string());
@@ -647,6 +663,7 @@ impl Backup {
                 parent.display()
             )));
         }
+        crate::checkpoint::refuse_inside(target, &self.dir, "restore target")?;
         let mut name = target.file_name().unwrap_or_default().to_os_string();
         name.push(".restore-tmp");
         let tmp = target.with_file_name(name);
@@ -692,6 +709,7 @@ impl Backup {
     /// [`Error::Corruption`] if another backup's metadata is damaged (then
     /// no file is removed: it might be one that backup needs).
     pub fn delete(&self, id: BackupId) -> Result<()> {
+        let _changing = lock(&self.changing);
         self.info(id)?;
         self.remove_meta(id)?;
         self.collect_garbage()
@@ -702,6 +720,7 @@ impl Backup {
     /// # Errors
     /// As [`Backup::delete`].
     pub fn purge_old(&self, keep: usize) -> Result<Vec<BackupId>> {
+        let _changing = lock(&self.changing);
         let ids = self.ids()?;
         let old = ids[..ids.len().saturating_sub(keep)].to_vec();
         for &id in &old {

@@ -3,7 +3,7 @@
 //! holding exactly the state at one sequence number.
 //!
 //! How (the order is the argument):
-//! 1. WAL retirement is held ([`WalHold`]): no segment is deleted or
+//! 1. WAL retirement is held (`retention::WalHold`): no segment is deleted or
 //!    recycled until the checkpoint is done; a flush that would retire some
 //!    records its log number, and the segments go when the hold is lifted.
 //! 2. Under the writer mutex (no batch is being appended, no memtable
@@ -81,25 +81,6 @@ pub struct CheckpointInfo {
     pub duration: Duration,
 }
 
-/// Holders that keep WAL segments from being retired, and the highest
-/// log number a flush asked to retire below meanwhile.
-#[derive(Debug, Default)]
-pub(crate) struct WalHold {
-    holders: usize,
-    deferred: Option<u64>,
-}
-
-/// Whether WAL segments below `log_number` may be retired now; if a
-/// checkpoint holds them, the request is kept for when it is done.
-pub(crate) fn may_retire_wal(engine: &Engine, log_number: u64) -> bool {
-    let mut hold = lock(&engine.wal_hold);
-    if hold.holders == 0 {
-        return true;
-    }
-    hold.deferred = Some(hold.deferred.map_or(log_number, |d| d.max(log_number)));
-    false
-}
-
 /// Holds WAL retirement while alive; the last one to go retires what was
 /// deferred.
 struct WalHoldGuard<'a> {
@@ -108,28 +89,85 @@ struct WalHoldGuard<'a> {
 
 impl<'a> WalHoldGuard<'a> {
     fn new(engine: &'a Engine) -> Self {
-        lock(&engine.wal_hold).holders += 1;
+        engine.wal_hold.hold();
         WalHoldGuard { engine }
     }
 }
 
 impl Drop for WalHoldGuard<'_> {
     fn drop(&mut self) {
-        let deferred = {
-            let mut hold = lock(&self.engine.wal_hold);
-            hold.holders -= 1;
-            if hold.holders > 0 {
-                return;
-            }
-            hold.deferred.take()
-        };
-        if let Some(log_number) = deferred
+        if let Some(log_number) = self.engine.wal_hold.release()
             && let Ok(Err(e)) = self
                 .engine
                 .with_wal(|wal| wal.remove_segments_before(log_number))
         {
             tracing::warn!(error = %e, "retiring WAL segments after a checkpoint failed");
         }
+    }
+}
+
+/// Refuses a `path` inside the database directory `db_dir` (the database
+/// would find the copy among its own files). Paths are compared as given
+/// and, where both exist, as the file system resolves them.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming `what`.
+pub(crate) fn refuse_inside(path: &Path, db_dir: &Path, what: &str) -> Result<()> {
+    let resolved = |p: &Path| {
+        // The deepest existing ancestor resolved, the rest appended.
+        let mut existing = p.to_path_buf();
+        let mut rest = Vec::new();
+        while !existing.as_os_str().is_empty() {
+            if let Ok(real) = std::fs::canonicalize(&existing) {
+                return rest
+                    .iter()
+                    .rev()
+                    .fold(real, |acc: PathBuf, part| acc.join(part));
+            }
+            match (existing.file_name(), existing.parent()) {
+                (Some(name), Some(up)) => {
+                    rest.push(name.to_os_string());
+                    existing = up.to_path_buf();
+                }
+                _ => break,
+            }
+        }
+        p.to_path_buf()
+    };
+    if path.starts_with(db_dir) || resolved(path).starts_with(resolved(db_dir)) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} {} is inside the database directory {}",
+            path.display(),
+            db_dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Marks a checkpoint target as being made until dropped.
+struct TargetClaim<'a> {
+    engine: &'a Engine,
+    target: PathBuf,
+}
+
+impl<'a> TargetClaim<'a> {
+    fn new(engine: &'a Engine, target: &Path) -> Result<Self> {
+        if !lock(&engine.checkpoint_targets).insert(target.to_path_buf()) {
+            return Err(Error::InvalidArgument(format!(
+                "a checkpoint to {} is being made already",
+                target.display()
+            )));
+        }
+        Ok(TargetClaim {
+            engine,
+            target: target.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for TargetClaim<'_> {
+    fn drop(&mut self) {
+        lock(&self.engine.checkpoint_targets).remove(&self.target);
     }
 }
 
@@ -178,6 +216,10 @@ pub(crate) fn checkpoint(
             parent.display()
         )));
     }
+    refuse_inside(target, &engine.dir, "checkpoint target")?;
+    // One checkpoint per target at a time in this process: two would share
+    // the temporary directory.
+    let _claim = TargetClaim::new(engine, target)?;
     if options.flush_first {
         flush_all(engine)?;
     }

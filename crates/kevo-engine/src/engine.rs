@@ -45,7 +45,7 @@ use crate::keyspace::{GroupKeyspaces, KeyspaceCore, Keyspaces};
 use crate::lifecycle::{Lifecycle, is_out_of_space};
 use crate::options::Options;
 use crate::read::Visibility;
-use crate::retention::WalStarts;
+use crate::retention::{WalHold, WalStarts};
 use crate::schedule::{Schedule, auto_resume_wait};
 use crate::stats::{Counters, Gauges, KeyspaceStats, Stats};
 use crate::sync::{lock, read, write};
@@ -100,7 +100,9 @@ pub(crate) struct Engine {
     /// and reported in [`Stats`].
     pub(crate) unexplained_files: Vec<String>,
     /// Checkpoints being made hold WAL segments from retirement.
-    pub(crate) wal_hold: Mutex<crate::checkpoint::WalHold>,
+    pub(crate) wal_hold: WalHold,
+    /// The targets of the checkpoints being made.
+    pub(crate) checkpoint_targets: Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 /// The manifest an engine logs its edits to.

@@ -103,7 +103,7 @@ fn retire_files(engine: &Engine, versions: &VersionSet, log_number: Option<u64>)
         engine.wal_starts.forget_before(log_number);
         // A checkpoint being made may still copy them: then they go when
         // it is done.
-        if crate::checkpoint::may_retire_wal(engine, log_number)
+        if engine.wal_hold.may_retire(log_number)
             && let Ok(Err(e)) = engine.with_wal(|wal| wal.remove_segments_before(log_number))
         {
             tracing::warn!(error = %e, "retiring WAL segments failed");

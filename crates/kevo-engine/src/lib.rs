@@ -49,6 +49,10 @@
 //!   and refuses damage ([`Error::Corruption`] naming the file) instead of
 //!   deleting what it cannot explain; [`repair`] rebuilds such a database
 //!   from the tables and the WAL, moving what it does not use to `lost/`.
+//! - **Copies**: [`Db::checkpoint`] makes a directory that opens as its own
+//!   database at one seqno (tables hard-linked), and [`Backup`] keeps
+//!   incremental backups that share tables, with verify and restore; both
+//!   while writes go on (`docs/operations.md`).
 //!
 //! What survives a crash under each sync mode is in `docs/durability.md`;
 //! the map of the code in `docs/architecture.md`.

@@ -68,7 +68,7 @@ use crate::lifecycle::Lifecycle;
 use crate::options::Options;
 use crate::read::Visibility;
 use crate::recover::{self, Checked, Inventory};
-use crate::retention::WalStarts;
+use crate::retention::{WalHold, WalStarts};
 use crate::schedule::Schedule;
 use crate::stats::Counters;
 use crate::tables::{CountingCache, TableCache, table_options};
@@ -754,7 +754,8 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
         delayed_bytes: AtomicU64::new(0),
         lock_file: Mutex::new(lock_file),
         unexplained_files,
-        wal_hold: Mutex::default(),
+        wal_hold: WalHold::default(),
+        checkpoint_targets: Mutex::default(),
         options,
     }
 }

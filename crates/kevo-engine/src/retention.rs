@@ -120,3 +120,47 @@ mod tests {
         assert_eq!(WalStarts::default().newest(), 0);
     }
 }
+
+/// Holders that keep WAL segments from being retired while they copy them
+/// (checkpoints and backups being made), and the highest log number a
+/// flush asked to retire below meanwhile: retired when the last holder
+/// lets go.
+#[derive(Debug, Default)]
+pub(crate) struct WalHold {
+    state: Mutex<HoldState>,
+}
+
+#[derive(Debug, Default)]
+struct HoldState {
+    holders: usize,
+    deferred: Option<u64>,
+}
+
+impl WalHold {
+    /// Starts one hold.
+    pub(crate) fn hold(&self) {
+        lock(&self.state).holders += 1;
+    }
+
+    /// Whether WAL segments below `log_number` may be retired now; if a
+    /// hold is on, the request is kept for [`WalHold::release`].
+    pub(crate) fn may_retire(&self, log_number: u64) -> bool {
+        let mut state = lock(&self.state);
+        if state.holders == 0 {
+            return true;
+        }
+        state.deferred = Some(state.deferred.map_or(log_number, |d| d.max(log_number)));
+        false
+    }
+
+    /// Ends one hold: the log number to retire below now, if this was the
+    /// last hold and a retirement waited for it.
+    pub(crate) fn release(&self) -> Option<u64> {
+        let mut state = lock(&self.state);
+        state.holders = state.holders.saturating_sub(1);
+        if state.holders > 0 {
+            return None;
+        }
+        state.deferred.take()
+    }
+}

@@ -203,6 +203,9 @@ fn bad_targets_are_refused_and_change_nothing() {
         dir.path().join("taken"),
         dir.path().join("db"),
         dir.path().join("no/such/parent"),
+        // Inside the database directory, as given or through `..`.
+        dir.path().join("db/inside"),
+        dir.path().join("taken/../db/inside"),
     ] {
         match db.checkpoint(&target) {
             Err(Error::InvalidArgument(reason)) => assert!(!reason.is_empty()),
@@ -217,6 +220,26 @@ fn bad_targets_are_refused_and_change_nothing() {
         names.iter().all(|n| !n.contains("checkpoint-tmp")),
         "{names:?}"
     );
+    // Two at once to one target: the second is refused, the first made.
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let (db, target) = (db.clone(), dir.path().join("raced"));
+            std::thread::spawn(move || db.checkpoint(target))
+        })
+        .collect();
+    let results: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(Error::InvalidArgument(_)))),
+        "{results:?}"
+    );
+    Db::open(dir.path().join("raced")).unwrap().close().unwrap();
     // Read-only and closed databases make none.
     db.close().unwrap();
     assert!(matches!(

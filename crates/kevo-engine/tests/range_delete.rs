@@ -457,3 +457,60 @@ fn range_deletes_after_close_or_on_a_dropped_keyspace_write_nothing() {
     assert!(matches!(db.delete_range("a".."z"), Err(Error::Closed)));
     assert!(matches!(db.delete_prefix("a"), Err(Error::Closed)));
 }
+
+/// A full disk while a memtable holding range tombstones is flushed: the
+/// flush fails, the database turns read-only and keeps reading through the
+/// tombstones; once there is room, `resume` writes the table and nothing is
+/// lost or resurrected, also after a crash.
+#[test]
+fn a_full_disk_during_a_range_delete_flush_loses_and_resurrects_nothing() {
+    use kevo_core::{FaultFs, FaultKind, FaultOp, FaultRule, FaultTrigger};
+    let mem = MemFs::new();
+    let fs = Arc::new(FaultFs::new(Arc::new(mem.clone())));
+    let options = small().sync_mode(SyncMode::Always).background_threads(1);
+    let db = Db::open_with_fs(fs.clone(), DIR, options.clone()).unwrap();
+    fill(&db, 2000);
+    db.flush().unwrap();
+    db.delete_range(key(100)..key(900)).unwrap();
+    db.delete_prefix("k015").unwrap();
+    db.put(key(500), value(500)).unwrap();
+    let deleted = |i: u32| ((100..900).contains(&i) && i != 500) || (1500..1600).contains(&i);
+    let want = expect(2000, deleted);
+    fs.add_rule(
+        FaultRule::new(FaultOp::Write, FaultTrigger::Always, FaultKind::Enospc)
+            .on_path_containing(".sst"),
+    );
+    match db.flush() {
+        Err(Error::ReadOnly { cause }) => {
+            assert_eq!(
+                cause.io_kind(),
+                Some(std::io::ErrorKind::StorageFull),
+                "{cause}"
+            );
+        }
+        other => panic!("expected ReadOnly, got {other:?}"),
+    }
+    assert_eq!(keys(&db), want);
+    assert!(matches!(
+        db.delete_range(key(0)..key(10)),
+        Err(Error::ReadOnly { .. })
+    ));
+    fs.clear_rules();
+    db.resume().unwrap();
+    db.flush().unwrap();
+    assert_eq!(keys(&db), want);
+    db.compact_range::<&[u8], _>(..).unwrap();
+    assert_eq!(keys(&db), want);
+    assert_eq!(
+        keys_rev(&db),
+        want.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    db.close().unwrap();
+    mem.crash();
+    let db = open(&mem, options);
+    assert_eq!(keys(&db), want);
+    assert_eq!(
+        db.get(key(500)).unwrap().as_deref(),
+        Some(value(500).as_bytes())
+    );
+}

@@ -222,6 +222,10 @@ impl<C: Cursor> Cursor for BoundedCursor<C> {
         Ok(())
     }
 
+    fn lower_bound(&self) -> Option<&[u8]> {
+        self.start_seek.as_deref()
+    }
+
     fn seek_past_deleted(&mut self, target: &[u8], skip_to: &[u8], seqno: SeqNo) -> Result<()> {
         let target_user = user_key(target);
         // Where `seek` would move or clamp the target, it does all.

@@ -105,6 +105,40 @@ pub struct VisibleCursor<C> {
     interval: Cell<Option<Interval>>,
 }
 
+/// The run of fragments around fragment `i` that one skip may pass: those
+/// adjacent to it without a gap whose tombstones a reader at `snapshot`
+/// sees at `covering` or newer, so that every entry older than `covering`
+/// in the whole run is deleted. Fragments cut by an overlapping newer
+/// tombstone (a small range delete inside a large one) are passed in one
+/// seek instead of one seek each. Returns the first and last index.
+fn covered_run(
+    fragments: &[Fragment],
+    i: usize,
+    covering: SeqNo,
+    snapshot: SeqNo,
+) -> (usize, usize) {
+    let joins = |a: &Fragment, b: &Fragment| {
+        a.end == b.start && b.visible_seqno(snapshot).is_some_and(|s| s >= covering)
+    };
+    let mut last = i;
+    while let Some(next) = fragments.get(last + 1) {
+        if !joins(&fragments[last], next) {
+            break;
+        }
+        last += 1;
+    }
+    let mut first = i;
+    while first > 0 {
+        let (prev, this) = (&fragments[first - 1], &fragments[first]);
+        let newer = prev.visible_seqno(snapshot).is_some_and(|s| s >= covering);
+        if prev.end != this.start || !newer {
+            break;
+        }
+        first -= 1;
+    }
+    (first, last)
+}
+
 /// A run of user keys over which the fragment covering them does not
 /// change: the fragment `p - 1` (`inside`), or the gap between fragments
 /// `p - 1` and `p` (either may be missing), where `p` is the number of
@@ -169,7 +203,8 @@ impl<C: Cursor> VisibleCursor<C> {
     }
 
     /// If `user_key@seqno` is covered by a range tombstone at the
-    /// snapshot: the covering seqno and the fragment's bounds.
+    /// snapshot: the covering seqno and the bounds of the span one skip
+    /// may pass (see [`covered_run`]).
     fn covered(&self, user_key: &[u8], seqno: SeqNo) -> Option<(SeqNo, &[u8], &[u8])> {
         let fragments = self.tombstones.fragments();
         if fragments.is_empty() {
@@ -186,9 +221,35 @@ impl<C: Cursor> VisibleCursor<C> {
         if !interval.inside {
             return None;
         }
-        let fragment = &fragments[interval.p - 1];
-        let covering = fragment.visible_seqno(self.snapshot)?;
-        (covering > seqno).then_some((covering, &fragment.start[..], &fragment.end[..]))
+        let i = interval.p - 1;
+        let covering = fragments[i].visible_seqno(self.snapshot)?;
+        if covering <= seqno {
+            return None;
+        }
+        let (first, last) = covered_run(fragments, i, covering, self.snapshot);
+        Some((
+            covering,
+            &fragments[first].start[..],
+            &fragments[last].end[..],
+        ))
+    }
+
+    /// Seeks the inner cursor to the internal key `target`; landing in a
+    /// range tombstone's span, the sources holding only older entries go
+    /// straight past it ([`Cursor::seek_past_deleted`]: one seek, not two).
+    fn seek_inner(&mut self, target: &[u8]) -> Result<()> {
+        let mut past = std::mem::take(&mut self.skipped_to);
+        let covering = self.covered(user_key(target), 0).map(|(covering, _, end)| {
+            past.clear();
+            encode_internal_key(&mut past, end, SEQNO_MAX, LOOKUP_KIND);
+            covering
+        });
+        let result = match covering {
+            Some(covering) => self.inner.seek_past_deleted(target, &past, covering),
+            None => self.inner.seek(target),
+        };
+        self.skipped_to = past;
+        result
     }
 
     /// The inner cursor is on an entry of `saved_key` covered by
@@ -348,19 +409,9 @@ impl<C: Cursor> UserCursor for VisibleCursor<C> {
         self.target.clear();
         // The newest version of `target` at or below the snapshot, or later.
         encode_internal_key(&mut self.target, target, self.snapshot, LOOKUP_KIND);
-        // Landing in a range tombstone's span: the sources holding only
-        // older entries go straight past it (one seek, not two).
-        let mut past = std::mem::take(&mut self.skipped_to);
-        let covering = self.covered(target, 0).map(|(covering, _, end)| {
-            past.clear();
-            encode_internal_key(&mut past, end, SEQNO_MAX, LOOKUP_KIND);
-            covering
-        });
-        let result = match covering {
-            Some(covering) => self.inner.seek_past_deleted(&self.target, &past, covering),
-            None => self.inner.seek(&self.target),
-        };
-        self.skipped_to = past;
+        let inner_target = std::mem::take(&mut self.target);
+        let result = self.seek_inner(&inner_target);
+        self.target = inner_target;
         result?;
         self.find_next_user_entry(false)
     }
@@ -378,7 +429,12 @@ impl<C: Cursor> UserCursor for VisibleCursor<C> {
     fn seek_to_first(&mut self) -> Result<()> {
         self.valid = false;
         self.direction = Direction::Forward;
-        self.inner.seek_to_first()?;
+        // A bounded inner cursor starts at its bound, which may lie in a
+        // range tombstone's span: seek there as `seek` does.
+        match self.inner.lower_bound().map(<[u8]>::to_vec) {
+            Some(start) if !self.tombstones.is_empty() => self.seek_inner(&start)?,
+            _ => self.inner.seek_to_first()?,
+        }
         self.find_next_user_entry(false)
     }
 
@@ -629,6 +685,46 @@ mod tests {
         assert_eq!(entry(&c).unwrap(), ("c".into(), "c6".into()));
         c.seek_for_prev(b"z").unwrap();
         assert_eq!(entry(&c).unwrap(), ("c".into(), "c6".into()));
+    }
+
+    #[test]
+    fn one_skip_passes_adjacent_fragments_at_least_as_new() {
+        let frag = |start: &str, end: &str, seqnos: &[u64]| Fragment {
+            start: start.as_bytes().to_vec(),
+            end: end.as_bytes().to_vec(),
+            seqnos: seqnos.to_vec(),
+        };
+        // A large delete at 5 cut by a small one at 9 inside it, then a gap.
+        let fragments = [
+            frag("a", "c", &[5]),
+            frag("c", "d", &[9, 5]),
+            frag("d", "f", &[5]),
+            frag("g", "h", &[5]),
+        ];
+        let all = SEQNO_MAX;
+        assert_eq!(covered_run(&fragments, 0, 5, all), (0, 2));
+        assert_eq!(covered_run(&fragments, 2, 5, all), (0, 2));
+        // From inside the newer one: its older neighbours would delete less.
+        assert_eq!(covered_run(&fragments, 1, 9, all), (1, 1));
+        // A snapshot before the small delete sees one large span.
+        assert_eq!(covered_run(&fragments, 1, 5, 6), (0, 2));
+        // Not across the gap.
+        assert_eq!(covered_run(&fragments, 3, 5, all), (3, 3));
+        // Through the cursor: a seek into the large span lands past all
+        // three fragments, on the first visible key.
+        let mut cursor = VisibleCursor::new(
+            source(&[
+                ("b", 1, Some("b")),
+                ("e", 2, Some("e")),
+                ("f", 3, Some("f")),
+            ]),
+            20,
+        )
+        .with_range_tombstones(Arc::new(
+            FragmentedTombstones::from_fragments(fragments.to_vec()).unwrap(),
+        ));
+        cursor.seek(b"a").unwrap();
+        assert_eq!(entry(&cursor), Some(("f".to_string(), "f".to_string())));
     }
 
     #[test]
