@@ -26,12 +26,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kevo_core::fs::parent_dir;
 use kevo_core::{FileLock, Fs, OsFs, SeqNo};
 use kevo_manifest::{ManifestOptions, VersionSet, table_file_name};
 use kevo_wal::segment_file_name;
 
-use crate::checkpoint::{capture, copy_file, flush_all, newest_options};
+use crate::checkpoint::{NewDir, capture, copy_file, flush_all, newest_options};
 use crate::db::Db;
 use crate::error::{BusyReason, Error, Result};
 use crate::sync::lock;
@@ -649,29 +648,8 @@ impl Backup {
         let target = target.as_ref();
         let info = self.info(id)?;
         let fs = self.fs.as_ref();
-        let exists = |p: &Path| fs.exists(p).map_err(self.io("looking at", p));
-        if target.file_name().is_none() || exists(target)? {
-            return Err(Error::InvalidArgument(format!(
-                "restore target {} exists or names no directory",
-                target.display()
-            )));
-        }
-        let parent = parent_dir(target);
-        if !exists(&parent)? {
-            return Err(Error::InvalidArgument(format!(
-                "restore target's parent {} does not exist",
-                parent.display()
-            )));
-        }
-        crate::checkpoint::refuse_inside(target, &self.dir, "restore target")?;
-        let mut name = target.file_name().unwrap_or_default().to_os_string();
-        name.push(".restore-tmp");
-        let tmp = target.with_file_name(name);
-        if exists(&tmp)? {
-            fs.remove_dir_all(&tmp).map_err(self.io("removing", &tmp))?;
-        }
-        fs.create_dir_all(&tmp).map_err(self.io("creating", &tmp))?;
-        let restored = (|| {
+        let dir = NewDir::start(fs, target, "restore-tmp", "restore target", &self.dir)?;
+        dir.finish(|tmp| {
             for file in &info.files {
                 let from = self.dir.join(&file.stored);
                 let crc = copy_with_crc(fs, &from, fs, &tmp.join(&file.name), Some(file.size))?;
@@ -686,19 +664,8 @@ impl Backup {
                     });
                 }
             }
-            fs.sync_dir(&tmp).map_err(self.io("syncing", &tmp))?;
-            fs.rename(&tmp, target).map_err(self.io("renaming", &tmp))?;
-            fs.sync_dir(&parent).map_err(self.io("syncing", &parent))
-        })();
-        if let Err(e) = restored {
-            for dir in [&tmp, &target.to_path_buf()] {
-                if fs.exists(dir).unwrap_or(false) {
-                    let _ = fs.remove_dir_all(dir);
-                }
-            }
-            return Err(e);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Deletes backup `id`: its metadata first, then every file no other

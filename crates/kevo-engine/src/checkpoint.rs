@@ -171,14 +171,110 @@ impl Drop for TargetClaim<'_> {
     }
 }
 
-/// The temporary directory a checkpoint to `target` is built in.
-pub(crate) fn temporary_dir(target: &Path) -> PathBuf {
-    let mut name = target
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".checkpoint-tmp");
-    target.with_file_name(name)
+/// A directory built under a temporary name and published whole (a
+/// checkpoint, a restored backup): `target` must not exist, its parent
+/// must; it is built in `<target>.<suffix>` (a leftover of a crashed
+/// attempt is removed first) and renamed to `target` only once synced.
+pub(crate) struct NewDir<'a> {
+    fs: &'a dyn Fs,
+    /// Where it is published.
+    pub(crate) target: PathBuf,
+    /// Where it is built.
+    pub(crate) tmp: PathBuf,
+    parent: PathBuf,
+}
+
+impl<'a> NewDir<'a> {
+    /// Checks `target` (`what` names it in errors; it may not lie inside
+    /// `not_inside`) and creates the empty temporary directory.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a target that names no directory,
+    /// exists, has no parent or lies inside `not_inside`; I/O errors.
+    pub(crate) fn start(
+        fs: &'a dyn Fs,
+        target: &Path,
+        suffix: &str,
+        what: &str,
+        not_inside: &Path,
+    ) -> Result<Self> {
+        let exists = |path: &Path| {
+            fs.exists(path)
+                .map_err(|e| Error::io(format!("looking at {}", path.display()), e))
+        };
+        let Some(name) = target.file_name() else {
+            return Err(Error::InvalidArgument(format!(
+                "{what} {} names no directory",
+                target.display()
+            )));
+        };
+        if exists(target)? {
+            return Err(Error::InvalidArgument(format!(
+                "{what} {} exists: it must be a new directory",
+                target.display()
+            )));
+        }
+        let parent = parent_dir(target);
+        if !exists(&parent)? {
+            return Err(Error::InvalidArgument(format!(
+                "{what}'s parent {} does not exist",
+                parent.display()
+            )));
+        }
+        refuse_inside(target, not_inside, what)?;
+        let mut tmp_name = name.to_os_string();
+        tmp_name.push(".");
+        tmp_name.push(suffix);
+        let tmp = target.with_file_name(tmp_name);
+        if exists(&tmp)? {
+            // Left by an attempt that crashed: never a database of its own.
+            fs.remove_dir_all(&tmp)
+                .map_err(|e| Error::io(format!("removing {}", tmp.display()), e))?;
+        }
+        fs.create_dir_all(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        Ok(NewDir {
+            fs,
+            target: target.to_path_buf(),
+            tmp,
+            parent,
+        })
+    }
+
+    /// Publishes what `built` (run on the temporary directory) made: syncs
+    /// it, renames it to the target and syncs the parent. On any failure
+    /// the temporary directory (or the renamed target, if the parent sync
+    /// failed) is removed: a failed call leaves nothing at the target.
+    ///
+    /// # Errors
+    /// `built`'s error, or the I/O error of a sync or the rename.
+    pub(crate) fn finish<T>(self, built: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+        let (fs, tmp, target) = (self.fs, &self.tmp, &self.target);
+        let done = built(tmp).and_then(|value| {
+            fs.sync_dir(tmp)
+                .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+            fs.rename(tmp, target).map_err(|e| {
+                Error::io(
+                    format!("renaming {} to {}", tmp.display(), target.display()),
+                    e,
+                )
+            })?;
+            Ok(value)
+        });
+        let value = match done {
+            Ok(value) => value,
+            Err(e) => {
+                remove_quietly(fs, tmp);
+                return Err(e);
+            }
+        };
+        if let Err(e) = fs.sync_dir(&self.parent) {
+            // Complete, but its name may not survive a crash.
+            remove_quietly(fs, target);
+            return Err(Error::io(format!("syncing {}", self.parent.display()), e));
+        }
+        Ok(value)
+    }
 }
 
 /// `Db::checkpoint_with`.
@@ -192,66 +288,23 @@ pub(crate) fn checkpoint(
     let versions = engine
         .versions()
         .map_err(|cause| Error::ReadOnly { cause })?;
-    let fs = engine.fs.as_ref();
-    if target.file_name().is_none() {
-        return Err(Error::InvalidArgument(format!(
-            "checkpoint target {} names no directory",
-            target.display()
-        )));
-    }
-    let exists = |path: &Path| {
-        fs.exists(path)
-            .map_err(|e| Error::io(format!("looking at {}", path.display()), e))
-    };
-    if exists(target)? {
-        return Err(Error::InvalidArgument(format!(
-            "checkpoint target {} exists: a checkpoint goes to a new directory",
-            target.display()
-        )));
-    }
-    let parent = parent_dir(target);
-    if !exists(&parent)? {
-        return Err(Error::InvalidArgument(format!(
-            "checkpoint target's parent {} does not exist",
-            parent.display()
-        )));
-    }
-    refuse_inside(target, &engine.dir, "checkpoint target")?;
     // One checkpoint per target at a time in this process: two would share
     // the temporary directory.
     let _claim = TargetClaim::new(engine, target)?;
-    if options.flush_first {
-        flush_all(engine)?;
+    let dir = NewDir::start(
+        engine.fs.as_ref(),
+        target,
+        "checkpoint-tmp",
+        "checkpoint target",
+        &engine.dir,
+    )?;
+    if options.flush_first
+        && let Err(e) = flush_all(engine)
+    {
+        remove_quietly(engine.fs.as_ref(), &dir.tmp);
+        return Err(e);
     }
-    let tmp = temporary_dir(target);
-    if exists(&tmp)? {
-        // Left by a checkpoint that crashed: never a database of its own.
-        fs.remove_dir_all(&tmp)
-            .map_err(|e| Error::io(format!("removing {}", tmp.display()), e))?;
-    }
-    fs.create_dir_all(&tmp)
-        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-    let built = build(engine, versions, &tmp, started);
-    let mut info = match built {
-        Ok(info) => info,
-        Err(e) => {
-            remove_quietly(fs, &tmp);
-            return Err(e);
-        }
-    };
-    if let Err(e) = fs.rename(&tmp, target) {
-        remove_quietly(fs, &tmp);
-        return Err(Error::io(
-            format!("renaming {} to {}", tmp.display(), target.display()),
-            e,
-        ));
-    }
-    if let Err(e) = fs.sync_dir(&parent) {
-        // Complete, but its name may not survive a crash: a failed call
-        // leaves no checkpoint behind.
-        remove_quietly(fs, target);
-        return Err(Error::io(format!("syncing {}", parent.display()), e));
-    }
+    let mut info = dir.finish(|tmp| build(engine, versions, tmp, started))?;
     info.dir = target.to_path_buf();
     info.duration = started.elapsed();
     tracing::info!(
@@ -437,8 +490,6 @@ fn build(
         state,
         ManifestOptions::default(),
     )?);
-    fs.sync_dir(tmp)
-        .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
     info.duration = started.elapsed();
     Ok(info)
 }

@@ -431,10 +431,22 @@ impl<C: Cursor> UserCursor for VisibleCursor<C> {
         self.direction = Direction::Forward;
         // A bounded inner cursor starts at its bound, which may lie in a
         // range tombstone's span: seek there as `seek` does.
-        match self.inner.lower_bound().map(<[u8]>::to_vec) {
-            Some(start) if !self.tombstones.is_empty() => self.seek_inner(&start)?,
-            _ => self.inner.seek_to_first()?,
-        }
+        let mut start = std::mem::take(&mut self.target);
+        start.clear();
+        let bounded = match self.inner.lower_bound() {
+            Some(bound) if !self.tombstones.is_empty() => {
+                start.extend_from_slice(bound);
+                true
+            }
+            _ => false,
+        };
+        let result = if bounded {
+            self.seek_inner(&start)
+        } else {
+            self.inner.seek_to_first()
+        };
+        self.target = start;
+        result?;
         self.find_next_user_entry(false)
     }
 
