@@ -248,7 +248,7 @@ fn merge_inputs<'a>(
         if ctx.stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(crate::output::stopped());
         }
-        Ok((ctx.open_table)(meta)?.cursor())
+        Ok((ctx.open_table)(meta)?.cursor().without_cache_fill())
     };
     let mut children: Vec<Box<dyn Cursor + 'a>> = Vec::new();
     for inputs in &task.inputs {

@@ -58,6 +58,10 @@ impl BlockCache for CountingCache {
         self.inner.insert(key, block);
     }
 
+    fn remove(&self, key: CacheKey) {
+        self.inner.remove(key);
+    }
+
     fn used_bytes(&self) -> usize {
         self.inner.used_bytes()
     }
@@ -108,19 +112,33 @@ impl TableCache {
             options = options.with_cache(cache.clone() as Arc<dyn BlockCache>);
         }
         let table = Arc::new(Table::open(self.fs.as_ref(), &path, options)?);
-        let mut open = lock(&self.open);
-        if open.len() >= self.capacity {
-            // Any victim will do: the cache only saves the cost of opening.
-            if let Some(victim) = open.keys().next().copied() {
-                open.remove(&victim);
+        let (table, victim) = {
+            let mut open = lock(&self.open);
+            let mut victim = None;
+            if open.len() >= self.capacity {
+                // Any victim will do: the cache only saves the cost of opening.
+                if let Some(number) = open.keys().next().copied() {
+                    victim = open.remove(&number);
+                }
             }
+            (open.entry(meta.number).or_insert(table).clone(), victim)
+        };
+        // A reopened table gets a new cache id: the victim's cached blocks
+        // could never be found again, so they go now instead of waiting to
+        // age out of the cache.
+        if let Some(victim) = victim {
+            victim.forget_cached_blocks();
         }
-        Ok(open.entry(meta.number).or_insert(table).clone())
+        Ok(table)
     }
 
-    /// Forgets the reader of table `number` (its file is being deleted).
+    /// Forgets the reader of table `number` and its cached blocks (its file
+    /// is being deleted).
     pub(crate) fn evict(&self, number: u64) {
-        lock(&self.open).remove(&number);
+        let table = lock(&self.open).remove(&number);
+        if let Some(table) = table {
+            table.forget_cached_blocks();
+        }
     }
 
     /// Readers open now.

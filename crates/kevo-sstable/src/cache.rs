@@ -33,6 +33,10 @@ pub trait BlockCache: Send + Sync + fmt::Debug {
     /// blocks not used recently to stay within the capacity.
     fn insert(&self, key: CacheKey, block: Block);
 
+    /// Drops the block cached under `key`, if any (its table's file is
+    /// going away, so the block can never be read again).
+    fn remove(&self, key: CacheKey);
+
     /// Bytes of blocks held now (sum of [`Block::charge`]).
     fn used_bytes(&self) -> usize;
 }
@@ -99,6 +103,10 @@ impl BlockCache for LruBlockCache {
 
     fn insert(&self, key: CacheKey, block: Block) {
         self.shard(key).insert(key, block);
+    }
+
+    fn remove(&self, key: CacheKey) {
+        self.shard(key).remove(key);
     }
 
     fn used_bytes(&self) -> usize {
@@ -239,6 +247,12 @@ impl Shard {
         };
         self.map.insert(key, Entry { block, slot: index });
         self.used += charge;
+    }
+
+    fn remove(&mut self, key: CacheKey) {
+        if let Some(entry) = self.map.remove(&key) {
+            self.release(entry.slot);
+        }
     }
 
     /// Frees a slot whose entry has left the map.

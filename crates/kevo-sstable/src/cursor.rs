@@ -25,6 +25,8 @@ pub struct TableCursor {
     data: Option<BlockIter>,
     /// File offset of the block `data` walks.
     data_offset: u64,
+    /// Whether blocks read from the file go into the block cache.
+    fill_cache: bool,
 }
 
 impl Table {
@@ -43,7 +45,17 @@ impl TableCursor {
             block: None,
             data: None,
             data_offset: 0,
+            fill_cache: true,
         }
+    }
+
+    /// This cursor, reading blocks that are not cached from the file
+    /// without caching them (it still uses blocks already cached). For
+    /// one-pass reads such as compaction's, whose inputs are about to be
+    /// deleted: their blocks would only push out blocks readers want.
+    pub fn without_cache_fill(mut self) -> Self {
+        self.fill_cache = false;
+        self
     }
 
     /// The table this cursor walks.
@@ -68,7 +80,7 @@ impl TableCursor {
             return Ok(());
         }
         self.data = None;
-        let block = self.table.data_block(handle)?;
+        let block = self.table.data_block(handle, self.fill_cache)?;
         self.data_offset = handle.offset;
         self.data = Some(BlockIter::new(block));
         Ok(())

@@ -190,7 +190,7 @@ impl Table {
             return Ok(None);
         }
         let handle = self.index.handle(position);
-        let block = self.data_block(handle)?;
+        let block = self.data_block(handle, true)?;
         let hit = block
             .get(user_key, trailer)
             .map_err(|reason| self.corrupt(handle.offset, reason))?;
@@ -260,8 +260,9 @@ impl Table {
         self.src.corrupt(offset, reason)
     }
 
-    /// The data block at `handle`, from the cache or the file.
-    pub(crate) fn data_block(&self, handle: BlockHandle) -> Result<Block> {
+    /// The data block at `handle`, from the cache or the file; a block read
+    /// from the file is cached if `fill_cache`.
+    pub(crate) fn data_block(&self, handle: BlockHandle, fill_cache: bool) -> Result<Block> {
         let key = CacheKey {
             table_id: self.cache_id,
             offset: handle.offset,
@@ -270,10 +271,28 @@ impl Table {
             return Ok(block);
         }
         let block = self.src.read_block(handle)?;
-        if let Some(cache) = &self.cache {
+        if fill_cache && let Some(cache) = &self.cache {
             cache.insert(key, block.clone());
         }
         Ok(block)
+    }
+
+    /// Drops this table's data blocks from the block cache, for a table
+    /// whose file is being deleted or whose reader is being closed: no
+    /// lookup can find them again (a reopened table has a new
+    /// [`cache_id`](Table::cache_id)), so they would only take room until
+    /// they aged out. One cache removal per data block; blocks read later
+    /// by a cursor still open on this table are cached again as usual.
+    pub fn forget_cached_blocks(&self) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        for i in 0..self.index.len() {
+            cache.remove(CacheKey {
+                table_id: self.cache_id,
+                offset: self.index.handle(i).offset,
+            });
+        }
     }
 
     /// Walks every block of the table in file order (data blocks, then the

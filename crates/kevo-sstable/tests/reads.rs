@@ -124,3 +124,48 @@ fn bloom_false_positive_rate_matches_theory_at_10_bits_per_key() {
         "measured {measured:.5}, theory {theory:.5}"
     );
 }
+
+#[test]
+fn a_cursor_without_cache_fill_uses_cached_blocks_and_caches_none() {
+    use kevo_core::Cursor as _;
+    use kevo_sstable::BlockCache as _;
+    let model = entries(2000, 50);
+    let fs = fault_fs_with_table(&model);
+    let cache = Arc::new(LruBlockCache::new(8 << 20));
+    let table = Arc::new(
+        Table::open(
+            &fs,
+            Path::new(PATH),
+            ReadOptions::default().with_cache(cache.clone()),
+        )
+        .unwrap(),
+    );
+    let blocks = table.properties().data_block_count;
+    // One block cached by a get; a full uncached scan reads every other
+    // block from the file and leaves the cache as it was.
+    assert!(table.get(b"key000007", SEQNO_MAX).unwrap().is_some());
+    let cached = cache.used_bytes();
+    assert_eq!(cache.len(), 1);
+    let before = fs.op_count(FaultOp::Read);
+    let mut cursor = table.cursor().without_cache_fill();
+    cursor.seek_to_first().unwrap();
+    let mut seen = 0;
+    while cursor.valid() {
+        seen += 1;
+        cursor.next().unwrap();
+    }
+    assert_eq!(seen, model.len());
+    assert_eq!(fs.op_count(FaultOp::Read) - before, blocks - 1);
+    assert_eq!((cache.len(), cache.used_bytes()), (1, cached));
+    // A filling cursor caches them all; forgetting empties the cache.
+    let mut cursor = table.cursor();
+    cursor.seek_to_first().unwrap();
+    while cursor.valid() {
+        cursor.next().unwrap();
+    }
+    assert_eq!(cache.len() as u64, blocks);
+    table.forget_cached_blocks();
+    assert_eq!((cache.len(), cache.used_bytes()), (0, 0));
+    // The table still reads (from the file) after forgetting.
+    assert!(table.get(b"key001999", SEQNO_MAX).unwrap().is_some());
+}
