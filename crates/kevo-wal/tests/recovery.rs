@@ -305,9 +305,9 @@ fn stale_records_of_a_recycled_segment_are_not_replayed() {
     for b in &fresh {
         wal.append(b).unwrap();
     }
+    assert!(file_len(fs.as_ref(), &segment_path(third)) > 50 * 100);
     wal.close().unwrap();
     assert!(!fs.exists(&segment_path(retired)).unwrap());
-    assert!(file_len(fs.as_ref(), &segment_path(third)) > 50 * 100);
 
     let (replayed, report) = replay(fs.clone(), RecoveryMode::AbsoluteConsistency).unwrap();
     assert_eq!(replayed, fresh);
@@ -583,4 +583,58 @@ fn batch_with_overflowing_seqnos_is_corruption_not_a_panic() {
     let mut b = batch(1, 2, 1);
     b.set_seqno(u64::MAX);
     assert!(matches!(wal.append(&b), Err(Error::InvalidArgument(_))));
+}
+
+/// A caller's sync writes zeros ahead of the write offset, so that synced
+/// appends overwrite allocated space instead of growing the file; the zeros
+/// replay as the end of the log, in either recovery mode, and appends
+/// continue past them.
+#[test]
+fn synced_appends_land_in_space_zeroed_ahead_and_replay_exactly() {
+    let (_, fs) = memfs();
+    let options = WalOptions {
+        sync_mode: SyncMode::Always,
+        segment_bytes: 8 << 20,
+        ..WalOptions::default()
+    };
+    let wal = open(fs.clone(), options.clone());
+    let path = segment_path(1);
+    let header = SEGMENT_HEADER_BYTES as u64;
+    wal.append(&batch(1, 1, 10)).unwrap();
+    let prepared = file_len(fs.as_ref(), &path);
+    assert!(
+        prepared > header + (1 << 20) && prepared < header + (1 << 20) + 100,
+        "one MiB zeroed ahead: {prepared}"
+    );
+    // 2 000 synced appends of ~100 bytes: all inside the zeroed MiB but the
+    // last few, so the file grew by at most one more step.
+    let batches: Vec<Batch> = (2..=2000).map(|i| batch(i, 1, 80)).collect();
+    for b in &batches {
+        wal.append(b).unwrap();
+    }
+    let len = file_len(fs.as_ref(), &path);
+    assert!(len == prepared || len == prepared + (1 << 20), "{len}");
+    drop(wal);
+    for mode in [
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::TolerateTornTail,
+    ] {
+        let (replayed, report) = replay(fs.clone(), mode).unwrap();
+        assert_eq!(replayed.len(), 2000);
+        assert_eq!(replayed[1..], batches[..]);
+        assert_eq!(report.tail_bytes_dropped, 0);
+    }
+    // The segment size caps the zeroing.
+    let small = WalOptions {
+        segment_bytes: 64 << 10,
+        ..options
+    };
+    let (_, fs) = memfs();
+    let wal = open(fs.clone(), small);
+    wal.append(&batch(1, 1, 10)).unwrap();
+    assert_eq!(file_len(fs.as_ref(), &segment_path(1)), 64 << 10);
+    // Close cuts the zeros: the file ends where its records do.
+    wal.close().unwrap();
+    let len = file_len(fs.as_ref(), &segment_path(1));
+    assert!(len > header && len < header + 100, "{len}");
 }
