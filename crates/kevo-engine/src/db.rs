@@ -295,6 +295,13 @@ impl Db {
         )
     }
 
+    /// A cursor over every entry as of now (see [`DbCursor`](crate::DbCursor)): positioned
+    /// by `seek`, `seek_for_prev` or either end, moved by `next` and `prev`,
+    /// lending each key and value without a copy.
+    pub fn cursor(&self) -> crate::DbCursor {
+        crate::DbCursor::open(&self.handle, self.handle.engine.keyspaces.default(), None)
+    }
+
     /// The entries whose keys start with `prefix`, in key order.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
         let engine = &self.handle.engine;

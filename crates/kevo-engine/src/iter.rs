@@ -24,8 +24,58 @@ use crate::engine::Handle;
 use crate::error::{Error, Result};
 use crate::keyspace::KeyspaceCore;
 use crate::read::SuperVersion;
+use crate::tables::TableCache;
 
 type Factory = Box<dyn FnMut() -> kevo_core::Result<Box<dyn UserCursor + Send>> + Send>;
+
+/// The cursor stack over `sv` (see the module comment), cut to `bounds`,
+/// reading at `seqno`. It holds `sv` (and so every file it may read) until
+/// dropped.
+pub(crate) fn build_cursor(
+    tables: &Arc<TableCache>,
+    sv: &Arc<SuperVersion>,
+    bounds: &KeyBounds,
+    seqno: SeqNo,
+) -> kevo_core::Result<Box<dyn UserCursor + Send>> {
+    let mut sources: Vec<Box<dyn Cursor + Send>> = Vec::new();
+    let mut max_seqnos = Vec::new();
+    let tombstones = sv.range_tombstones(tables)?;
+    for mem in std::iter::once(&sv.mem).chain(&sv.imms) {
+        sources.push(Box::new(mem.cursor()));
+        max_seqnos.push(mem.max_seqno());
+    }
+    let (start, end) = (bounds.start(), bounds.end());
+    for meta in sv.version.level(0) {
+        if meta.smallest_seqno <= seqno && meta.overlaps(start, end) {
+            let table = tables.get(meta)?;
+            sources.push(Box::new(table.cursor()));
+            max_seqnos.push(meta.largest_seqno);
+        }
+    }
+    for level in 1..sv.version.num_levels() {
+        let level_tables = sv.version.overlapping(level, start, end);
+        if level_tables.is_empty() {
+            continue;
+        }
+        max_seqnos.push(
+            level_tables
+                .iter()
+                .map(|t| t.largest_seqno)
+                .max()
+                .unwrap_or(0),
+        );
+        let cache = tables.clone();
+        let open = move |meta: &TableMeta| Ok(cache.get(meta)?.cursor());
+        sources.push(Box::new(ConcatCursor::new(LevelTables::new(
+            level_tables,
+            open,
+        ))));
+    }
+    let merged = MergingCursor::new(sources).with_max_seqnos(max_seqnos);
+    let cursor = VisibleCursor::new(BoundedCursor::new(merged, bounds.clone()), seqno)
+        .with_range_tombstones(tombstones);
+    Ok(Box::new(cursor))
+}
 
 /// An iterator over `(key, value)` pairs of a range or prefix, in key order
 /// or (with `.rev()`) reverse; from [`Db::range`](crate::Db::range),
@@ -66,46 +116,7 @@ impl DbIter {
 
     fn new(handle: Arc<Handle>, sv: Arc<SuperVersion>, bounds: KeyBounds, seqno: SeqNo) -> Self {
         let tables = handle.engine.tables.clone();
-        let factory: Factory = Box::new(move || {
-            let mut sources: Vec<Box<dyn Cursor + Send>> = Vec::new();
-            let mut max_seqnos = Vec::new();
-            let tombstones = sv.range_tombstones(&tables)?;
-            for mem in std::iter::once(&sv.mem).chain(&sv.imms) {
-                sources.push(Box::new(mem.cursor()));
-                max_seqnos.push(mem.max_seqno());
-            }
-            let (start, end) = (bounds.start(), bounds.end());
-            for meta in sv.version.level(0) {
-                if meta.smallest_seqno <= seqno && meta.overlaps(start, end) {
-                    let table = tables.get(meta)?;
-                    sources.push(Box::new(table.cursor()));
-                    max_seqnos.push(meta.largest_seqno);
-                }
-            }
-            for level in 1..sv.version.num_levels() {
-                let level_tables = sv.version.overlapping(level, start, end);
-                if level_tables.is_empty() {
-                    continue;
-                }
-                max_seqnos.push(
-                    level_tables
-                        .iter()
-                        .map(|t| t.largest_seqno)
-                        .max()
-                        .unwrap_or(0),
-                );
-                let cache = tables.clone();
-                let open = move |meta: &TableMeta| Ok(cache.get(meta)?.cursor());
-                sources.push(Box::new(ConcatCursor::new(LevelTables::new(
-                    level_tables,
-                    open,
-                ))));
-            }
-            let merged = MergingCursor::new(sources).with_max_seqnos(max_seqnos);
-            let cursor = VisibleCursor::new(BoundedCursor::new(merged, bounds.clone()), seqno)
-                .with_range_tombstones(tombstones);
-            Ok(Box::new(cursor) as Box<dyn UserCursor + Send>)
-        });
+        let factory: Factory = Box::new(move || build_cursor(&tables, &sv, &bounds, seqno));
         DbIter {
             inner: Some(RangeIter::new(factory)),
             error: None,

@@ -159,6 +159,15 @@ impl Keyspace {
         DbIter::open(&self.handle, &self.core, KeyBounds::new(range), None)
     }
 
+    /// A cursor over every entry of this keyspace as of now (see
+    /// [`DbCursor`](crate::DbCursor)).
+    pub fn cursor(&self) -> crate::DbCursor {
+        if let Err(e) = self.check() {
+            return crate::DbCursor::failed(e);
+        }
+        crate::DbCursor::open(&self.handle, &self.core, None)
+    }
+
     /// The entries of this keyspace whose keys start with `prefix`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
         if let Err(e) = self.check() {

@@ -82,6 +82,18 @@ impl Snapshot {
         )
     }
 
+    /// A cursor over every entry as of the snapshot (see
+    /// [`DbCursor`](crate::DbCursor)).
+    pub fn cursor(&self) -> crate::DbCursor {
+        let default = self.handle.engine.keyspaces.default();
+        crate::DbCursor::open(&self.handle, default, Some(self.seqno))
+    }
+
+    /// A cursor over every entry of `keyspace` as of the snapshot.
+    pub fn cursor_in(&self, keyspace: &Keyspace) -> crate::DbCursor {
+        crate::DbCursor::open(&self.handle, &keyspace.core, Some(self.seqno))
+    }
+
     /// The entries whose keys start with `prefix` as of the snapshot.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
         let default = self.handle.engine.keyspaces.default();

@@ -1,0 +1,230 @@
+//! `DbCursor` (`Db::cursor`, `Snapshot::cursor`, `Keyspace::cursor`)
+//! against a model: a `BTreeMap` and a position in it, over random writes
+//! spread across memtables, L0 and deeper levels, and random moves.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kevo_core::MemFs;
+use kevo_engine::{Db, DbCursor, Error, KeyspaceOptions, Options};
+use proptest::prelude::*;
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn key(k: u8) -> Vec<u8> {
+    format!("k{k:03}").into_bytes()
+}
+
+fn open(fs: &Arc<MemFs>) -> Db {
+    let options = Options::new()
+        .memtable_bytes(64 << 10)
+        .block_bytes(256)
+        .l0_compaction_trigger(2);
+    Db::open_with_fs(fs.clone(), "/db", options).unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Write {
+    Put(u8, u8),
+    Delete(u8),
+    DeleteRange(u8, u8),
+    Flush,
+}
+
+#[derive(Debug, Clone)]
+enum Move {
+    Seek(u8),
+    SeekForPrev(u8),
+    First,
+    Last,
+    Next,
+    Prev,
+}
+
+fn write() -> impl Strategy<Value = Write> {
+    prop_oneof![
+        6 => (0u8..120, any::<u8>()).prop_map(|(k, v)| Write::Put(k, v)),
+        2 => (0u8..120).prop_map(Write::Delete),
+        1 => (0u8..120, 0u8..20).prop_map(|(a, n)| Write::DeleteRange(a, a.saturating_add(n))),
+        1 => Just(Write::Flush),
+    ]
+}
+
+fn a_move() -> impl Strategy<Value = Move> {
+    prop_oneof![
+        2 => (0u8..130).prop_map(Move::Seek),
+        2 => (0u8..130).prop_map(Move::SeekForPrev),
+        1 => Just(Move::First),
+        1 => Just(Move::Last),
+        4 => Just(Move::Next),
+        3 => Just(Move::Prev),
+    ]
+}
+
+fn apply(db: &Db, model: &mut Model, w: &Write) {
+    match *w {
+        Write::Put(k, v) => {
+            let value = vec![v; 1 + usize::from(v) % 40];
+            db.put(key(k), &value).unwrap();
+            model.insert(key(k), value);
+        }
+        Write::Delete(k) => {
+            db.delete(key(k)).unwrap();
+            model.remove(&key(k));
+        }
+        Write::DeleteRange(a, b) => {
+            db.delete_range(key(a)..key(b)).unwrap();
+            let doomed: Vec<_> = model
+                .range(key(a)..key(b))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in doomed {
+                model.remove(&k);
+            }
+        }
+        Write::Flush => db.flush().unwrap(),
+    }
+}
+
+/// Applies `m` to the model position (`None`: invalid); `next`/`prev` on an
+/// invalid position are errors, which the caller checks.
+fn model_move(model: &Model, at: Option<Vec<u8>>, m: &Move) -> Option<Vec<u8>> {
+    let first_at_or_after = |k: &[u8]| model.range(k.to_vec()..).next().map(|(k, _)| k.clone());
+    let last_at_or_before = |k: &[u8]| {
+        model
+            .range(..=k.to_vec())
+            .next_back()
+            .map(|(k, _)| k.clone())
+    };
+    match m {
+        Move::Seek(k) => first_at_or_after(&key(*k)),
+        Move::SeekForPrev(k) => last_at_or_before(&key(*k)),
+        Move::First => model.keys().next().cloned(),
+        Move::Last => model.keys().next_back().cloned(),
+        Move::Next => {
+            let at = at?;
+            model
+                .range((std::ops::Bound::Excluded(at), std::ops::Bound::Unbounded))
+                .next()
+                .map(|(k, _)| k.clone())
+        }
+        Move::Prev => {
+            let at = at?;
+            model.range(..at).next_back().map(|(k, _)| k.clone())
+        }
+    }
+}
+
+fn run_moves(cursor: &mut DbCursor, model: &Model, moves: &[Move]) {
+    let mut at: Option<Vec<u8>> = None;
+    for (i, m) in moves.iter().enumerate() {
+        let result = match m {
+            Move::Seek(k) => cursor.seek(key(*k)),
+            Move::SeekForPrev(k) => cursor.seek_for_prev(key(*k)),
+            Move::First => cursor.seek_to_first(),
+            Move::Last => cursor.seek_to_last(),
+            Move::Next => cursor.next(),
+            Move::Prev => cursor.prev(),
+        };
+        if at.is_none() && matches!(m, Move::Next | Move::Prev) {
+            assert!(
+                matches!(result, Err(Error::InvalidArgument(_))),
+                "move {i} {m:?} on an invalid cursor: {result:?}"
+            );
+            assert!(!cursor.valid());
+            continue;
+        }
+        result.unwrap();
+        at = model_move(model, at, m);
+        match &at {
+            Some(k) => {
+                assert!(cursor.valid(), "move {i} {m:?}: expected {k:?}");
+                assert_eq!(cursor.key(), k.as_slice(), "move {i} {m:?}");
+                assert_eq!(cursor.value(), model[k].as_slice(), "move {i} {m:?}");
+            }
+            None => {
+                assert!(!cursor.valid(), "move {i} {m:?}: expected the end");
+                assert!(cursor.key().is_empty() && cursor.value().is_empty());
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn cursor_moves_like_the_model(
+        writes in prop::collection::vec(write(), 1..300),
+        later in prop::collection::vec(write(), 0..40),
+        moves in prop::collection::vec(a_move(), 1..120),
+    ) {
+        let fs = Arc::new(MemFs::new());
+        let db = open(&fs);
+        let mut model = Model::new();
+        for w in &writes {
+            apply(&db, &mut model, w);
+        }
+        let snapshot = db.snapshot();
+        let mut cursor = db.cursor();
+        let mut at_snapshot = snapshot.cursor();
+        // Writes after the cursors were made are not seen by them.
+        let mut newer = model.clone();
+        for w in &later {
+            apply(&db, &mut newer, w);
+        }
+        run_moves(&mut cursor, &model, &moves);
+        run_moves(&mut at_snapshot, &model, &moves);
+        // A new cursor sees them.
+        run_moves(&mut db.cursor(), &newer, &moves);
+        db.close().unwrap();
+    }
+}
+
+#[test]
+fn a_cursor_reports_a_closed_database_and_misuse() {
+    let fs = Arc::new(MemFs::new());
+    let db = open(&fs);
+    db.put("a", "1").unwrap();
+    let mut cursor = db.cursor();
+    assert!(!cursor.valid());
+    assert!(matches!(cursor.next(), Err(Error::InvalidArgument(_))));
+    cursor.seek("a").unwrap();
+    assert_eq!((cursor.key(), cursor.value()), (&b"a"[..], &b"1"[..]));
+    cursor.next().unwrap();
+    assert!(!cursor.valid());
+    assert!(matches!(cursor.prev(), Err(Error::InvalidArgument(_))));
+    db.close().unwrap();
+    assert!(matches!(cursor.seek_to_first(), Err(Error::Closed)));
+    assert!(!cursor.valid() && cursor.key().is_empty());
+    assert!(matches!(db.cursor().seek("a"), Err(Error::Closed)));
+}
+
+#[test]
+fn a_keyspace_cursor_sees_only_its_keyspace_and_fails_once_dropped() {
+    let fs = Arc::new(MemFs::new());
+    let db = open(&fs);
+    let ks = db.keyspace("other", KeyspaceOptions::default()).unwrap();
+    db.put("a", "default").unwrap();
+    ks.put("b", "other").unwrap();
+    let mut cursor = ks.cursor();
+    cursor.seek_to_first().unwrap();
+    assert_eq!(cursor.key(), b"b");
+    cursor.next().unwrap();
+    assert!(!cursor.valid());
+    let snapshot = db.snapshot();
+    ks.put("c", "later").unwrap();
+    let mut old = snapshot.cursor_in(&ks);
+    old.seek_to_last().unwrap();
+    assert_eq!(old.key(), b"b");
+    drop(old);
+    drop(cursor);
+    db.drop_keyspace("other").unwrap();
+    assert!(matches!(
+        ks.cursor().seek_to_first(),
+        Err(Error::InvalidArgument(_))
+    ));
+    db.close().unwrap();
+}
