@@ -25,6 +25,7 @@
 //! | readmissing | `N` gets of random absent keys |
 //! | readseq | a forward scan of everything, one op per entry |
 //! | readreverse | a reverse scan of everything, one op per entry |
+//! | readseq iter | kevo only: readseq through `Db::range` (owned `(Bytes, Bytes)` per entry) instead of the cursor (`Db::cursor`, borrowed key and value) that readseq and readreverse use |
 //! | seekrandom | `N / 10` seeks to a random key, each followed by 10 nexts |
 //! | deleterandom | `N` deletes of random keys |
 //! | fillsync | `N / 100` puts, each synced to disk, fresh database |
@@ -75,7 +76,7 @@ pub(crate) struct Config {
 }
 
 /// The default workloads, in order.
-const WORKLOADS: [&str; 12] = [
+const WORKLOADS: [&str; 13] = [
     "fillseq",
     "fillrandom",
     "overwrite",
@@ -83,11 +84,28 @@ const WORKLOADS: [&str; 12] = [
     "readmissing",
     "readseq",
     "readreverse",
+    "readseq iter",
     "seekrandom",
     "deleterandom",
     "fillsync",
     "txn",
     "keyspaces",
+];
+
+/// The resource rows of the fillrandom..deleterandom chain (lower is
+/// better): the directory's allocated size after fillrandom and after
+/// overwrite, each flushed and settled (`Engine::flush`, `Engine::settle`),
+/// the process's peak RSS over the chain (its high-water mark reset, and
+/// freed heap handed back, when the chain starts), and the fills' p99.9 and
+/// slowest put.
+const RESOURCE_ROWS: [&str; 7] = [
+    "disk fillrandom MiB",
+    "disk overwrite MiB",
+    "peak RSS MiB",
+    "fillrandom p99.9 µs",
+    "fillrandom max µs",
+    "overwrite p99.9 µs",
+    "overwrite max µs",
 ];
 
 /// The txn workload's rows: (name, high contention, threads). The thread
@@ -362,6 +380,9 @@ struct Bench<'c> {
     aborts: HashMap<(String, &'static str), Vec<f64>>,
     /// Engine statistics after fillrandom..deleterandom (latest round).
     stats: HashMap<String, String>,
+    /// Resource figures per (engine, row), one per round; lower is better
+    /// (see [`RESOURCE_ROWS`]).
+    resources: HashMap<(String, &'static str), Vec<f64>>,
     /// What the deleterange workload deletes.
     plan: DeletePlan,
     /// The deleterange table's figures per (engine, figure), one per round.
@@ -385,8 +406,8 @@ impl Bench<'_> {
             print!("{:<8} ", "engine");
         }
         println!(
-            "{:<13} {:>9} {:>11} {:>8} {:>9} {:>9} {:>10} {:>8}",
-            "workload", "ops", "ops/s", "MB/s", "p50 µs", "p99 µs", "max µs", "found"
+            "{:<13} {:>9} {:>11} {:>8} {:>9} {:>9} {:>9} {:>10} {:>8}",
+            "workload", "ops", "ops/s", "MB/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "found"
         );
     }
 
@@ -403,13 +424,14 @@ impl Bench<'_> {
             print!("{engine:<8} ");
         }
         println!(
-            "{:<width$} {:>9} {:>11.0} {:>8.1} {:>9.2} {:>9.2} {:>10.1} {:>8}",
+            "{:<width$} {:>9} {:>11.0} {:>8.1} {:>9.2} {:>9.2} {:>9.2} {:>10.1} {:>8}",
             name,
             outcome.ops,
             outcome.ops_per_sec(),
             outcome.bytes as f64 / secs / 1e6,
             us(0.5),
             us(0.99),
+            us(0.999),
             outcome.latency.max() as f64 / 1000.0,
             outcome.found
         );
@@ -443,9 +465,36 @@ impl Bench<'_> {
         db.close()
     }
 
+    fn resource(&mut self, engine: &str, row: &'static str, value: f64) {
+        self.resources
+            .entry((engine.to_string(), row))
+            .or_default()
+            .push(value);
+    }
+
+    /// The fill's tail latencies, flush, settle and the directory's size.
+    fn fill_resources(
+        &mut self,
+        engine: &str,
+        db: &dyn Engine,
+        dir: &std::path::Path,
+        rows: [&'static str; 3],
+        outcome: &Outcome,
+    ) -> Res<()> {
+        let us = outcome.latency.value_at_quantile(0.999) as f64 / 1000.0;
+        self.resource(engine, rows[1], us);
+        self.resource(engine, rows[2], outcome.latency.max() as f64 / 1000.0);
+        db.flush()?;
+        db.settle()?;
+        let (_, allocated) = engine::dir_bytes(dir)?;
+        self.resource(engine, rows[0], allocated as f64 / (1 << 20) as f64);
+        Ok(())
+    }
+
     /// fillrandom..deleterandom on one database.
     fn chain(&mut self, engine: &str, order: &[u64], again: &[u64]) -> Res<()> {
-        let (_dir, boxed) = self.open(engine)?;
+        workload::reset_peak_rss()?;
+        let (dir, boxed) = self.open(engine)?;
         let db = &*boxed;
         let (config, values) = (self.config, self.values);
         let fill = |order: &[u64]| {
@@ -461,10 +510,14 @@ impl Bench<'_> {
         let outcome = fill(order)?;
         if self.wanted("fillrandom") {
             self.report(engine, "fillrandom", &outcome);
+            let rows = [RESOURCE_ROWS[0], RESOURCE_ROWS[3], RESOURCE_ROWS[4]];
+            self.fill_resources(engine, db, dir.path(), rows, &outcome)?;
         }
         if self.wanted("overwrite") {
             let outcome = fill(again)?;
             self.report(engine, "overwrite", &outcome);
+            let rows = [RESOURCE_ROWS[1], RESOURCE_ROWS[5], RESOURCE_ROWS[6]];
+            self.fill_resources(engine, db, dir.path(), rows, &outcome)?;
         }
         if self.wanted("readrandom") {
             let outcome = workload::read_random(db, config, true, 21)?;
@@ -482,6 +535,11 @@ impl Bench<'_> {
             let outcome = workload::scan(db, config, true)?;
             self.report(engine, "readreverse", &outcome);
         }
+        if self.wanted("readseq iter")
+            && let Some(outcome) = workload::scan_iter(db, config)?
+        {
+            self.report(engine, "readseq iter", &outcome);
+        }
         if self.wanted("seekrandom") {
             let outcome = workload::seek_random(db, config, 31)?;
             self.report(engine, "seekrandom", &outcome);
@@ -493,6 +551,8 @@ impl Bench<'_> {
         if let Some(text) = db.stats_text() {
             self.stats.insert(engine.to_string(), text);
         }
+        let peak = workload::peak_rss_bytes()?;
+        self.resource(engine, RESOURCE_ROWS[2], peak as f64 / (1 << 20) as f64);
         boxed.close()
     }
 
@@ -1094,7 +1154,7 @@ impl Bench<'_> {
                 self.fillseq(e)?;
             }
         }
-        if WORKLOADS[1..9].iter().any(|w| self.wanted(w)) {
+        if WORKLOADS[1..10].iter().any(|w| self.wanted(w)) {
             for e in &engines {
                 self.chain(e, order, again)?;
             }
@@ -1261,6 +1321,56 @@ impl Bench<'_> {
         }
     }
 
+    /// Median resource figures per row and engine (lower is better), and
+    /// kevo's ratio to each peer.
+    fn print_resources(&self) {
+        let kevo = &self.engines[0];
+        if !RESOURCE_ROWS
+            .iter()
+            .any(|&r| self.resources.contains_key(&(kevo.clone(), r)))
+        {
+            return;
+        }
+        let peers = &self.engines[1..];
+        println!(
+            "\nresources: medians over {} round(s), lower is better{}",
+            self.config.rounds,
+            if peers.is_empty() {
+                ""
+            } else {
+                "; kevo/x = kevo's figure over x's (< 1: kevo smaller)"
+            }
+        );
+        print!("{:<20}", "figure");
+        for e in &self.engines {
+            print!(" {e:>11}");
+        }
+        for p in peers {
+            print!(" {:>13}", format!("kevo/{p}"));
+        }
+        println!();
+        for row in RESOURCE_ROWS {
+            let get = |e: &String| self.resources.get(&(e.clone(), row)).map(|v| median(v));
+            let Some(mine) = get(kevo) else {
+                continue;
+            };
+            print!("{row:<20}");
+            for e in &self.engines {
+                match get(e) {
+                    Some(v) => print!(" {v:>11.1}"),
+                    None => print!(" {:>11}", "-"),
+                }
+            }
+            for p in peers {
+                match get(p) {
+                    Some(v) if v > 0.0 => print!(" {:>12.2}x", mine / v),
+                    _ => print!(" {:>13}", "-"),
+                }
+            }
+            println!();
+        }
+    }
+
     /// Median txn abort rate per row and engine.
     fn print_aborts(&self) {
         println!(
@@ -1369,6 +1479,7 @@ fn run(config: &Config) -> Res<()> {
         big: HashMap::new(),
         aborts: HashMap::new(),
         stats: HashMap::new(),
+        resources: HashMap::new(),
         plan: DeletePlan::new(config.num),
         dr: HashMap::new(),
     };
@@ -1405,7 +1516,7 @@ fn run(config: &Config) -> Res<()> {
         println!("note: debug build; `cargo xtask bench` builds with optimisations");
     }
     let num = config.num;
-    let needs_chain = WORKLOADS[1..9].iter().any(|w| bench.wanted(w));
+    let needs_chain = WORKLOADS[1..10].iter().any(|w| bench.wanted(w));
     // fillrandom's order, which the keyspaces and deleterange rows put in
     // as well.
     let order = if needs_chain
@@ -1437,6 +1548,7 @@ fn run(config: &Config) -> Res<()> {
             bench.print_aborts();
         }
     }
+    bench.print_resources();
     if !bench.dr.is_empty() {
         bench.print_deleterange();
     }

@@ -267,6 +267,34 @@ pub(crate) fn scan(db: &dyn Engine, config: &Config, reverse: bool) -> Res<Outco
     })
 }
 
+/// readseq through the engine's owned-pair iterator where it has one
+/// besides the scan `scan` uses (kevo: `Db::range` beside `Db::cursor`).
+pub(crate) fn scan_iter(db: &dyn Engine, config: &Config) -> Res<Option<Outcome>> {
+    if db.scan_iter(&key(0), Some(&key(0)))?.is_none() {
+        return Ok(None);
+    }
+    let num = config.num;
+    let threads = config.threads;
+    let outcome = parallel(threads, threads as u64, |t, _, hist| {
+        let (from, to) = share(num, threads, t);
+        let (from, to) = (key(from), key(to));
+        let mut iter = db
+            .scan_iter(&from, Some(&to))?
+            .ok_or("scan_iter went away")?;
+        let (mut bytes, mut found) = (0, 0);
+        loop {
+            let started = Instant::now();
+            let Some(item) = iter.next() else { break };
+            let len = item?;
+            record(hist, started);
+            found += 1;
+            bytes += len as u64;
+        }
+        Ok((bytes, found))
+    })?;
+    Ok(Some(outcome))
+}
+
 pub(crate) fn seek_random(db: &dyn Engine, config: &Config, seed: u64) -> Res<Outcome> {
     let num = config.num;
     parallel(config.threads, (num / 10).max(1), |t, range, hist| {
@@ -853,6 +881,36 @@ pub(crate) fn fill_big_distinct(config: &Config) -> u64 {
         }
     }
     distinct
+}
+
+unsafe extern "C" {
+    /// glibc: hands free heap memory back to the kernel.
+    fn malloc_trim(pad: usize) -> i32;
+}
+
+/// Hands freed heap back to the kernel and resets the process's peak RSS
+/// (`VmHWM`) to its current RSS, so that [`peak_rss_bytes`] measures what
+/// follows, not what an earlier engine left in the allocator.
+pub(crate) fn reset_peak_rss() -> Res<()> {
+    // SAFETY: malloc_trim only walks glibc's own heap under its lock; any
+    // thread may call it at any time, and it takes no pointers.
+    unsafe {
+        malloc_trim(0);
+    }
+    std::fs::write("/proc/self/clear_refs", "5")
+        .map_err(|e| format!("resetting the peak RSS (/proc/self/clear_refs): {e}"))
+}
+
+/// The process's peak RSS (`VmHWM`) since the last [`reset_peak_rss`].
+pub(crate) fn peak_rss_bytes() -> Res<u64> {
+    let text = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("reading /proc/self/status: {e}"))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|kib| kib << 10)
+        .ok_or_else(|| "/proc/self/status has no `VmHWM: N kB`".to_string())
 }
 
 /// This process's I/O counters from `/proc/self/io`: bytes it caused to be

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use kevo_engine::{Db, Keyspace, KeyspaceOptions, Options, WriteBatch, WriteOptions};
+use kevo_engine::{Db, DbCursor, Keyspace, KeyspaceOptions, Options, WriteBatch, WriteOptions};
 
 use super::{
     CompactionCounters, Engine, KeyspaceEngine, OwnFigures, RangeDeleteEngine, Res, Scan,
@@ -61,6 +61,63 @@ pub(super) struct Kevo {
     unsynced: WriteOptions,
 }
 
+/// A scan of `[from, to)` on a [`DbCursor`]: each step borrows the entry
+/// (no copy); the first positions the cursor (`seek`, or `seek_for_prev`
+/// and a step back off an excluded end).
+struct CursorScan {
+    cursor: DbCursor,
+    from: Vec<u8>,
+    to: Option<Vec<u8>>,
+    reverse: bool,
+    started: bool,
+    done: bool,
+}
+
+impl CursorScan {
+    fn step(&mut self) -> kevo_engine::Result<()> {
+        let c = &mut self.cursor;
+        match (self.started, self.reverse) {
+            (true, false) => c.next(),
+            (true, true) => c.prev(),
+            (false, false) => c.seek(&self.from),
+            (false, true) => match &self.to {
+                Some(to) => {
+                    c.seek_for_prev(to)?;
+                    if c.valid() && c.key() == to.as_slice() {
+                        c.prev()?;
+                    }
+                    Ok(())
+                }
+                None => c.seek_to_last(),
+            },
+        }
+    }
+}
+
+impl Iterator for CursorScan {
+    type Item = Res<usize>;
+
+    fn next(&mut self) -> Option<Res<usize>> {
+        if self.done {
+            return None;
+        }
+        if let Err(e) = self.step() {
+            self.done = true;
+            return Some(Err(err(e)));
+        }
+        self.started = true;
+        let c = &self.cursor;
+        let inside = c.valid()
+            && if self.reverse {
+                c.key() >= self.from.as_slice()
+            } else {
+                self.to.as_deref().is_none_or(|to| c.key() < to)
+            };
+        self.done = !inside;
+        inside.then(|| Ok(c.key().len() + c.value().len()))
+    }
+}
+
 /// kevo's table size in the deleterange workload (the default is 64 MiB:
 /// a 1 M-key database would be one or two tables, none a range could
 /// cover whole).
@@ -106,15 +163,21 @@ impl Engine for Kevo {
     }
 
     fn scan<'a>(&'a self, from: &[u8], to: Option<&[u8]>, reverse: bool) -> Res<Scan<'a>> {
+        Ok(Box::new(CursorScan {
+            cursor: self.db.cursor(),
+            from: from.to_vec(),
+            to: to.map(<[u8]>::to_vec),
+            reverse,
+            started: false,
+            done: false,
+        }))
+    }
+
+    fn scan_iter<'a>(&'a self, from: &[u8], to: Option<&[u8]>) -> Res<Option<Scan<'a>>> {
         let iter = self.db.range::<&[u8], _>(bounds(from, to));
-        let bytes = |item: kevo_engine::Result<(bytes::Bytes, bytes::Bytes)>| {
+        Ok(Some(Box::new(iter.map(|item| {
             item.map(|(k, v)| k.len() + v.len()).map_err(err)
-        };
-        Ok(if reverse {
-            Box::new(iter.rev().map(bytes))
-        } else {
-            Box::new(iter.map(bytes))
-        })
+        }))))
     }
 
     fn flush(&self) -> Res<()> {

@@ -56,6 +56,14 @@ pub(crate) trait Engine: Send + Sync {
     /// in reverse. Creating it is not timed; each step is.
     fn scan<'a>(&'a self, from: &[u8], to: Option<&[u8]>, reverse: bool) -> Res<Scan<'a>>;
 
+    /// A forward scan of `[from, to)` through an iterator of owned pairs,
+    /// where the engine has one besides the one `scan` uses (kevo:
+    /// `Db::range`, while `scan` uses `Db::cursor`); `None` otherwise.
+    fn scan_iter<'a>(&'a self, from: &[u8], to: Option<&[u8]>) -> Res<Option<Scan<'a>>> {
+        let _ = (from, to);
+        Ok(None)
+    }
+
     /// A seek to `from` and up to `n` steps forward: (entries, bytes).
     fn seek_next(&self, from: &[u8], n: usize) -> Res<(u64, u64)> {
         let (mut found, mut bytes) = (0, 0);
