@@ -22,8 +22,9 @@ use crate::UserCursor;
 struct End<U> {
     /// The cursor, once built.
     cursor: Option<U>,
-    /// The last user key this end yielded.
-    last: Option<Bytes>,
+    /// The last user key this end yielded (its buffer reused: cloning the
+    /// yielded `Bytes` instead would cost an allocation per entry).
+    last: Option<Vec<u8>>,
 }
 
 impl<U> Default for End<U> {
@@ -129,10 +130,12 @@ where
         if self.back.last.as_deref().is_some_and(|back| key >= back) {
             return Ok(None);
         }
-        let key = Bytes::copy_from_slice(key);
-        let value = Bytes::copy_from_slice(cursor.value());
-        self.front.last = Some(key.clone());
-        Ok(Some((key, value)))
+        let entry = (
+            Bytes::copy_from_slice(key),
+            Bytes::copy_from_slice(cursor.value()),
+        );
+        remember(&mut self.front.last, key);
+        Ok(Some(entry))
     }
 
     /// The mirror of [`step_front`](Self::step_front).
@@ -155,10 +158,12 @@ where
         if self.front.last.as_deref().is_some_and(|front| key <= front) {
             return Ok(None);
         }
-        let key = Bytes::copy_from_slice(key);
-        let value = Bytes::copy_from_slice(cursor.value());
-        self.back.last = Some(key.clone());
-        Ok(Some((key, value)))
+        let entry = (
+            Bytes::copy_from_slice(key),
+            Bytes::copy_from_slice(cursor.value()),
+        );
+        remember(&mut self.back.last, key);
+        Ok(Some(entry))
     }
 
     /// Turns a step's result into an item, ending the iteration on `None` or
@@ -397,5 +402,16 @@ mod tests {
         fn assert_send<T: Send>() {}
         assert_send::<SendStack>();
         assert_send::<RangeIter<SendStack, Box<dyn FnMut() -> Result<SendStack> + Send>>>();
+    }
+}
+
+/// Sets `last` to `key`, reusing its buffer.
+fn remember(last: &mut Option<Vec<u8>>, key: &[u8]) {
+    match last {
+        Some(buf) => {
+            buf.clear();
+            buf.extend_from_slice(key);
+        }
+        None => *last = Some(key.to_vec()),
     }
 }
