@@ -94,7 +94,8 @@ const WORKLOADS: [&str; 13] = [
 
 /// The resource rows of the fillrandom..deleterandom chain (lower is
 /// better): the directory's allocated size after fillrandom and after
-/// overwrite, each flushed and settled (`Engine::flush`, `Engine::settle`),
+/// overwrite, each flushed, settled (`Engine::flush`, `Engine::settle`),
+/// left idle for [`IDLE_BEFORE_DISK`] and settled again,
 /// the process's peak RSS over the chain (its high-water mark reset, and
 /// freed heap handed back, when the chain starts), and the fills' p99.9 and
 /// slowest put.
@@ -107,6 +108,10 @@ const RESOURCE_ROWS: [&str; 7] = [
     "overwrite p99.9 µs",
     "overwrite max µs",
 ];
+
+/// How long the resource rows leave each engine idle (after flushing and
+/// settling it) before measuring its directory.
+const IDLE_BEFORE_DISK: Duration = Duration::from_millis(1500);
 
 /// The txn workload's rows: (name, high contention, threads). The thread
 /// counts are fixed (`--threads` does not apply).
@@ -485,6 +490,11 @@ impl Bench<'_> {
         self.resource(engine, rows[1], us);
         self.resource(engine, rows[2], outcome.latency.max() as f64 / 1000.0);
         db.flush()?;
+        db.settle()?;
+        // Left alone as a database between bursts would be (kevo compacts
+        // its upper levels into the last one after 1 s without writes),
+        // then settled again.
+        std::thread::sleep(IDLE_BEFORE_DISK);
         db.settle()?;
         let (_, allocated) = engine::dir_bytes(dir)?;
         self.resource(engine, rows[0], allocated as f64 / (1 << 20) as f64);

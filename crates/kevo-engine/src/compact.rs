@@ -12,7 +12,7 @@
 //! - the manifest write or sync fails: the database turns read-only.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kevo_compaction::{CompactionTask, ManualStep, RunContext, run_compaction};
 
@@ -277,6 +277,17 @@ pub(crate) fn compact_range(
     end: Option<&[u8]>,
 ) -> Result<()> {
     flush(engine, keyspace)?;
+    run_manual(engine, keyspace, start, end)
+}
+
+/// The manual plan for `start..=end` of `keyspace`, run to its end in the
+/// calling thread (see [`compact_range`], which flushes first).
+fn run_manual(
+    engine: &Engine,
+    keyspace: &Arc<KeyspaceCore>,
+    start: Option<&[u8]>,
+    end: Option<&[u8]>,
+) -> Result<()> {
     let started = Instant::now();
     let mut manual = keyspace.settings().strategy.manual(start, end);
     let mut tasks = 0;
@@ -325,6 +336,107 @@ pub(crate) fn compact_range(
     Ok(())
 }
 
+/// Whether `version`'s levels above its last non-empty one hold more than
+/// `percent` of its table bytes.
+fn wants_idle_compaction(version: &kevo_manifest::Version, percent: u64) -> bool {
+    let Some(last) = (0..version.num_levels())
+        .rev()
+        .find(|&l| !version.level(l).is_empty())
+    else {
+        return false;
+    };
+    let above: u64 = (0..last).map(|l| version.level_bytes(l)).sum();
+    let total = version.total_bytes();
+    above > 0 && u128::from(above) * 100 > u128::from(percent) * u128::from(total)
+}
+
+/// The keyspaces an idle compaction would take now (live, compacting
+/// automatically, no flush pending, upper levels over the percentage).
+fn idle_candidates(engine: &Engine) -> impl Iterator<Item = Arc<KeyspaceCore>> {
+    let percent = engine.options.idle_compaction_percent;
+    engine.keyspaces.all().into_iter().filter(move |k| {
+        !k.is_dropped()
+            && k.settings().options.auto_compactions
+            && k.read.pressure().immutables == 0
+            && wants_idle_compaction(&k.read.version(), percent)
+    })
+}
+
+/// Whether idle compactions may run at all with these options.
+fn idle_enabled(engine: &Engine) -> bool {
+    let options = &engine.options;
+    options.idle_compaction_percent > 0
+        && options.auto_compactions
+        && options.background_threads >= 2
+}
+
+/// An idle compaction to run now: the database has taken no write for
+/// `idle_compaction_delay_ms` (the visible seqno has not moved), nothing
+/// else runs, and a keyspace's upper levels hold more than
+/// `idle_compaction_percent` of its bytes (see `Options`).
+pub(crate) fn pick_idle(engine: &Engine, state: &mut JobState) -> Option<Arc<KeyspaceCore>> {
+    if !idle_enabled(engine) || state.retry_at.is_some_and(|at| Instant::now() < at) {
+        return None;
+    }
+    let seqno = engine.visibility.visible();
+    let now = Instant::now();
+    let since = match state.idle_since {
+        Some((seen, since)) if seen == seqno => since,
+        _ => {
+            state.idle_since = Some((seqno, now));
+            return None;
+        }
+    };
+    let delay = Duration::from_millis(engine.options.idle_compaction_delay_ms);
+    if state.idle_compacting
+        || state.flushing
+        || state.running_compactions > 0
+        || state.manual_running > 0
+        || now.duration_since(since) < delay
+    {
+        return None;
+    }
+    let keyspace = idle_candidates(engine).next()?;
+    state.idle_compacting = true;
+    Some(keyspace)
+}
+
+/// When the idle wait of [`pick_idle`] ends, if one is under way and a
+/// keyspace would be compacted then.
+pub(crate) fn idle_deadline(engine: &Engine, state: &JobState) -> Option<Instant> {
+    if !idle_enabled(engine) || state.idle_compacting {
+        return None;
+    }
+    let (_, since) = state.idle_since?;
+    let at = since + Duration::from_millis(engine.options.idle_compaction_delay_ms);
+    (at > Instant::now() && idle_candidates(engine).next().is_some()).then_some(at)
+}
+
+/// Runs an idle compaction of `keyspace` (everything into its last level,
+/// as `compact_range(..)` does, without the flush) in this background
+/// thread. A failure loses nothing: it is logged and counted, and the next
+/// idle period tries again.
+pub(crate) fn run_idle(engine: &Engine, keyspace: &Arc<KeyspaceCore>) {
+    let before = keyspace.read.version().total_bytes();
+    let result = run_manual(engine, keyspace, None, None);
+    {
+        let mut state = engine.jobs.state();
+        state.idle_compacting = false;
+        // Wait a whole idle period again before the next one.
+        state.idle_since = None;
+    }
+    match result {
+        Ok(()) => tracing::info!(
+            keyspace = %keyspace.name,
+            before,
+            after = keyspace.read.version().total_bytes(),
+            "idle compaction done"
+        ),
+        Err(Error::Closed) => {}
+        Err(e) => tracing::warn!(keyspace = %keyspace.name, error = %e, "idle compaction failed"),
+    }
+}
+
 /// `Db::wait_for_compactions`: until no flush is pending and no compaction
 /// is running or due.
 ///
@@ -334,7 +446,10 @@ pub(crate) fn wait_for_compactions(engine: &Engine) -> Result<()> {
     engine.jobs.wait_until(&engine.life, |state| {
         let keyspaces = engine.keyspaces.all();
         let flushes_pending = keyspaces.iter().any(|k| k.read.pressure().immutables > 0);
-        let busy = state.flushing || flushes_pending || state.running_compactions > 0;
+        let busy = state.flushing
+            || flushes_pending
+            || state.running_compactions > 0
+            || state.idle_compacting;
         let due = engine.options.auto_compactions
             && keyspaces.iter().any(|k| {
                 let settings = k.settings();

@@ -27,6 +27,9 @@ enum Job {
     Compact(Arc<KeyspaceCore>, CompactionTask),
     /// An automatic resume after a full disk is due.
     Resume,
+    /// The database is idle and this keyspace's upper levels hold more
+    /// than `idle_compaction_percent` of its bytes.
+    Idle(Arc<KeyspaceCore>),
 }
 
 /// Starts the background threads. They hold the engine but not a
@@ -63,6 +66,7 @@ fn run(engine: &Engine) {
                 compact::finish_background(engine, &task, outcome);
             }
             Job::Resume => resume::auto_resume(engine),
+            Job::Idle(keyspace) => compact::run_idle(engine, &keyspace),
         }
         engine.jobs.notify();
     }
@@ -89,9 +93,18 @@ fn next_job(engine: &Engine) -> Option<Job> {
             if let Some((keyspace, task)) = compact::pick(engine, &mut state) {
                 return Some(Job::Compact(keyspace, task));
             }
+            if let Some(keyspace) = compact::pick_idle(engine, &mut state) {
+                return Some(Job::Idle(keyspace));
+            }
         }
-        // Wake for new work, or when a back-off ends.
-        let deadline = state.next_deadline();
+        // Wake for new work, or when a back-off or an idle wait ends.
+        let deadline = [
+            state.next_deadline(),
+            compact::idle_deadline(engine, &state),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         state = engine.jobs.sleep(state, deadline);
     }
 }

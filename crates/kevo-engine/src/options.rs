@@ -190,9 +190,12 @@ options! {
     wal_buffer_bytes: usize = 64 << 10,
         valid(|v, _| *v <= 64 << 20, "at most 64 MiB");
     /// Obsolete WAL segment files kept to be overwritten by the next
-    /// segments instead of deleted: an allocated file syncs faster than a
-    /// growing one (0 ..= 16). Default: 2.
-    wal_recycle_segments: usize = 2,
+    /// segments instead of deleted (0 ..= 16). Each is zeroed when retired
+    /// (a write of its whole length) and takes its size on disk until
+    /// reused. Default: 0: synced appends need no recycled file to avoid
+    /// growing theirs, as the WAL zeroes space ahead of them (see
+    /// `docs/durability.md`).
+    wal_recycle_segments: usize = 0,
         valid(|v, _| *v <= 16, "at most 16");
     /// With several keyspaces, the WAL bytes past which the keyspaces
     /// holding its oldest segment are flushed, so that a keyspace written
@@ -242,6 +245,21 @@ options! {
     /// (at least 64 KiB). Default: 256 MiB.
     base_level_bytes: u64 = 256 << 20,
         valid(|v, _| *v >= 64 * KIB, "at least 64 KiB");
+    /// Once the database has taken no write for
+    /// `idle_compaction_delay_ms`, a keyspace whose levels above its last
+    /// non-empty one hold more than this many percent of its table bytes
+    /// (new data, and old versions and tombstones not yet merged down) is
+    /// compacted into that level, in the background: a database left alone
+    /// settles at the size of its live data. It costs a rewrite of the last
+    /// level per idle period that follows this much new data; 0 turns it
+    /// off (0 ..= 100). Needs `background_threads` of at least 2 (one keeps
+    /// flushing meanwhile). Default: 5.
+    idle_compaction_percent: u64 = 5,
+        valid(|v, _| *v <= 100, "at most 100");
+    /// How long without a write makes the database idle for
+    /// `idle_compaction_percent` (at least 10). Default: 1000.
+    idle_compaction_delay_ms: u64 = 1000,
+        valid(|v, _| *v >= 10, "at least 10");
     /// Leveled: size ratio between adjacent levels (2 ..= 100).
     /// Default: 10.
     level_multiplier: u64 = 10,

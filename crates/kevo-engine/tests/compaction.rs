@@ -333,3 +333,47 @@ fn check_plus(db: &Db, model: &BTreeMap<String, String>, context: &str) {
     model.insert("after".to_string(), "failure".to_string());
     check(db, &model, context);
 }
+
+/// A database left alone settles at the size of its live data: once no
+/// write has come for `idle_compaction_delay_ms`, upper levels holding more
+/// than `idle_compaction_percent` of the bytes are merged into the last
+/// level (old versions dropped); with the percentage at 0 they stay.
+#[test]
+fn an_idle_database_compacts_its_upper_levels_into_the_last() {
+    for percent in [5, 0] {
+        let options = small(CompactionStyle::Leveled)
+            .idle_compaction_percent(percent)
+            .idle_compaction_delay_ms(50);
+        let db = Db::open_with_fs(Arc::new(MemFs::new()), "/db", options).unwrap();
+        for i in 0..4000 {
+            db.put(key(i), noise(i)).unwrap();
+        }
+        db.compact_range::<&[u8], _>(..).unwrap();
+        // 20% overwritten: an L0 table of new versions over the last level.
+        for i in (0..4000).step_by(5) {
+            db.put(key(i), noise(i + 1)).unwrap();
+        }
+        db.flush().unwrap();
+        db.wait_for_compactions().unwrap();
+        let upper = |db: &Db| -> usize {
+            let levels = db.stats().levels;
+            let last = levels.iter().rposition(|l| l.tables > 0).unwrap();
+            levels[..last].iter().map(|l| l.tables).sum()
+        };
+        assert!(upper(&db) > 0, "the overwrites stay above the last level");
+        let before = db.stats().table_bytes();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        db.wait_for_compactions().unwrap();
+        if percent == 0 {
+            assert!(upper(&db) > 0, "no idle compaction when turned off");
+        } else {
+            assert_eq!(upper(&db), 0, "idle compaction into the last level");
+            assert!(db.stats().table_bytes() < before, "old versions dropped");
+        }
+        for i in (0..4000).step_by(7) {
+            let want = if i % 5 == 0 { noise(i + 1) } else { noise(i) };
+            assert_eq!(db.get(key(i)).unwrap().unwrap(), want);
+        }
+        db.close().unwrap();
+    }
+}
