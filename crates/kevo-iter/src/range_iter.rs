@@ -230,6 +230,17 @@ impl<U, F> std::fmt::Debug for RangeIter<U, F> {
     }
 }
 
+/// Sets `last` to `key`, reusing its buffer.
+fn remember(last: &mut Option<Vec<u8>>, key: &[u8]) {
+    match last {
+        Some(buf) => {
+            buf.clear();
+            buf.extend_from_slice(key);
+        }
+        None => *last = Some(key.to_vec()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,16 +413,5 @@ mod tests {
         fn assert_send<T: Send>() {}
         assert_send::<SendStack>();
         assert_send::<RangeIter<SendStack, Box<dyn FnMut() -> Result<SendStack> + Send>>>();
-    }
-}
-
-/// Sets `last` to `key`, reusing its buffer.
-fn remember(last: &mut Option<Vec<u8>>, key: &[u8]) {
-    match last {
-        Some(buf) => {
-            buf.clear();
-            buf.extend_from_slice(key);
-        }
-        None => *last = Some(key.to_vec()),
     }
 }
