@@ -47,7 +47,7 @@ use crate::options::Options;
 use crate::read::Visibility;
 use crate::retention::{WalHold, WalStarts};
 use crate::schedule::{Schedule, auto_resume_wait};
-use crate::stats::{Counters, Gauges, KeyspaceStats, Stats};
+use crate::stats::{Counters, Gauges, KeyspaceStats, MemoryGauges, Stats};
 use crate::sync::{lock, read, write};
 use crate::tables::TableCache;
 
@@ -280,6 +280,15 @@ impl Engine {
             snapshots,
             oldest_snapshot,
             cache,
+            memory: MemoryGauges {
+                cache_capacity: self
+                    .tables
+                    .block_cache()
+                    .map_or(0, |c| c.capacity_bytes() as u64),
+                table_metadata: self.tables.metadata_bytes() as u64,
+                pinned_blocks: self.tables.pinned_bytes() as u64,
+                budget: self.options.memory_budget_bytes as u64,
+            },
             open_tables: self.tables.len(),
             read_only_cause: self.life.background_error().map(|e| e.to_string()),
             unexplained_files: self.unexplained_files.clone(),

@@ -76,6 +76,7 @@ use crate::tables::{CountingCache, TableCache, table_options};
 /// Opens the database in `dir` (see the module documentation).
 pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Engine> {
     options.validate()?;
+    let options = options.with_budget_applied();
     let started = Instant::now();
     let span = tracing::info_span!("kevo.open", dir = %dir.display());
     let _entered = span.enter();
@@ -148,6 +149,7 @@ pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Engi
 /// Nothing on disk changes, whatever happens.
 pub(crate) fn open_read_only(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Engine> {
     options.validate()?;
+    let options = options.with_budget_applied();
     let started = Instant::now();
     let span = tracing::info_span!("kevo.open_read_only", dir = %dir.display());
     let _entered = span.enter();
@@ -708,11 +710,13 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
     } = recovered;
     let block_cache = (options.block_cache_bytes > 0)
         .then(|| Arc::new(CountingCache::new(options.block_cache_bytes)));
+    let budget = (options.memory_budget_bytes > 0).then_some(options.block_cache_bytes);
     let tables = Arc::new(TableCache::new(
         fs.clone(),
         dir.to_path_buf(),
         block_cache,
         options.table_cache_tables,
+        budget,
     ));
     // A keyspace found at open takes the database's options until
     // `Db::keyspace` gives it its own.

@@ -154,6 +154,19 @@ options! {
     /// Bytes of uncompressed blocks held by the shared block cache; 0
     /// disables it. Default: 64 MiB.
     block_cache_bytes: usize = 64 << 20;
+    /// One bound on the memory the database holds, or 0 for none (then
+    /// each part is sized by its own option). With a budget (at least
+    /// 8 MiB): a quarter of it goes to memtables (each at most that quarter
+    /// over `1 + max_immutable_memtables`, and all keyspaces' active ones
+    /// together as much, overriding larger `memtable_bytes` and
+    /// `write_buffer_bytes`); the block cache gets the rest (overriding
+    /// `block_cache_bytes`) less what the open tables' index and filter
+    /// blocks and the blocks cursors hold take, recomputed as tables open
+    /// and close. Writes slow down (to `delayed_write_rate`) while the
+    /// memtables are at their share, before they would have to stop.
+    /// `Stats` reports each part (`Stats::memory_bytes`). Default: 0.
+    memory_budget_bytes: usize = 0,
+        valid(|v, _| *v == 0 || *v >= 8 << 20, "0 or at least 8 MiB");
     /// Table readers kept open by the table cache (at least 16).
     /// Default: 1000.
     table_cache_tables: usize = 1000,
@@ -300,6 +313,31 @@ impl Options {
     /// The defaults (same as [`Options::default`]).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The memtables' share of [`Options::memory_budget_bytes`] (0 without
+    /// a budget).
+    pub(crate) fn memtable_share(&self) -> usize {
+        self.memory_budget_bytes / 4
+    }
+
+    /// These options with what the memory budget sets (see
+    /// [`Options::memory_budget_bytes`]): the memtable size, the write
+    /// buffer and the block cache's largest size. Unchanged without one.
+    pub(crate) fn with_budget_applied(mut self) -> Options {
+        if self.memory_budget_bytes == 0 {
+            return self;
+        }
+        let share = self.memtable_share();
+        let per_memtable = (share / (1 + self.max_immutable_memtables)).max(64 * KIB as usize);
+        self.memtable_bytes = self.memtable_bytes.min(per_memtable);
+        let total = per_memtable as u64;
+        self.write_buffer_bytes = match self.write_buffer_bytes {
+            0 => total,
+            set => set.min(total),
+        };
+        self.block_cache_bytes = self.memory_budget_bytes - share;
+        self
     }
 }
 

@@ -324,6 +324,18 @@ pub struct Stats {
     pub block_cache_misses: u64,
     /// Bytes held by the block cache.
     pub block_cache_bytes: u64,
+    /// The block cache's capacity now (under a memory budget: the budget's
+    /// cache share less `table_metadata_bytes` and `pinned_block_bytes`).
+    pub block_cache_capacity: u64,
+    /// Index and filter blocks of the open tables (held in memory beside
+    /// the block cache).
+    pub table_metadata_bytes: u64,
+    /// Data blocks table cursors hold (iterators, cursors, gets and
+    /// compactions in flight); partly also in the block cache.
+    pub pinned_block_bytes: u64,
+    /// [`Options::memory_budget_bytes`](crate::Options::memory_budget_bytes)
+    /// (0: none).
+    pub memory_budget_bytes: u64,
     /// Table readers open in the table cache.
     pub open_tables: usize,
     /// Live snapshots.
@@ -390,10 +402,32 @@ impl Stats {
         self.levels.iter().map(|l| l.bytes).sum()
     }
 
+    /// The memory the parts a budget covers hold now: memtables (active
+    /// and immutable), the block cache, the open tables' index and filter
+    /// blocks, and the blocks cursors hold (which may count a block the
+    /// cache holds too, so this errs high).
+    pub fn memory_bytes(&self) -> u64 {
+        self.memtable_bytes
+            + self.immutable_memtable_bytes
+            + self.block_cache_bytes
+            + self.table_metadata_bytes
+            + self.pinned_block_bytes
+    }
+
     /// Live tables.
     pub fn table_count(&self) -> usize {
         self.levels.iter().map(|l| l.tables).sum()
     }
+}
+
+/// Memory figures besides the memtables and the cache's bytes (see
+/// [`Stats::memory_bytes`]).
+#[derive(Debug, Default)]
+pub(crate) struct MemoryGauges {
+    pub(crate) cache_capacity: u64,
+    pub(crate) table_metadata: u64,
+    pub(crate) pinned_blocks: u64,
+    pub(crate) budget: u64,
 }
 
 /// What the engine's components report at the moment of a
@@ -409,6 +443,7 @@ pub(crate) struct Gauges {
     pub(crate) oldest_snapshot: Option<u64>,
     /// Block cache hits, misses and bytes held.
     pub(crate) cache: (u64, u64, u64),
+    pub(crate) memory: MemoryGauges,
     pub(crate) open_tables: usize,
     pub(crate) read_only_cause: Option<String>,
     pub(crate) unexplained_files: Vec<String>,
@@ -471,6 +506,10 @@ impl Counters {
             block_cache_hits: hits,
             block_cache_misses: misses,
             block_cache_bytes: cache_bytes,
+            block_cache_capacity: gauges.memory.cache_capacity,
+            table_metadata_bytes: gauges.memory.table_metadata,
+            pinned_block_bytes: gauges.memory.pinned_blocks,
+            memory_budget_bytes: gauges.memory.budget,
             open_tables: gauges.open_tables,
             snapshots: gauges.snapshots,
             oldest_snapshot: gauges.oldest_snapshot,
@@ -601,6 +640,22 @@ impl fmt::Display for Stats {
             self.block_cache_misses,
             self.open_tables,
             self.snapshots
+        )?;
+        writeln!(
+            f,
+            "memory {:.1} MiB{}: memtables {:.1}, block cache {:.1} of {:.1}, index and filters {:.1}, \
+             blocks held by cursors {:.1}",
+            mib(self.memory_bytes()),
+            if self.memory_budget_bytes > 0 {
+                format!(" of a {:.1} MiB budget", mib(self.memory_budget_bytes))
+            } else {
+                String::new()
+            },
+            mib(self.memtable_bytes + self.immutable_memtable_bytes),
+            mib(self.block_cache_bytes),
+            mib(self.block_cache_capacity),
+            mib(self.table_metadata_bytes),
+            mib(self.pinned_block_bytes),
         )?;
         writeln!(
             f,

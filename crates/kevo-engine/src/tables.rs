@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kevo_core::Fs;
@@ -33,6 +33,11 @@ impl CountingCache {
 }
 
 impl CountingCache {
+    /// The cache's capacity now.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.inner.capacity_bytes()
+    }
+
     /// Lookups that found their block, and lookups that did not.
     pub(crate) fn hits_and_misses(&self) -> (u64, u64) {
         (
@@ -67,6 +72,14 @@ impl BlockCache for CountingCache {
     }
 }
 
+/// What the block cache may hold under a memory budget: `cache_max` (the
+/// budget less the memtables' share) less the open tables' index and filter
+/// blocks and the blocks cursors hold.
+#[derive(Debug)]
+struct Budget {
+    cache_max: usize,
+}
+
 /// Open table readers by file number, at most `capacity` of them.
 ///
 /// Readers are shared (`Arc<Table>`): evicting one only closes it once the
@@ -79,6 +92,12 @@ pub(crate) struct TableCache {
     block_cache: Option<Arc<CountingCache>>,
     capacity: usize,
     open: Mutex<HashMap<u64, Arc<Table>>>,
+    /// Index and filter bytes of the readers in `open`.
+    metadata_bytes: AtomicUsize,
+    /// Bytes of data blocks table cursors hold (see
+    /// `ReadOptions::with_pin_counter`).
+    pinned_bytes: Arc<AtomicUsize>,
+    budget: Option<Budget>,
 }
 
 impl TableCache {
@@ -87,6 +106,7 @@ impl TableCache {
         dir: PathBuf,
         block_cache: Option<Arc<CountingCache>>,
         capacity: usize,
+        budget_cache_max: Option<usize>,
     ) -> Self {
         TableCache {
             fs,
@@ -94,6 +114,30 @@ impl TableCache {
             block_cache,
             capacity,
             open: Mutex::new(HashMap::new()),
+            metadata_bytes: AtomicUsize::new(0),
+            pinned_bytes: Arc::new(AtomicUsize::new(0)),
+            budget: budget_cache_max.map(|cache_max| Budget { cache_max }),
+        }
+    }
+
+    /// Index and filter bytes of the open readers.
+    pub(crate) fn metadata_bytes(&self) -> usize {
+        self.metadata_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of data blocks table cursors hold now.
+    pub(crate) fn pinned_bytes(&self) -> usize {
+        self.pinned_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Under a memory budget, sets the block cache's capacity to what the
+    /// open tables and the cursors leave of its share (at least 1 MiB).
+    pub(crate) fn fit_cache_to_budget(&self) {
+        if let (Some(budget), Some(cache)) = (&self.budget, &self.block_cache) {
+            let taken = self.metadata_bytes() + self.pinned_bytes();
+            cache
+                .inner
+                .set_capacity(budget.cache_max.saturating_sub(taken).max(1 << 20));
         }
     }
 
@@ -107,7 +151,7 @@ impl TableCache {
             return Ok(table.clone());
         }
         let path = self.dir.join(table_file_name(meta.number));
-        let mut options = ReadOptions::default();
+        let mut options = ReadOptions::default().with_pin_counter(self.pinned_bytes.clone());
         if let Some(cache) = &self.block_cache {
             options = options.with_cache(cache.clone() as Arc<dyn BlockCache>);
         }
@@ -121,15 +165,28 @@ impl TableCache {
                     victim = open.remove(&number);
                 }
             }
-            (open.entry(meta.number).or_insert(table).clone(), victim)
+            let entry = open.entry(meta.number).or_insert_with(|| {
+                self.metadata_bytes
+                    .fetch_add(table.metadata_bytes(), Ordering::Relaxed);
+                table
+            });
+            (entry.clone(), victim)
         };
         // A reopened table gets a new cache id: the victim's cached blocks
         // could never be found again, so they go now instead of waiting to
         // age out of the cache.
         if let Some(victim) = victim {
-            victim.forget_cached_blocks();
+            self.closed(&victim);
         }
+        self.fit_cache_to_budget();
         Ok(table)
+    }
+
+    /// Accounts for a reader that left `open`, and drops its cached blocks.
+    fn closed(&self, table: &Table) {
+        self.metadata_bytes
+            .fetch_sub(table.metadata_bytes(), Ordering::Relaxed);
+        table.forget_cached_blocks();
     }
 
     /// Forgets the reader of table `number` and its cached blocks (its file
@@ -137,7 +194,8 @@ impl TableCache {
     pub(crate) fn evict(&self, number: u64) {
         let table = lock(&self.open).remove(&number);
         if let Some(table) = table {
-            table.forget_cached_blocks();
+            self.closed(&table);
+            self.fit_cache_to_budget();
         }
     }
 

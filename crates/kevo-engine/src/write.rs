@@ -6,7 +6,8 @@
 //! - compaction behind (L0 tables or pending bytes past the slowdown
 //!   limits): each group is delayed so that writes go at about
 //!   [`Options::delayed_write_rate`](crate::Options::delayed_write_rate),
-//!   rather than stopping anyone;
+//!   rather than stopping anyone; so is each group while every immutable
+//!   memtable slot is taken (the memtables at their share of memory);
 //! - the memtable full: it is switched for an empty one (the frozen one is
 //!   flushed in the background), unless the immutable memtables, or L0
 //!   tables and pending bytes past the stop limits, pile up: then writers
@@ -227,7 +228,11 @@ fn make_room_in(
         let (pressure, memtable) = keyspace.read.room();
         let behind = pressure.l0_tables >= options.l0_slowdown_trigger
             || pressure.pending_compaction_bytes >= options.pending_compaction_bytes_slowdown;
-        if compacting && behind && !slowed {
+        // Every immutable memtable slot taken: the memtables are at their
+        // share of memory, and a full active one would stop writes until a
+        // flush ends. Slowing them now lets the flush catch up first.
+        let memtables_full = pressure.immutables >= options.max_immutable_memtables;
+        if ((compacting && behind) || memtables_full) && !slowed {
             delay(engine, bytes);
             slowed = true;
             continue;

@@ -42,3 +42,52 @@ fn writers_wait_for_flushes_and_never_fail() {
     let db = Db::open_with(dir.path(), options).expect("reopen");
     assert_eq!(db.range::<&[u8], _>(..).count(), 12_000);
 }
+
+/// A memory budget sizes the memtables and the block cache, reports each
+/// part, keeps them inside it while a scan holds blocks and tables come
+/// and go, and slows writes down (never stops them) when memtables are at
+/// their share.
+#[test]
+fn a_memory_budget_bounds_memtables_cache_and_metadata() {
+    use kevo_engine::Options;
+    let budget = 8 << 20;
+    let options = Options::default()
+        .memory_budget_bytes(budget)
+        .sync_mode(kevo_engine::SyncMode::None);
+    let db =
+        kevo_engine::Db::open_with_fs(std::sync::Arc::new(kevo_core::MemFs::new()), "/db", options)
+            .unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.memory_budget_bytes, budget as u64);
+    assert_eq!(stats.block_cache_capacity, (budget - budget / 4) as u64);
+    let value = vec![7u8; 200];
+    for i in 0..60_000u32 {
+        db.put(format!("key{i:08}"), &value).unwrap();
+        if i % 10_000 == 0 {
+            let s = db.stats();
+            assert!(s.memory_bytes() <= budget as u64, "{s}");
+        }
+    }
+    db.flush().unwrap();
+    db.wait_for_compactions().unwrap();
+    // Reads fill the cache; a cursor holds a block while it is open.
+    for i in (0..60_000u32).step_by(7) {
+        assert!(db.get(format!("key{i:08}")).unwrap().is_some());
+    }
+    let mut cursor = db.cursor();
+    cursor.seek("key00030000").unwrap();
+    let s = db.stats();
+    assert!(s.pinned_block_bytes > 0, "{s}");
+    assert!(s.table_metadata_bytes > 0, "{s}");
+    assert!(s.block_cache_bytes > 0, "{s}");
+    assert!(
+        s.block_cache_capacity + s.table_metadata_bytes <= (budget - budget / 4) as u64,
+        "{s}"
+    );
+    assert!(s.memory_bytes() <= budget as u64, "{s}");
+    assert_eq!(s.stops, 0, "writes slowed down, never stopped: {s}");
+    drop(cursor);
+    assert_eq!(db.stats().pinned_block_bytes, 0);
+    assert!(db.stats().to_string().contains("of a 8.0 MiB budget"));
+    db.close().unwrap();
+}

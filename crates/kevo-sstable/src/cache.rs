@@ -72,6 +72,22 @@ impl LruBlockCache {
         LruBlockCache { shards }
     }
 
+    /// Changes the capacity to about `capacity_bytes`, evicting blocks
+    /// (least recently used first, as inserts do) until each shard fits.
+    pub fn set_capacity(&self, capacity_bytes: usize) {
+        let per_shard = capacity_bytes / SHARDS;
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            shard.capacity = per_shard;
+            shard.evict_to(per_shard);
+        }
+    }
+
+    /// The capacity in bytes.
+    pub fn capacity_bytes(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).capacity).sum()
+    }
+
     /// Blocks held now.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).map.len()).sum()
@@ -215,20 +231,7 @@ impl Shard {
         if charge > self.capacity {
             return;
         }
-        // Each full turn clears every bit, so this ends within two turns
-        // once anything is held.
-        while self.used + charge > self.capacity && !self.map.is_empty() {
-            self.hand = (self.hand + 1) % self.slots.len();
-            let Some(key) = self.slots[self.hand].key else {
-                continue;
-            };
-            if self.referenced[self.hand] {
-                self.referenced[self.hand] = false;
-            } else {
-                self.map.remove(&key);
-                self.release(self.hand);
-            }
-        }
+        self.evict_to(self.capacity - charge);
         let slot = Slot {
             key: Some(key),
             charge,
@@ -247,6 +250,24 @@ impl Shard {
         };
         self.map.insert(key, Entry { block, slot: index });
         self.used += charge;
+    }
+
+    /// Evicts blocks not used recently until at most `limit` bytes are
+    /// held. Each full turn of the hand clears every bit, so this ends
+    /// within two turns once anything is held.
+    fn evict_to(&mut self, limit: usize) {
+        while self.used > limit && !self.map.is_empty() {
+            self.hand = (self.hand + 1) % self.slots.len();
+            let Some(key) = self.slots[self.hand].key else {
+                continue;
+            };
+            if self.referenced[self.hand] {
+                self.referenced[self.hand] = false;
+            } else {
+                self.map.remove(&key);
+                self.release(self.hand);
+            }
+        }
     }
 
     fn remove(&mut self, key: CacheKey) {
@@ -326,5 +347,27 @@ mod tests {
         cache.insert(key(1, 0), block(4096));
         assert!(cache.get(key(1, 0)).is_none());
         assert_eq!(cache.used_bytes(), 0);
+    }
+
+    #[test]
+    fn a_smaller_capacity_evicts_at_once_and_bounds_later_inserts() {
+        let cache = LruBlockCache::new(1 << 20);
+        for offset in 0..1000 {
+            cache.insert(key(offset % 7, offset * 4096), block(500));
+        }
+        let full = cache.used_bytes();
+        assert!(full > 256 * 1024);
+        cache.set_capacity(256 * 1024);
+        assert!(cache.used_bytes() <= 256 * 1024);
+        assert_eq!(cache.capacity_bytes(), 256 * 1024);
+        for offset in 1000..2000 {
+            cache.insert(key(1, offset * 4096), block(500));
+            assert!(cache.used_bytes() <= 256 * 1024);
+        }
+        cache.set_capacity(1 << 20);
+        for offset in 2000..4000 {
+            cache.insert(key(1, offset * 4096), block(500));
+        }
+        assert!(cache.used_bytes() > 256 * 1024, "grows again");
     }
 }

@@ -27,6 +27,15 @@ pub struct TableCursor {
     data_offset: u64,
     /// Whether blocks read from the file go into the block cache.
     fill_cache: bool,
+    /// The charge of the block `data` holds, counted in the table's pin
+    /// counter (0 without one).
+    pinned: usize,
+}
+
+impl Drop for TableCursor {
+    fn drop(&mut self) {
+        self.unpin();
+    }
 }
 
 impl Table {
@@ -46,6 +55,7 @@ impl TableCursor {
             data: None,
             data_offset: 0,
             fill_cache: true,
+            pinned: 0,
         }
     }
 
@@ -73,6 +83,7 @@ impl TableCursor {
         self.block = position;
         let Some(position) = position else {
             self.data = None;
+            self.unpin();
             return Ok(());
         };
         let handle = self.table.index().handle(position);
@@ -80,10 +91,25 @@ impl TableCursor {
             return Ok(());
         }
         self.data = None;
+        self.unpin();
         let block = self.table.data_block(handle, self.fill_cache)?;
+        if let Some(pins) = self.table.pin_counter() {
+            self.pinned = block.charge();
+            pins.fetch_add(self.pinned, std::sync::atomic::Ordering::Relaxed);
+        }
         self.data_offset = handle.offset;
         self.data = Some(BlockIter::new(block));
         Ok(())
+    }
+
+    /// Takes the held block's charge out of the pin counter.
+    fn unpin(&mut self) {
+        if self.pinned > 0
+            && let Some(pins) = self.table.pin_counter()
+        {
+            pins.fetch_sub(self.pinned, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.pinned = 0;
     }
 
     /// Applies a move to the loaded data block (none loaded: nothing to do).

@@ -80,6 +80,11 @@ pub(crate) struct BloomFilter {
 }
 
 impl BloomFilter {
+    /// Bytes this filter holds in memory.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.bits.capacity()
+    }
+
     /// Checks and takes the filter block's bytes.
     pub(crate) fn new(mut data: Vec<u8>) -> Result<BloomFilter, &'static str> {
         let probes = data.pop().ok_or("empty filter block")?;

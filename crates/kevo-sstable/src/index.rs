@@ -176,6 +176,14 @@ impl BlockIndex {
     }
 
     /// Number of data blocks.
+    /// Bytes this index holds in memory.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.keys.capacity()
+            + self.key_starts.capacity() * std::mem::size_of::<u32>()
+            + self.handles.capacity() * std::mem::size_of::<BlockHandle>()
+            + self.windows.capacity() * std::mem::size_of::<u64>()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.handles.len()
     }

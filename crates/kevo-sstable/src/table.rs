@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use bytes::Bytes;
 use kevo_core::{
@@ -32,6 +32,7 @@ static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {
     cache: Option<Arc<dyn BlockCache>>,
+    pins: Option<Arc<AtomicUsize>>,
 }
 
 impl ReadOptions {
@@ -40,6 +41,15 @@ impl ReadOptions {
     #[must_use]
     pub fn with_cache(mut self, cache: Arc<dyn BlockCache>) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Cursors over the table add the [`Block::charge`] of the data block
+    /// they hold to `pins` while they hold it: memory a block cache does
+    /// not bound (a block stays alive after the cache drops it).
+    #[must_use]
+    pub fn with_pin_counter(mut self, pins: Arc<AtomicUsize>) -> Self {
+        self.pins = Some(pins);
         self
     }
 }
@@ -88,6 +98,7 @@ pub struct Table {
     filter: Option<BloomFilter>,
     properties: Properties,
     range_tombstones: Arc<FragmentedTombstones>,
+    pins: Option<Arc<AtomicUsize>>,
 }
 
 impl fmt::Debug for Table {
@@ -168,6 +179,7 @@ impl Table {
             filter,
             properties,
             range_tombstones,
+            pins: options.pins,
         })
     }
 
@@ -275,6 +287,19 @@ impl Table {
             cache.insert(key, block.clone());
         }
         Ok(block)
+    }
+
+    /// Bytes this open table holds in memory outside the block cache: its
+    /// decoded index and its filter (what a memory budget counts for every
+    /// open table).
+    pub fn metadata_bytes(&self) -> usize {
+        self.index.memory_bytes() + self.filter.as_ref().map_or(0, BloomFilter::memory_bytes)
+    }
+
+    /// The counter of bytes of blocks held by cursors, if the table was
+    /// opened with one ([`ReadOptions::with_pin_counter`]).
+    pub(crate) fn pin_counter(&self) -> Option<&Arc<AtomicUsize>> {
+        self.pins.as_ref()
     }
 
     /// Drops this table's data blocks from the block cache, for a table

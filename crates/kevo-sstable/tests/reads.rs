@@ -169,3 +169,37 @@ fn a_cursor_without_cache_fill_uses_cached_blocks_and_caches_none() {
     // The table still reads (from the file) after forgetting.
     assert!(table.get(b"key001999", SEQNO_MAX).unwrap().is_some());
 }
+
+#[test]
+fn cursors_count_the_blocks_they_hold_in_the_pin_counter() {
+    use kevo_core::Cursor as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let model = entries(2000, 50);
+    let fs = fault_fs_with_table(&model);
+    let pins = Arc::new(AtomicUsize::new(0));
+    let table = Arc::new(
+        Table::open(
+            &fs,
+            Path::new(PATH),
+            ReadOptions::default().with_pin_counter(pins.clone()),
+        )
+        .unwrap(),
+    );
+    assert!(table.metadata_bytes() > 0);
+    let mut a = table.cursor();
+    let mut b = table.cursor();
+    a.seek_to_first().unwrap();
+    let one = pins.load(Ordering::Relaxed);
+    assert!(one > 0);
+    b.seek_to_last().unwrap();
+    assert!(pins.load(Ordering::Relaxed) > one);
+    // Walking a whole table holds one block at a time.
+    while a.valid() {
+        a.next().unwrap();
+        assert!(pins.load(Ordering::Relaxed) < 3 * one);
+    }
+    assert!(!a.valid());
+    drop(b);
+    drop(a);
+    assert_eq!(pins.load(Ordering::Relaxed), 0);
+}
