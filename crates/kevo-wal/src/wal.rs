@@ -212,6 +212,9 @@ struct WriterState {
     prepared: u64,
     /// Bytes appended since open, over all segments.
     written: u64,
+    /// `written` when the interval syncer was last woken early (see
+    /// [`SYNC_KICK_BYTES`]).
+    kicked: u64,
     /// Reused encode buffer.
     buf: Vec<u8>,
     /// Encoded records not yet written to the file (see
@@ -639,6 +642,15 @@ impl Shared {
         }
         writer.offset += written;
         writer.written += written;
+        if writer.written - writer.kicked >= SYNC_KICK_BYTES
+            && matches!(self.options.sync_mode, SyncMode::Interval(_))
+        {
+            // Wake the interval syncer early: a rotation's seal sync (under
+            // the append lock, so every writer waits for it) then finds
+            // little unsynced data.
+            writer.kicked = writer.written;
+            self.synced_cv.notify_all();
+        }
         self.stats.appends.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_written
@@ -872,6 +884,11 @@ fn trim_prepared(writer: &mut WriterState) {
     }
 }
 
+/// Under [`SyncMode::Interval`], appends wake the syncer early each time
+/// this many bytes were appended since it was last woken, so that the
+/// unsynced data a rotation must sync stays small.
+const SYNC_KICK_BYTES: u64 = 1 << 20;
+
 /// How far ahead of the write offset a caller's sync zeroes the segment
 /// (see [`Shared::prepare_ahead`]): one size change per this many bytes of
 /// synced appends.
@@ -1057,6 +1074,7 @@ impl Recovery {
                 offset: SEGMENT_HEADER_BYTES as u64,
                 prepared: SEGMENT_HEADER_BYTES as u64,
                 written: 0,
+                kicked: 0,
                 buf: Vec::new(),
                 pending: Vec::new(),
                 pending_offset: 0,
