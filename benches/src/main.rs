@@ -29,6 +29,7 @@
 //! | seekrandom | `N / 10` seeks to a random key, each followed by 10 nexts |
 //! | deleterandom | `N` deletes of random keys |
 //! | fillsync | `N / 100` puts, each synced to disk, fresh database |
+//! | disk limit | with fillsync, just before each engine's: the disk's own rate for it, `N / 100` overwrites of a record's bytes in a zeroed, synced file, each followed by an fdatasync (the same row for every engine: compare fillsync with it) |
 //! | txn | optimistic transactions, each reading 2 random keys and writing both; 4 rows: low contention (keys of all `N`) and high (the first 16 keys), 1 and 4 threads; `max(N / 10, 10 000)` commits each; commits/s and abort rate; engines without them (sled, redb, rocksdb): n/a |
 //! | keyspaces | 3 rows, each on a fresh database: `keyspaces fill 1` (`N` random puts into one keyspace; kevo: not the default one), `keyspaces fill 8` (the same puts round-robin over 8 keyspaces), `keyspaces batch 2` (`N / 2` atomic write batches of one put into each of 2 keyspaces; batches/s); a sample read back after each row; engines without keyspaces (rocksdb): n/a |
 //! | deleterange | only with `--only deleterange`: 15 rows (`dr ...`) on a fresh database: `N` puts in fillrandom's order, compacted whole (not timed); readrandom and seekrandom (as those workloads: `N` gets, `N / 10` seeks + 10 nexts) before the deletes; one put; one range delete of the middle 10% of the keys (`key(0.45 N)..key(0.55 N)`); one prefix delete (a run of leading digits, at most 10%: 50 000 keys at 1 M); one put; the reads again; 100 small range deletes spread evenly (`N / 10 000` keys each, 1% in all); the reads again; a full compaction (timed; table bytes before and after); the reads again; kevo only (its tables cut at 2 MiB in this workload, so that a 1 M-key database has a few dozen): one range delete over exactly the middle third of the bottom level's tables, a flush, and the compactions after it (`whole:` figures: tables deleted whole, unread, and the bytes compactions wrote). Delete rows in µs and keys deleted/s; kevo: `Db::delete_range` / `delete_prefix`, fjall: a range (prefix) scan and batches of 10 000 removes; every read's found count and a sample of values and seeks checked against a model (a mismatch stops the run); ends with a table of medians and ratios (reads after / before); engines without it wired in (sled, redb, rocksdb): n/a |
@@ -76,7 +77,7 @@ pub(crate) struct Config {
 }
 
 /// The default workloads, in order.
-const WORKLOADS: [&str; 13] = [
+const WORKLOADS: [&str; 14] = [
     "fillseq",
     "fillrandom",
     "overwrite",
@@ -88,6 +89,7 @@ const WORKLOADS: [&str; 13] = [
     "seekrandom",
     "deleterandom",
     "fillsync",
+    "disk limit",
     "txn",
     "keyspaces",
 ];
@@ -567,6 +569,9 @@ impl Bench<'_> {
     }
 
     fn fillsync(&mut self, engine: &str) -> Res<()> {
+        // The disk's own limit, measured just before each engine's run.
+        let limit = workload::disk_limit(self.config)?;
+        self.report(engine, "disk limit", &limit);
         let (_dir, db) = self.open(engine)?;
         let outcome = workload::fill_sync(&*db, self.config, self.values)?;
         self.report(engine, "fillsync", &outcome);
@@ -1169,7 +1174,7 @@ impl Bench<'_> {
                 self.chain(e, order, again)?;
             }
         }
-        if self.wanted("fillsync") {
+        if self.wanted("fillsync") || self.wanted("disk limit") {
             for e in &engines {
                 self.fillsync(e)?;
             }

@@ -220,6 +220,36 @@ pub(crate) fn fill_sync(db: &dyn Engine, config: &Config, values: &Values) -> Re
     )
 }
 
+/// The disk's own rate for what fillsync asks of it: `N / 100` writes of
+/// one record's bytes (16 + value bytes + 16 of framing) at increasing
+/// offsets of a file zeroed and synced beforehand, each followed by an
+/// fdatasync (overwrite plus fdatasync, the fastest a synced log append
+/// can be on this disk). One thread; the file lives in the temp dir.
+pub(crate) fn disk_limit(config: &Config) -> Res<Outcome> {
+    use std::os::unix::fs::FileExt as _;
+    let ops = (config.num / 100).max(100);
+    let payload = vec![0x5au8; KEY_BYTES + config.value_bytes + 16];
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("disk-limit");
+    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = ops as usize * payload.len();
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    file.write_all_at(&vec![0u8; len], 0).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    parallel(1, ops, |_, range, hist| {
+        let mut bytes = 0;
+        for i in range {
+            let started = Instant::now();
+            file.write_all_at(&payload, i * payload.len() as u64)
+                .map_err(io)?;
+            file.sync_data().map_err(io)?;
+            record(hist, started);
+            bytes += payload.len() as u64;
+        }
+        Ok((bytes, 0))
+    })
+}
+
 pub(crate) fn read_random(
     db: &dyn Engine,
     config: &Config,
