@@ -15,12 +15,19 @@ fn err(e: kevo_engine::Error) -> String {
 
 pub(super) fn options(cache_bytes: usize) -> Options {
     let mut options = Options::default().block_cache_bytes(cache_bytes);
-    // Experiment knobs: KEVO_MEMTABLE_MIB, KEVO_L0_TRIGGER, KEVO_COMPACTION=tiered.
+    // Experiment knobs: KEVO_MEMTABLE_MIB, KEVO_L0_TRIGGER, KEVO_COMPACTION=tiered,
+    // KEVO_WAL_BUFFER_KIB.
     if let Some(mib) = std::env::var("KEVO_MEMTABLE_MIB")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
     {
         options = options.memtable_bytes(mib << 20);
+    }
+    if let Some(kib) = std::env::var("KEVO_WAL_BUFFER_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options = options.wal_buffer_bytes(kib << 10);
     }
     if std::env::var("KEVO_COMPACTION").is_ok_and(|v| v == "tiered") {
         options = options.compaction_style(kevo_engine::CompactionStyle::Tiered);

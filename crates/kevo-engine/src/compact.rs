@@ -20,7 +20,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::install::{self, Applied, Change};
 use crate::keyspace::KeyspaceCore;
-use crate::options::Options;
+use crate::options::{CompactionStyle, Options};
 use crate::schedule::{JobState, compaction_backoff};
 use crate::write::flush;
 
@@ -337,7 +337,9 @@ fn run_manual(
 }
 
 /// Whether `version`'s levels above its last non-empty one hold more than
-/// `percent` of its table bytes.
+/// `percent` of its table bytes, or everything is in L0 in more than one
+/// table (their keys may overlap, and there is no level to merge into but
+/// the one the merge makes).
 fn wants_idle_compaction(version: &kevo_manifest::Version, percent: u64) -> bool {
     let Some(last) = (0..version.num_levels())
         .rev()
@@ -345,6 +347,9 @@ fn wants_idle_compaction(version: &kevo_manifest::Version, percent: u64) -> bool
     else {
         return false;
     };
+    if last == 0 {
+        return version.level(0).len() > 1;
+    }
     let above: u64 = (0..last).map(|l| version.level_bytes(l)).sum();
     let total = version.total_bytes();
     above > 0 && u128::from(above) * 100 > u128::from(percent) * u128::from(total)
@@ -355,8 +360,10 @@ fn wants_idle_compaction(version: &kevo_manifest::Version, percent: u64) -> bool
 fn idle_candidates(engine: &Engine) -> impl Iterator<Item = Arc<KeyspaceCore>> {
     let percent = engine.options.idle_compaction_percent;
     engine.keyspaces.all().into_iter().filter(move |k| {
+        // Tiered keeps its runs by design (and bounds their space itself).
         !k.is_dropped()
             && k.settings().options.auto_compactions
+            && k.settings().options.compaction_style == CompactionStyle::Leveled
             && k.read.pressure().immutables == 0
             && wants_idle_compaction(&k.read.version(), percent)
     })

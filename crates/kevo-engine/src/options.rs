@@ -259,10 +259,11 @@ options! {
     base_level_bytes: u64 = 256 << 20,
         valid(|v, _| *v >= 64 * KIB, "at least 64 KiB");
     /// Once the database has taken no write for
-    /// `idle_compaction_delay_ms`, a keyspace whose levels above its last
-    /// non-empty one hold more than this many percent of its table bytes
-    /// (new data, and old versions and tombstones not yet merged down) is
-    /// compacted into that level, in the background: a database left alone
+    /// `idle_compaction_delay_ms`, a leveled keyspace whose levels above
+    /// its last non-empty one hold more than this many percent of its table
+    /// bytes (new data, and old versions and tombstones not yet merged
+    /// down), or whose tables are all in L0 and more than one, is
+    /// compacted into one level, in the background: a database left alone
     /// settles at the size of its live data. It costs a rewrite of the last
     /// level per idle period that follows this much new data; 0 turns it
     /// off (0 ..= 100). Needs `background_threads` of at least 2 (one keeps

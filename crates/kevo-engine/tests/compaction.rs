@@ -377,3 +377,33 @@ fn an_idle_database_compacts_its_upper_levels_into_the_last() {
         db.close().unwrap();
     }
 }
+
+/// A small database whose tables are all in L0 settles into one level too
+/// (its L0 tables may overlap); a tiered one keeps its runs.
+#[test]
+fn an_idle_l0_only_database_is_merged_into_one_level_unless_tiered() {
+    for style in STYLES {
+        let options = small(style)
+            .l0_compaction_trigger(4)
+            .idle_compaction_delay_ms(50);
+        let db = Db::open_with_fs(Arc::new(MemFs::new()), "/db", options).unwrap();
+        for round in 0..2 {
+            for i in 0..300 {
+                db.put(key(i), noise(i + round)).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let l0 = |db: &Db| db.stats().levels[0].tables;
+        assert_eq!(l0(&db), 2);
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        db.wait_for_compactions().unwrap();
+        if style == CompactionStyle::Leveled {
+            assert_eq!(l0(&db), 0, "{}", db.stats());
+            assert_eq!(db.stats().table_count(), 1, "{}", db.stats());
+        } else {
+            assert_eq!(l0(&db), 2, "tiered keeps its runs: {}", db.stats());
+        }
+        assert_eq!(db.get(key(7)).unwrap().unwrap(), noise(8));
+        db.close().unwrap();
+    }
+}
