@@ -357,6 +357,9 @@ fn options(seed: u64, life: u64) -> Options {
         .l0_stop_trigger(10)
         .manifest_rewrite_bytes(64 << 10)
         .block_cache_bytes(if rng.chance(50) { 0 } else { 1 << 20 })
+        .memory_budget_bytes(if rng.chance(25) { 8 << 20 } else { 0 })
+        // Idle compactions start within the pauses of the workload too.
+        .idle_compaction_delay_ms(if rng.chance(50) { 10 } else { 1000 })
         .background_threads(1 + rng.below(3) as usize)
 }
 
