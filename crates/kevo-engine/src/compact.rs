@@ -377,20 +377,32 @@ fn idle_enabled(engine: &Engine) -> bool {
         && options.background_threads >= 2
 }
 
-/// An idle compaction to run now: the database has taken no write for
-/// `idle_compaction_delay_ms` (the visible seqno has not moved), nothing
+/// What moves while the database is used: the visible seqno (writes) and
+/// the block cache's lookups (reads that reach a table). An idle
+/// compaction waits until neither has moved for the delay: one started
+/// under a read-heavy load would take a core and the disk from it.
+fn activity(engine: &Engine) -> (u64, u64) {
+    let lookups = engine.tables.block_cache().map_or(0, |cache| {
+        let (hits, misses) = cache.hits_and_misses();
+        hits.wrapping_add(misses)
+    });
+    (engine.visibility.visible(), lookups)
+}
+
+/// An idle compaction to run now: the database has taken no write and no
+/// table read for `idle_compaction_delay_ms` (see [`activity`]), nothing
 /// else runs, and a keyspace's upper levels hold more than
 /// `idle_compaction_percent` of its bytes (see `Options`).
 pub(crate) fn pick_idle(engine: &Engine, state: &mut JobState) -> Option<Arc<KeyspaceCore>> {
     if !idle_enabled(engine) || state.retry_at.is_some_and(|at| Instant::now() < at) {
         return None;
     }
-    let seqno = engine.visibility.visible();
+    let activity = activity(engine);
     let now = Instant::now();
     let since = match state.idle_since {
-        Some((seen, since)) if seen == seqno => since,
+        Some((seen, since)) if seen == activity => since,
         _ => {
-            state.idle_since = Some((seqno, now));
+            state.idle_since = Some((activity, now));
             return None;
         }
     };

@@ -258,8 +258,8 @@ options! {
     /// (at least 64 KiB). Default: 256 MiB.
     base_level_bytes: u64 = 256 << 20,
         valid(|v, _| *v >= 64 * KIB, "at least 64 KiB");
-    /// Once the database has taken no write for
-    /// `idle_compaction_delay_ms`, a leveled keyspace whose levels above
+    /// Once the database has taken no write and no read that reached a
+    /// table for `idle_compaction_delay_ms`, a leveled keyspace whose levels above
     /// its last non-empty one hold more than this many percent of its table
     /// bytes (new data, and old versions and tombstones not yet merged
     /// down), or whose tables are all in L0 and more than one, is
@@ -270,7 +270,7 @@ options! {
     /// flushing meanwhile). Default: 5.
     idle_compaction_percent: u64 = 5,
         valid(|v, _| *v <= 100, "at most 100");
-    /// How long without a write makes the database idle for
+    /// How long without a write or a table read makes the database idle for
     /// `idle_compaction_percent` (at least 10). Default: 1000.
     idle_compaction_delay_ms: u64 = 1000,
         valid(|v, _| *v >= 10, "at least 10");

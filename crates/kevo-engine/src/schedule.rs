@@ -65,9 +65,10 @@ pub(crate) struct JobState {
     /// (set while a full disk keeps the database read-only).
     pub(crate) resume_attempts: u32,
     pub(crate) resume_at: Option<Instant>,
-    /// The visible seqno last seen by a background thread, and since when
-    /// it has not changed (for the idle compaction).
-    pub(crate) idle_since: Option<(u64, Instant)>,
+    /// The visible seqno and block-cache lookup count last seen by a
+    /// background thread, and since when they have not changed (for the
+    /// idle compaction).
+    pub(crate) idle_since: Option<((u64, u64), Instant)>,
     /// An idle compaction runs.
     pub(crate) idle_compacting: bool,
 }

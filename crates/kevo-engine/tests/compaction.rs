@@ -361,6 +361,14 @@ fn an_idle_database_compacts_its_upper_levels_into_the_last() {
             levels[..last].iter().map(|l| l.tables).sum()
         };
         assert!(upper(&db) > 0, "the overwrites stay above the last level");
+        // Reads that reach tables keep the database from being idle.
+        let reading = std::time::Instant::now();
+        while reading.elapsed() < std::time::Duration::from_millis(300) {
+            for i in (0..4000).step_by(97) {
+                assert!(db.get(key(i)).unwrap().is_some());
+            }
+        }
+        assert!(upper(&db) > 0, "no idle compaction under reads");
         let before = db.stats().table_bytes();
         std::thread::sleep(std::time::Duration::from_millis(400));
         db.wait_for_compactions().unwrap();
