@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use kevo_core::Fs;
 use kevo_manifest::{TableMeta, table_file_name};
 use kevo_sstable::{Block, BlockCache, CacheKey, LruBlockCache, ReadOptions, Table, TableOptions};
 
 use crate::options::Options;
-use crate::sync::lock;
+use crate::sync::{read, write};
 
 /// The shared block cache, counting hits and misses for `stats()`.
 #[derive(Debug)]
@@ -91,7 +91,9 @@ pub(crate) struct TableCache {
     dir: PathBuf,
     block_cache: Option<Arc<CountingCache>>,
     capacity: usize,
-    open: Mutex<HashMap<u64, Arc<Table>>>,
+    /// Readers by file number: a read lock per lookup (every get takes
+    /// one), the write lock only to add or remove a reader.
+    open: RwLock<HashMap<u64, Arc<Table>>>,
     /// Index and filter bytes of the readers in `open`.
     metadata_bytes: AtomicUsize,
     /// Bytes of data blocks table cursors hold (see
@@ -113,7 +115,7 @@ impl TableCache {
             dir,
             block_cache,
             capacity,
-            open: Mutex::new(HashMap::new()),
+            open: RwLock::new(HashMap::new()),
             metadata_bytes: AtomicUsize::new(0),
             pinned_bytes: Arc::new(AtomicUsize::new(0)),
             budget: budget_cache_max.map(|cache_max| Budget { cache_max }),
@@ -147,7 +149,7 @@ impl TableCache {
     /// Those of [`Table::open`], in `kevo-core`'s terms: the cursors built
     /// over tables speak them too.
     pub(crate) fn get(&self, meta: &TableMeta) -> kevo_core::Result<Arc<Table>> {
-        if let Some(table) = lock(&self.open).get(&meta.number) {
+        if let Some(table) = read(&self.open).get(&meta.number) {
             return Ok(table.clone());
         }
         let path = self.dir.join(table_file_name(meta.number));
@@ -157,7 +159,7 @@ impl TableCache {
         }
         let table = Arc::new(Table::open(self.fs.as_ref(), &path, options)?);
         let (table, victim) = {
-            let mut open = lock(&self.open);
+            let mut open = write(&self.open);
             let mut victim = None;
             if open.len() >= self.capacity {
                 // Any victim will do: the cache only saves the cost of opening.
@@ -192,7 +194,7 @@ impl TableCache {
     /// Forgets the reader of table `number` and its cached blocks (its file
     /// is being deleted).
     pub(crate) fn evict(&self, number: u64) {
-        let table = lock(&self.open).remove(&number);
+        let table = write(&self.open).remove(&number);
         if let Some(table) = table {
             self.closed(&table);
             self.fit_cache_to_budget();
@@ -201,7 +203,7 @@ impl TableCache {
 
     /// Readers open now.
     pub(crate) fn len(&self) -> usize {
-        lock(&self.open).len()
+        read(&self.open).len()
     }
 
     pub(crate) fn block_cache(&self) -> Option<&Arc<CountingCache>> {
