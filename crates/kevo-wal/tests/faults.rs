@@ -230,3 +230,34 @@ fn failed_directory_sync_on_retire_is_reported() {
     let err = wal.remove_segments_before(current).unwrap_err();
     assert!(is_os_error(&err, EIO), "{err:?}");
 }
+
+/// Zeroing space ahead of synced appends is an optimisation: when its write
+/// fails (a full disk), the append that triggered it still succeeds, the
+/// log is not poisoned, that segment is not zeroed again, and every append
+/// replays.
+#[test]
+fn a_failed_zeroing_ahead_fails_nothing_and_is_not_retried() {
+    let (_, faults, fs) = faulty();
+    let wal = open(fs.clone(), WalOptions::default());
+    let before = faults.op_count(FaultOp::Write);
+    // Write 1: the first record; write 2: the zeros after it.
+    faults.add_rule(FaultRule::new(
+        FaultOp::Write,
+        FaultTrigger::Nth(2),
+        FaultKind::Enospc,
+    ));
+    let batches: Vec<_> = (1..=50).map(|i| batch(i, 1, 100)).collect();
+    for b in &batches {
+        wal.append(b).unwrap();
+    }
+    assert_eq!(
+        faults.op_count(FaultOp::Write) - before,
+        50 + 1,
+        "one record write each, and one (failed) zeroing"
+    );
+    let len = file_len(fs.as_ref(), &segment_path(1));
+    assert!(len < 50 * 200, "no zeros after the records: {len}");
+    drop(wal);
+    let (replayed, _) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+    assert_eq!(replayed, batches);
+}
