@@ -313,6 +313,18 @@ fn parse_args() -> Result<Config, String> {
     Ok(config)
 }
 
+/// Ends a table row with kevo's figure over each peer's (`-` where a peer
+/// has none, or 0).
+fn print_ratios(kevo: f64, peers: impl Iterator<Item = Option<f64>>) {
+    for peer in peers {
+        match peer {
+            Some(v) if v > 0.0 => print!(" {:>12.2}x", kevo / v),
+            _ => print!(" {:>13}", "-"),
+        }
+    }
+    println!();
+}
+
 /// The middle value (the mean of the two middle ones for an even count).
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
@@ -1304,14 +1316,7 @@ impl Bench<'_> {
             .filter(|&w| self.ops.contains_key(&(kevo.clone(), w)))
             .map(str::len)
             .fold(13, usize::max);
-        print!("{:<width$}", "workload");
-        for e in &self.engines {
-            print!(" {e:>11}");
-        }
-        for p in peers {
-            print!(" {:>13}", format!("kevo/{p}"));
-        }
-        println!();
+        self.print_engine_header("workload", width);
         for w in Self::rows() {
             let get = |e: &String| self.ops.get(&(e.clone(), w)).map(|v| median(v));
             let Some(kevo) = get(&self.engines[0]) else {
@@ -1326,14 +1331,21 @@ impl Bench<'_> {
                     None => print!(" {:>11}", "-"),
                 }
             }
-            for p in peers {
-                match get(p) {
-                    Some(v) if v > 0.0 => print!(" {:>12.2}x", kevo / v),
-                    _ => print!(" {:>13}", "-"),
-                }
-            }
-            println!();
+            print_ratios(kevo, peers.iter().map(get));
         }
+    }
+
+    /// The header of a per-engine table: `first` in a column `width`
+    /// wide, a column per engine, then one per peer for kevo's ratio.
+    fn print_engine_header(&self, first: &str, width: usize) {
+        print!("{first:<width$}");
+        for e in &self.engines {
+            print!(" {e:>11}");
+        }
+        for p in &self.engines[1..] {
+            print!(" {:>13}", format!("kevo/{p}"));
+        }
+        println!();
     }
 
     /// Median resource figures per row and engine (lower is better), and
@@ -1356,14 +1368,7 @@ impl Bench<'_> {
                 "; kevo/x = kevo's figure over x's (< 1: kevo smaller)"
             }
         );
-        print!("{:<20}", "figure");
-        for e in &self.engines {
-            print!(" {e:>11}");
-        }
-        for p in peers {
-            print!(" {:>13}", format!("kevo/{p}"));
-        }
-        println!();
+        self.print_engine_header("figure", 20);
         for row in RESOURCE_ROWS {
             let get = |e: &String| self.resources.get(&(e.clone(), row)).map(|v| median(v));
             let Some(mine) = get(kevo) else {
@@ -1376,13 +1381,7 @@ impl Bench<'_> {
                     None => print!(" {:>11}", "-"),
                 }
             }
-            for p in peers {
-                match get(p) {
-                    Some(v) if v > 0.0 => print!(" {:>12.2}x", mine / v),
-                    _ => print!(" {:>13}", "-"),
-                }
-            }
-            println!();
+            print_ratios(mine, peers.iter().map(get));
         }
     }
 

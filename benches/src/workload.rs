@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::Config;
-use crate::engine::{Engine, KeyspaceEngine, RangeDeleteEngine, Res, TxnEngine};
+use crate::engine::{Engine, KeyspaceEngine, RangeDeleteEngine, Res, Scan, TxnEngine};
 
 pub(crate) const KEY_BYTES: usize = 16;
 
@@ -283,18 +283,22 @@ pub(crate) fn scan(db: &dyn Engine, config: &Config, reverse: bool) -> Res<Outco
     parallel(threads, threads as u64, |t, _, hist| {
         let (from, to) = share(num, threads, t);
         let (from, to) = (key(from), key(to));
-        let mut iter = db.scan(&from, Some(&to), reverse)?;
-        let (mut bytes, mut found) = (0, 0);
-        loop {
-            let started = Instant::now();
-            let Some(item) = iter.next() else { break };
-            let len = item?;
-            record(hist, started);
-            found += 1;
-            bytes += len as u64;
-        }
-        Ok((bytes, found))
+        drain(db.scan(&from, Some(&to), reverse)?, hist)
     })
+}
+
+/// Steps `iter` to its end, timing each step: (bytes, entries).
+fn drain(mut iter: Scan<'_>, hist: &mut Histogram<u64>) -> Res<(u64, u64)> {
+    let (mut bytes, mut found) = (0, 0);
+    loop {
+        let started = Instant::now();
+        let Some(item) = iter.next() else { break };
+        let len = item?;
+        record(hist, started);
+        found += 1;
+        bytes += len as u64;
+    }
+    Ok((bytes, found))
 }
 
 /// readseq through the engine's owned-pair iterator where it has one
@@ -308,19 +312,10 @@ pub(crate) fn scan_iter(db: &dyn Engine, config: &Config) -> Res<Option<Outcome>
     let outcome = parallel(threads, threads as u64, |t, _, hist| {
         let (from, to) = share(num, threads, t);
         let (from, to) = (key(from), key(to));
-        let mut iter = db
+        let iter = db
             .scan_iter(&from, Some(&to))?
             .ok_or("scan_iter went away")?;
-        let (mut bytes, mut found) = (0, 0);
-        loop {
-            let started = Instant::now();
-            let Some(item) = iter.next() else { break };
-            let len = item?;
-            record(hist, started);
-            found += 1;
-            bytes += len as u64;
-        }
-        Ok((bytes, found))
+        drain(iter, hist)
     })?;
     Ok(Some(outcome))
 }
@@ -985,7 +980,6 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::engine::Scan;
 
     /// (keyspace, key) to value.
     type Entries = BTreeMap<(usize, Vec<u8>), Vec<u8>>;

@@ -14,7 +14,7 @@ use kevo_iter::{KeyBounds, UserCursor};
 
 use crate::engine::Handle;
 use crate::error::{Error, Result};
-use crate::iter::build_cursor;
+use crate::iter::{build_cursor, open_view};
 use crate::keyspace::KeyspaceCore;
 use crate::read::SuperVersion;
 
@@ -75,16 +75,14 @@ impl DbCursor {
         keyspace: &KeyspaceCore,
         snapshot: Option<SeqNo>,
     ) -> Self {
-        let engine = &handle.engine;
-        if let Err(e) = engine.life.check_open() {
-            return DbCursor::failed(e);
-        }
-        let (visible, sv) = keyspace.read.view(&engine.visibility);
-        DbCursor {
-            handle: Some(handle.clone()),
-            view: Some((sv, snapshot.unwrap_or(visible))),
-            inner: None,
-            failed: None,
+        match open_view(handle, keyspace, snapshot) {
+            Ok(view) => DbCursor {
+                handle: Some(handle.clone()),
+                view: Some(view),
+                inner: None,
+                failed: None,
+            },
+            Err(e) => DbCursor::failed(e),
         }
     }
 

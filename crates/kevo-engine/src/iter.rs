@@ -28,6 +28,22 @@ use crate::tables::TableCache;
 
 type Factory = Box<dyn FnMut() -> kevo_core::Result<Box<dyn UserCursor + Send>> + Send>;
 
+/// What a range read of `keyspace` reads: its super version now, at
+/// `snapshot` (the visible seqno for `None`).
+///
+/// # Errors
+/// [`Error::Closed`] once the database is closed.
+pub(crate) fn open_view(
+    handle: &Handle,
+    keyspace: &KeyspaceCore,
+    snapshot: Option<SeqNo>,
+) -> Result<(Arc<SuperVersion>, SeqNo)> {
+    let engine = &handle.engine;
+    engine.life.check_open()?;
+    let (visible, sv) = keyspace.read.view(&engine.visibility);
+    Ok((sv, snapshot.unwrap_or(visible)))
+}
+
 /// The cursor stack over `sv` (see the module comment), cut to `bounds`,
 /// reading at `seqno`. It holds `sv` (and so every file it may read) until
 /// dropped.
@@ -106,12 +122,10 @@ impl DbIter {
         bounds: KeyBounds,
         snapshot: Option<SeqNo>,
     ) -> Self {
-        let engine = &handle.engine;
-        if let Err(e) = engine.life.check_open() {
-            return DbIter::failed(e);
+        match open_view(handle, keyspace, snapshot) {
+            Ok((sv, seqno)) => DbIter::new(handle.clone(), sv, bounds, seqno),
+            Err(e) => DbIter::failed(e),
         }
-        let (visible, sv) = keyspace.read.view(&engine.visibility);
-        DbIter::new(handle.clone(), sv, bounds, snapshot.unwrap_or(visible))
     }
 
     fn new(handle: Arc<Handle>, sv: Arc<SuperVersion>, bounds: KeyBounds, seqno: SeqNo) -> Self {
