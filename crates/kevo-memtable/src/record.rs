@@ -21,41 +21,42 @@ use std::cmp::Ordering;
 use std::mem::size_of;
 use std::sync::atomic::AtomicUsize;
 
-use bytes::Bytes;
+use std::sync::Mutex;
+
+use bytes::{Bytes, BytesMut};
 use kevo_core::{SeqNo, TRAILER_BYTES, ValueKind, compare_internal_keys, pack_trailer};
 
 /// Bytes a memtable entry is charged beyond its user key, trailer and value:
 /// the skip-list node's fixed part (the inline record with its `Bytes`
 /// handle, length and kind, plus the node's reference count and height),
 /// the node's tower at its expected height of two links, and an allowance
-/// of one word per heap allocation (the buffer and the node) for the
-/// allocator's own header and rounding.
+/// of two words: the node allocation's header and rounding, and the arena
+/// space an entry leaves unused at a chunk's end.
 ///
 /// On a 64-bit target this is 80 bytes: a 40-byte record, an 8-byte count,
-/// two 8-byte links and 2 × 8 bytes of allocator allowance. With glibc's
-/// `malloc` (an 8-byte header per chunk, chunks rounded up to 16 bytes) the
-/// allowance brings the charge close to the heap actually taken;
-/// `tests/accounting.rs` measures both.
+/// two 8-byte links and 2 × 8 bytes of allowance. With glibc's `malloc` (an
+/// 8-byte header per chunk, chunks rounded up to 16 bytes) the charge comes
+/// close to the heap actually taken; `tests/accounting.rs` measures both.
 pub const ENTRY_OVERHEAD_BYTES: usize = size_of::<Record>()
     + size_of::<AtomicUsize>()
     + TOWER_LINKS_EXPECTED * size_of::<usize>()
-    + ALLOCATIONS_PER_ENTRY * size_of::<usize>();
+    + ALLOWANCE_WORDS * size_of::<usize>();
 
 /// The skip list draws each node's height from a geometric distribution
 /// with p = 1/2 (`crossbeam-skiplist` 0.1), so a tower holds two links on
 /// average.
 const TOWER_LINKS_EXPECTED: usize = 2;
 
-/// Heap allocations per entry: the entry's buffer and the skip-list node.
-const ALLOCATIONS_PER_ENTRY: usize = 2;
+/// Words of allowance per entry: the node's allocator header and rounding,
+/// and the arena's waste.
+const ALLOWANCE_WORDS: usize = 2;
 
 /// One entry: its internal key and value in a single buffer.
 ///
 /// Never modified after construction; the skip list owns it inside its node.
 pub(crate) struct Record {
-    /// Internal key followed by the value; exactly as long as the allocation
-    /// it came from, so `Bytes` keeps it without a separate header until it
-    /// is first shared.
+    /// Internal key followed by the value: a slice of an [`Arena`] chunk
+    /// (or, for a large entry, a buffer of its own).
     buf: Bytes,
     /// Length of the internal key (user key plus trailer) at the front of
     /// `buf`. A `u32` keeps the record at 40 bytes; user keys are far
@@ -65,13 +66,18 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// Encodes an entry into one exactly-sized allocation. A tombstone
-    /// stores no value.
+    /// Encodes an entry into `arena`. A tombstone stores no value.
     ///
     /// # Panics
     /// If the internal key (user key + 8) is 4 GiB or longer; in debug
     /// builds, if `seqno > SEQNO_MAX`.
-    pub(crate) fn new(user_key: &[u8], seqno: SeqNo, kind: ValueKind, value: &[u8]) -> Self {
+    pub(crate) fn new(
+        user_key: &[u8],
+        seqno: SeqNo,
+        kind: ValueKind,
+        value: &[u8],
+        arena: &Arena,
+    ) -> Self {
         let value = match kind {
             ValueKind::Put => value,
             ValueKind::Delete => &[],
@@ -83,14 +89,9 @@ impl Record {
                 user_key.len()
             );
         };
-        let mut buf = Vec::with_capacity(key_len + value.len());
-        buf.extend_from_slice(user_key);
-        buf.extend_from_slice(&pack_trailer(seqno, kind as u8).to_le_bytes());
-        buf.extend_from_slice(value);
-        debug_assert_eq!(buf.len(), buf.capacity());
+        let trailer = pack_trailer(seqno, kind as u8).to_le_bytes();
         Record {
-            // `len == capacity`: `Bytes` takes the allocation over as is.
-            buf: Bytes::from(buf),
+            buf: arena.copy(&[user_key, &trailer, value]),
             key_len: key_len_u32,
             kind,
         }
@@ -128,12 +129,11 @@ impl Record {
         &self.buf[self.key_len()..]
     }
 
-    /// The value as a zero-copy slice of the entry's buffer.
-    ///
-    /// The first call on an entry with a non-empty value makes the buffer
-    /// shared, which allocates `bytes`' small reference-count header once.
+    /// The value, copied into its own buffer: a slice of the entry's buffer
+    /// would keep a whole arena chunk alive for as long as the caller keeps
+    /// the value.
     pub(crate) fn value_bytes(&self) -> Bytes {
-        self.buf.slice(self.key_len()..)
+        Bytes::copy_from_slice(self.value())
     }
 
     /// Bytes the memtable accounts for this entry.
@@ -145,6 +145,55 @@ impl Record {
     /// contents.
     pub(crate) fn buf_ptr(&self) -> *const u8 {
         self.buf.as_ptr()
+    }
+}
+
+/// Bytes of one arena chunk.
+pub(crate) const ARENA_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Entries longer than this get a buffer of their own instead of a share of
+/// a chunk, so that a chunk is never mostly wasted by an entry that did not
+/// fit at its end.
+const ARENA_ENTRY_MAX: usize = ARENA_CHUNK_BYTES / 8;
+
+/// Where a memtable's entry buffers are carved from: chunks of
+/// [`ARENA_CHUNK_BYTES`], each shared by the [`Bytes`] of the entries in it
+/// (reference counted) and freed when the last of them is dropped.
+///
+/// One allocation per few hundred small entries instead of one each: the
+/// thread that frees a flushed memtable then frees a few chunks instead of
+/// every entry's buffer, and no longer holds the allocator's lock against
+/// the writer that is filling the next memtable.
+#[derive(Debug, Default)]
+pub(crate) struct Arena {
+    chunk: Mutex<BytesMut>,
+}
+
+impl Arena {
+    /// `parts`, concatenated into one buffer of exactly their length.
+    pub(crate) fn copy(&self, parts: &[&[u8]]) -> Bytes {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > ARENA_ENTRY_MAX {
+            let mut buf = Vec::with_capacity(len);
+            for part in parts {
+                buf.extend_from_slice(part);
+            }
+            // `len == capacity`: `Bytes` takes the allocation over as is.
+            return Bytes::from(buf);
+        }
+        // A panic while the lock is held cannot leave the chunk torn: it
+        // only ever holds whole entries (or nothing) before `split`.
+        let mut chunk = self
+            .chunk
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if chunk.capacity() - chunk.len() < len {
+            *chunk = BytesMut::with_capacity(ARENA_CHUNK_BYTES);
+        }
+        for part in parts {
+            chunk.extend_from_slice(part);
+        }
+        chunk.split().freeze()
     }
 }
 
@@ -230,7 +279,7 @@ mod tests {
 
     #[test]
     fn record_holds_key_and_value_in_one_exact_buffer() {
-        let record = Record::new(b"key", 7, ValueKind::Put, b"value");
+        let record = Record::new(b"key", 7, ValueKind::Put, b"value", &Arena::default());
         assert_eq!(
             record.internal_key(),
             InternalKey::new(b"key", 7, ValueKind::Put).as_bytes()
@@ -241,18 +290,51 @@ mod tests {
             record.charge(),
             3 + TRAILER_BYTES + 5 + ENTRY_OVERHEAD_BYTES
         );
-        // The value is a view of the same allocation, right after the key.
-        let value = record.value_bytes();
-        assert_eq!(value.as_ptr(), record.value().as_ptr());
+        // The value sits in the same buffer, right after the key; a caller
+        // gets a copy of its own.
         assert_eq!(
-            value.as_ptr(),
+            record.value().as_ptr(),
             record.buf_ptr().wrapping_add(3 + TRAILER_BYTES)
         );
+        let value = record.value_bytes();
+        assert_eq!(value, &b"value"[..]);
+        assert_ne!(value.as_ptr(), record.value().as_ptr());
+    }
+
+    #[test]
+    fn arena_packs_small_entries_into_shared_chunks_and_large_ones_alone() {
+        let arena = Arena::default();
+        let entries: Vec<(Vec<u8>, Bytes)> = (0..3000u32)
+            .map(|i| {
+                // Sizes from 1 to ~9 KiB: some straddle a chunk's end, some
+                // are over ARENA_ENTRY_MAX.
+                let len = 1 + (i as usize * 7919) % (ARENA_ENTRY_MAX + 1024);
+                let data: Vec<u8> = (0..len).map(|j| (i as usize + j) as u8).collect();
+                let (a, b) = data.split_at(len / 3);
+                let buf = arena.copy(&[a, b]);
+                (data, buf)
+            })
+            .collect();
+        let mut shared = 0;
+        for (i, (data, buf)) in entries.iter().enumerate() {
+            assert_eq!(&buf[..], &data[..], "entry {i}");
+            if let Some((_, next)) = entries.get(i + 1)
+                && buf.as_ptr().wrapping_add(buf.len()) == next.as_ptr()
+            {
+                assert!(data.len() <= ARENA_ENTRY_MAX);
+                shared += 1;
+            }
+        }
+        // Most small entries follow the previous one in the same chunk.
+        assert!(shared > 1000, "{shared}");
+        drop(arena);
+        // The buffers outlive the arena.
+        assert!(entries.iter().all(|(data, buf)| buf[..] == data[..]));
     }
 
     #[test]
     fn tombstone_stores_no_value() {
-        let record = Record::new(b"key", 7, ValueKind::Delete, b"ignored");
+        let record = Record::new(b"key", 7, ValueKind::Delete, b"ignored", &Arena::default());
         assert_eq!(record.value(), b"");
         assert_eq!(record.kind(), ValueKind::Delete);
         assert_eq!(record.charge(), 3 + TRAILER_BYTES + ENTRY_OVERHEAD_BYTES);
@@ -278,9 +360,10 @@ mod tests {
             (b"ab", 1, ValueKind::Put),
             (b"b", 0, ValueKind::Delete),
         ];
+        let arena = Arena::default();
         let records: Vec<Record> = keys
             .iter()
-            .map(|&(k, s, kind)| Record::new(k, s, kind, b"v"))
+            .map(|&(k, s, kind)| Record::new(k, s, kind, b"v", &arena))
             .collect();
         for (i, a) in records.iter().enumerate() {
             for (j, b) in records.iter().enumerate() {
