@@ -3,8 +3,9 @@
 //! # Meeting in the middle
 //! The front and the back each walk their own [`UserCursor`], built lazily
 //! by the iterator's factory the first time that end is used (a forward-only
-//! scan never builds a back cursor). Each end remembers the last user key it
-//! yielded. The front stops as soon as its next key is at or past the back's
+//! scan never builds a back cursor). Each end's cursor stays on the last
+//! entry it yielded until that end is stepped again, so its key is that
+//! end's last user key (nothing is copied to remember it). The front stops as soon as its next key is at or past the back's
 //! last key, and the back as soon as its next key is at or before the
 //! front's: the keys strictly between the two are exactly what is left, so
 //! no entry is yielded twice or skipped, as with `BTreeMap::range`.
@@ -12,7 +13,7 @@
 //! This needs both cursors to show the same entries, which holds when the
 //! factory builds every cursor over the same pinned sources and snapshot.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kevo_core::Result;
 
 use crate::UserCursor;
@@ -20,20 +21,50 @@ use crate::UserCursor;
 /// One end of the iteration.
 #[derive(Debug)]
 struct End<U> {
-    /// The cursor, once built.
+    /// The cursor, once built: while the iteration goes on, it stands on
+    /// the last entry this end yielded.
     cursor: Option<U>,
-    /// The last user key this end yielded (its buffer reused: cloning the
-    /// yielded `Bytes` instead would cost an allocation per entry).
-    last: Option<Vec<u8>>,
+    /// Where yielded entries are copied (see [`copy_out`]).
+    arena: BytesMut,
 }
 
 impl<U> Default for End<U> {
     fn default() -> Self {
         End {
             cursor: None,
-            last: None,
+            arena: BytesMut::new(),
         }
     }
+}
+
+/// Bytes of one buffer that yielded keys and values are copied into.
+const ARENA_BYTES: usize = 4096;
+
+/// Entries longer than this get two buffers of their own instead of a
+/// share of an arena, so that a kept entry never holds much more than
+/// itself.
+const ARENA_ENTRY_MAX: usize = ARENA_BYTES / 4;
+
+/// `key` and `value` as owned [`Bytes`].
+///
+/// Small entries are copied side by side into `arena`, a buffer of
+/// [`ARENA_BYTES`] that the yielded `Bytes` share (reference counted): a
+/// scan of 100-byte entries then allocates once per few dozen entries
+/// instead of twice per entry. An item kept after the scan keeps its
+/// arena alive: at most [`ARENA_BYTES`].
+fn copy_out(arena: &mut BytesMut, key: &[u8], value: &[u8]) -> (Bytes, Bytes) {
+    let need = key.len() + value.len();
+    if need > ARENA_ENTRY_MAX {
+        return (Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
+    }
+    if arena.capacity() < need {
+        *arena = BytesMut::with_capacity(ARENA_BYTES);
+    }
+    arena.extend_from_slice(key);
+    let key = arena.split().freeze();
+    arena.extend_from_slice(value);
+    let value = arena.split().freeze();
+    (key, value)
 }
 
 /// An iterator over `(user key, value)` pairs that is also double-ended:
@@ -46,7 +77,9 @@ impl<U> Default for End<U> {
 /// Every cursor the factory builds must show the same entries (same pinned
 /// sources, same snapshot, same bounds).
 ///
-/// Items are copied out of the cursor into [`Bytes`]. After an `Err` (from
+/// Items are copied out of the cursor into [`Bytes`]: small ones into a
+/// buffer of 4 KiB per end that they share (one allocation per few dozen
+/// entries), so an item kept long after the scan may hold up to 4 KiB. After an `Err` (from
 /// the factory or a cursor) the iterator is fused: every later call to
 /// `next` or `next_back` returns `None`. The cursors are dropped as soon as
 /// the iteration ends, releasing whatever they pin.
@@ -127,14 +160,16 @@ where
             return Ok(None);
         }
         let key = cursor.key();
-        if self.back.last.as_deref().is_some_and(|back| key >= back) {
+        // The back's cursor stands on the last key the back yielded.
+        if self
+            .back
+            .cursor
+            .as_ref()
+            .is_some_and(|back| key >= back.key())
+        {
             return Ok(None);
         }
-        let entry = (
-            Bytes::copy_from_slice(key),
-            Bytes::copy_from_slice(cursor.value()),
-        );
-        remember(&mut self.front.last, key);
+        let entry = copy_out(&mut self.front.arena, key, cursor.value());
         Ok(Some(entry))
     }
 
@@ -155,14 +190,15 @@ where
             return Ok(None);
         }
         let key = cursor.key();
-        if self.front.last.as_deref().is_some_and(|front| key <= front) {
+        if self
+            .front
+            .cursor
+            .as_ref()
+            .is_some_and(|front| key <= front.key())
+        {
             return Ok(None);
         }
-        let entry = (
-            Bytes::copy_from_slice(key),
-            Bytes::copy_from_slice(cursor.value()),
-        );
-        remember(&mut self.back.last, key);
+        let entry = copy_out(&mut self.back.arena, key, cursor.value());
         Ok(Some(entry))
     }
 
@@ -223,21 +259,10 @@ where
 impl<U, F> std::fmt::Debug for RangeIter<U, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RangeIter")
-            .field("front_last", &self.front.last)
-            .field("back_last", &self.back.last)
+            .field("front_built", &self.front.cursor.is_some())
+            .field("back_built", &self.back.cursor.is_some())
             .field("done", &self.done)
             .finish_non_exhaustive()
-    }
-}
-
-/// Sets `last` to `key`, reusing its buffer.
-fn remember(last: &mut Option<Vec<u8>>, key: &[u8]) {
-    match last {
-        Some(buf) => {
-            buf.clear();
-            buf.extend_from_slice(key);
-        }
-        None => *last = Some(key.to_vec()),
     }
 }
 
