@@ -30,6 +30,7 @@
 //! ```
 
 mod checksum;
+mod chunk;
 mod coding;
 mod cursor;
 mod error;
@@ -39,6 +40,7 @@ mod keyspace;
 mod range_del;
 
 pub use checksum::{crc32, xxh3_64};
+pub use chunk::ChunkArena;
 pub use coding::{
     Reader, VARINT32_BYTES_MAX, VARINT64_BYTES_MAX, get_varint32, get_varint64, put_varint32,
     put_varint64, varint_len,

@@ -718,7 +718,7 @@ mod tests {
             let clipped = set.clip(Some(b"e"), Some(b"p"));
             for (k, read) in &queries {
                 let key = [b'a' + k];
-                let inside = &key[..] >= b"e" && &key[..] < b"p";
+                let inside = key[..] >= b"e"[..] && key[..] < b"p"[..];
                 let want = if inside { set.covering_seqno(&key, *read) } else { None };
                 prop_assert_eq!(clipped.covering_seqno(&key, *read), want);
             }

@@ -13,8 +13,8 @@
 //! This needs both cursors to show the same entries, which holds when the
 //! factory builds every cursor over the same pinned sources and snapshot.
 
-use bytes::{Bytes, BytesMut};
-use kevo_core::Result;
+use bytes::Bytes;
+use kevo_core::{ChunkArena, Result};
 
 use crate::UserCursor;
 
@@ -25,14 +25,14 @@ struct End<U> {
     /// the last entry this end yielded.
     cursor: Option<U>,
     /// Where yielded entries are copied (see [`copy_out`]).
-    arena: BytesMut,
+    arena: ChunkArena,
 }
 
 impl<U> Default for End<U> {
     fn default() -> Self {
         End {
             cursor: None,
-            arena: BytesMut::new(),
+            arena: ChunkArena::new(ARENA_BYTES, ARENA_ENTRY_MAX),
         }
     }
 }
@@ -40,31 +40,16 @@ impl<U> Default for End<U> {
 /// Bytes of one buffer that yielded keys and values are copied into.
 const ARENA_BYTES: usize = 4096;
 
-/// Entries longer than this get two buffers of their own instead of a
-/// share of an arena, so that a kept entry never holds much more than
-/// itself.
+/// Keys and values longer than this get buffers of their own, so that a
+/// kept item never holds much more than itself.
 const ARENA_ENTRY_MAX: usize = ARENA_BYTES / 4;
 
-/// `key` and `value` as owned [`Bytes`].
-///
-/// Small entries are copied side by side into `arena`, a buffer of
-/// [`ARENA_BYTES`] that the yielded `Bytes` share (reference counted): a
-/// scan of 100-byte entries then allocates once per few dozen entries
-/// instead of twice per entry. An item kept after the scan keeps its
-/// arena alive: at most [`ARENA_BYTES`].
-fn copy_out(arena: &mut BytesMut, key: &[u8], value: &[u8]) -> (Bytes, Bytes) {
-    let need = key.len() + value.len();
-    if need > ARENA_ENTRY_MAX {
-        return (Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
-    }
-    if arena.capacity() < need {
-        *arena = BytesMut::with_capacity(ARENA_BYTES);
-    }
-    arena.extend_from_slice(key);
-    let key = arena.split().freeze();
-    arena.extend_from_slice(value);
-    let value = arena.split().freeze();
-    (key, value)
+/// `key` and `value` as owned [`Bytes`], small ones side by side in
+/// `arena`'s shared [`ARENA_BYTES`] chunks: a scan of 100-byte entries then
+/// allocates once per few dozen entries instead of twice per entry, and an
+/// item kept after the scan holds at most [`ARENA_BYTES`].
+fn copy_out(arena: &mut ChunkArena, key: &[u8], value: &[u8]) -> (Bytes, Bytes) {
+    (arena.copy(&[key]), arena.copy(&[value]))
 }
 
 /// An iterator over `(user key, value)` pairs that is also double-ended:

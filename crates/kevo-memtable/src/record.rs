@@ -23,8 +23,8 @@ use std::sync::atomic::AtomicUsize;
 
 use std::sync::Mutex;
 
-use bytes::{Bytes, BytesMut};
-use kevo_core::{SeqNo, TRAILER_BYTES, ValueKind, compare_internal_keys, pack_trailer};
+use bytes::Bytes;
+use kevo_core::{ChunkArena, SeqNo, TRAILER_BYTES, ValueKind, compare_internal_keys, pack_trailer};
 
 /// Bytes a memtable entry is charged beyond its user key, trailer and value:
 /// the skip-list node's fixed part (the inline record with its `Bytes`
@@ -156,44 +156,35 @@ pub(crate) const ARENA_CHUNK_BYTES: usize = 64 * 1024;
 /// fit at its end.
 const ARENA_ENTRY_MAX: usize = ARENA_CHUNK_BYTES / 8;
 
-/// Where a memtable's entry buffers are carved from: chunks of
-/// [`ARENA_CHUNK_BYTES`], each shared by the [`Bytes`] of the entries in it
-/// (reference counted) and freed when the last of them is dropped.
+/// Where a memtable's entry buffers are carved from: a [`ChunkArena`] of
+/// [`ARENA_CHUNK_BYTES`] chunks, behind a lock (inserts may be concurrent).
 ///
 /// One allocation per few hundred small entries instead of one each: the
 /// thread that frees a flushed memtable then frees a few chunks instead of
 /// every entry's buffer, and no longer holds the allocator's lock against
 /// the writer that is filling the next memtable.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Arena {
-    chunk: Mutex<BytesMut>,
+    chunks: Mutex<ChunkArena>,
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena {
+            chunks: Mutex::new(ChunkArena::new(ARENA_CHUNK_BYTES, ARENA_ENTRY_MAX)),
+        }
+    }
 }
 
 impl Arena {
     /// `parts`, concatenated into one buffer of exactly their length.
     pub(crate) fn copy(&self, parts: &[&[u8]]) -> Bytes {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len > ARENA_ENTRY_MAX {
-            let mut buf = Vec::with_capacity(len);
-            for part in parts {
-                buf.extend_from_slice(part);
-            }
-            // `len == capacity`: `Bytes` takes the allocation over as is.
-            return Bytes::from(buf);
-        }
         // A panic while the lock is held cannot leave the chunk torn: it
-        // only ever holds whole entries (or nothing) before `split`.
-        let mut chunk = self
-            .chunk
+        // only ever holds whole entries.
+        self.chunks
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if chunk.capacity() - chunk.len() < len {
-            *chunk = BytesMut::with_capacity(ARENA_CHUNK_BYTES);
-        }
-        for part in parts {
-            chunk.extend_from_slice(part);
-        }
-        chunk.split().freeze()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .copy(parts)
     }
 }
 
