@@ -449,6 +449,24 @@ impl Db {
         crate::checkpoint::checkpoint(&self.handle.engine, target.as_ref(), options)
     }
 
+    /// Makes every write acknowledged before this call durable, whatever
+    /// the [`SyncMode`](crate::SyncMode) (RocksDB's `SyncWAL`, fjall's
+    /// `persist`): one fsync shared with concurrent callers and synced
+    /// writes. Lets a caller acknowledge many unsynced writes with one sync
+    /// after them, off its own write path (the Raft log store does).
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; [`Error::ReadOnly`] if the sync failed (the
+    /// database turns read-only, as after any failed WAL sync) or if opened
+    /// with [`Db::open_read_only`].
+    pub fn sync_wal(&self) -> Result<()> {
+        let engine = &self.handle.engine;
+        engine.life.check_writable()?;
+        engine
+            .with_wal(|wal| wal.sync())?
+            .map_err(|e| engine.read_only(crate::error::from_wal(&engine.dir, e)))
+    }
+
     /// The engine behind this handle (for the crate's tools: backups).
     pub(crate) fn handle(&self) -> &Arc<Handle> {
         &self.handle

@@ -294,6 +294,33 @@ fn close_after_a_background_failure_still_syncs_the_wal() {
     check_all(&db, 1);
 }
 
+/// `sync_wal` makes unsynced writes durable: under `SyncMode::None`, what
+/// was written before it survives a crash that keeps nothing unsynced, and
+/// what came after it does not (a prefix); a failed sync turns the
+/// database read-only rather than report a durability it lacks.
+#[test]
+fn sync_wal_makes_earlier_unsynced_writes_durable() {
+    let mem = Arc::new(MemFs::new());
+    let fs = Arc::new(FaultFs::new(mem.clone()));
+    let options = options().sync_mode(SyncMode::None);
+    let db = Db::open_with_fs(fs.clone(), "/db", options.clone()).expect("open");
+    write_all(&db, 1);
+    db.sync_wal().expect("sync_wal");
+    db.put("after", "the sync").expect("put");
+    mem.crash_keep_nothing_unsynced();
+    drop(db);
+    let db = Db::open_with_fs(fs.clone(), "/db", options.clone()).expect("reopen");
+    check_all(&db, 1);
+    assert_eq!(db.get("after").expect("get"), None, "never synced");
+
+    db.put("doomed", "x").expect("put");
+    fs.add_rule(rule(FaultOp::Sync, ".wal"));
+    assert!(matches!(db.sync_wal(), Err(Error::ReadOnly { .. })));
+    assert!(matches!(db.put("k", "v"), Err(Error::ReadOnly { .. })));
+    let _ = db.close();
+    assert!(matches!(db.sync_wal(), Err(Error::Closed)));
+}
+
 /// Waits up to 10 s for `f` to hold.
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let started = std::time::Instant::now();

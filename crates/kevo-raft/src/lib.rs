@@ -1,0 +1,120 @@
+//! openraft's storage on kevo: a Raft log store ([`LogStore`], openraft's
+//! `RaftLogStorage`) and a key-value state machine ([`StateMachine`],
+//! `RaftStateMachine`) kept in kevo databases, so that a service grows past
+//! one machine by putting a proven consensus engine over a crash-safe
+//! storage engine (as TiKV does with RocksDB and CockroachDB with Pebble).
+//!
+//! ```no_run
+//! # async fn example(
+//! #     network: impl openraft::RaftNetworkFactory<kevo_raft::TypeConfig>,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! let (log_store, state_machine) = kevo_raft::open("/var/lib/node-1")?;
+//! let config = Arc::new(openraft::Config::default().validate()?);
+//! let raft = openraft::Raft::<kevo_raft::TypeConfig>::new(
+//!     1, config, network, log_store, state_machine.clone(),
+//! ).await?;
+//! let put = kevo_raft::Request::Put { key: b"k".to_vec(), value: b"v".to_vec() };
+//! raft.client_write(put).await?;           // replicated to a quorum, then applied
+//! raft.ensure_linearizable().await?;       // a read: the leader's read index
+//! assert_eq!(state_machine.get(b"k")?, Some(b"v".to_vec()));
+//! # Ok(()) }
+//! ```
+//!
+//! A node's directory holds:
+//!
+//! | path | what |
+//! |---|---|
+//! | `log/` | a kevo database: keyspace `raft_log` (entries under big-endian indexes), keyspace `raft_meta` (vote, committed, last purged) |
+//! | `sm-<generation>/` | a kevo database: keyspace `kv` (the user's data), keyspace `sm_meta` (last applied log id, membership) |
+//! | `SM_CURRENT` | names the live state-machine generation; replacing it (write, sync, rename) is the commit point of a snapshot install |
+//! | `snapshots/current.snap` | the newest snapshot: a checkpoint of a state-machine database packed into one archive (`docs/format/raft-snapshot.md`) |
+//!
+//! What is synced when (openraft's contract, kept exactly): an append is
+//! reported flushed only after one WAL sync covering it (appends are
+//! written unsynced and a syncer thread acknowledges every append waiting
+//! with one shared fsync: group commit); a vote, a truncate and a purge are
+//! each one synced atomic batch before they return. The state machine is
+//! not synced per apply: a crash may take it back to an earlier applied
+//! log id (never a torn batch), and openraft applies the committed log
+//! again; a snapshot flushes it first, so the log is never purged past what
+//! the state machine holds durably. See `docs/raft.md`.
+
+pub mod archive;
+mod error;
+mod log_store;
+mod state_machine;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{Error, Result};
+pub use log_store::{LogReader, LogStore};
+pub use state_machine::{InstallStep, SnapshotBuilder, StateMachine};
+
+openraft::declare_raft_types!(
+    /// The Raft types of a kevo-backed key-value service: [`Request`]s in
+    /// the log, [`Response`]s from applying them, `u64` node ids, snapshots
+    /// streamed from files.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A change to the replicated key-value state: the application data of one
+/// Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Set `key` to `value`.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Remove `key` (a no-op if absent).
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+/// The result of applying one log entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The log index the entry was applied at: the write's position in the
+    /// replicated history (a version a client can compare).
+    pub index: u64,
+}
+
+/// Opens (creating if needed) the log store and the state machine of the
+/// node whose directory is `dir`, with default kevo options.
+///
+/// # Errors
+/// [`Error::Kevo`] if a database cannot be opened (for example another
+/// process holds it); [`Error::Io`] for the directory's own files;
+/// [`Error::Corruption`] for a damaged `SM_CURRENT`.
+pub fn open(dir: impl AsRef<Path>) -> Result<(LogStore, StateMachine)> {
+    open_with(dir, kevo_engine::Options::default())
+}
+
+/// [`open`] with kevo `options` for both databases.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_with(
+    dir: impl AsRef<Path>,
+    options: kevo_engine::Options,
+) -> Result<(LogStore, StateMachine)> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let log = LogStore::open(&dir.join("log"), options.clone())?;
+    let sm = StateMachine::open(dir, options)?;
+    Ok((log, sm))
+}
