@@ -21,6 +21,11 @@
 //!                                     one random script under 25 option sets, N (100) times:
 //!                                     every read identical across them and to a model
 //! cargo xtask fuzz <target> <secs>    one cargo-fuzz target for a while (nightly)
+//! cargo xtask raft-kill [--kills K]   three raft-kv processes under a writing client: K (10)
+//!                                     leaders, a follower and a far-behind follower (snapshot
+//!                                     install) killed with SIGKILL; no acknowledged write lost
+//! cargo xtask raft-bench [ARGS]       replicated puts/s and latency through a 3-node cluster,
+//!                                     kevo against openraft's in-memory store (raft-kv/benches)
 //! ```
 
 mod structure;
@@ -40,9 +45,11 @@ fn main() -> ExitCode {
         Some("crash") => crash(&args[1..]),
         Some("metamorphic") => metamorphic(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("raft-kill") => raft_kill(&args[1..]),
+        Some("raft-bench") => raft_bench(&args[1..], "release"),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | structure | bench [--compare fjall,sled,redb,rocksdb] [--chart FILE.svg] [ARGS] | bench-wal [--seconds S] | crash [--cases N] [--kills K] | metamorphic [--scripts N] | fuzz <target> <seconds>>"
+                "usage: cargo xtask <ci | structure | bench [--compare fjall,sled,redb,rocksdb] [--chart FILE.svg] [ARGS] | bench-wal [--seconds S] | crash [--cases N] [--kills K] | metamorphic [--scripts N] | fuzz <target> <seconds> | raft-kill [--kills K] | raft-bench [ARGS]>"
             );
             return ExitCode::from(2);
         }
@@ -136,6 +143,10 @@ fn ci() -> Result<(), String> {
         &["xtask", "bench-wal", "--seconds", "0.1"],
         &[],
     )?;
+    raft_bench(
+        &["--rounds", "1", "--seconds", "0.5", "--clients", "4"].map(String::from),
+        "debug",
+    )?;
     fuzz_smoke()?;
     println!(
         "ci: all steps passed in {:.0}s",
@@ -159,6 +170,34 @@ fn numeric_flags(args: &[String], flags: &mut [(&str, String)], usage: &str) -> 
         }
     }
     Ok(())
+}
+
+/// Builds raft-kv (`profile`: "release" or "debug") and runs its
+/// `raft-bench` with `args`.
+fn raft_bench(args: &[String], profile: &str) -> Result<(), String> {
+    let mut build = vec!["build", "-p", "raft-kv", "--bins"];
+    if profile == "release" {
+        build.push("--release");
+    }
+    step("build raft-kv", &cargo(), &build, &[])?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let bin = target.join(profile).join("raft-bench");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    step("raft-bench", &bin.to_string_lossy(), &args, &[])
+}
+
+fn raft_kill(args: &[String]) -> Result<(), String> {
+    let mut flags = [("kills", "10".to_string())];
+    numeric_flags(args, &mut flags, "cargo xtask raft-kill [--kills N]")?;
+    let [(_, kills)] = flags;
+    release_test(
+        "raft kill",
+        "raft-kv",
+        "kill",
+        &[("KEVO_RAFT_KILLS", &kills)],
+    )
 }
 
 fn crash(args: &[String]) -> Result<(), String> {

@@ -13,7 +13,7 @@
 //! most [`NAME_BYTES_MAX`] of `[A-Za-z0-9._-]`, the count at most
 //! [`FILES_MAX`], and file data is streamed through a fixed buffer, never
 //! allocated at its stated size. Any damage is [`Error::Corruption`] with
-//! the stream's name and the offset.
+//! the stream's name and the offset. A name may appear once.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -30,7 +30,7 @@ pub const META_BYTES_MAX: u32 = 1 << 20;
 /// The longest file name accepted.
 pub const NAME_BYTES_MAX: u16 = 255;
 /// The most files one archive may hold.
-pub const FILES_MAX: u32 = 1 << 20;
+pub const FILES_MAX: u32 = 1 << 16;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -318,6 +318,8 @@ pub fn read(input: &mut impl Read, name: &str, sink: &mut impl Sink) -> Result<V
     let (meta, count) = read_header(&mut r)?;
     let sink_err = |e| Error::io(Path::new(name), e);
     let mut buf = vec![0u8; CHUNK];
+    // At most FILES_MAX names of at most NAME_BYTES_MAX bytes: bounded.
+    let mut seen = std::collections::HashSet::new();
     for _ in 0..count {
         let entry_at = r.offset;
         let name_len = r.u16("a file name's length")?;
@@ -347,6 +349,13 @@ pub fn read(input: &mut impl Read, name: &str, sink: &mut impl Sink) -> Result<V
             .ok()
             .filter(|n| is_plain_name(n))
             .ok_or_else(|| Error::corruption(name, entry_at, "a file name that is not plain"))?;
+        if !seen.insert(file_name.clone()) {
+            return Err(Error::corruption(
+                name,
+                entry_at,
+                format!("`{file_name}` named twice"),
+            ));
+        }
         sink.create(&file_name).map_err(sink_err)?;
         let data_at = r.offset;
         let mut hasher = crc32fast::Hasher::new();
@@ -489,6 +498,18 @@ mod tests {
         bytes[entry_at + 12..entry_at + 16].copy_from_slice(&crc.to_le_bytes());
         let err = read(&mut &bytes[..], "t", &mut Discard).unwrap_err();
         assert!(err.to_string().contains("not plain"), "{err}");
+    }
+
+    #[test]
+    fn a_name_twice_is_refused() {
+        let mut bytes = archive_of(&[("a", b"x"), ("b", b"y")], b"");
+        // The second entry: name_len(2) name(1) size(8) crc(4) data(1) crc(4).
+        let entry_at = bytes.len() - (2 + 1 + 8 + 4 + 1 + 4);
+        bytes[entry_at + 2] = b'a';
+        let crc = crc32fast::hash(&bytes[entry_at..entry_at + 11]);
+        bytes[entry_at + 11..entry_at + 15].copy_from_slice(&crc.to_le_bytes());
+        let err = read(&mut &bytes[..], "t", &mut Discard).unwrap_err();
+        assert!(err.to_string().contains("named twice"), "{err}");
     }
 
     #[test]
