@@ -179,6 +179,10 @@ fn raft_bench(args: &[String], profile: &str) -> Result<(), String> {
     if profile == "release" {
         build.push("--release");
     }
+    // A RocksDB store asked for: build the peer (C++, ~18 minutes once).
+    if args.iter().any(|a| a.contains("rocksdb")) {
+        build.extend(["--features", "rocksdb"]);
+    }
     step("build raft-kv", &cargo(), &build, &[])?;
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)

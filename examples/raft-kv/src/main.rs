@@ -14,6 +14,8 @@
 mod api;
 mod memstore;
 mod network;
+#[cfg(feature = "rocksdb")]
+mod rocks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,9 +52,11 @@ struct Args {
     /// bound is twice this).
     #[arg(long, default_value_t = 400)]
     election_ms: u64,
-    /// Where the log and state live: `kevo` (the node's directory), or
+    /// Where the log and state live: `kevo` (the node's directory),
     /// `memory` (openraft's in-memory store design, nothing survives a
-    /// restart: the benchmark's upper bound).
+    /// restart: the benchmark's upper bound), or with the `rocksdb` feature
+    /// `rocksdb` / `rocksdb-synced` (openraft's raft-kv-rocksdb store design:
+    /// the log in RocksDB, appends unsynced / synced; the state in memory).
     #[arg(long, default_value = "kevo")]
     store: String,
 }
@@ -91,7 +95,22 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let raft = Raft::new(args.id, config, network, log_store, state.clone()).await?;
             (raft, api::Store::Memory(state))
         }
-        other => return Err(format!("--store {other}: `kevo` or `memory`").into()),
+        #[cfg(feature = "rocksdb")]
+        "rocksdb" | "rocksdb-synced" => {
+            let synced = args.store == "rocksdb-synced";
+            let state = memstore::MemStateMachine::new(args.dir.join("memory"))?;
+            let log_store = rocks::RocksLog::open(&args.dir.join("rocksdb"), synced)?;
+            let raft = Raft::new(args.id, config, network, log_store, state.clone()).await?;
+            (raft, api::Store::Memory(state))
+        }
+        other => {
+            let stores = if cfg!(feature = "rocksdb") {
+                "`kevo`, `memory`, `rocksdb` or `rocksdb-synced`"
+            } else {
+                "`kevo` or `memory` (`rocksdb` needs the feature of that name)"
+            };
+            return Err(format!("--store {other}: {stores}").into());
+        }
     };
     let app = Arc::new(api::App {
         raft: raft.clone(),
