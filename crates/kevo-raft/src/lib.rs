@@ -114,7 +114,17 @@ pub fn open_with(
 ) -> Result<(LogStore, StateMachine)> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let log = LogStore::open(&dir.join("log"), options.clone())?;
+    // A node that has run before must still have its log: an empty one
+    // would forget the node's vote, and Raft's safety with it.
+    let log_dir = dir.join("log");
+    if dir.join(state_machine::SM_CURRENT).exists() && !log_dir.exists() {
+        return Err(Error::corruption(
+            log_dir.display().to_string(),
+            0,
+            "the log of a node that has run before is missing; refusing to start with an empty one",
+        ));
+    }
+    let log = LogStore::open(&log_dir, options.clone())?;
     let sm = StateMachine::open(dir, options)?;
     Ok((log, sm))
 }

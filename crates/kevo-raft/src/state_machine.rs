@@ -41,7 +41,7 @@ const DATA_KEYSPACE: &str = "kv";
 const META_KEYSPACE: &str = "sm_meta";
 const APPLIED: &[u8] = b"applied";
 const MEMBERSHIP: &[u8] = b"membership";
-const SM_CURRENT: &str = "SM_CURRENT";
+pub(crate) const SM_CURRENT: &str = "SM_CURRENT";
 const SNAPSHOTS: &str = "snapshots";
 const CURRENT_SNAPSHOT: &str = "current.snap";
 const INSTALL_ARCHIVE: &str = "install.snap.tmp";
@@ -229,6 +229,17 @@ impl StateMachine {
     pub fn open(dir: &Path, options: Options) -> Result<StateMachine> {
         std::fs::create_dir_all(dir.join(SNAPSHOTS)).map_err(|e| Error::io(dir, e))?;
         let generation = current_generation(dir)?;
+        if let Some(generation) = generation
+            && !generation_dir(dir, generation).exists()
+        {
+            return Err(Error::corruption(
+                dir.join(SM_CURRENT).display().to_string(),
+                0,
+                format!(
+                    "names generation {generation}, whose directory sm-{generation} is missing"
+                ),
+            ));
+        }
         let live = Live::open(dir, generation.unwrap_or(0), options.clone())?;
         if generation.is_none() {
             replace_file(&dir.join(SM_CURRENT), b"0\n")?;

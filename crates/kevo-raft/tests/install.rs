@@ -260,3 +260,25 @@ async fn an_installed_snapshot_survives_a_reopen_and_a_damaged_one_changes_nothi
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_missing_its_log_or_its_state_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(follower(dir.path()).await);
+    std::fs::write(dir.path().join("SM_CURRENT"), "x\n").unwrap();
+    let err = kevo_raft::open(dir.path())
+        .err()
+        .expect("a damaged SM_CURRENT");
+    assert!(matches!(err, kevo_raft::Error::Corruption { .. }), "{err}");
+    std::fs::write(dir.path().join("SM_CURRENT"), "7\n").unwrap();
+    let err = kevo_raft::open(dir.path())
+        .err()
+        .expect("a missing generation");
+    assert!(err.to_string().contains("sm-7"), "{err}");
+    std::fs::write(dir.path().join("SM_CURRENT"), "0\n").unwrap();
+    std::fs::remove_dir_all(dir.path().join("log")).unwrap();
+    let err = kevo_raft::open(dir.path()).err().expect("a missing log");
+    assert!(err.to_string().contains("log of a node"), "{err}");
+    // Nothing was created by the refusals.
+    assert!(!dir.path().join("log").exists());
+}
