@@ -156,7 +156,8 @@ fn sync_appends(db: &Db, receiver: &mpsc::Receiver<LogFlushed<TypeConfig>>) {
     }
 }
 
-fn read_json<T: DeserializeOwned>(keyspace: &Keyspace, key: &[u8]) -> Result<Option<T>> {
+/// The JSON value stored under `key`, if any (damage is `Corruption`).
+pub(crate) fn read_json<T: DeserializeOwned>(keyspace: &Keyspace, key: &[u8]) -> Result<Option<T>> {
     match keyspace.get(key)? {
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
@@ -169,7 +170,8 @@ fn read_json<T: DeserializeOwned>(keyspace: &Keyspace, key: &[u8]) -> Result<Opt
     }
 }
 
-fn to_json(value: &impl Serialize) -> Result<Vec<u8>> {
+/// `value` as JSON.
+pub(crate) fn to_json(value: &impl Serialize) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
@@ -248,8 +250,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> StorageResult<Vec<Entry<TypeConfig>>> {
-        read_entries(&self.shared, &range)
-            .map_err(|e| e.storage(ErrorSubject::Logs, ErrorVerb::Read))
+        self.get_log_reader().await.try_get_log_entries(range).await
     }
 }
 

@@ -35,6 +35,7 @@ use openraft::{
 };
 
 use crate::archive::{self, DirSink};
+use crate::log_store::{read_json, to_json};
 use crate::{Error, Request, Response, Result, TypeConfig};
 
 const DATA_KEYSPACE: &str = "kv";
@@ -133,23 +134,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(keyspace: &Keyspace, key: &[u8]) -> Result<Option<T>> {
-    match keyspace.get(key)? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::corruption(
-                format!("{}/{}", keyspace.name(), String::from_utf8_lossy(key)),
-                e.column() as u64,
-                e.to_string(),
-            )
-        }),
-    }
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 /// Syncs the directory `dir` (a rename or creation in it becomes durable).

@@ -219,6 +219,34 @@ struct Writer {
     reads: AtomicUsize,
 }
 
+/// Sends `body` to `path` until a node answers 200, starting with the node
+/// `guess` and following leader hints (`guess` is left at the node that
+/// answered); returns the answer.
+async fn until_ok(
+    cluster: &tokio::sync::RwLock<Cluster>,
+    guess: &mut u64,
+    path: &str,
+    body: &Value,
+) -> Value {
+    loop {
+        let reply = cluster
+            .read()
+            .await
+            .call(*guess, path, Some(body.clone()))
+            .await;
+        match reply {
+            Ok((200, answer)) => return answer,
+            Ok((421, hint)) if hint["leader_id"].as_u64().is_some() => {
+                *guess = hint["leader_id"].as_u64().unwrap_or(1);
+            }
+            _ => {
+                *guess = *guess % 3 + 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
 async fn write_loop(cluster: Arc<tokio::sync::RwLock<Cluster>>, writer: Arc<Writer>) {
     let mut guess = 1u64;
     let mut seq = 0u64;
@@ -236,50 +264,16 @@ async fn write_loop(cluster: Arc<tokio::sync::RwLock<Cluster>>, writer: Arc<Writ
         // Retried until acknowledged, even after `stop` (the outcome of an
         // unacknowledged attempt is unknown; a put or delete applied twice
         // is applied once).
-        loop {
-            let reply = cluster
-                .read()
-                .await
-                .call(guess, path, Some(body.clone()))
-                .await;
-            match reply {
-                Ok((200, _)) => break,
-                Ok((421, hint)) if hint["leader_id"].as_u64().is_some() => {
-                    guess = hint["leader_id"].as_u64().unwrap_or(1);
-                }
-                _ => {
-                    guess = guess % 3 + 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        }
+        until_ok(&cluster, &mut guess, path, &body).await;
         writer.acked.lock().unwrap().push(op.clone());
         writer.count.fetch_add(1, Ordering::Relaxed);
         if seq % 20 == 1
             && let Op::Put(key, value) = &op
         {
             // A linearizable read after an acknowledged write sees it.
-            loop {
-                let reply = cluster
-                    .read()
-                    .await
-                    .call(guess, "kv/get", Some(json!({ "key": key })))
-                    .await;
-                match reply {
-                    Ok((200, got)) => {
-                        assert_eq!(got["value"], json!(value), "a linearizable read of {key}");
-                        writer.reads.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    Ok((421, hint)) if hint["leader_id"].as_u64().is_some() => {
-                        guess = hint["leader_id"].as_u64().unwrap_or(1);
-                    }
-                    _ => {
-                        guess = guess % 3 + 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            }
+            let got = until_ok(&cluster, &mut guess, "kv/get", &json!({ "key": key })).await;
+            assert_eq!(got["value"], json!(value), "a linearizable read of {key}");
+            writer.reads.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
