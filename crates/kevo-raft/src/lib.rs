@@ -85,12 +85,54 @@ pub enum Request {
     },
 }
 
+/// The longest key a [`Request`] may carry: kevo's own key limit.
+pub const REQUEST_KEY_BYTES_MAX: usize = kevo_engine::KEY_BYTES_MAX;
+
+/// The longest value a [`Request`] may carry: 8 MiB, well inside kevo's
+/// 64 MiB value limit once the log entry's JSON has spelled each byte as up
+/// to four characters.
+pub const REQUEST_VALUE_BYTES_MAX: usize = 8 << 20;
+
+impl Request {
+    /// Checks the request against [`REQUEST_KEY_BYTES_MAX`] and
+    /// [`REQUEST_VALUE_BYTES_MAX`]. Call it before `Raft::client_write`: an
+    /// entry the log cannot store fails the append, which openraft treats
+    /// as fatal. (An entry over the limits that reaches the state machine
+    /// anyway is not applied, on every node alike: see [`Response`].)
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the limit.
+    pub fn validate(&self) -> Result<()> {
+        let (key, value) = match self {
+            Request::Put { key, value } => (key, value.len()),
+            Request::Delete { key } => (key, 0),
+        };
+        if key.len() > REQUEST_KEY_BYTES_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "a key of {} bytes (at most {REQUEST_KEY_BYTES_MAX})",
+                key.len()
+            )));
+        }
+        if value > REQUEST_VALUE_BYTES_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "a value of {value} bytes (at most {REQUEST_VALUE_BYTES_MAX})"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The result of applying one log entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     /// The log index the entry was applied at: the write's position in the
     /// replicated history (a version a client can compare).
     pub index: u64,
+    /// Why the entry was not applied, if it was not: a request that fails
+    /// [`Request::validate`] is skipped by every node alike (applying it
+    /// would fail, and a failed apply stops openraft).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
 }
 
 /// Opens (creating if needed) the log store and the state machine of the

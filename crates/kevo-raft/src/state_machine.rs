@@ -46,6 +46,9 @@ pub(crate) const SM_CURRENT: &str = "SM_CURRENT";
 const SNAPSHOTS: &str = "snapshots";
 const CURRENT_SNAPSHOT: &str = "current.snap";
 const INSTALL_ARCHIVE: &str = "install.snap.tmp";
+/// Applies larger than this are written as several batches (kevo's batch
+/// limit is 128 MiB; one entry is at most ~8 MiB of key and value).
+const APPLY_BATCH_BYTES: usize = 32 << 20;
 
 type StorageResult<T> = std::result::Result<T, StorageError<u64>>;
 type Meta = SnapshotMeta<u64, BasicNode>;
@@ -346,18 +349,33 @@ impl StateMachine {
         let mut membership = None;
         for entry in entries {
             let log_id = *entry.get_log_id();
+            let mut rejected = None;
             match entry.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(Request::Put { key, value }) => {
-                    batch.put_in(&live.data, key, value)
-                }
-                EntryPayload::Normal(Request::Delete { key }) => batch.delete_in(&live.data, key),
+                EntryPayload::Normal(request) => match request.validate() {
+                    Err(e) => rejected = Some(e.to_string()),
+                    Ok(()) => match request {
+                        Request::Put { key, value } => batch.put_in(&live.data, key, value),
+                        Request::Delete { key } => batch.delete_in(&live.data, key),
+                    },
+                },
                 EntryPayload::Membership(m) => membership = Some(Membership::new(Some(log_id), m)),
             }
             responses.push(Response {
                 index: log_id.index,
+                rejected,
             });
             last = Some(log_id);
+            if batch.encoded_bytes() >= APPLY_BATCH_BYTES {
+                // Kept under kevo's batch limit: each part carries its own
+                // applied id, so a crash between parts leaves a prefix.
+                batch.put_in(&live.meta, APPLIED, to_json(&log_id)?);
+                if let Some(membership) = membership.take() {
+                    batch.put_in(&live.meta, MEMBERSHIP, to_json(&membership)?);
+                }
+                live.db.write(std::mem::take(&mut batch))?;
+                last = None;
+            }
         }
         if let Some(last) = last {
             batch.put_in(&live.meta, APPLIED, to_json(&last)?);

@@ -282,3 +282,38 @@ async fn a_node_missing_its_log_or_its_state_refuses_to_start() {
     // Nothing was created by the refusals.
     assert!(!dir.path().join("log").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_limits_are_skipped_alike_and_large_applies_are_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, mut sm) = open(dir.path());
+    let too_long = Request::Put {
+        key: vec![b'k'; kevo_raft::REQUEST_KEY_BYTES_MAX + 1],
+        value: b"v".to_vec(),
+    };
+    assert!(too_long.validate().is_err());
+    let entry = Entry {
+        log_id: log_id(1, 1),
+        payload: EntryPayload::Normal(too_long),
+    };
+    let replies = sm.apply([entry, put(2, "ok", "yes")]).await.unwrap();
+    assert!(
+        replies[0]
+            .rejected
+            .as_deref()
+            .unwrap_or("")
+            .contains("key of"),
+        "{replies:?}"
+    );
+    assert_eq!(replies[1].rejected, None);
+    assert_eq!(dump(&sm), [("ok".to_string(), "yes".to_string())]);
+
+    // Six values of 7 MiB: one apply of 42 MiB, written in parts under
+    // kevo's batch limit, all of it applied.
+    let big = "x".repeat(7 << 20);
+    let entries: Vec<_> = (3..9).map(|i| put(i, &format!("big{i}"), &big)).collect();
+    sm.apply(entries).await.unwrap();
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 8)));
+    assert_eq!(sm.get("big8").unwrap().map(|v| v.len()), Some(7 << 20));
+    assert_eq!(sm.dump().unwrap().len(), 7);
+}

@@ -14,15 +14,16 @@
 //! | `POST /raft/append`, `/raft/vote`, `/raft/snapshot` | openraft's RPCs | between nodes |
 //!
 //! Client calls on a node that is not the leader answer `421` with
-//! `{"error", "leader_id", "leader_addr"}`; other failures `503` with
-//! `{"error"}`.
+//! `{"error", "leader_id", "leader_addr"}`; a key or value over the limits
+//! of `kevo_raft::Request::validate` (keys up to 64 KiB, values up to
+//! 8 MiB) `400`, a body over 64 KiB `413` (see `CLIENT_BODY_BYTES_MAX`); other failures `503` with `{"error"}`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -74,7 +75,24 @@ impl Store {
 
 type Shared = State<Arc<App>>;
 
+/// The largest client body (a put's key and value as JSON strings).
+/// openraft 0.9 cancels an AppendEntries RPC that takes longer than
+/// `heartbeat_interval` and sends it again: entries must stay small enough
+/// for up to `max_payload_entries` (300) of them to cross in that time.
+pub(crate) const CLIENT_BODY_BYTES_MAX: usize = 64 << 10;
+
+/// The largest body a Raft RPC may have: 300 entries of a largest client
+/// body, whose bytes the log's JSON spells with up to four characters.
+pub(crate) const RAFT_BODY_BYTES_MAX: usize = 128 << 20;
+
 pub(crate) fn router(app: Arc<App>) -> Router {
+    // Raft RPCs carry up to `max_payload_entries` entries, each a client
+    // body spelled as JSON again: far larger than a client body.
+    let raft = Router::new()
+        .route("/raft/append", post(raft_append))
+        .route("/raft/vote", post(raft_vote))
+        .route("/raft/snapshot", post(raft_snapshot))
+        .layer(DefaultBodyLimit::max(RAFT_BODY_BYTES_MAX));
     Router::new()
         .route("/kv/put", post(put))
         .route("/kv/delete", post(delete))
@@ -85,9 +103,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/cluster/change-membership", post(change_membership))
         .route("/cluster/metrics", get(metrics))
         .route("/cluster/snapshot", post(snapshot))
-        .route("/raft/append", post(raft_append))
-        .route("/raft/vote", post(raft_vote))
-        .route("/raft/snapshot", post(raft_snapshot))
+        .layer(DefaultBodyLimit::max(CLIENT_BODY_BYTES_MAX))
+        .merge(raft)
         .with_state(app)
 }
 
@@ -125,6 +142,12 @@ struct Key {
 }
 
 async fn write(app: &App, request: Request) -> Response {
+    // Refused before it enters the log: an entry the log cannot store would
+    // stop Raft on every node.
+    if let Err(e) = request.validate() {
+        let body = json!({ "error": e.to_string() });
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
     match app.raft.client_write(request).await {
         Ok(reply) => Json(json!({ "index": reply.data.index })).into_response(),
         Err(e) => failure(e),

@@ -268,6 +268,7 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
             }
             responses.push(Response {
                 index: log_id.index,
+                rejected: None,
             });
         }
         Ok(responses)
