@@ -160,6 +160,11 @@ impl Cluster {
         }
     }
 
+    /// Node `id`'s `/kv/dump`: its pairs, applied index and generation.
+    async fn dump(&self, id: u64) -> Value {
+        self.call(id, "kv/dump", None).await.unwrap().1
+    }
+
     async fn metrics(&self, id: u64) -> Option<Value> {
         match self.call(id, "cluster/metrics", None).await {
             Ok((200, m)) => Some(m),
@@ -385,13 +390,7 @@ async fn nodes_killed_mid_stream_lose_no_acknowledged_write() {
     // A follower down until the leader has purged the log it would need.
     let leader = cluster.read().await.wait_leader(None).await;
     let far = leader % 3 + 1;
-    let before = cluster
-        .read()
-        .await
-        .call(far, "kv/dump", None)
-        .await
-        .unwrap()
-        .1;
+    let before = cluster.read().await.dump(far).await;
     let last_index = {
         let c = cluster.read().await;
         c.metrics(far).await.unwrap()["last_log_index"]
@@ -419,13 +418,7 @@ async fn nodes_killed_mid_stream_lose_no_acknowledged_write() {
     }
     cluster.write().await.start(far);
     cluster.read().await.wait_caught_up(far).await;
-    let after = cluster
-        .read()
-        .await
-        .call(far, "kv/dump", None)
-        .await
-        .unwrap()
-        .1;
+    let after = cluster.read().await.dump(far).await;
     assert!(
         after["generation"].as_u64() > before["generation"].as_u64(),
         "node {far} caught up without installing a snapshot: {} -> {}",
@@ -447,7 +440,7 @@ async fn nodes_killed_mid_stream_lose_no_acknowledged_write() {
     let deadline = Instant::now() + Duration::from_secs(60);
     for id in 1..=3 {
         loop {
-            let (_, dump) = c.call(id, "kv/dump", None).await.unwrap();
+            let dump = c.dump(id).await;
             let got: BTreeMap<String, String> =
                 serde_json::from_value(dump["pairs"].clone()).unwrap();
             if got == want {
