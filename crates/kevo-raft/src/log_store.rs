@@ -146,14 +146,17 @@ fn sync_appends(db: &Db, receiver: &mpsc::Receiver<LogFlushed<TypeConfig>>) {
         waiting.extend(receiver.try_iter());
         let result = db.sync_wal();
         for callback in waiting {
-            callback.log_io_completed(
-                result
-                    .as_ref()
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-                    .map(|_| ()),
-            );
+            callback.log_io_completed(flush_result(&result));
         }
     }
+}
+
+/// A WAL sync's outcome as openraft's flush callback takes it.
+fn flush_result(synced: &kevo_engine::Result<()>) -> std::io::Result<()> {
+    synced
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// The JSON value stored under `key`, if any (damage is `Corruption`).
@@ -328,8 +331,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         if let Err(callback) = queued {
             // No syncer (never expected while the store is alive): sync here.
-            let result = self.shared.db.sync_wal();
-            callback.log_io_completed(result.map_err(|e| std::io::Error::other(e.to_string())));
+            callback.log_io_completed(flush_result(&self.shared.db.sync_wal()));
         }
         Ok(())
     }

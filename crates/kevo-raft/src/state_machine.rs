@@ -177,8 +177,9 @@ fn parse_meta(bytes: &[u8], file: &str) -> Result<Meta> {
         .map_err(|e| Error::corruption(file, e.column() as u64, format!("snapshot metadata: {e}")))
 }
 
-/// The metadata of the archive at `path`, if there is one.
-fn archive_meta(path: &Path) -> Result<Option<Meta>> {
+/// The archive at `path`, if there is one: its metadata, and the file
+/// opened and positioned at its start (for streaming it whole).
+fn open_archive(path: &Path) -> Result<Option<(Meta, File)>> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -186,7 +187,10 @@ fn archive_meta(path: &Path) -> Result<Option<Meta>> {
     };
     let name = path.display().to_string();
     let bytes = archive::read_meta(&mut file, &name)?;
-    parse_meta(&bytes, &name).map(Some)
+    let meta = parse_meta(&bytes, &name)?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(Some((meta, file)))
 }
 
 /// The generation `SM_CURRENT` names (0 if there is no such file yet).
@@ -263,7 +267,7 @@ impl StateMachine {
         let snapshots = dir.join(SNAPSHOTS);
         let installed = snapshots.join(INSTALL_ARCHIVE);
         // Damage makes it useless, not the node: it is then discarded.
-        if let Ok(Some(meta)) = archive_meta(&installed)
+        if let Ok(Some((meta, _))) = open_archive(&installed)
             && meta.last_log_id == live.applied()?.0
         {
             std::fs::rename(&installed, snapshots.join(CURRENT_SNAPSHOT))
@@ -411,10 +415,9 @@ impl StateMachine {
     fn current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>> {
         let _snapshots = lock(&self.shared.snapshots);
         let path = self.shared.dir.join(SNAPSHOTS).join(CURRENT_SNAPSHOT);
-        let Some(meta) = archive_meta(&path)? else {
+        let Some((meta, file)) = open_archive(&path)? else {
             return Ok(None);
         };
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(tokio::fs::File::from_std(file)),
