@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         Some("bench-wal") => wal_bench::run(&args[1..]),
         Some("crash") => crash(&args[1..]),
         Some("metamorphic") => metamorphic(&args[1..]),
-        Some("fuzz") => fuzz(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..], Build::Release),
         Some("raft-kill") => raft_kill(&args[1..]),
         Some("raft-bench") => raft_bench(&args[1..]),
         _ => {
@@ -127,7 +127,18 @@ fn ci() -> Result<(), String> {
         step(
             &format!("example {example}"),
             &cargo,
-            &["run", "--quiet", "-p", "kevo-engine", "--example", example],
+            // The test profile's build of the crates, already made by the
+            // test step.
+            &[
+                "run",
+                "--quiet",
+                "--profile",
+                "test",
+                "-p",
+                "kevo-engine",
+                "--example",
+                example,
+            ],
             &[],
         )?;
     }
@@ -381,12 +392,23 @@ fn fuzz_smoke() -> Result<(), String> {
         return Ok(());
     }
     for target in fuzz_targets()? {
-        fuzz(&[target, "10".to_string()])?;
+        fuzz(&[target, "5".to_string()], Build::Dev)?;
     }
     Ok(())
 }
 
-fn fuzz(args: &[String]) -> Result<(), String> {
+/// How a fuzz target is built.
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    /// cargo-fuzz's default: optimised, one codegen unit per crate (about
+    /// 3.5 minutes here for the first target): for real runs.
+    Release,
+    /// Unoptimised (about 2 minutes for all of them): ci's smoke, which
+    /// only has to show every target builds and runs its seeds.
+    Dev,
+}
+
+fn fuzz(args: &[String], build: Build) -> Result<(), String> {
     let [target, seconds] = args else {
         return Err(format!(
             "usage: cargo xtask fuzz <target> <seconds>   (targets: {})",
@@ -403,7 +425,11 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     let corpus = format!("fuzz/corpus/{target}");
     std::fs::create_dir_all(&corpus).map_err(|e| format!("creating {corpus}: {e}"))?;
     let seeds = format!("fuzz/seeds/{target}");
-    let mut args = vec!["+nightly", "fuzz", "run", target, &corpus];
+    let mut args = vec!["+nightly", "fuzz", "run"];
+    if build == Build::Dev {
+        args.push("--dev");
+    }
+    args.extend([target.as_str(), &corpus]);
     if std::path::Path::new(&seeds).is_dir() {
         // Read-only seeds: new inputs go to the first corpus directory.
         args.push(&seeds);
