@@ -404,23 +404,46 @@ fn every_option_set_reads_the_same() {
     let started = std::time::Instant::now();
     let mut reads = 0;
     let mut seen = Seen::default();
+    // The option sets run side by side, one share per core: each run is
+    // single-threaded and this is the longest test of the suite.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     for s in 0..scripts {
         let script_seed = seed.wrapping_add(s);
         let ops = script(script_seed, len);
         let expected = run_model(&ops);
         reads += expected.len() * sets.len();
-        for (name, options) in &sets {
-            let got = run_db(&ops, options, &mut seen);
-            if let Some(i) =
-                (0..expected.len().max(got.len())).find(|&i| got.get(i) != expected.get(i))
-            {
-                panic!(
-                    "script {script_seed} (KEVO_METAMORPHIC_SEED={script_seed} KEVO_METAMORPHIC_SCRIPTS=1 \
-                     KEVO_METAMORPHIC_OPS={len}), option set \"{name}\": read {i} differs\n  got:  {:?}\n  want: {:?}",
-                    got.get(i),
-                    expected.get(i)
-                );
-            }
+        let shares = std::thread::scope(|scope| {
+            let runs: Vec<_> = sets
+                .chunks(sets.len().div_ceil(threads))
+                .map(|share| {
+                    let (ops, expected) = (&ops, &expected);
+                    scope.spawn(move || {
+                        let mut seen = Seen::default();
+                        for (name, options) in share {
+                            let got = run_db(ops, options, &mut seen);
+                            if let Some(i) = (0..expected.len().max(got.len()))
+                                .find(|&i| got.get(i) != expected.get(i))
+                            {
+                                panic!(
+                                    "script {script_seed} (KEVO_METAMORPHIC_SEED={script_seed} KEVO_METAMORPHIC_SCRIPTS=1 \
+                                     KEVO_METAMORPHIC_OPS={len}), option set \"{name}\": read {i} differs\n  got:  {:?}\n  want: {:?}",
+                                    got.get(i),
+                                    expected.get(i)
+                                );
+                            }
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .map(|run| run.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect::<Vec<_>>()
+        });
+        for share in shares {
+            seen.flushes += share.flushes;
+            seen.compactions += share.compactions;
+            seen.reopens += share.reopens;
         }
     }
     println!(

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "raft")]
 use openraft::{ErrorSubject, ErrorVerb, StorageError, StorageIOError};
 
 /// What can go wrong in the Raft storage.
@@ -57,6 +58,7 @@ impl Error {
     }
 
     /// This error as openraft's, about `subject` and what was being done.
+    #[cfg(feature = "raft")]
     pub(crate) fn storage(self, subject: ErrorSubject<u64>, verb: ErrorVerb) -> StorageError<u64> {
         StorageIOError::new(subject, verb, &self).into()
     }
