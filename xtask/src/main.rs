@@ -112,6 +112,22 @@ fn ci() -> Result<(), String> {
         ],
         &[],
     )?;
+    // kevo-raft without its `raft` feature is what the fuzz target builds:
+    // keep it compiling where cargo-fuzz is not installed.
+    step(
+        "clippy kevo-raft (archive only)",
+        &cargo,
+        &[
+            "clippy",
+            "-p",
+            "kevo-raft",
+            "--no-default-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
     println!("==> structure");
     structure::check(&workspace_root())?;
     // Property tests read PROPTEST_CASES only where a test does not set its
