@@ -39,6 +39,10 @@
 //! log id (never a torn batch), and openraft applies the committed log
 //! again; a snapshot flushes it first, so the log is never purged past what
 //! the state machine holds durably. See `docs/raft.md`.
+//!
+//! Feature `raft` (on by default) holds everything above. Without it the
+//! crate is only [`archive`] (the snapshot file format) and [`Error`],
+//! built without openraft and tokio: what the fuzz target reads.
 
 pub mod archive;
 mod error;
