@@ -220,10 +220,8 @@ impl Engine {
                     self.seal_wal_segment(end);
                     Ok(())
                 }
-                Err(e) if self.life.background_error().is_some() => {
-                    tracing::warn!(error = %e, "syncing the WAL at close after a background error");
-                    Ok(())
-                }
+                // Even after a background error the caller learns that
+                // writes it was told of may not be on disk.
                 Err(e) => Err(from_wal(&self.dir, e)),
             },
             None => Ok(()),

@@ -297,7 +297,8 @@ fn close_after_a_background_failure_still_syncs_the_wal() {
 /// `sync_wal` makes unsynced writes durable: under `SyncMode::None`, what
 /// was written before it survives a crash that keeps nothing unsynced, and
 /// what came after it does not (a prefix); a failed sync turns the
-/// database read-only rather than report a durability it lacks.
+/// database read-only rather than report a durability it lacks, and close
+/// reports it too.
 #[test]
 fn sync_wal_makes_earlier_unsynced_writes_durable() {
     let mem = Arc::new(MemFs::new());
@@ -317,7 +318,13 @@ fn sync_wal_makes_earlier_unsynced_writes_durable() {
     fs.add_rule(rule(FaultOp::Sync, ".wal"));
     assert!(matches!(db.sync_wal(), Err(Error::ReadOnly { .. })));
     assert!(matches!(db.put("k", "v"), Err(Error::ReadOnly { .. })));
-    let _ = db.close();
+    // "doomed" was acknowledged and never synced: close says so (it used
+    // to return `Ok` once a background error was set).
+    let closed = db.close();
+    assert!(
+        matches!(closed, Err(Error::Io { .. })),
+        "close after a failed WAL sync: {closed:?}"
+    );
     assert!(matches!(db.sync_wal(), Err(Error::Closed)));
 }
 
