@@ -412,7 +412,7 @@ fn every_option_set_reads_the_same() {
         let ops = script(script_seed, len);
         let expected = run_model(&ops);
         reads += expected.len() * sets.len();
-        let shares = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let runs: Vec<_> = sets
                 .chunks(sets.len().div_ceil(threads))
                 .map(|share| {
@@ -436,15 +436,13 @@ fn every_option_set_reads_the_same() {
                     })
                 })
                 .collect();
-            runs.into_iter()
-                .map(|run| run.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect::<Vec<_>>()
+            for run in runs {
+                let share = run.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                seen.flushes += share.flushes;
+                seen.compactions += share.compactions;
+                seen.reopens += share.reopens;
+            }
         });
-        for share in shares {
-            seen.flushes += share.flushes;
-            seen.compactions += share.compactions;
-            seen.reopens += share.reopens;
-        }
     }
     println!(
         "metamorphic: {scripts} scripts of {len} operations under {} option sets, {reads} reads \

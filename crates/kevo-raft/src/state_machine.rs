@@ -101,6 +101,25 @@ impl Live {
         let membership = read_json(&self.meta, MEMBERSHIP)?.unwrap_or_default();
         Ok((applied, membership))
     }
+
+    /// Writes `batch` (unsynced) with the applied id `last` and, if one
+    /// came with it, the new `membership`: the state and what it reflects
+    /// change together.
+    fn write_applied(
+        &self,
+        mut batch: WriteBatch,
+        last: Option<LogId<u64>>,
+        membership: Option<Membership>,
+    ) -> Result<()> {
+        if let Some(last) = last {
+            batch.put_in(&self.meta, APPLIED, to_json(&last)?);
+        }
+        if let Some(membership) = membership {
+            batch.put_in(&self.meta, MEMBERSHIP, to_json(&membership)?);
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
 }
 
 struct Shared {
@@ -373,24 +392,13 @@ impl StateMachine {
             if batch.encoded_bytes() >= APPLY_BATCH_BYTES {
                 // Kept under kevo's batch limit: each part carries its own
                 // applied id, so a crash between parts leaves a prefix.
-                batch.put_in(&live.meta, APPLIED, to_json(&log_id)?);
-                if let Some(membership) = membership.take() {
-                    batch.put_in(&live.meta, MEMBERSHIP, to_json(&membership)?);
-                }
-                live.db.write(std::mem::take(&mut batch))?;
-                last = None;
+                live.write_applied(std::mem::take(&mut batch), last.take(), membership.take())?;
             }
         }
-        if let Some(last) = last {
-            batch.put_in(&live.meta, APPLIED, to_json(&last)?);
-        }
-        if let Some(membership) = membership {
-            batch.put_in(&live.meta, MEMBERSHIP, to_json(&membership)?);
-        }
         // Not synced: a crash may take the state back to an earlier applied
-        // id (the batch is all or nothing), and openraft applies the log
+        // id (each batch is all or nothing), and openraft applies the log
         // from there again.
-        live.db.write(batch)?;
+        live.write_applied(batch, last, membership)?;
         Ok(responses)
     }
 
