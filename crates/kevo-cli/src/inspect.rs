@@ -404,11 +404,11 @@ pub(crate) fn check(out: &mut Out, dir: &Path) -> Outcome {
     }
     let mut wal_batches = 0u64;
     if !segments.is_empty() {
-        let newest = segments.last().copied();
         let plan = RecoveryPlan {
             segments,
             sealed,
             headers_durable: true,
+            seals_tracked: true,
         };
         let shared: Arc<dyn Fs> = Arc::new(OsFs::new());
         let mut replay = Replay::with_plan(shared, dir, RecoveryMode::SkipCorrupted, plan);
@@ -430,9 +430,14 @@ pub(crate) fn check(out: &mut Out, dir: &Path) -> Outcome {
             let len = std::fs::metadata(dir.join(&name))
                 .map(|m| m.len())
                 .unwrap_or(0);
-            // The newest, unsealed segment may end in what a crash leaves.
-            let torn_tail = Some(s.segment) == newest
-                && state.wals.get(&s.segment) == Some(&None)
+            // An unsealed segment with no sealed one after it (the live
+            // one, or one whose seal was still to come) may end in what a
+            // crash leaves: seals are recorded in order.
+            let torn_tail = state.wals.get(&s.segment) == Some(&None)
+                && !state
+                    .wals
+                    .range(s.segment + 1..)
+                    .any(|(_, sealed)| sealed.is_some())
                 && s.offset + s.len >= len;
             if !torn_tail {
                 findings.push(Finding {

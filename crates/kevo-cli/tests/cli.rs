@@ -80,6 +80,23 @@ fn database(dir: &Path, n: u32) {
     db.close().expect("close");
 }
 
+/// Opens `dir` for writing, waiting out a `LOCK` held for a moment by a
+/// child process another test is starting: a child shares the parent's
+/// open files, and so its `flock`s, from `fork` until its `exec` closes
+/// them.
+fn open_for_writing(dir: &Path) -> Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Db::open(dir) {
+            Ok(db) => return db,
+            Err(kevo_engine::Error::Busy { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("open: {e:?}"),
+        }
+    }
+}
+
 /// Names, sizes and contents of every file under `dir`.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
@@ -454,7 +471,7 @@ fn reading_commands_change_nothing_on_disk() {
 fn a_database_open_for_writing_is_busy_for_every_command() {
     let dir = tempfile::tempdir().expect("tempdir");
     database(dir.path(), 10);
-    let db = Db::open(dir.path()).expect("open");
+    let db = open_for_writing(dir.path());
     let d = s(dir.path());
     for args in [
         vec!["get", d, "key00001"],
@@ -477,7 +494,7 @@ fn compact_and_repair_report_what_they_did() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = s(dir.path());
     {
-        let db = Db::open(dir.path()).expect("open");
+        let db = open_for_writing(dir.path());
         // Three tables: one short of the L0 compaction trigger.
         for round in 0..3 {
             for i in 0..500 {

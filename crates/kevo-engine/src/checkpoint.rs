@@ -351,7 +351,8 @@ pub(crate) struct Capture<'a> {
     /// Every table of every keyspace: (number, bytes).
     pub(crate) tables: Vec<(u64, u64)>,
     /// The WAL segments to copy: (number, bytes to copy: `None` for the
-    /// whole file, a segment whose seal was not recorded yet).
+    /// whole file, left unsealed; only where the log no longer knows a
+    /// segment's final length, which a checkpoint never meets).
     pub(crate) segments: Vec<(u64, Option<u64>)>,
 }
 
@@ -400,23 +401,24 @@ pub(crate) fn capture<'a>(engine: &'a Engine, versions: &VersionSet) -> Result<C
         .flat_map(|version| version.tables().map(|(_, t)| (t.number, t.file_size)))
         .collect();
     // The WAL from the global log number on, each segment up to where its
-    // records end: its sealed length, or the position for the live one. A
-    // segment whose seal was not recorded yet (the live one just rotated
-    // away from, its successor still empty) is copied whole and left
-    // unsealed: replay reads it to its clean end.
-    let segments = state
-        .wal_segments
-        .iter()
-        .filter(|&(number, _)| number >= state.log_number && number <= position.segment)
-        .map(|(number, sealed)| {
-            let len = if number == position.segment {
-                Some(position.offset)
-            } else {
-                sealed
-            };
-            (number, len)
-        })
-        .collect();
+    // records end: the position for the live one, the final length for
+    // the others (the manifest's seal may come after the state was read;
+    // the sync above made them durable either way).
+    let segments = engine.with_wal(|wal| {
+        state
+            .wal_segments
+            .iter()
+            .filter(|&(number, _)| number >= state.log_number && number <= position.segment)
+            .map(|(number, sealed)| {
+                let len = if number == position.segment {
+                    Some(position.offset)
+                } else {
+                    sealed.or_else(|| wal.segment_end(number))
+                };
+                (number, len)
+            })
+            .collect()
+    })?;
     Ok(Capture {
         _hold: hold,
         state,

@@ -532,6 +532,13 @@ fn start_manifest(
         for &(segment, end) in &report.segment_ends {
             state.wal_segments.insert(segment, Some(end));
         }
+        // Cut to their headers by `sync_replayed`: tracked, sealed empty,
+        // so that the tracked segments still follow each other.
+        for &segment in &report.segments_dropped {
+            state
+                .wal_segments
+                .insert(segment, Some(kevo_wal::SEGMENT_HEADER_BYTES as u64));
+        }
     }
     last_seqno = last_seqno.max(state.last_seqno);
     let manifest_options = ManifestOptions {
@@ -566,6 +573,7 @@ fn start_wal(
     let mut obsolete = found.checked.obsolete_segments.clone();
     if durable.flushed_replayed {
         obsolete.extend(report.segments.iter().copied());
+        obsolete.extend(report.segments_dropped.iter().copied());
     }
     for segment in &obsolete {
         remove(fs.as_ref(), &dir.join(segment_file_name(*segment)))?;
@@ -933,20 +941,15 @@ impl SeqnoCheck {
 }
 
 /// Records every WAL segment the log starts in the manifest before any
-/// record goes into it (see [`SegmentListener`]), and the length of the
+/// record goes into it (see [`SegmentListener`]), and the length of each
 /// segment it seals: what lets open tell a lost segment from a crash.
 #[derive(Debug)]
 pub(crate) struct SegmentTracker {
     pub(crate) versions: Arc<VersionSet>,
 }
 
-impl SegmentListener for SegmentTracker {
-    fn segment_started(&self, started: u64, sealed: Option<(u64, u64)>) -> std::io::Result<()> {
-        let edit = VersionEdit {
-            wal_segments_added: vec![started],
-            wal_segments_sealed: sealed.into_iter().collect(),
-            ..VersionEdit::default()
-        };
+impl SegmentTracker {
+    fn record(&self, edit: VersionEdit) -> std::io::Result<()> {
         match self.versions.log_and_apply(edit) {
             Ok(_) => Ok(()),
             // The kind (a full disk, say) decides whether to retry.
@@ -961,6 +964,22 @@ impl SegmentListener for SegmentTracker {
                 Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
             }
         }
+    }
+}
+
+impl SegmentListener for SegmentTracker {
+    fn segment_started(&self, started: u64) -> std::io::Result<()> {
+        self.record(VersionEdit {
+            wal_segments_added: vec![started],
+            ..VersionEdit::default()
+        })
+    }
+
+    fn segment_sealed(&self, segment: u64, len: u64) -> std::io::Result<()> {
+        self.record(VersionEdit {
+            wal_segments_sealed: vec![(segment, len)],
+            ..VersionEdit::default()
+        })
     }
 }
 

@@ -313,8 +313,10 @@ fn check_tracked_segments(
     checked: &mut Checked,
 ) -> Result<()> {
     let lenient = mode == RecoveryMode::SkipCorrupted;
-    // Each segment was recorded only after its header was synced.
+    // Each segment was recorded only after its header was synced, and
+    // sealed before any record of a later one was synced.
     checked.plan.headers_durable = true;
+    checked.plan.seals_tracked = true;
     for (number, sealed) in manifest.wal_segments.iter() {
         let path = dir.join(segment_file_name(number));
         let damaged = |offset: u64, reason: String| Error::Corruption {

@@ -95,8 +95,11 @@ impl CommitEnv for Engine {
     fn append(&self, batch: &Batch, sync: bool) -> Result<()> {
         let sync_now = sync && self.options.sync_mode != SyncMode::Always;
         let appended = self.with_wal(|wal| {
-            wal.append(batch)
-                .and_then(|_| if sync_now { wal.sync() } else { Ok(()) })
+            if sync_now {
+                wal.append_sync(batch).map(|_| ())
+            } else {
+                wal.append(batch).map(|_| ())
+            }
         })?;
         if appended.is_ok() {
             self.wal_bytes

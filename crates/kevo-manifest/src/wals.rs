@@ -58,7 +58,8 @@ impl WalSegments {
     /// The set after `edit` (whose log number is already raised to the
     /// set's: `log_number`), or why the edit does not apply: a segment
     /// added that is not newer than every tracked one, a segment sealed
-    /// that is not tracked, or sealed twice with different lengths.
+    /// that is not tracked (unless it is below the log number: retired),
+    /// or sealed twice with different lengths.
     pub(crate) fn apply(&self, edit: &VersionEdit, log_number: u64) -> Result<WalSegments, String> {
         let mut segments = self.segments.clone();
         for &number in &edit.wal_segments_added {
@@ -73,6 +74,9 @@ impl WalSegments {
         }
         for &(number, bytes) in &edit.wal_segments_sealed {
             match segments.get_mut(&number) {
+                // The log seals a segment after rotating away from it; a
+                // flush may have retired it first.
+                None if number < log_number => {}
                 None => return Err(format!("seals WAL segment {number}, which is not tracked")),
                 Some(Some(sealed)) if *sealed != bytes => {
                     return Err(format!(
@@ -142,6 +146,15 @@ mod tests {
         );
         assert!(
             set.apply(&edit(&[], &[(6, 1)]), 0)
+                .unwrap_err()
+                .contains("not tracked")
+        );
+        // A seal that comes after a flush retired the segment is moot.
+        let retired = set.apply(&edit(&[6], &[]), 6).unwrap();
+        assert_eq!(retired.apply(&edit(&[], &[(5, 100)]), 6).unwrap(), retired);
+        assert!(
+            retired
+                .apply(&edit(&[], &[(7, 1)]), 6)
                 .unwrap_err()
                 .contains("not tracked")
         );

@@ -8,7 +8,7 @@
 //! block k      = fragments ... | zero padding (< FRAGMENT_HEADER_BYTES)
 //!
 //! segment header: magic "KEVOWAL\0" | version u16 | flags u16 | segment u64 | crc32 u32
-//!                 version: FORMAT_VERSION (3) written, FORMAT_VERSION_MIN..=FORMAT_VERSION read;
+//!                 version: FORMAT_VERSION (4) written, FORMAT_VERSION_MIN..=FORMAT_VERSION read;
 //!                 log files (log::LogWriter): LOG_FORMAT_VERSION (1), the only one read
 //! fragment:       crc32 u32 | length u16 | type u8 | tag u32 | payload (length bytes)
 //!                 crc32 covers length, type, tag and payload
@@ -16,7 +16,9 @@
 //!
 //! A record (one [`Batch`](crate::Batch)) is stored as one `Full` fragment
 //! or as `First`, `Middle`*, `Last` fragments; a fragment never crosses a
-//! block boundary. The tag is the low 32 bits of the segment number, so bytes
+//! block boundary. From version 4, a segment the log rotated into opens
+//! with one `Predecessor` fragment: the number and final length of the
+//! segment before it. The tag is the low 32 bits of the segment number, so bytes
 //! left in a recycled segment file by its previous life never pass for
 //! records of the new one.
 
@@ -43,10 +45,11 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"KEVOWAL\0";
 /// | 1 | first format |
 /// | 2 | entries of a non-default keyspace: tag `kind \| 0x80`, then the keyspace as a varint32 |
 /// | 3 | range deletes: kind `3`, the start key, then the end key length-prefixed |
+/// | 4 | a segment started by a rotation opens with a `Predecessor` fragment (type `5`) |
 ///
-/// The framing is the same in all; only batches changed, so an older reader
-/// refuses a newer segment rather than misread its entries.
-pub const FORMAT_VERSION: u16 = 3;
+/// Versions 1 to 3 share the framing; only batches changed. An older reader
+/// refuses a newer segment rather than misread it.
+pub const FORMAT_VERSION: u16 = 4;
 
 /// The oldest segment format this code reads. A version-1 segment holds
 /// entries of the default keyspace only (a keyspace field in one is damage).
@@ -66,9 +69,13 @@ pub(crate) const FORMAT_VERSION_KEYSPACES: u16 = 2;
 /// The first segment format whose batches may hold range deletes.
 pub(crate) const FORMAT_VERSION_RANGE_DELETES: u16 = 3;
 
+/// The first segment format with `Predecessor` fragments.
+pub(crate) const FORMAT_VERSION_PREDECESSOR: u16 = 4;
+
 const _: () = assert!(FORMAT_VERSION_MIN <= FORMAT_VERSION);
 const _: () = assert!(FORMAT_VERSION_KEYSPACES <= FORMAT_VERSION);
 const _: () = assert!(FORMAT_VERSION_RANGE_DELETES <= FORMAT_VERSION);
+const _: () = assert!(FORMAT_VERSION_PREDECESSOR <= FORMAT_VERSION);
 
 /// Largest payload one fragment can carry (its length is a `u16` and it
 /// must fit in a block after its header).
@@ -93,6 +100,10 @@ pub(crate) enum FragmentType {
     Middle = 3,
     /// The last fragment of a record.
     Last = 4,
+    /// Alone, right after the header of a segment the log rotated into
+    /// (version 4 on): the segment before it and that segment's final
+    /// length ([`PREDECESSOR_PAYLOAD_BYTES`]). Not a record of its own.
+    Predecessor = 5,
 }
 
 impl FragmentType {
@@ -102,6 +113,7 @@ impl FragmentType {
             2 => Some(FragmentType::First),
             3 => Some(FragmentType::Middle),
             4 => Some(FragmentType::Last),
+            5 => Some(FragmentType::Predecessor),
             _ => None,
         }
     }
@@ -266,6 +278,44 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, mut offset: u64, tag: u32, payloa
             return;
         }
     }
+}
+
+/// Payload bytes of a `Predecessor` fragment: the segment number and its
+/// final length, each a `u64`.
+pub(crate) const PREDECESSOR_PAYLOAD_BYTES: usize = 16;
+
+/// Bytes of a whole `Predecessor` fragment: a segment started by a
+/// rotation holds its first record after `SEGMENT_HEADER_BYTES` plus these.
+pub const PREDECESSOR_FRAGMENT_BYTES: usize = FRAGMENT_HEADER_BYTES + PREDECESSOR_PAYLOAD_BYTES;
+
+/// The `Predecessor` fragment that opens segment `segment` (written at
+/// [`SEGMENT_HEADER_BYTES`]): segment `previous` ended at `previous_len`
+/// bytes.
+pub(crate) fn encode_predecessor(
+    segment: u64,
+    previous: u64,
+    previous_len: u64,
+) -> [u8; PREDECESSOR_FRAGMENT_BYTES] {
+    let mut out = [0u8; PREDECESSOR_FRAGMENT_BYTES];
+    out[4..6].copy_from_slice(&(PREDECESSOR_PAYLOAD_BYTES as u16).to_le_bytes());
+    out[6] = FragmentType::Predecessor as u8;
+    out[7..11].copy_from_slice(&segment_tag(segment).to_le_bytes());
+    out[11..19].copy_from_slice(&previous.to_le_bytes());
+    out[19..27].copy_from_slice(&previous_len.to_le_bytes());
+    let crc = fragment_crc(
+        &out[4..FRAGMENT_HEADER_BYTES],
+        &out[FRAGMENT_HEADER_BYTES..],
+    );
+    out[0..4].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes a `Predecessor` fragment's payload: (segment, final length).
+pub(crate) fn decode_predecessor(payload: &[u8]) -> Option<(u64, u64)> {
+    let mut r = Reader::new(payload);
+    let previous = r.u64_le()?;
+    let len = r.u64_le()?;
+    r.is_empty().then_some((previous, len))
 }
 
 /// Padding bytes [`encode_record`] puts before a record's first fragment

@@ -57,8 +57,8 @@ pub use batch::{BATCH_HEADER_BYTES, Batch, BatchEntry, BatchIter, EntryKind};
 pub use error::{Error, Result};
 pub use format::{
     BATCH_BYTES_MAX, BLOCK_BYTES, FORMAT_VERSION, FORMAT_VERSION_MIN, FRAGMENT_HEADER_BYTES,
-    FREE_SUFFIX, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, parse_free_file_name,
-    parse_segment_file_name, segment_file_name,
+    FREE_SUFFIX, PREDECESSOR_FRAGMENT_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+    parse_free_file_name, parse_segment_file_name, segment_file_name,
 };
 pub use replay::{RecoveryMode, RecoveryPlan, Replay, ReplayReport, ReplayedBatch, SkippedRange};
 pub use wal::{

@@ -277,6 +277,14 @@ impl LogReader {
                 self.end = Some(LogEnd::Clean);
                 return Ok(None);
             }
+            // Only WAL segments have them; its checksum passed, so this is
+            // no torn write.
+            RecordStep::Predecessor { offset, .. } => {
+                return Err(self.corruption(
+                    offset,
+                    "a WAL predecessor fragment in a log file".to_string(),
+                ));
+            }
             RecordStep::Damage(damage) => damage,
         };
         let torn = if damage.fatal {

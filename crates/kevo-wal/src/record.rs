@@ -11,7 +11,7 @@
 
 use std::io;
 
-use crate::format::{BATCH_BYTES_MAX, FRAGMENT_HEADER_BYTES, FragmentType};
+use crate::format::{BATCH_BYTES_MAX, FRAGMENT_HEADER_BYTES, FragmentType, decode_predecessor};
 use crate::reader::{SegmentReader, Step};
 
 /// What [`RecordReader::next_record`] found.
@@ -19,6 +19,9 @@ use crate::reader::{SegmentReader, Step};
 pub(crate) enum RecordStep {
     /// A whole record whose first fragment starts at `offset`.
     Record { offset: u64, bytes: Vec<u8> },
+    /// A `Predecessor` fragment at `offset`: segment `segment` ended at
+    /// `len` bytes. Where it may stand is the caller's to check.
+    Predecessor { offset: u64, segment: u64, len: u64 },
     /// The file holds no more records.
     End,
     /// Bytes that are not an intact record.
@@ -135,6 +138,22 @@ impl RecordReader {
             let fragment_end = offset + (FRAGMENT_HEADER_BYTES + payload.len()) as u64;
             let bytes = &self.segment.block()[payload];
             match (kind, self.partial.take()) {
+                (FragmentType::Predecessor, None) => {
+                    let Some((segment, len)) = decode_predecessor(bytes) else {
+                        return Ok(damage(
+                            offset,
+                            offset + 1,
+                            "predecessor fragment of the wrong length".to_string(),
+                            false,
+                        ));
+                    };
+                    self.record_end = fragment_end;
+                    return Ok(RecordStep::Predecessor {
+                        offset,
+                        segment,
+                        len,
+                    });
+                }
                 (FragmentType::Full, None) => {
                     self.record_end = fragment_end;
                     return Ok(RecordStep::Record {
@@ -163,7 +182,10 @@ impl RecordReader {
                         });
                     }
                 }
-                (FragmentType::Full | FragmentType::First, Some((start, _))) => {
+                (
+                    FragmentType::Full | FragmentType::First | FragmentType::Predecessor,
+                    Some((start, _)),
+                ) => {
                     // This fragment is intact: skipping resumes at it.
                     self.segment.set_position(offset);
                     return Ok(damage(

@@ -9,8 +9,8 @@ use kevo_core::Fs;
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::format::{
-    FORMAT_VERSION_KEYSPACES, FORMAT_VERSION_RANGE_DELETES, parse_segment_file_name,
-    segment_file_name,
+    FORMAT_VERSION_KEYSPACES, FORMAT_VERSION_PREDECESSOR, FORMAT_VERSION_RANGE_DELETES,
+    SEGMENT_HEADER_BYTES, parse_segment_file_name, segment_file_name,
 };
 use crate::reader::SegmentReader;
 use crate::record::{Damage, RecordReader, RecordStep};
@@ -33,6 +33,15 @@ pub struct RecoveryPlan {
     /// [`Error::Corruption`] even in the last segment, never a torn tail
     /// (unless the mode is [`RecoveryMode::SkipCorrupted`]).
     pub headers_durable: bool,
+    /// The owner recorded each segment's seal before it synced any record
+    /// of a later segment (a [`SegmentListener`](crate::SegmentListener)
+    /// does): records after a segment the plan does not list as sealed
+    /// were never acknowledged as durable. Such a segment may then have
+    /// lost its tail in a crash although later segments exist (its
+    /// successor's `Predecessor` fragment says how long it was): the
+    /// replay ends in it, and the later segments are dropped
+    /// ([`ReplayReport::segments_dropped`]) instead of being corruption.
+    pub seals_tracked: bool,
 }
 
 /// How replay treats damage.
@@ -96,6 +105,11 @@ pub struct ReplayReport {
     /// (after a torn tail is trimmed, where the trim cuts). A segment
     /// sealed at that length holds exactly what was replayed.
     pub segment_ends: Vec<(u64, u64)>,
+    /// Segments of the plan not read because the replay ended in an
+    /// earlier one that a crash cut short before its seal was recorded
+    /// (see [`RecoveryPlan::seals_tracked`]). None of their records was
+    /// acknowledged as durable; recovery cuts them back to their headers.
+    pub segments_dropped: Vec<u64>,
 }
 
 /// Reads the log's segments in order and returns every intact batch.
@@ -115,6 +129,8 @@ pub struct Replay {
     sealed: BTreeMap<u64, u64>,
     /// See [`RecoveryPlan::headers_durable`].
     headers_durable: bool,
+    /// See [`RecoveryPlan::seals_tracked`].
+    seals_tracked: bool,
     report: ReplayReport,
     done: bool,
 }
@@ -163,6 +179,7 @@ impl Replay {
             reader: None,
             sealed: plan.sealed,
             headers_durable: plan.headers_durable,
+            seals_tracked: plan.seals_tracked,
             report: ReplayReport::default(),
             done: false,
         }
@@ -228,13 +245,16 @@ impl Replay {
         Ok(true)
     }
 
-    /// Whether the segment being read was sealed (so it cannot be torn).
-    fn is_sealed(&self, segment: u64) -> bool {
+    /// Whether the plan lists `segment` as sealed (so it cannot be torn).
+    pub(crate) fn is_sealed(&self, segment: u64) -> bool {
         self.sealed.contains_key(&segment)
     }
 
     fn step(&mut self) -> Result<Option<ReplayedBatch>> {
         loop {
+            if self.done {
+                return Ok(None);
+            }
             if self.reader.is_none() && !self.open_next_segment()? {
                 return Ok(None);
             }
@@ -252,16 +272,25 @@ impl Replay {
                         return Ok(Some(batch));
                     }
                 }
+                RecordStep::Predecessor { offset, .. } => {
+                    // Checked when the segment before ended; it must open
+                    // a segment of a format that has them.
+                    if version < FORMAT_VERSION_PREDECESSOR || offset != SEGMENT_HEADER_BYTES as u64
+                    {
+                        let reason = format!(
+                            "a predecessor fragment at offset {offset} of a version-{version} segment"
+                        );
+                        if self.mode != RecoveryMode::SkipCorrupted {
+                            return Err(corruption(segment, offset, reason));
+                        }
+                        self.skip(segment, offset, 1, reason);
+                    }
+                }
                 RecordStep::End => {
                     self.end_segment(segment)?;
                     self.reader = None;
                 }
-                RecordStep::Damage(damage) => {
-                    self.on_damage(segment, damage)?;
-                    if self.done {
-                        return Ok(None);
-                    }
-                }
+                RecordStep::Damage(damage) => self.on_damage(segment, damage)?,
             }
         }
     }
@@ -313,23 +342,124 @@ impl Replay {
     }
 
     /// The segment ended cleanly: records its end, which for a sealed
-    /// segment must be exactly its sealed length.
+    /// segment must be exactly its sealed length, and for an unsealed one
+    /// followed by others the length its successor's `Predecessor`
+    /// fragment gives (a shorter one ends the replay when the plan
+    /// [tracks seals](RecoveryPlan::seals_tracked)).
     fn end_segment(&mut self, segment: u64) -> Result<()> {
         let end = self.reader.as_ref().map_or(0, |(_, r)| r.record_end());
-        if let Some(&sealed) = self.sealed.get(&segment)
-            && end != sealed
-            && self.mode != RecoveryMode::SkipCorrupted
-        {
-            return Err(corruption(
-                segment,
-                end,
-                format!(
-                    "its records end at offset {end}, before the {sealed} bytes it was sealed at"
-                ),
-            ));
+        if self.mode == RecoveryMode::SkipCorrupted {
+            self.report.segment_ends.push((segment, end));
+            return Ok(());
+        }
+        if let Some(&sealed) = self.sealed.get(&segment) {
+            if end != sealed {
+                return Err(corruption(
+                    segment,
+                    end,
+                    format!(
+                        "its records end at offset {end}, before the {sealed} bytes it was sealed at"
+                    ),
+                ));
+            }
+        } else if !self.is_last_segment() {
+            let tolerant = self.seals_tracked && self.mode == RecoveryMode::TolerateTornTail;
+            match self.successor_start(segment)? {
+                Start::Predecessor(previous, _) if previous != segment => {
+                    return Err(corruption(
+                        segment,
+                        end,
+                        format!("the next segment names segment {previous} as the one before it"),
+                    ));
+                }
+                Start::Predecessor(_, len) if len == end => {}
+                Start::Predecessor(_, len) if len < end => {
+                    return Err(corruption(
+                        segment,
+                        len,
+                        format!(
+                            "its records end at offset {end}, past the {len} bytes the next \
+                             segment says it ended at"
+                        ),
+                    ));
+                }
+                Start::Predecessor(_, len) => {
+                    if !tolerant {
+                        return Err(corruption(
+                            segment,
+                            end,
+                            format!(
+                                "its records end at offset {end}, before the {len} bytes the \
+                                 next segment says it ended at"
+                            ),
+                        ));
+                    }
+                    self.report.segment_ends.push((segment, end));
+                    self.drop_later_segments(
+                        segment,
+                        &format!(
+                            "a crash cut it at {end} bytes of {len} before its seal was recorded"
+                        ),
+                    );
+                    return Ok(());
+                }
+                Start::Damaged if tolerant => {
+                    // The successor's first write was lost, so this segment
+                    // may have lost its tail too: nothing after it counts.
+                    self.report.segment_ends.push((segment, end));
+                    self.drop_later_segments(
+                        segment,
+                        "the next segment's start was lost in a crash",
+                    );
+                    return Ok(());
+                }
+                Start::Damaged | Start::Empty | Start::Unclaimed => {}
+            }
         }
         self.report.segment_ends.push((segment, end));
         Ok(())
+    }
+
+    /// How the segment after `segment` (the next of the plan) starts.
+    fn successor_start(&self, segment: u64) -> Result<Start> {
+        let Some(&next) = self.segments.get(self.next_segment) else {
+            return Ok(Start::Empty);
+        };
+        if next != segment + 1 {
+            // A gap: reported as such when the replay gets there.
+            return Ok(Start::Unclaimed);
+        }
+        let path = self.dir.join(segment_file_name(next));
+        let context = || format!("reading {}", path.display());
+        let file = self
+            .fs
+            .open_read(&path)
+            .map_err(|e| Error::io(context(), e))?;
+        let segment = SegmentReader::open(file, next).map_err(|e| Error::io(context(), e))?;
+        let step = RecordReader::new(segment)
+            .next_record()
+            .map_err(|e| Error::io(context(), e))?;
+        Ok(match step {
+            RecordStep::Predecessor { segment, len, .. } => Start::Predecessor(segment, len),
+            RecordStep::Record { .. } => Start::Unclaimed,
+            RecordStep::End => Start::Empty,
+            RecordStep::Damage(_) => Start::Damaged,
+        })
+    }
+
+    /// Ends the replay in `segment` (read to its last intact record): every
+    /// later segment of the plan is dropped, for `reason`.
+    fn drop_later_segments(&mut self, segment: u64, reason: &str) {
+        let dropped = self.segments[self.next_segment..].to_vec();
+        tracing::warn!(
+            segment,
+            reason,
+            ?dropped,
+            "the WAL ends in a segment whose seal was never recorded; later segments dropped"
+        );
+        self.report.segments_dropped = dropped;
+        self.reader = None;
+        self.done = true;
     }
 
     /// The damage policy: what `damage` in `segment` means under the
@@ -339,10 +469,28 @@ impl Replay {
             return Err(corruption(segment, damage.cut, damage.reason));
         }
         // Only the last segment can be torn: not one that was sealed, nor a
-        // header the owner knows was synced.
-        let may_be_torn = self.is_last_segment()
-            && !self.is_sealed(segment)
-            && !(self.headers_durable && damage.in_header());
+        // header the owner knows was synced. If the plan tracks seals, an
+        // unsealed segment followed by others is as good as last when the
+        // next one is empty, says this one was longer, or lost its own
+        // start: nothing after it was synced.
+        let durable = self.is_sealed(segment) || (self.headers_durable && damage.in_header());
+        let mut drop_later = false;
+        let may_be_torn = !durable
+            && (self.is_last_segment()
+                // (the other modes do not ask)
+                || self.mode != RecoveryMode::TolerateTornTail
+                || match self.successor_start(segment)? {
+                    Start::Empty => self.seals_tracked,
+                    Start::Predecessor(previous, len) => {
+                        drop_later = self.seals_tracked && previous == segment && len > damage.cut;
+                        drop_later
+                    }
+                    Start::Damaged => {
+                        drop_later = self.seals_tracked;
+                        drop_later
+                    }
+                    Start::Unclaimed => false,
+                });
         let Some((_, reader)) = self.reader.as_mut() else {
             return Ok(());
         };
@@ -360,6 +508,15 @@ impl Replay {
                 {
                     let len = reader.len();
                     self.trim_tail(segment, damage.cut, len, &damage.reason);
+                    if !self.is_last_segment() {
+                        // Empty, or (`drop_later`) never synced.
+                        let why = if drop_later {
+                            "a crash tore it before its seal was recorded"
+                        } else {
+                            "torn, and the segments after it are empty"
+                        };
+                        self.drop_later_segments(segment, why);
+                    }
                     Ok(())
                 } else {
                     Err(corruption(segment, damage.cut, damage.reason))
@@ -406,6 +563,21 @@ impl Replay {
             reason,
         });
     }
+}
+
+/// How a segment starts (see [`Replay::successor_start`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// With a `Predecessor` fragment: (segment, final length).
+    Predecessor(u64, u64),
+    /// With a batch (a segment of format 3 or older, or one started by a
+    /// recovery), or not numbered right after: it says nothing about the
+    /// segment before.
+    Unclaimed,
+    /// Holding no record.
+    Empty,
+    /// With damage.
+    Damaged,
 }
 
 fn corruption(segment: u64, offset: u64, reason: impl Into<String>) -> Error {

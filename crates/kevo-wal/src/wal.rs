@@ -3,7 +3,7 @@
 //!
 //! The contracts (thread safety, failure) are on [`Wal`].
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -15,9 +15,9 @@ use kevo_core::{File, FileLock, Fs};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::format::{
-    BLOCK_BYTES, FREE_SUFFIX, SEGMENT_HEADER_BYTES, encode_record, encode_segment_header,
-    encoded_record_len, first_fragment_skip, parse_free_file_name, parse_segment_file_name,
-    segment_file_name, segment_tag,
+    BLOCK_BYTES, FREE_SUFFIX, PREDECESSOR_FRAGMENT_BYTES, SEGMENT_HEADER_BYTES, encode_predecessor,
+    encode_record, encode_segment_header, encoded_record_len, first_fragment_skip,
+    parse_free_file_name, parse_segment_file_name, segment_file_name, segment_tag,
 };
 use crate::replay::{RecoveryMode, RecoveryPlan, Replay, ReplayReport, ReplayedBatch};
 
@@ -27,7 +27,7 @@ pub enum SyncMode {
     /// Never fsync on the append path; the OS writes back when it likes. A
     /// crash (power loss) may lose any suffix of the log; recovery still
     /// yields a prefix of the appended batches. Segments are still synced when
-    /// they are sealed, so only the newest segment can be torn.
+    /// they are sealed.
     None,
     /// A background thread syncs every interval: a crash loses at most about
     /// one interval of appends (plus the sync's own duration).
@@ -84,24 +84,39 @@ impl Default for WalOptions {
 pub const WAL_LOCK_FILE: &str = "WAL.LOCK";
 
 /// Told about every segment the log starts, before any record goes into
-/// it: the engine records it in its manifest, so that a segment holding
-/// records is always one the manifest knows.
+/// it, and about every segment it seals: the engine records both in its
+/// manifest, so that a segment holding records is always one the manifest
+/// knows, and a sealed segment cut short is damage, never a crash.
 ///
-/// Called with the log's append lock held (no record can be appended
-/// meanwhile), from the thread that appends, rotates or finishes the
-/// recovery.
+/// With a listener, a rotation takes nothing slow onto the append path:
+/// the next segment is created and announced ahead of time (a *spare*),
+/// and the segment rotated away from is sealed afterwards by the log's
+/// background thread (synced, then announced) — always before any record
+/// of a later segment is synced. A recovery therefore replays with
+/// [`RecoveryPlan::seals_tracked`](crate::RecoveryPlan::seals_tracked).
+///
+/// Calls come from the thread that appends, rotates or finishes the
+/// recovery, or from the log's background thread, sometimes two at once:
+/// an implementation serialises what it records. Segments are announced
+/// started in ascending order, and sealed in ascending order.
 pub trait SegmentListener: Send + Sync + std::fmt::Debug {
     /// Segment `started` now exists durably (its header and directory
-    /// entry are synced) and holds no record. `sealed` is the segment it
-    /// follows and that segment's final, synced length, when it was sealed
-    /// for this one (rotation); `None` for the first segment after a
-    /// recovery.
+    /// entry are synced) and holds no record.
     ///
     /// # Errors
-    /// Any error refuses the segment: the rotation fails and the log is
-    /// poisoned until [`Wal::resume`] (the segment before is still intact
-    /// and synced).
-    fn segment_started(&self, started: u64, sealed: Option<(u64, u64)>) -> std::io::Result<()>;
+    /// Any error refuses the segment: a rotation that needed it fails and
+    /// the log is poisoned until [`Wal::resume`]; a spare prepared ahead
+    /// is given up (the next rotation creates the segment itself).
+    fn segment_started(&self, started: u64) -> std::io::Result<()>;
+
+    /// Segment `segment`, which the log rotated away from, is synced at
+    /// its final length `len` and will never change. It may already be
+    /// retired (see [`Wal::remove_segments_before`]).
+    ///
+    /// # Errors
+    /// Any error poisons the log until [`Wal::resume`]; the seal is then
+    /// tried again.
+    fn segment_sealed(&self, segment: u64, len: u64) -> std::io::Result<()>;
 }
 
 /// Where an appended record went.
@@ -144,9 +159,13 @@ pub struct WalStats {
 /// - threads whose bytes arrived while a sync was in flight share the next
 ///   one (group commit).
 ///
-/// Sealing a segment (rotation) syncs it, and the new segment's header and
-/// directory entry, before any record goes into the new segment, so syncing
-/// only the current segment covers everything written before it.
+/// A rotation writes a `Predecessor` fragment (the old segment's number and
+/// final length) at the start of the new segment. Without a
+/// [`SegmentListener`] it syncs the old segment, and creates the new one
+/// durably, before any record goes into the new segment. With one, both
+/// happen off the append path (see [`SegmentListener`]), and a sync first
+/// seals every segment rotated away from, so that syncing the current
+/// segment covers everything written before it either way.
 ///
 /// # Failure
 /// The first failed write, sync or rotation *poisons* the log: every later
@@ -161,6 +180,8 @@ pub struct WalStats {
 pub struct Wal {
     shared: Arc<Shared>,
     syncer: Option<JoinHandle<()>>,
+    /// Seals segments and prepares spares (only with a listener).
+    sealer: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -178,6 +199,44 @@ struct Shared {
     poison: Mutex<Option<Poison>>,
     listener: Option<Arc<dyn SegmentListener>>,
     stats: Counters,
+    /// Held while segments are sealed (one sealer at a time, in order).
+    seal_lock: Mutex<()>,
+    /// Paired with `writer`: a spare's creation finished.
+    spare_cv: Condvar,
+    /// Wakes the background sealer.
+    sealer_state: Mutex<SealerState>,
+    sealer_cv: Condvar,
+}
+
+/// What the background sealer is asked to do.
+#[derive(Debug, Default)]
+struct SealerState {
+    wake: bool,
+    shutdown: bool,
+}
+
+/// A segment rotated away from, still to be sealed.
+#[derive(Debug, Clone)]
+struct Sealing {
+    segment: u64,
+    file: Arc<dyn File>,
+    /// Its final length.
+    len: u64,
+    /// `written` at its end: a sync up to there needs this segment synced,
+    /// not its seal recorded.
+    end_written: u64,
+}
+
+/// The next segment, prepared ahead of a rotation (with a listener only).
+#[derive(Debug)]
+enum Spare {
+    None,
+    /// The background sealer is creating it; a rotation waits.
+    Creating,
+    /// Created durably and announced: (segment number, file).
+    Ready(u64, Arc<dyn File>),
+    /// The last try failed; the next rotation creates the segment itself.
+    Failed,
 }
 
 /// Why the log refuses work.
@@ -205,6 +264,9 @@ struct WriterState {
     file: Arc<dyn File>,
     /// Next write offset in the current segment file.
     offset: u64,
+    /// Where the current segment's records begin (after its header, and
+    /// its `Predecessor` fragment if it has one).
+    records_start: u64,
     /// Offsets of the current segment below this are already in the file
     /// (records, or zeros written ahead by [`Shared::prepare_ahead`]): an
     /// append below it overwrites allocated blocks instead of growing the
@@ -226,6 +288,12 @@ struct WriterState {
     live: BTreeSet<u64>,
     /// Obsolete segment files kept for reuse (`NNNNNN.wal.free`).
     free: VecDeque<u64>,
+    /// Segments rotated away from whose seal is still to come, oldest
+    /// first (with a listener only).
+    sealing: VecDeque<Sealing>,
+    /// The final length of each live segment rotated away from.
+    ended: BTreeMap<u64, u64>,
+    spare: Spare,
 }
 
 #[derive(Debug, Default)]
@@ -341,14 +409,38 @@ impl Wal {
     /// (the log is then poisoned); [`Error::Poisoned`] after an earlier
     /// failure.
     pub fn append(&self, batch: &Batch) -> Result<WalPosition> {
-        batch.check_limits().map_err(Error::InvalidArgument)?;
-        if self.shared.options.sync_mode != SyncMode::Always {
-            return Ok(self.shared.write_record(batch.as_bytes())?.0);
+        if self.shared.options.sync_mode == SyncMode::Always {
+            return self.append_sync(batch);
         }
+        batch.check_limits().map_err(Error::InvalidArgument)?;
+        loop {
+            if let Some((position, _)) = self.shared.write_record(batch.as_bytes(), false)? {
+                return Ok(position);
+            }
+        }
+    }
+
+    /// Appends one batch as one record and returns once it is durable,
+    /// whatever the sync mode (as [`Wal::append`] does under
+    /// [`SyncMode::Always`]), sharing the sync with concurrent callers.
+    /// Unlike an append followed by [`Wal::sync`], a failure to seal an
+    /// earlier segment fails it before its record is written: a failed
+    /// call leaves no record that a later replay could bring back (except
+    /// after a failed fsync, whose outcome is unknown).
+    ///
+    /// # Errors
+    /// As [`Wal::append`].
+    pub fn append_sync(&self, batch: &Batch) -> Result<WalPosition> {
+        batch.check_limits().map_err(Error::InvalidArgument)?;
         let shared = &self.shared;
-        shared
-            .write_record(batch.as_bytes())
-            .and_then(|(position, end)| shared.sync_to(end, true).map(|()| position))
+        let (position, end) = loop {
+            shared.seal_pending()?;
+            if let Some(written) = shared.write_record(batch.as_bytes(), true)? {
+                break written;
+            }
+        };
+        shared.sync_to(end, true)?;
+        Ok(position)
     }
 
     /// Makes every record appended before this call durable, sharing the
@@ -368,10 +460,18 @@ impl Wal {
     /// # Errors
     /// [`Error::Io`] if a file operation failed (the log is then poisoned).
     pub fn rotate(&self) -> Result<u64> {
-        let mut writer = lock(&self.shared.writer);
-        self.shared.check_poison()?;
-        self.shared.rotate_locked(&mut writer)?;
+        let shared = &self.shared;
+        let mut writer = shared.wait_for_spare(lock(&shared.writer));
+        shared.check_poison()?;
+        shared.rotate_locked(&mut writer)?;
         Ok(writer.segment)
+    }
+
+    /// The final length of segment `segment`, if the log rotated away from
+    /// it and has not retired it. Once a [`Wal::sync`] that began after the
+    /// rotation returned, the segment is durable at that length.
+    pub fn segment_end(&self, segment: u64) -> Option<u64> {
+        lock(&self.shared.writer).ended.get(&segment).copied()
     }
 
     /// The segment new records go to.
@@ -433,6 +533,8 @@ impl Wal {
         shared.write_pending(&mut writer)?;
         *lock(&shared.poison) = None;
         shared.poisoned.store(false, Ordering::Release);
+        // A seal that failed is tried again.
+        shared.wake_sealer();
         tracing::info!(
             segment = writer.segment,
             offset = good,
@@ -461,6 +563,7 @@ impl Wal {
             let obsolete: Vec<u64> = writer.live.range(..segment.min(current)).copied().collect();
             for n in &obsolete {
                 writer.live.remove(n);
+                writer.ended.remove(n);
             }
             let free_slots = shared
                 .options
@@ -519,6 +622,8 @@ impl Wal {
     /// As [`Wal::sync`].
     pub fn close(mut self) -> Result<()> {
         self.stop_syncer();
+        self.stop_sealer();
+        self.shared.seal_pending()?;
         if self.shared.options.sync_mode != SyncMode::None {
             self.sync()?;
         }
@@ -544,11 +649,21 @@ impl Wal {
             let _ = handle.join();
         }
     }
+
+    fn stop_sealer(&mut self) {
+        if let Some(handle) = self.sealer.take() {
+            lock(&self.shared.sealer_state).shutdown = true;
+            self.shared.sealer_cv.notify_all();
+            // As for the syncer.
+            let _ = handle.join();
+        }
+    }
 }
 
 impl Drop for Wal {
     fn drop(&mut self) {
         self.stop_syncer();
+        self.stop_sealer();
         // Hand gathered records to the OS; a failure poisons nothing that
         // anyone will use again.
         let _ = self.shared.write_pending_now();
@@ -598,17 +713,36 @@ impl Shared {
     }
 
     /// Writes one record; returns its position and `written` after it.
-    fn write_record(&self, payload: &[u8]) -> Result<(WalPosition, u64)> {
+    /// With `unless_sealing`, writes nothing and returns `None` while a
+    /// seal is pending (before the record, or after the rotation it
+    /// needed); without, never `None`.
+    fn write_record(
+        &self,
+        payload: &[u8],
+        unless_sealing: bool,
+    ) -> Result<Option<(WalPosition, u64)>> {
         let mut guard = lock(&self.writer);
-        self.check_poison()?;
-        let writer = &mut *guard;
-        let in_block = (writer.offset % BLOCK_BYTES as u64) as usize;
-        let len = encoded_record_len(in_block, payload.len()) as u64;
-        if writer.offset > SEGMENT_HEADER_BYTES as u64
-            && writer.offset + len > self.options.segment_bytes
-        {
-            self.rotate_locked(writer)?;
+        loop {
+            self.check_poison()?;
+            let in_block = (guard.offset % BLOCK_BYTES as u64) as usize;
+            let len = encoded_record_len(in_block, payload.len()) as u64;
+            if guard.offset <= guard.records_start
+                || guard.offset + len <= self.options.segment_bytes
+            {
+                break;
+            }
+            if matches!(guard.spare, Spare::Creating) {
+                // Another append may rotate meanwhile: look again after.
+                guard = self.wait_for_spare(guard);
+                continue;
+            }
+            self.rotate_locked(&mut guard)?;
+            break;
         }
+        if unless_sealing && !guard.sealing.is_empty() {
+            return Ok(None);
+        }
+        let writer = &mut *guard;
         let start = writer.offset;
         // The first fragment starts after any padding at the end of a block.
         let first_fragment = start + first_fragment_skip(start);
@@ -645,8 +779,7 @@ impl Shared {
         if writer.written - writer.kicked >= SYNC_KICK_BYTES
             && matches!(self.options.sync_mode, SyncMode::Interval(_))
         {
-            // Wake the interval syncer early: a rotation's seal sync (under
-            // the append lock, so every writer waits for it) then finds
+            // Wake the interval syncer early: a seal's sync then finds
             // little unsynced data.
             writer.kicked = writer.written;
             self.synced_cv.notify_all();
@@ -655,13 +788,13 @@ impl Shared {
         self.stats
             .bytes_written
             .fetch_add(written, Ordering::Relaxed);
-        Ok((
+        Ok(Some((
             WalPosition {
                 segment: writer.segment,
                 offset: first_fragment,
             },
             writer.written,
-        ))
+        )))
     }
 
     /// Whether appends are gathered in memory ([`WalOptions::buffer_bytes`]).
@@ -699,41 +832,225 @@ impl Shared {
         self.write_pending(&mut writer)
     }
 
-    /// Seals the current segment (sync) and starts the next one, durable
-    /// (header synced, directory synced) and announced to the listener
-    /// before it receives any record.
+    /// Waits until no spare is being created (a rotation needs its number).
+    fn wait_for_spare<'a>(
+        &self,
+        mut writer: MutexGuard<'a, WriterState>,
+    ) -> MutexGuard<'a, WriterState> {
+        while matches!(writer.spare, Spare::Creating) {
+            writer = self
+                .spare_cv
+                .wait(writer)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        writer
+    }
+
+    /// Ends the current segment and goes on in the next one, which opens
+    /// with a `Predecessor` fragment naming the old one and its final
+    /// length. Without a listener, the old segment is synced and the new
+    /// one created durably here; with one, the new one is the spare when
+    /// it is ready (else created and announced here), and the old one is
+    /// queued for the background sealer. The caller waited until no spare
+    /// is in creation ([`Shared::wait_for_spare`]).
     fn rotate_locked(&self, writer: &mut WriterState) -> Result<()> {
         self.write_pending(writer)?;
-        // A sealed segment ends where its records do (the sync below makes
-        // the cut durable with them).
+        // A segment ends where its records do.
         trim_prepared(writer);
-        let old = self.path(writer.segment);
-        writer.file.sync_data().map_err(|e| {
-            self.fail(
-                format!("syncing {} to seal it", old.display()),
-                e,
-                Failed::Sync,
-            )
-        })?;
-        let next = writer.segment + 1;
-        let file = self.start_segment(next, writer.free.pop_front())?;
-        if let Some(listener) = &self.listener
-            && let Err(e) = listener.segment_started(next, Some((writer.segment, writer.offset)))
-        {
-            // The new file holds nothing; the next rotation recreates it.
+        let previous = writer.segment;
+        let previous_len = writer.offset;
+        if self.listener.is_none() {
+            let old = self.path(previous);
+            writer.file.sync_data().map_err(|e| {
+                self.fail(
+                    format!("syncing {} to seal it", old.display()),
+                    e,
+                    Failed::Sync,
+                )
+            })?;
+        }
+        let next = previous + 1;
+        let file = match std::mem::replace(&mut writer.spare, Spare::None) {
+            Spare::Ready(number, file) if number == next => file,
+            // (`Creating` cannot be: every caller waits it out first.)
+            _ => {
+                let file = self.start_segment(next, writer.free.pop_front())?;
+                if let Some(listener) = &self.listener
+                    && let Err(e) = listener.segment_started(next)
+                {
+                    // The new file holds nothing; the next rotation
+                    // recreates it.
+                    return Err(self.fail(
+                        format!("recording the start of {}", self.path(next).display()),
+                        e,
+                        Failed::Write,
+                    ));
+                }
+                file
+            }
+        };
+        let fragment = encode_predecessor(next, previous, previous_len);
+        if let Err(e) = file.write_all_at(&fragment, SEGMENT_HEADER_BYTES as u64) {
+            // The new segment is durable and announced: the next try uses it.
+            writer.spare = Spare::Ready(next, file);
             return Err(self.fail(
-                format!("recording the start of {}", self.path(next).display()),
+                format!("writing {}", self.path(next).display()),
                 e,
                 Failed::Write,
             ));
         }
+        let end_written = writer.written;
+        // A sync must cover the fragment even if no record follows it.
+        writer.written += fragment.len() as u64;
+        self.stats
+            .bytes_written
+            .fetch_add(fragment.len() as u64, Ordering::Relaxed);
+        if self.listener.is_some() {
+            writer.sealing.push_back(Sealing {
+                segment: previous,
+                file: writer.file.clone(),
+                len: previous_len,
+                end_written,
+            });
+        }
+        writer.ended.insert(previous, previous_len);
         writer.segment = next;
+        writer.offset = RECORDS_START;
+        writer.records_start = RECORDS_START;
         // A recycled file is zeroed to its full length already.
-        writer.prepared = file.len().unwrap_or(0).max(SEGMENT_HEADER_BYTES as u64);
+        writer.prepared = file.len().unwrap_or(0).max(RECORDS_START);
         writer.file = file;
-        writer.offset = SEGMENT_HEADER_BYTES as u64;
         writer.live.insert(next);
+        self.wake_sealer();
         Ok(())
+    }
+
+    /// Asks the background sealer (if any) to seal what rotations queued
+    /// and to prepare a spare.
+    fn wake_sealer(&self) {
+        if self.listener.is_some() {
+            lock(&self.sealer_state).wake = true;
+            self.sealer_cv.notify_all();
+        }
+    }
+
+    /// Seals every segment queued by rotations, oldest first: syncs it,
+    /// then tells the listener. Concurrent callers take turns.
+    ///
+    /// # Errors
+    /// A failed sync ([`Error::Io`]; the log is poisoned for good) or
+    /// listener call (poisoned until [`Wal::resume`]; the seal stays
+    /// queued); [`Error::Poisoned`] after an earlier failure.
+    fn seal_pending(&self) -> Result<()> {
+        let Some(listener) = &self.listener else {
+            return Ok(());
+        };
+        if lock(&self.writer).sealing.is_empty() {
+            // The common case: no turn to wait for behind a sync.
+            return Ok(());
+        }
+        let _turn = lock(&self.seal_lock);
+        while let Some(next) = self.next_seal() {
+            self.seal(listener.as_ref(), &next)?;
+        }
+        Ok(())
+    }
+
+    /// The oldest segment still to be sealed.
+    fn next_seal(&self) -> Option<Sealing> {
+        lock(&self.writer).sealing.front().cloned()
+    }
+
+    /// Seals `next`, the oldest segment still to be sealed: syncs it, tells
+    /// `listener`, and takes it off the queue. The caller holds `seal_lock`.
+    fn seal(&self, listener: &dyn SegmentListener, next: &Sealing) -> Result<()> {
+        self.check_poison()?;
+        self.sync_sealing(next)?;
+        let path = self.path(next.segment);
+        listener
+            .segment_sealed(next.segment, next.len)
+            .map_err(|e| {
+                self.fail(
+                    format!("recording {} as sealed", path.display()),
+                    e,
+                    Failed::Write,
+                )
+            })?;
+        lock(&self.writer).sealing.pop_front();
+        Ok(())
+    }
+
+    /// Syncs a segment to be sealed (a failure poisons the log for good).
+    fn sync_sealing(&self, next: &Sealing) -> Result<()> {
+        next.file.sync_data().map_err(|e| {
+            self.fail(
+                format!("syncing {} to seal it", self.path(next.segment).display()),
+                e,
+                Failed::Sync,
+            )
+        })
+    }
+
+    /// Creates and announces the next segment ahead of the rotation that
+    /// will need it, unless one is ready (or its last try failed). A
+    /// failure is only logged: that rotation creates the segment itself.
+    fn prepare_spare(&self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        let (number, reuse) = {
+            let mut writer = lock(&self.writer);
+            if !matches!(writer.spare, Spare::None) || self.poisoned.load(Ordering::Acquire) {
+                return;
+            }
+            writer.spare = Spare::Creating;
+            (writer.segment + 1, writer.free.pop_front())
+        };
+        let path = self.path(number);
+        let created = create_segment(self.fs.as_ref(), &self.dir, number, reuse).and_then(|file| {
+            listener
+                .segment_started(number)
+                .map(|()| file)
+                .map_err(|e| (format!("recording the start of {}", path.display()), e))
+        });
+        let spare = match created {
+            Ok(file) => {
+                self.stats.segments_started.fetch_add(1, Ordering::Relaxed);
+                if reuse.is_some() {
+                    self.stats.segments_recycled.fetch_add(1, Ordering::Relaxed);
+                }
+                Spare::Ready(number, file)
+            }
+            Err((context, e)) => {
+                tracing::warn!(%context, error = %e, "preparing the next WAL segment ahead");
+                Spare::Failed
+            }
+        };
+        lock(&self.writer).spare = spare;
+        self.spare_cv.notify_all();
+    }
+
+    /// The body of the background sealer (with a listener only).
+    fn run_sealer(&self) {
+        let mut state = lock(&self.sealer_state);
+        loop {
+            while !state.wake && !state.shutdown {
+                state = self
+                    .sealer_cv
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            if state.shutdown {
+                return;
+            }
+            state.wake = false;
+            drop(state);
+            // A failure poisons the log; appenders and syncs report it.
+            if self.seal_pending().is_ok() {
+                self.prepare_spare();
+            }
+            state = lock(&self.sealer_state);
+        }
     }
 
     /// Writes zeros into the current segment from where its file ends to
@@ -810,29 +1127,11 @@ impl Shared {
         state.syncing = true;
         drop(state);
 
-        // Everything written so far is covered: earlier segments were synced
-        // when they were sealed.
-        let (file, upto, segment, written) = {
-            let mut writer = lock(&self.writer);
-            let written = self.write_pending(&mut writer);
-            if prepare && written.is_ok() {
-                self.prepare_ahead(&mut writer);
-            }
-            (writer.file.clone(), writer.written, writer.segment, written)
-        };
-        let result = written.and_then(|()| {
-            file.sync_data().map_err(|e| {
-                self.fail(
-                    format!("syncing {}", self.path(segment).display()),
-                    e,
-                    Failed::Sync,
-                )
-            })
-        });
+        let result = self.sync_current(target, prepare);
         let mut state = lock(&self.sync);
         state.syncing = false;
         let outcome = match result {
-            Ok(()) => {
+            Ok(upto) => {
                 state.synced = state.synced.max(upto);
                 self.stats.syncs.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -842,6 +1141,43 @@ impl Shared {
         drop(state);
         self.synced_cv.notify_all();
         outcome
+    }
+
+    /// Makes everything up to `target` (in `written` units) durable;
+    /// returns how far that reaches. Every segment before the one holding
+    /// `target` is sealed first, seal recorded; the one holding it is only
+    /// synced (its seal is not needed for what is before `target`, so a
+    /// refused seal never fails a sync that it does not concern).
+    fn sync_current(&self, target: u64, prepare: bool) -> Result<u64> {
+        let turn = lock(&self.seal_lock);
+        let (file, upto, segment) = loop {
+            let mut writer = lock(&self.writer);
+            let Some(next) = writer.sealing.front().cloned() else {
+                self.write_pending(&mut writer)?;
+                if prepare {
+                    self.prepare_ahead(&mut writer);
+                }
+                break (writer.file.clone(), writer.written, writer.segment);
+            };
+            drop(writer);
+            if next.end_written >= target {
+                self.sync_sealing(&next)?;
+                return Ok(next.end_written);
+            }
+            if let Some(listener) = &self.listener {
+                self.seal(listener.as_ref(), &next)?;
+            }
+        };
+        // Seals of later rotations may go on meanwhile: they come after.
+        drop(turn);
+        file.sync_data().map_err(|e| {
+            self.fail(
+                format!("syncing {}", self.path(segment).display()),
+                e,
+                Failed::Sync,
+            )
+        })?;
+        Ok(upto)
     }
 
     /// The body of the [`SyncMode::Interval`] thread.
@@ -884,6 +1220,10 @@ fn trim_prepared(writer: &mut WriterState) {
     }
 }
 
+/// Where the records of a segment started by a rotation begin: after its
+/// header and its `Predecessor` fragment.
+const RECORDS_START: u64 = (SEGMENT_HEADER_BYTES + PREDECESSOR_FRAGMENT_BYTES) as u64;
+
 /// Under [`SyncMode::Interval`], appends wake the syncer early each time
 /// this many bytes were appended since it was last woken, so that the
 /// unsynced data a rotation must sync stays small.
@@ -925,6 +1265,27 @@ fn zero_fill(fs: &dyn Fs, path: &Path) -> Result<()> {
 /// Creates segment `segment` (or renames the free file `reuse` to it) and
 /// writes its header; the header and the directory entry are synced before
 /// it returns, so the segment is durable before it receives any record.
+/// Cuts each of `segments` (dropped by a replay) back to its header,
+/// synced: it holds no record any more. Missing files are skipped.
+fn cut_dropped(fs: &dyn Fs, dir: &Path, segments: &[u64]) -> Result<()> {
+    for &segment in segments {
+        let path = dir.join(segment_file_name(segment));
+        let context = |what: &str| format!("{what} {}", path.display());
+        let file = match fs.open_write(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(context("opening dropped segment"), e)),
+        };
+        if file.len().map_err(|e| Error::io(context("sizing"), e))? > SEGMENT_HEADER_BYTES as u64 {
+            file.set_len(SEGMENT_HEADER_BYTES as u64)
+                .map_err(|e| Error::io(context("cutting"), e))?;
+            file.sync_all()
+                .map_err(|e| Error::io(context("syncing"), e))?;
+        }
+    }
+    Ok(())
+}
+
 fn create_segment(
     fs: &dyn Fs,
     dir: &Path,
@@ -955,26 +1316,33 @@ impl Recovery {
         self.replay.report()
     }
 
-    /// Makes what the replay read durable: syncs the last segment read
-    /// (the only one whose records may not all have been synced: a process
-    /// killed after appending leaves them in the page cache). Call it
-    /// before recording the segments as sealed at the lengths the replay
-    /// reported ([`ReplayReport::segment_ends`]).
+    /// Makes what the replay read durable and what it dropped harmless:
+    /// syncs every segment read that the plan did not list as sealed (a
+    /// process killed after appending leaves records in the page cache),
+    /// and cuts each dropped segment ([`ReplayReport::segments_dropped`])
+    /// back to its header, synced, so that no later open finds its
+    /// records. Call it once the replay is exhausted, before recording the
+    /// segments as sealed at the lengths the replay reported
+    /// ([`ReplayReport::segment_ends`]).
     ///
     /// # Errors
-    /// [`Error::Io`] if the sync fails.
+    /// [`Error::Io`] if a sync or cut fails.
     pub fn sync_replayed(&self) -> Result<()> {
-        let Some(&last) = self.replay.report().segments.last() else {
-            return Ok(());
-        };
-        let path = self.dir.join(segment_file_name(last));
-        let context = |what: &str| format!("{what} {}", path.display());
-        let file = self
-            .fs
-            .open_write(&path)
-            .map_err(|e| Error::io(context("opening"), e))?;
-        file.sync_data()
-            .map_err(|e| Error::io(context("syncing"), e))
+        let report = self.replay.report();
+        for &segment in &report.segments {
+            if self.replay.is_sealed(segment) {
+                continue;
+            }
+            let path = self.dir.join(segment_file_name(segment));
+            let context = |what: &str| format!("{what} {}", path.display());
+            let file = self
+                .fs
+                .open_write(&path)
+                .map_err(|e| Error::io(context("opening"), e))?;
+            file.sync_data()
+                .map_err(|e| Error::io(context("syncing"), e))?;
+        }
+        cut_dropped(self.fs.as_ref(), &self.dir, &report.segments_dropped)
     }
 
     /// Drains any batches not yet read (checking them), truncates a torn
@@ -1010,6 +1378,7 @@ impl Recovery {
         let report = self.replay.report().clone();
         let fs = self.fs;
         let dir = self.dir;
+        cut_dropped(fs.as_ref(), &dir, &report.segments_dropped)?;
         if let Some((segment, offset)) = report.torn_tail {
             let path = dir.join(segment_file_name(segment));
             let context = |what: &str| format!("{what} the torn tail of {}", path.display());
@@ -1043,7 +1412,7 @@ impl Recovery {
         let file = create_segment(fs.as_ref(), &dir, next, None)
             .map_err(|(context, e)| Error::io(context, e))?;
         if let Some(listener) = &listener {
-            listener.segment_started(next, None).map_err(|e| {
+            listener.segment_started(next).map_err(|e| {
                 Error::io(
                     format!(
                         "recording the start of {}",
@@ -1072,6 +1441,7 @@ impl Recovery {
                 segment: next,
                 file,
                 offset: SEGMENT_HEADER_BYTES as u64,
+                records_start: SEGMENT_HEADER_BYTES as u64,
                 prepared: SEGMENT_HEADER_BYTES as u64,
                 written: 0,
                 kicked: 0,
@@ -1080,6 +1450,9 @@ impl Recovery {
                 pending_offset: 0,
                 live,
                 free: VecDeque::new(),
+                sealing: VecDeque::new(),
+                ended: BTreeMap::new(),
+                spare: Spare::None,
             }),
             sync: Mutex::new(SyncState::default()),
             synced_cv: Condvar::new(),
@@ -1087,6 +1460,14 @@ impl Recovery {
             poison: Mutex::new(None),
             listener,
             stats,
+            seal_lock: Mutex::new(()),
+            spare_cv: Condvar::new(),
+            // A spare is prepared right away.
+            sealer_state: Mutex::new(SealerState {
+                wake: true,
+                shutdown: false,
+            }),
+            sealer_cv: Condvar::new(),
         });
         let syncer = match self.options.sync_mode {
             SyncMode::Interval(interval) => {
@@ -1100,7 +1481,26 @@ impl Recovery {
             }
             SyncMode::None | SyncMode::Always => None,
         };
-        Ok((Wal { shared, syncer }, report))
+        let sealer = match &shared.listener {
+            Some(_) => {
+                let shared = shared.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("kevo-wal-seal".to_string())
+                        .spawn(move || shared.run_sealer())
+                        .map_err(|e| Error::io("starting the WAL seal thread", e))?,
+                )
+            }
+            None => None,
+        };
+        Ok((
+            Wal {
+                shared,
+                syncer,
+                sealer,
+            },
+            report,
+        ))
     }
 }
 
@@ -1164,9 +1564,9 @@ mod tests {
         let bytes = mem.read_file(Path::new("/db/000001.wal")).unwrap();
         let expected: &[u8] = &[
             0x4b, 0x45, 0x56, 0x4f, 0x57, 0x41, 0x4c, 0x00, // magic
-            0x03, 0x00, 0x00, 0x00, // version 3, flags
+            0x04, 0x00, 0x00, 0x00, // version 4, flags
             0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // segment 1
-            0x9b, 0x23, 0x93, 0xec, // header crc
+            0x14, 0xca, 0x0b, 0x98, // header crc
             0x24, 0x42, 0x4c, 0x06, // fragment crc
             0x1a, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, // length 26, Full, tag 1
             0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // seqno 1

@@ -113,8 +113,8 @@ fn mixed_keyspace_batches_replay_unchanged() {
 }
 
 #[test]
-fn new_segments_carry_format_version_3() {
-    assert_eq!((FORMAT_VERSION_MIN, FORMAT_VERSION), (1, 3));
+fn new_segments_carry_format_version_4() {
+    assert_eq!((FORMAT_VERSION_MIN, FORMAT_VERSION), (1, 4));
     let (mem, fs) = memfs();
     let wal = open(fs, WalOptions::default());
     wal.append(&mixed_batch(1, 2, 1)).unwrap();
@@ -122,8 +122,16 @@ fn new_segments_carry_format_version_3() {
     wal.close().unwrap();
     for segment in [1, rotated] {
         let bytes = mem.read_file(&segment_path(segment)).unwrap();
-        assert_eq!(bytes[8..10], [0x03, 0x00], "segment {segment}");
+        assert_eq!(bytes[8..10], [0x04, 0x00], "segment {segment}");
     }
+    // The rotated segment opens with its `Predecessor` fragment: type 5,
+    // then segment 1 and its final length.
+    let first = mem.read_file(&segment_path(1)).unwrap();
+    let bytes = mem.read_file(&segment_path(rotated)).unwrap();
+    let fragment = &bytes[24..24 + 27];
+    assert_eq!(fragment[4..7], [16, 0, 5]);
+    assert_eq!(fragment[11..19], 1u64.to_le_bytes());
+    assert_eq!(fragment[19..27], (first.len() as u64).to_le_bytes());
 }
 
 #[test]
@@ -146,7 +154,7 @@ fn a_version_1_segment_still_replays() {
     );
     assert_eq!(report.segment_ends, vec![(1, V1_SEGMENT.len() as u64)]);
 
-    // The log goes on in a version-3 segment; both replay, in order.
+    // The log goes on in a version-4 segment; both replay, in order.
     let mut recovery = Wal::open(fs.clone(), &dir(), WalOptions::default()).unwrap();
     assert_eq!(recovery.next().unwrap().unwrap().batch, expected);
     let (wal, _) = recovery.finish().unwrap();
@@ -157,7 +165,7 @@ fn a_version_1_segment_still_replays() {
     assert_eq!(mem.read_file(&segment_path(1)).unwrap(), V1_SEGMENT);
     assert_eq!(
         mem.read_file(&segment_path(2)).unwrap()[8..10],
-        [0x03, 0x00]
+        [0x04, 0x00]
     );
     let (replayed, report) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
     assert_eq!(replayed, vec![expected, next]);

@@ -1,7 +1,9 @@
 //! What the WAL tells its owner and what the owner tells it back: the
-//! segment listener (every segment is announced before it holds a record),
-//! recovery plans with sealed segments (a sealed segment cut short is
-//! damage, never a torn tail), and resuming after a failed write.
+//! segment listener (every segment is announced before it holds a record,
+//! and sealed before a later one is synced), recovery plans with sealed
+//! segments (a sealed segment cut short is damage, never a torn tail; an
+//! unsealed one cut short ends the log), and resuming after a failed
+//! write.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -16,23 +18,59 @@ use kevo_wal::{
     Batch, Error, RecoveryMode, RecoveryPlan, SegmentListener, SyncMode, Wal, WalOptions,
 };
 
-/// A segment started, and the one it sealed with its length.
-type Started = (u64, Option<(u64, u64)>);
-
-/// Records what it is told; refuses while `refuse` is set.
+/// Records what it is told; refuses to start segments numbered
+/// `refuse_from` or higher, and to seal any while `refuse_seals` is set.
 #[derive(Debug, Default)]
 struct Recorder {
-    started: Mutex<Vec<Started>>,
-    refuse: Mutex<bool>,
+    started: Mutex<Vec<u64>>,
+    sealed: Mutex<Vec<(u64, u64)>>,
+    refuse_from: Mutex<Option<u64>>,
+    refuse_seals: Mutex<bool>,
+}
+
+fn manifest_full() -> io::Error {
+    io::Error::new(io::ErrorKind::StorageFull, "manifest full")
 }
 
 impl SegmentListener for Recorder {
-    fn segment_started(&self, started: u64, sealed: Option<(u64, u64)>) -> io::Result<()> {
-        if *self.refuse.lock().unwrap() {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "manifest full"));
+    fn segment_started(&self, started: u64) -> io::Result<()> {
+        if self
+            .refuse_from
+            .lock()
+            .unwrap()
+            .is_some_and(|n| started >= n)
+        {
+            return Err(manifest_full());
         }
-        self.started.lock().unwrap().push((started, sealed));
+        self.started.lock().unwrap().push(started);
         Ok(())
+    }
+
+    fn segment_sealed(&self, segment: u64, len: u64) -> io::Result<()> {
+        if *self.refuse_seals.lock().unwrap() {
+            return Err(manifest_full());
+        }
+        self.sealed.lock().unwrap().push((segment, len));
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn started(&self) -> Vec<u64> {
+        self.started.lock().unwrap().clone()
+    }
+
+    fn sealed(&self) -> BTreeMap<u64, u64> {
+        self.sealed.lock().unwrap().iter().copied().collect()
+    }
+}
+
+/// Waits until the log has started `n` segments (its spare included).
+fn wait_for_segments(wal: &Wal, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal.stats().segments_started < n {
+        assert!(std::time::Instant::now() < deadline, "{:?}", wal.stats());
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -62,27 +100,51 @@ fn every_segment_is_announced_before_it_holds_a_record() {
     wal.rotate().unwrap();
     let position = wal.position();
     wal.close().unwrap();
-    let started = recorder.started.lock().unwrap().clone();
-    assert_eq!(started[0], (1, None));
-    assert!(started.len() >= 3, "{started:?}");
-    for pair in started.windows(2) {
-        let (sealed, len) = pair[1].1.expect("a rotation seals the previous segment");
-        assert_eq!(sealed, pair[0].0);
-        assert_eq!(pair[1].0, sealed + 1);
-        // The sealed length is the segment's synced size.
-        assert_eq!(file_len(fs.as_ref(), &segment_path(sealed)), len);
+    let started = recorder.started();
+    let sealed = recorder.sealed();
+    // Every segment in order, and perhaps the spare after the live one.
+    assert!(started.len() as u64 >= position.segment, "{started:?}");
+    assert!(started.len() as u64 <= position.segment + 1, "{started:?}");
+    assert_eq!(started, (1..=started.len() as u64).collect::<Vec<_>>());
+    // Closing sealed every segment rotated away from, in order, each at
+    // its synced size.
+    assert_eq!(
+        sealed.keys().copied().collect::<Vec<_>>(),
+        (1..position.segment).collect::<Vec<_>>()
+    );
+    for (&segment, &len) in &sealed {
+        assert_eq!(file_len(fs.as_ref(), &segment_path(segment)), len);
     }
-    assert_eq!(position.segment, started.last().unwrap().0);
     drop(mem);
+}
+
+/// A synced append in a segment finds every earlier segment sealed: its
+/// seal is never left for later when a record after it is acknowledged as
+/// durable.
+#[test]
+fn a_sync_seals_every_earlier_segment_first() {
+    let (_mem, fs) = memfs();
+    let recorder = Arc::new(Recorder::default());
+    let wal = open_with(fs, small_segments(), recorder.clone());
+    for id in 1..=40 {
+        let position = wal.append(&batch(id, 4, 1000)).unwrap();
+        let sealed = recorder.sealed();
+        for segment in 1..position.segment {
+            assert!(sealed.contains_key(&segment), "{segment} {sealed:?}");
+        }
+    }
+    assert!(wal.position().segment >= 3);
+    wal.close().unwrap();
 }
 
 #[test]
 fn a_refused_segment_poisons_the_log_until_resume() {
     let (_mem, fs) = memfs();
     let recorder = Arc::new(Recorder::default());
+    // The spare is refused too: the rotation starts segment 2 itself.
+    *recorder.refuse_from.lock().unwrap() = Some(2);
     let wal = open_with(fs.clone(), WalOptions::default(), recorder.clone());
     wal.append(&batch(1, 1, 10)).unwrap();
-    *recorder.refuse.lock().unwrap() = true;
     let err = wal.rotate().unwrap_err();
     assert!(
         matches!(&err, Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull),
@@ -96,7 +158,7 @@ fn a_refused_segment_poisons_the_log_until_resume() {
     // Still refused: resume lifts the poison, the next rotation fails again.
     wal.resume().unwrap();
     assert!(wal.rotate().is_err());
-    *recorder.refuse.lock().unwrap() = false;
+    *recorder.refuse_from.lock().unwrap() = None;
     wal.resume().unwrap();
     wal.append(&batch(2, 1, 10)).unwrap();
     assert_eq!(wal.rotate().unwrap(), 2);
@@ -107,6 +169,62 @@ fn a_refused_segment_poisons_the_log_until_resume() {
         batches,
         vec![batch(1, 1, 10), batch(2, 1, 10), batch(3, 1, 10)]
     );
+}
+
+/// A seal the listener refuses poisons the log before any later record
+/// is acknowledged as durable, and fails the synced append that needed it
+/// before its record is written; once the listener takes seals again,
+/// `resume` lets the seal through, and nothing is lost or duplicated.
+/// Under `Always` through `append`, under `Interval` through `append_sync`.
+#[test]
+fn a_refused_seal_poisons_the_log_until_resume() {
+    for sync_mode in [
+        SyncMode::Always,
+        SyncMode::Interval(std::time::Duration::from_secs(3600)),
+    ] {
+        let (_mem, fs) = memfs();
+        let recorder = Arc::new(Recorder::default());
+        let options = WalOptions {
+            sync_mode,
+            ..WalOptions::default()
+        };
+        let wal = open_with(fs.clone(), options, recorder.clone());
+        wal.append_sync(&batch(1, 1, 10)).unwrap();
+        wal_spare_ready(&wal);
+        *recorder.refuse_seals.lock().unwrap() = true;
+        // The spare was announced earlier: the rotation itself asks nothing.
+        assert_eq!(wal.rotate().unwrap(), 2);
+        let err = wal.append_sync(&batch(2, 1, 10)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+                || matches!(
+                    &err,
+                    Error::Poisoned {
+                        resumable: true,
+                        ..
+                    }
+                ),
+            "{err}"
+        );
+        assert_eq!(wal.poisoned(), Some(true));
+        assert!(recorder.sealed().is_empty());
+        *recorder.refuse_seals.lock().unwrap() = false;
+        wal.resume().unwrap();
+        wal.append_sync(&batch(2, 1, 10)).unwrap();
+        assert!(recorder.sealed().contains_key(&1));
+        wal.close().unwrap();
+        let (batches, _) = replay(fs, RecoveryMode::AbsoluteConsistency).unwrap();
+        assert_eq!(
+            batches,
+            vec![batch(1, 1, 10), batch(2, 1, 10)],
+            "{sync_mode:?}"
+        );
+    }
+}
+
+/// Waits for the spare after the first segment.
+fn wal_spare_ready(wal: &Wal) {
+    wait_for_segments(wal, 2);
 }
 
 /// A full disk fails a write; once there is room, `resume` makes the log
@@ -202,13 +320,14 @@ fn tracked_log(mem: &MemFs) -> RecoveryPlan {
         wal.append(&batch(id, 4, 1000)).unwrap();
     }
     wal.close().unwrap();
-    let started = recorder.started.lock().unwrap().clone();
-    let sealed: BTreeMap<u64, u64> = started.iter().filter_map(|s| s.1).collect();
+    let started = recorder.started();
+    let sealed = recorder.sealed();
     assert!(sealed.len() >= 3, "{started:?}");
     RecoveryPlan {
-        segments: started.iter().map(|s| s.0).collect(),
+        segments: started,
         sealed,
         headers_durable: true,
+        seals_tracked: true,
     }
 }
 
@@ -328,6 +447,13 @@ fn a_durable_header_is_never_torn() {
         segments: vec![1, last],
         ..RecoveryPlan::default()
     };
+    // As it was before its `Predecessor` fragment went in.
+    let bytes = mem.read_file(&segment_path(last)).unwrap();
+    mem.write_file(
+        &segment_path(last),
+        &bytes[..kevo_wal::SEGMENT_HEADER_BYTES],
+    )
+    .unwrap();
     mem.corrupt(&segment_path(last), 3, 0x20).unwrap();
     plan.headers_durable = false;
     let (_, report) = replay_plan(&mem, &plan).unwrap();
@@ -338,4 +464,98 @@ fn a_durable_header_is_never_torn() {
         matches!(err, Error::Corruption { segment, .. } if segment == last),
         "{err}"
     );
+}
+
+/// A log of several segments written under `SyncMode::None` with nothing
+/// synced at the end and no seal recorded (a process killed, or a machine
+/// that lost power, before the background sealer ran): the batches and the
+/// plan an owner's manifest would give.
+fn unsealed_log(mem: &MemFs) -> (Vec<Batch>, Vec<kevo_wal::WalPosition>, RecoveryPlan) {
+    let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+    let recorder = Arc::new(Recorder::default());
+    let options = WalOptions {
+        sync_mode: SyncMode::None,
+        ..small_segments()
+    };
+    let wal = open_with(fs, options, recorder.clone());
+    let batches: Vec<Batch> = (1..=40).map(|id| batch(id, 4, 1000)).collect();
+    let positions = batches.iter().map(|b| wal.append(b).unwrap()).collect();
+    assert!(wal.position().segment >= 3);
+    drop(wal);
+    let plan = RecoveryPlan {
+        segments: recorder.started(),
+        sealed: BTreeMap::new(),
+        headers_durable: true,
+        seals_tracked: true,
+    };
+    (batches, positions, plan)
+}
+
+/// A killed process leaves every appended record in the page cache: each
+/// segment is as long as its successor's `Predecessor` fragment says, so
+/// the replay reads on although no seal was recorded.
+#[test]
+fn a_killed_writer_loses_nothing_across_unrecorded_seals() {
+    let mem = MemFs::new();
+    let (batches, _, plan) = unsealed_log(&mem);
+    let (n, report) = replay_plan(&mem, &plan).unwrap();
+    assert_eq!(n, batches.len() as u64);
+    assert!(report.segments_dropped.is_empty() && report.torn_tail.is_none());
+}
+
+/// A power loss cut segment 1 short before its seal was recorded, while
+/// later segments' pages reached the disk: the log ends in segment 1 (a
+/// prefix of the appends; nothing after it was acknowledged as durable),
+/// the later segments are dropped, and recovery cuts them to their
+/// headers. The same cut in a sealed segment, or for an owner that does
+/// not track seals, is corruption.
+#[test]
+fn a_segment_cut_before_its_seal_ends_the_log() {
+    for torn in [false, true] {
+        let mem = MemFs::new();
+        let (batches, positions, plan) = unsealed_log(&mem);
+        let path = segment_path(1);
+        let bytes = mem.read_file(&path).unwrap();
+        // Where the sixth record starts, or inside it.
+        let cut = positions[5].offset as usize + if torn { 100 } else { 0 };
+        mem.write_file(&path, &bytes[..cut]).unwrap();
+        let (n, report) = replay_plan(&mem, &plan).unwrap();
+        assert_eq!(n, 5, "torn {torn} cut {cut} {report:?}");
+        assert_eq!(report.segments_dropped, plan.segments[1..], "torn {torn}");
+        assert_eq!(report.torn_tail.is_some(), torn);
+
+        let untracked = RecoveryPlan {
+            seals_tracked: false,
+            ..plan.clone()
+        };
+        assert!(matches!(
+            replay_plan(&mem, &untracked),
+            Err(Error::Corruption { segment: 1, .. })
+        ));
+
+        // Recovery keeps the prefix and empties the dropped segments.
+        let fs: Arc<dyn Fs> = Arc::new(mem.clone());
+        let mut recovery = Wal::open_with_plan(
+            fs.clone(),
+            &dir(),
+            WalOptions::default(),
+            Some(plan.clone()),
+        )
+        .unwrap();
+        let replayed: Vec<Batch> = recovery.by_ref().map(|b| b.unwrap().batch).collect();
+        assert_eq!(replayed, batches[..n as usize]);
+        recovery.sync_replayed().unwrap();
+        let (wal, report) = recovery.finish().unwrap();
+        assert!(wal.current_segment() > *plan.segments.last().unwrap());
+        wal.close().unwrap();
+        for &segment in &report.segments_dropped {
+            assert_eq!(
+                file_len(fs.as_ref(), &segment_path(segment)),
+                kevo_wal::SEGMENT_HEADER_BYTES as u64
+            );
+        }
+        let (again, report) = replay_plan(&mem, &plan).unwrap();
+        assert_eq!(again, n);
+        assert!(report.torn_tail.is_none(), "trimmed: {report:?}");
+    }
 }
