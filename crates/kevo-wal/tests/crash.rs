@@ -7,19 +7,28 @@
 //! - every batch appended under `SyncMode::Always`, or before an explicit
 //!   `sync()`, is in that prefix.
 //!
+//! Half the cases run the log as the engine does: with a segment listener
+//! standing in for its manifest (what it records survives the crash), and
+//! recovery through the plan it gives (seals tracked, later segments
+//! dropped after one a crash cut before its seal).
+//!
 //! `KEVO_CRASH_CASES` sets the number of cases (`cargo xtask crash` runs
 //! many); CI runs 256.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use kevo_core::{Fs, MemFs};
-use kevo_wal::{Batch, RecoveryMode, SyncMode, Wal, WalOptions};
+use kevo_wal::{
+    Batch, RecoveryMode, RecoveryPlan, SEGMENT_HEADER_BYTES, SegmentListener, SyncMode, Wal,
+    WalOptions,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -84,6 +93,63 @@ fn arb_options() -> impl Strategy<Value = WalOptions> {
     })
 }
 
+/// The owner's manifest: every tracked segment (at or above `log_number`)
+/// and the sealed ones' lengths. What it records is durable at once; from
+/// the crash on it records nothing (the log's background thread may still
+/// run until the log is dropped, on the file system after the crash, as a
+/// process without power could not).
+#[derive(Debug, Default)]
+struct Manifest {
+    segments: Mutex<BTreeMap<u64, Option<u64>>>,
+    log_number: Mutex<u64>,
+    crashed: AtomicBool,
+}
+
+impl Manifest {
+    fn check_alive(&self) -> std::io::Result<()> {
+        if self.crashed.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("the machine lost power"));
+        }
+        Ok(())
+    }
+}
+
+impl SegmentListener for Manifest {
+    fn segment_started(&self, started: u64) -> std::io::Result<()> {
+        self.check_alive()?;
+        self.segments.lock().unwrap().insert(started, None);
+        Ok(())
+    }
+
+    fn segment_sealed(&self, segment: u64, len: u64) -> std::io::Result<()> {
+        self.check_alive()?;
+        if segment >= *self.log_number.lock().unwrap() {
+            self.segments.lock().unwrap().insert(segment, Some(len));
+        }
+        Ok(())
+    }
+}
+
+impl Manifest {
+    fn plan(&self) -> RecoveryPlan {
+        let segments = self.segments.lock().unwrap();
+        RecoveryPlan {
+            segments: segments.keys().copied().collect(),
+            sealed: segments
+                .iter()
+                .filter_map(|(&n, &sealed)| Some((n, sealed?)))
+                .collect(),
+            headers_durable: true,
+            seals_tracked: true,
+        }
+    }
+
+    fn retire_before(&self, segment: u64) {
+        *self.log_number.lock().unwrap() = segment;
+        self.segments.lock().unwrap().retain(|&n, _| n >= segment);
+    }
+}
+
 /// What a run must find after a crash: the batches still in the log (in
 /// order) and how many of them were durable before the crash.
 struct Model {
@@ -103,13 +169,26 @@ impl Model {
     }
 }
 
-/// Runs `ops` against a log on `mem`, then crashes it. Returns the model.
-fn run_and_crash(mem: &MemFs, options: &WalOptions, ops: &[Op], mut model: Model) -> Model {
+/// Runs `ops` against a log on `mem` (tracked by `manifest`, if any),
+/// then crashes it. Returns the model.
+fn run_and_crash(
+    mem: &MemFs,
+    options: &WalOptions,
+    ops: &[Op],
+    mut model: Model,
+    manifest: Option<&Arc<Manifest>>,
+) -> Model {
     let fs: Arc<dyn Fs> = Arc::new(mem.clone());
-    let (wal, _) = Wal::open(fs, &dir(), options.clone())
-        .unwrap()
-        .finish()
-        .unwrap();
+    let wal = match manifest {
+        None => {
+            Wal::open(fs, &dir(), options.clone())
+                .unwrap()
+                .finish()
+                .unwrap()
+                .0
+        }
+        Some(manifest) => recover_tracked(fs, options, manifest),
+    };
     for op in ops {
         match op {
             Op::Append(batch) => {
@@ -128,6 +207,9 @@ fn run_and_crash(mem: &MemFs, options: &WalOptions, ops: &[Op], mut model: Model
             }
             Op::Retire => {
                 let current = wal.current_segment();
+                if let Some(manifest) = manifest {
+                    manifest.retire_before(current);
+                }
                 wal.remove_segments_before(current).unwrap();
                 // Retiring is durable on return (directory synced).
                 let gone = model.live.iter().take_while(|(s, _)| *s < current).count();
@@ -136,20 +218,84 @@ fn run_and_crash(mem: &MemFs, options: &WalOptions, ops: &[Op], mut model: Model
             }
         }
     }
+    if let Some(manifest) = manifest {
+        manifest.crashed.store(true, Ordering::SeqCst);
+    }
     mem.crash();
     // The background syncer (if any) now fails on its dead handle and stops.
     drop(wal);
+    if let Some(manifest) = manifest {
+        manifest.crashed.store(false, Ordering::SeqCst);
+    }
     model
 }
 
-/// Recovers the log and checks the model; returns what was recovered.
-fn recover_and_check(mem: &MemFs, model: &Model) -> Result<Vec<Batch>, TestCaseError> {
+/// Opens the log as the engine does: replays the manifest's plan, makes
+/// the replay durable and records the replayed segments sealed at their
+/// ends (the dropped ones at their headers), then goes on in a new segment.
+fn recover_tracked(fs: Arc<dyn Fs>, options: &WalOptions, manifest: &Arc<Manifest>) -> Wal {
+    let plan = manifest.plan();
+    // Files the manifest does not track: retired, or created by a rotation
+    // whose record never came (they hold no record). The engine deletes
+    // them before it starts the log again.
+    for name in fs.list_dir(&dir()).unwrap_or_default() {
+        if let Some(n) = kevo_wal::parse_segment_file_name(&name)
+            && !plan.segments.contains(&n)
+        {
+            fs.remove_file(&segment_path(n)).unwrap();
+        }
+    }
+    let first = plan.segments.last().map_or(0, |n| n + 1);
+    let mut recovery = Wal::open_with_plan(fs, &dir(), options.clone(), Some(plan)).unwrap();
+    for batch in recovery.by_ref() {
+        batch.unwrap();
+    }
+    recovery.sync_replayed().unwrap();
+    let report = recovery.report().clone();
+    {
+        let mut segments = manifest.segments.lock().unwrap();
+        segments.clear();
+        for &(segment, end) in &report.segment_ends {
+            segments.insert(segment, Some(end));
+        }
+        for &segment in &report.segments_dropped {
+            segments.insert(segment, Some(SEGMENT_HEADER_BYTES as u64));
+        }
+    }
+    let listener: Arc<dyn SegmentListener> = manifest.clone();
+    recovery.finish_with(Some(listener), first).unwrap().0
+}
+
+/// Recovers the log (through the manifest's plan, if any) and checks the
+/// model; returns what was recovered.
+fn recover_and_check(
+    mem: &MemFs,
+    model: &Model,
+    manifest: Option<&Arc<Manifest>>,
+) -> Result<Vec<Batch>, TestCaseError> {
     let fs: Arc<dyn Fs> = Arc::new(mem.clone());
-    let recovered = match replay(fs, RecoveryMode::TolerateTornTail) {
-        Ok((batches, _)) => batches,
+    let replayed = match manifest {
+        None => replay(fs, RecoveryMode::TolerateTornTail).map(|(batches, _)| batches),
+        Some(manifest) => {
+            let mut replay = kevo_wal::Replay::with_plan(
+                fs,
+                &dir(),
+                RecoveryMode::TolerateTornTail,
+                manifest.plan(),
+            );
+            replay
+                .by_ref()
+                .map(|b| b.map(|b| b.batch))
+                .collect::<kevo_wal::Result<Vec<_>>>()
+        }
+    };
+    let recovered = match replayed {
+        Ok(batches) => batches,
         Err(e) => {
             return Err(TestCaseError::fail(format!(
-                "recovery failed after a crash: {e}"
+                "recovery failed after a crash: {e} (files {:?}, plan {:?})",
+                mem.file_names(),
+                manifest.map(|m| m.plan())
             )));
         }
     };
@@ -189,14 +335,17 @@ proptest! {
         first in proptest::collection::vec(arb_op(), 0..40),
         second in proptest::collection::vec(arb_op(), 0..20),
         seed: u64,
+        tracked: bool,
     ) {
         let mem = MemFs::with_seed(seed);
+        let manifest = tracked.then(|| Arc::new(Manifest::default()));
+        let manifest = manifest.as_ref();
         // First life: write, crash, recover.
-        let model = run_and_crash(&mem, &options, &first, Model::new(Vec::new()));
-        let recovered = recover_and_check(&mem, &model)?;
+        let model = run_and_crash(&mem, &options, &first, Model::new(Vec::new()), manifest);
+        let recovered = recover_and_check(&mem, &model, manifest)?;
         // Second life: continue after the recovered prefix, crash again.
-        let model = run_and_crash(&mem, &options, &second, Model::new(recovered));
-        recover_and_check(&mem, &model)?;
+        let model = run_and_crash(&mem, &options, &second, Model::new(recovered), manifest);
+        recover_and_check(&mem, &model, manifest)?;
     }
 }
 
