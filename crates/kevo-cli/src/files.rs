@@ -516,9 +516,14 @@ fn wal_read(out: &mut Out, path: &Path, dump: bool) -> Outcome {
             .map(|s| json!({"offset": s.offset, "len": s.len, "reason": s.reason}))
             .collect();
         if !dump || !damage.is_empty() {
+            let follows = report
+                .predecessors
+                .first()
+                .map(|&(_, previous, len)| json!({"segment": previous, "len": len}));
             out.json_line(&json!({
                 "file": path.display().to_string(),
                 "segment": number,
+                "follows": follows,
                 "batches": batches,
                 "entries": entries,
                 "torn_tail_bytes": torn,
@@ -540,8 +545,15 @@ fn wal_read(out: &mut Out, path: &Path, dump: bool) -> Outcome {
         } else {
             String::new()
         };
+        // A segment started by a rotation names the one before it.
+        let follows = report
+            .predecessors
+            .first()
+            .map_or(String::new(), |&(_, previous, len)| {
+                format!(" (follows segment {previous}, which ended at {len} bytes)")
+            });
         out.line(format!(
-            "{}: {batches} batches, {entries} entries{tail}{}",
+            "{}: {batches} batches, {entries} entries{tail}{follows}{}",
             path.display(),
             if damage.is_empty() { "" } else { ", DAMAGED" }
         ))?;

@@ -781,6 +781,18 @@ fn wal_and_manifest_dumps_show_every_record() {
             .iter()
             .all(|v| v["damage"].as_array().is_some_and(Vec::is_empty))
     );
+    // A segment started by a rotation names the one before it and its
+    // final length.
+    let follows: Vec<&Value> = verified
+        .iter()
+        .filter(|v| !v["follows"].is_null())
+        .collect();
+    assert!(!follows.is_empty(), "{verified:?}");
+    for v in follows {
+        let previous = v["follows"]["segment"].as_u64().expect("segment");
+        assert_eq!(previous + 1, v["segment"].as_u64().expect("segment"));
+        assert!(v["follows"]["len"].as_u64().expect("len") >= 24);
+    }
 
     let manifest = files_ending(dir.path(), "")
         .into_iter()

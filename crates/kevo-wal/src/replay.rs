@@ -110,6 +110,10 @@ pub struct ReplayReport {
     /// (see [`RecoveryPlan::seals_tracked`]). None of their records was
     /// acknowledged as durable; recovery cuts them back to their headers.
     pub segments_dropped: Vec<u64>,
+    /// For each segment read that opens with a `Predecessor` fragment:
+    /// (that segment, the segment before it, the final length recorded
+    /// for that one).
+    pub predecessors: Vec<(u64, u64, u64)>,
 }
 
 /// Reads the log's segments in order and returns every intact batch.
@@ -272,7 +276,11 @@ impl Replay {
                         return Ok(Some(batch));
                     }
                 }
-                RecordStep::Predecessor { offset, .. } => {
+                RecordStep::Predecessor {
+                    offset,
+                    segment: previous,
+                    len,
+                } => {
                     // Checked when the segment before ended; it must open
                     // a segment of a format that has them.
                     if version < FORMAT_VERSION_PREDECESSOR || offset != SEGMENT_HEADER_BYTES as u64
@@ -284,6 +292,8 @@ impl Replay {
                             return Err(corruption(segment, offset, reason));
                         }
                         self.skip(segment, offset, 1, reason);
+                    } else {
+                        self.report.predecessors.push((segment, previous, len));
                     }
                 }
                 RecordStep::End => {
