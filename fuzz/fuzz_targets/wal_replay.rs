@@ -294,6 +294,7 @@ fuzz_target!(|data: &[u8]| {
                 segments: vec![1],
                 sealed: [(1, sealed)].into_iter().collect(),
                 headers_durable: true,
+                seals_tracked: true,
             };
             let mut replay =
                 Replay::with_plan(fs.clone(), dir, RecoveryMode::TolerateTornTail, plan);
