@@ -301,6 +301,8 @@ pub struct Stats {
     /// WAL segments started since open (one per memtable switch, however
     /// many keyspaces switch together, recycled files included).
     pub wal_segments_started: u64,
+    /// The longest a WAL rotation (a memtable switch) held up writes.
+    pub wal_slowest_rotation: Duration,
     /// Bytes of a torn WAL tail dropped by the recovery at open (by a
     /// read-only open: skipped in memory, left in the file).
     pub wal_tail_bytes_dropped: u64,
@@ -495,6 +497,7 @@ impl Counters {
             wal_bytes_written: gauges.wal.bytes_written,
             wal_syncs: gauges.wal.syncs,
             wal_segments_started: gauges.wal.segments_started,
+            wal_slowest_rotation: gauges.wal.slowest_rotation,
             wal_tail_bytes_dropped: get(&self.wal_tail_bytes_dropped),
             flushes: get(&self.flushes),
             flush_bytes_written: get(&self.flush_bytes),
@@ -607,13 +610,14 @@ impl fmt::Display for Stats {
         };
         writeln!(
             f,
-            "writes {} in {} groups ({group:.2} per group), {} entries; WAL {:.1} MiB, {} syncs, {} segments",
+            "writes {} in {} groups ({group:.2} per group), {} entries; WAL {:.1} MiB, {} syncs, {} segments (slowest rotation {} µs)",
             self.writes,
             self.write_groups,
             self.entries_written,
             mib(self.wal_bytes_written),
             self.wal_syncs,
-            self.wal_segments_started
+            self.wal_segments_started,
+            self.wal_slowest_rotation.as_micros()
         )?;
         writeln!(
             f,

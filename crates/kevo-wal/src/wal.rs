@@ -141,6 +141,10 @@ pub struct WalStats {
     pub segments_started: u64,
     /// Segments started by reusing an obsolete file.
     pub segments_recycled: u64,
+    /// The longest a rotation held the append lock (appends wait that
+    /// long). With a listener it writes no more than the gathered appends
+    /// and the `Predecessor` fragment, unless the spare was not ready.
+    pub slowest_rotation: Duration,
 }
 
 /// The write-ahead log.
@@ -311,6 +315,7 @@ struct Counters {
     syncs: AtomicU64,
     segments_started: AtomicU64,
     segments_recycled: AtomicU64,
+    slowest_rotation_nanos: AtomicU64,
 }
 
 /// A replay of the log that ends by opening it for appending.
@@ -611,6 +616,9 @@ impl Wal {
             syncs: c.syncs.load(Ordering::Relaxed),
             segments_started: c.segments_started.load(Ordering::Relaxed),
             segments_recycled: c.segments_recycled.load(Ordering::Relaxed),
+            slowest_rotation: Duration::from_nanos(
+                c.slowest_rotation_nanos.load(Ordering::Relaxed),
+            ),
         }
     }
 
@@ -854,6 +862,7 @@ impl Shared {
     /// queued for the background sealer. The caller waited until no spare
     /// is in creation ([`Shared::wait_for_spare`]).
     fn rotate_locked(&self, writer: &mut WriterState) -> Result<()> {
+        let started = std::time::Instant::now();
         self.write_pending(writer)?;
         // A segment ends where its records do.
         trim_prepared(writer);
@@ -922,6 +931,10 @@ impl Shared {
         writer.file = file;
         writer.live.insert(next);
         self.wake_sealer();
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.stats
+            .slowest_rotation_nanos
+            .fetch_max(took, Ordering::Relaxed);
         Ok(())
     }
 
