@@ -413,7 +413,7 @@ impl Replay {
                     );
                     return Ok(());
                 }
-                Start::Damaged if tolerant => {
+                Start::Damaged { in_header } if tolerant && !self.durable_header(in_header) => {
                     // The successor's first write was lost, so this segment
                     // may have lost its tail too: nothing after it counts.
                     self.report.segment_ends.push((segment, end));
@@ -423,11 +423,17 @@ impl Replay {
                     );
                     return Ok(());
                 }
-                Start::Damaged | Start::Empty | Start::Unclaimed => {}
+                Start::Damaged { .. } | Start::Empty | Start::Unclaimed => {}
             }
         }
         self.report.segment_ends.push((segment, end));
         Ok(())
+    }
+
+    /// Whether damage in a header (`in_header`) cannot be a crash's: the
+    /// owner synced every header before recording the segment.
+    fn durable_header(&self, in_header: bool) -> bool {
+        in_header && self.headers_durable
     }
 
     /// How the segment after `segment` (the next of the plan) starts.
@@ -453,7 +459,9 @@ impl Replay {
             RecordStep::Predecessor { segment, len, .. } => Start::Predecessor(segment, len),
             RecordStep::Record { .. } => Start::Unclaimed,
             RecordStep::End => Start::Empty,
-            RecordStep::Damage(_) => Start::Damaged,
+            RecordStep::Damage(damage) => Start::Damaged {
+                in_header: damage.in_header(),
+            },
         })
     }
 
@@ -495,8 +503,8 @@ impl Replay {
                         drop_later = self.seals_tracked && previous == segment && len > damage.cut;
                         drop_later
                     }
-                    Start::Damaged => {
-                        drop_later = self.seals_tracked;
+                    Start::Damaged { in_header } => {
+                        drop_later = self.seals_tracked && !self.durable_header(in_header);
                         drop_later
                     }
                     Start::Unclaimed => false,
@@ -586,8 +594,8 @@ enum Start {
     Unclaimed,
     /// Holding no record.
     Empty,
-    /// With damage.
-    Damaged,
+    /// With damage (`in_header`: in its file header).
+    Damaged { in_header: bool },
 }
 
 fn corruption(segment: u64, offset: u64, reason: impl Into<String>) -> Error {

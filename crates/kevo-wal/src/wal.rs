@@ -1197,6 +1197,11 @@ impl Shared {
     fn run_syncer(&self, interval: Duration) {
         let mut state = lock(&self.sync);
         loop {
+            // Asked to stop while it synced: the wake-up came before the
+            // wait, which would otherwise sleep a whole interval.
+            if state.shutdown {
+                return;
+            }
             let (next, _) = self
                 .synced_cv
                 .wait_timeout(state, interval)

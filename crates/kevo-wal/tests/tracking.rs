@@ -559,3 +559,29 @@ fn a_segment_cut_before_its_seal_ends_the_log() {
         assert!(report.torn_tail.is_none(), "trimmed: {report:?}");
     }
 }
+
+/// The successor of a segment cut before its seal has a damaged header:
+/// headers are synced before a segment is recorded, so that is no crash's
+/// doing, and the replay refuses instead of dropping what follows.
+#[test]
+fn a_damaged_header_after_an_unsealed_segment_is_corruption() {
+    let mem = MemFs::new();
+    let (_, positions, plan) = unsealed_log(&mem);
+    let path = segment_path(1);
+    let bytes = mem.read_file(&path).unwrap();
+    mem.write_file(&path, &bytes[..positions[5].offset as usize])
+        .unwrap();
+    mem.corrupt(&segment_path(2), 3, 0x20).unwrap();
+    let err = replay_plan(&mem, &plan).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Corruption {
+                segment: 2,
+                offset: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
