@@ -17,26 +17,9 @@ use std::time::{Duration, Instant};
 
 use kevo_engine::{Db, Error, Options, Result};
 
-const KEYS: u64 = 1_000_000;
+mod common;
 
-/// The bench's key `i`: `2 i` in 16 decimal digits.
-fn key(i: u64) -> [u8; 16] {
-    let mut k = [b'0'; 16];
-    let mut v = i * 2;
-    for digit in k.iter_mut().rev() {
-        *digit = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    k
-}
-
-/// A xorshift step: the workload's only randomness.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
+use common::{KEYS, key, next, shuffled, value};
 
 fn usage() -> Error {
     Error::InvalidArgument(
@@ -45,15 +28,8 @@ fn usage() -> Error {
 }
 
 fn fill(db: &Db) -> Result<()> {
-    let mut order: Vec<u64> = (0..KEYS).collect();
-    let mut rng = 12_345;
-    for i in (1..order.len()).rev() {
-        order.swap(i, (next(&mut rng) % (i as u64 + 1)) as usize);
-    }
-    let value: Vec<u8> = (0..100u8)
-        .map(|i| if i < 50 { b' ' + (i * 37) % 95 } else { b'x' })
-        .collect();
-    for i in order {
+    let value = value();
+    for i in shuffled(12_345) {
         db.put(key(i), &value)?;
     }
     db.flush()?;
