@@ -302,6 +302,10 @@ fn a_crash_at_any_step_of_a_checkpoint_leaves_no_target_that_opens_wrong() {
                     .on_path_containing("snap"),
             );
             let failed = db.checkpoint("/snap").is_err();
+            // The process dies: every handle goes (a keyspace handle left
+            // alive would keep the engine's threads writing after the
+            // crash, which no dead process does).
+            drop(ks);
             drop(db);
             mem.crash();
             fs.clear_rules();
