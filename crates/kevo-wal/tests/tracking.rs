@@ -585,3 +585,28 @@ fn a_damaged_header_after_an_unsealed_segment_is_corruption() {
         "{err}"
     );
 }
+
+/// A successor's `Predecessor` fragment that disagrees with the segment
+/// before it in a way no crash leaves — a shorter length than that
+/// segment's records reach, or another segment's number — is corruption.
+#[test]
+fn a_predecessor_that_disagrees_is_corruption() {
+    for (previous, shorten) in [(1u64, 100u64), (7, 0)] {
+        let mem = MemFs::new();
+        let (_, _, plan) = unsealed_log(&mem);
+        let path = segment_path(2);
+        let mut bytes = mem.read_file(&path).unwrap();
+        let fragment = &mut bytes[24..24 + kevo_wal::PREDECESSOR_FRAGMENT_BYTES];
+        let len = u64::from_le_bytes(fragment[19..27].try_into().unwrap());
+        fragment[11..19].copy_from_slice(&previous.to_le_bytes());
+        fragment[19..27].copy_from_slice(&(len - shorten).to_le_bytes());
+        let crc = kevo_core::crc32(&[&fragment[4..]]);
+        fragment[0..4].copy_from_slice(&crc.to_le_bytes());
+        mem.write_file(&path, &bytes).unwrap();
+        let err = replay_plan(&mem, &plan).unwrap_err();
+        assert!(
+            matches!(err, Error::Corruption { segment: 1, .. }),
+            "{previous} {shorten}: {err}"
+        );
+    }
+}
