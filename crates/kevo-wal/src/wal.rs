@@ -1480,11 +1480,7 @@ impl Recovery {
             stats,
             seal_lock: Mutex::new(()),
             spare_cv: Condvar::new(),
-            // A spare is prepared right away.
-            sealer_state: Mutex::new(SealerState {
-                wake: true,
-                shutdown: false,
-            }),
+            sealer_state: Mutex::new(SealerState::default()),
             sealer_cv: Condvar::new(),
         });
         let syncer = match self.options.sync_mode {
@@ -1501,6 +1497,10 @@ impl Recovery {
         };
         let sealer = match &shared.listener {
             Some(_) => {
+                // The first spare is prepared here, with open's other file
+                // work, rather than beside the first writes: its syncs
+                // would queue with theirs.
+                shared.prepare_spare();
                 let shared = shared.clone();
                 Some(
                     std::thread::Builder::new()
