@@ -221,15 +221,7 @@ impl Replay {
             });
         }
         self.next_segment += 1;
-        let path = self.dir.join(segment_file_name(segment));
-        let context = || format!("reading {}", path.display());
-        let file = self
-            .fs
-            .open_read(&path)
-            .map_err(|e| Error::io(context(), e))?;
-        let segment_reader =
-            SegmentReader::open(file, segment).map_err(|e| Error::io(context(), e))?;
-        let mut reader = RecordReader::new(segment_reader);
+        let mut reader = self.records_of(segment)?;
         self.report.segments.push(segment);
         if let Some(&sealed) = self.sealed.get(&segment) {
             if reader.len() < sealed && self.mode != RecoveryMode::SkipCorrupted {
@@ -436,6 +428,18 @@ impl Replay {
         in_header && self.headers_durable
     }
 
+    /// A record reader over segment `segment`'s file, its header read.
+    fn records_of(&self, segment: u64) -> Result<RecordReader> {
+        let path = self.dir.join(segment_file_name(segment));
+        let context = || format!("reading {}", path.display());
+        let file = self
+            .fs
+            .open_read(&path)
+            .map_err(|e| Error::io(context(), e))?;
+        let reader = SegmentReader::open(file, segment).map_err(|e| Error::io(context(), e))?;
+        Ok(RecordReader::new(reader))
+    }
+
     /// How the segment after `segment` (the next of the plan) starts.
     fn successor_start(&self, segment: u64) -> Result<Start> {
         let Some(&next) = self.segments.get(self.next_segment) else {
@@ -445,16 +449,10 @@ impl Replay {
             // A gap: reported as such when the replay gets there.
             return Ok(Start::Unclaimed);
         }
-        let path = self.dir.join(segment_file_name(next));
-        let context = || format!("reading {}", path.display());
-        let file = self
-            .fs
-            .open_read(&path)
-            .map_err(|e| Error::io(context(), e))?;
-        let segment = SegmentReader::open(file, next).map_err(|e| Error::io(context(), e))?;
-        let step = RecordReader::new(segment)
+        let step = self
+            .records_of(next)?
             .next_record()
-            .map_err(|e| Error::io(context(), e))?;
+            .map_err(|e| Error::io(format!("reading segment {next}"), e))?;
         Ok(match step {
             RecordStep::Predecessor { segment, len, .. } => Start::Predecessor(segment, len),
             RecordStep::Record { .. } => Start::Unclaimed,
