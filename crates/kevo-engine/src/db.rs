@@ -267,7 +267,11 @@ impl Db {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let engine = &self.handle.engine;
         engine.life.check_open()?;
-        let (seqno, sv) = engine.keyspaces.default().read.view(&engine.visibility);
+        let (seqno, sv) = engine
+            .keyspaces
+            .default()
+            .read
+            .pinned_view(&engine.visibility);
         crate::read::get(&engine.tables, &sv, key.as_ref(), seqno)
     }
 

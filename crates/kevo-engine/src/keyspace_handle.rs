@@ -146,7 +146,7 @@ impl Keyspace {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         self.check()?;
         let engine = self.engine();
-        let (seqno, sv) = self.core.read.view(&engine.visibility);
+        let (seqno, sv) = self.core.read.pinned_view(&engine.visibility);
         crate::read::get(&engine.tables, &sv, key.as_ref(), seqno)
     }
 

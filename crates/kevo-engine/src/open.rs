@@ -71,7 +71,7 @@ use crate::recover::{self, Checked, Inventory};
 use crate::retention::{WalHold, WalStarts};
 use crate::schedule::Schedule;
 use crate::stats::Counters;
-use crate::tables::{CountingCache, TableCache, table_options};
+use crate::tables::{TableCache, table_options};
 
 /// Opens the database in `dir` (see the module documentation).
 pub(crate) fn open(fs: Arc<dyn Fs>, dir: &Path, options: Options) -> Result<Engine> {
@@ -717,7 +717,7 @@ fn assemble(fs: Arc<dyn Fs>, dir: &Path, options: Options, recovered: Recovered)
         life,
     } = recovered;
     let block_cache = (options.block_cache_bytes > 0)
-        .then(|| Arc::new(CountingCache::new(options.block_cache_bytes)));
+        .then(|| Arc::new(kevo_sstable::LruBlockCache::new(options.block_cache_bytes)));
     let budget = (options.memory_budget_bytes > 0).then_some(options.block_cache_bytes);
     let tables = Arc::new(TableCache::new(
         fs.clone(),

@@ -19,15 +19,16 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use arc_swap::{ArcSwap, Guard};
 use bytes::Bytes;
 use kevo_core::{FragmentedTombstones, SeqNo, ValueKind};
 use kevo_manifest::{TableMeta, Version};
 use kevo_memtable::{Lookup, MemTable};
 
 use crate::error::Result;
-use crate::sync::{lock, read, write};
+use crate::sync::lock;
 use crate::tables::TableCache;
 
 /// A memtable that no longer takes writes, waiting to be flushed.
@@ -147,13 +148,16 @@ struct MemState {
 ///
 /// # Thread safety
 /// Changes happen under one mutex, which also publishes the matching
-/// super version under the `current` write lock; readers only take the
-/// read lock to clone the `Arc`. Lock order: the writer mutex (when held),
-/// then this mutex, then `current`.
+/// super version into `current`. Readers load `current` without a lock:
+/// [`ArcSwap::load`] borrows the published `Arc` through a slot of the
+/// reading thread's own, so a get writes no cache line another core reads
+/// (an `RwLock` read and an `Arc` clone would write two, and on two
+/// threads those lines moved between the cores on every get). Lock order:
+/// the writer mutex (when held), then this mutex.
 #[derive(Debug)]
 pub(crate) struct ReadState {
     state: Mutex<MemState>,
-    current: RwLock<Arc<SuperVersion>>,
+    current: ArcSwap<SuperVersion>,
 }
 
 impl ReadState {
@@ -172,7 +176,7 @@ impl ReadState {
             mem_first_log: first_log,
             pending_compaction_bytes: pending,
         };
-        let current = RwLock::new(Arc::new(super_version_of(&state)));
+        let current = ArcSwap::from_pointee(super_version_of(&state));
         ReadState {
             state: Mutex::new(state),
             current,
@@ -180,20 +184,49 @@ impl ReadState {
     }
 
     /// The current super version.
+    #[cfg(test)]
     pub(crate) fn super_version(&self) -> Arc<SuperVersion> {
-        read(&self.current).clone()
+        self.current.load_full()
     }
 
-    /// The visible seqno and the super version to read it in.
-    ///
-    /// The seqno is loaded under the super version's read lock: a flush or
-    /// compaction that drops versions no snapshot needs publishes under the
-    /// write lock, so a reader either gets the super version from before it
-    /// (which still holds those versions) or a seqno at least as new as
-    /// every entry it rewrote.
+    /// The current super version, borrowed for one read at a seqno the
+    /// caller already holds (a snapshot's or a transaction's): no lock, no
+    /// shared count.
+    pub(crate) fn pinned(&self) -> Guard<Arc<SuperVersion>> {
+        self.current.load()
+    }
+
+    /// The visible seqno and the super version to read it in, as an owned
+    /// `Arc` (for iterators, which outlive the call).
     pub(crate) fn view(&self, visibility: &Visibility) -> (SeqNo, Arc<SuperVersion>) {
-        let current = read(&self.current);
-        (visibility.visible(), current.clone())
+        let (seqno, sv) = self.pinned_view(visibility);
+        (seqno, Guard::into_inner(sv))
+    }
+
+    /// The visible seqno and the super version to read it in, borrowed for
+    /// one read (a get): no lock taken, no shared count written.
+    ///
+    /// The seqno must be one loaded while that super version was the
+    /// published one. A flush or compaction that drops versions no snapshot
+    /// needs publishes its super version after the seqno passed every entry
+    /// it rewrote, so a reader of it needs a seqno at least that new; and a
+    /// memtable switch publishes before any write goes to the new memtable,
+    /// so a reader of the super version before it must not see a seqno of
+    /// such a write. Loading the super version, then the seqno, then
+    /// checking that the super version is still the published one gives
+    /// both: a super version's load acquires what its store released and
+    /// the seqno's load what the write's publish released, so a seqno that
+    /// came after a publish makes the second load see that publish (and
+    /// the held guard keeps the first one's address from being reused). A
+    /// publish in between, rare, only makes the reader load again.
+    pub(crate) fn pinned_view(&self, visibility: &Visibility) -> (SeqNo, Guard<Arc<SuperVersion>>) {
+        loop {
+            let sv = self.current.load();
+            let seqno = visibility.visible();
+            if std::ptr::eq(Arc::as_ptr(&sv), Arc::as_ptr(&self.current.load())) {
+                return (seqno, sv);
+            }
+        }
     }
 
     /// The installed version.
@@ -348,7 +381,7 @@ impl ReadState {
 
     /// Publishes the super version matching `state` (its mutex held).
     fn publish(&self, state: &MemState) {
-        *write(&self.current) = Arc::new(super_version_of(state));
+        self.current.store(Arc::new(super_version_of(state)));
     }
 }
 
@@ -468,14 +501,16 @@ pub(crate) fn get(
         if seqno < meta.smallest_seqno {
             continue;
         }
-        let table = tables.get(meta)?;
-        if meta.has_range_tombstones() {
-            raise(
-                &mut covering,
-                table.range_tombstones().covering_seqno(key, seqno),
-            );
-        }
-        match table.get(key, seqno)? {
+        let found = tables.with_table(meta, |table| {
+            if meta.has_range_tombstones() {
+                raise(
+                    &mut covering,
+                    table.range_tombstones().covering_seqno(key, seqno),
+                );
+            }
+            table.get(key, seqno)
+        })??;
+        match found {
             Some(found) if found.kind == ValueKind::Put && !deleted(found.seqno, covering) => {
                 return Ok(Some(found.value));
             }
@@ -543,6 +578,54 @@ mod tests {
         assert_eq!(read_state.pressure().pending_compaction_bytes, 5);
         // The reader that took the old super version still has its memtable.
         assert!(matches!(before.mem.get(b"k", 1), Lookup::Found(_)));
+    }
+
+    /// A reader's seqno never runs ahead of its super version: every write
+    /// at or below the seqno `pinned_view` returns is in the memtables of
+    /// the super version it returns, even while the writer switches
+    /// memtables (a switch publishes before any write goes to the new
+    /// memtable). Without the second load in `pinned_view` a reader could
+    /// pair the super version before a switch with the seqno of a write
+    /// after it.
+    #[test]
+    fn a_pinned_view_holds_every_write_its_seqno_makes_visible() {
+        const WRITES: u64 = 100_000;
+        let read_state = ReadState::new(
+            Arc::new(MemTable::new()),
+            1,
+            Arc::new(Version::default()),
+            0,
+        );
+        let visibility = Visibility::new(0);
+        let key = |seqno: SeqNo| seqno.to_be_bytes();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for seqno in 1..=WRITES {
+                    if seqno % 16 == 0 {
+                        read_state.freeze(seqno, 1);
+                    }
+                    read_state
+                        .memtable()
+                        .insert(&key(seqno), seqno, ValueKind::Put, b"v");
+                    visibility.publish(seqno);
+                }
+            });
+            let mut checked = 0u64;
+            loop {
+                let (seqno, sv) = read_state.pinned_view(&visibility);
+                if seqno > 0 {
+                    let found = std::iter::once(&sv.mem)
+                        .chain(sv.imms.iter())
+                        .any(|mem| matches!(mem.get(&key(seqno), seqno), Lookup::Found(_)));
+                    assert!(found, "write {seqno} is visible but not in the view");
+                    checked += 1;
+                }
+                if seqno == WRITES {
+                    break;
+                }
+            }
+            assert!(checked > 0);
+        });
     }
 
     #[test]

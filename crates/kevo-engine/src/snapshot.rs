@@ -67,7 +67,7 @@ impl Snapshot {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let engine = &self.handle.engine;
         engine.life.check_open()?;
-        let sv = engine.keyspaces.default().read.super_version();
+        let sv = engine.keyspaces.default().read.pinned();
         crate::read::get(&engine.tables, &sv, key.as_ref(), self.seqno)
     }
 
@@ -119,7 +119,7 @@ impl Snapshot {
         if keyspace.core.is_dropped() {
             return Err(crate::keyspace_handle::dropped(&keyspace.core.name));
         }
-        let sv = keyspace.core.read.super_version();
+        let sv = keyspace.core.read.pinned();
         crate::read::get(&engine.tables, &sv, key.as_ref(), self.seqno)
     }
 

@@ -1,76 +1,20 @@
-//! The table cache (open table readers by file number), the block cache
-//! wrapper that counts hits and misses, and the options new tables are
-//! written with.
+//! The table cache (open table readers by file number), which also sizes
+//! the shared block cache under a memory budget, and the options new tables
+//! are written with.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use kevo_core::Fs;
 use kevo_manifest::{TableMeta, table_file_name};
-use kevo_sstable::{Block, BlockCache, CacheKey, LruBlockCache, ReadOptions, Table, TableOptions};
+use kevo_sstable::{BlockCache, LruBlockCache, ReadOptions, Table, TableOptions};
 
 use crate::options::Options;
-use crate::sync::{read, write};
-
-/// The shared block cache, counting hits and misses for `stats()`.
-#[derive(Debug)]
-pub(crate) struct CountingCache {
-    inner: LruBlockCache,
-    hits: AtomicU64,
-    misses: AtomicU64,
-}
-
-impl CountingCache {
-    pub(crate) fn new(bytes: usize) -> Self {
-        CountingCache {
-            inner: LruBlockCache::new(bytes),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
-    }
-}
-
-impl CountingCache {
-    /// The cache's capacity now.
-    pub(crate) fn capacity_bytes(&self) -> usize {
-        self.inner.capacity_bytes()
-    }
-
-    /// Lookups that found their block, and lookups that did not.
-    pub(crate) fn hits_and_misses(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
-    }
-}
-
-impl BlockCache for CountingCache {
-    fn get(&self, key: CacheKey) -> Option<Block> {
-        let block = self.inner.get(key);
-        let counter = if block.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        block
-    }
-
-    fn insert(&self, key: CacheKey, block: Block) {
-        self.inner.insert(key, block);
-    }
-
-    fn remove(&self, key: CacheKey) {
-        self.inner.remove(key);
-    }
-
-    fn used_bytes(&self) -> usize {
-        self.inner.used_bytes()
-    }
-}
+use crate::sync::lock;
 
 /// What the block cache may hold under a memory budget: `cache_max` (the
 /// budget less the memtables' share) less the open tables' index and filter
@@ -89,11 +33,15 @@ struct Budget {
 pub(crate) struct TableCache {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
-    block_cache: Option<Arc<CountingCache>>,
+    block_cache: Option<Arc<LruBlockCache>>,
     capacity: usize,
-    /// Readers by file number: a read lock per lookup (every get takes
-    /// one), the write lock only to add or remove a reader.
-    open: RwLock<HashMap<u64, Arc<Table>>>,
+    /// Readers by file number, published copy-on-write: a lookup (every
+    /// get does one per table it reads) loads the map without a lock and
+    /// writes no shared line; adding or removing a reader (once per table
+    /// opened or deleted) copies the map under `update`.
+    open: ArcSwap<HashMap<u64, Arc<Table>>>,
+    /// Serialises the copies of `open`.
+    update: Mutex<()>,
     /// Index and filter bytes of the readers in `open`.
     metadata_bytes: AtomicUsize,
     /// Bytes of data blocks table cursors hold (see
@@ -106,7 +54,7 @@ impl TableCache {
     pub(crate) fn new(
         fs: Arc<dyn Fs>,
         dir: PathBuf,
-        block_cache: Option<Arc<CountingCache>>,
+        block_cache: Option<Arc<LruBlockCache>>,
         capacity: usize,
         budget_cache_max: Option<usize>,
     ) -> Self {
@@ -115,7 +63,8 @@ impl TableCache {
             dir,
             block_cache,
             capacity,
-            open: RwLock::new(HashMap::new()),
+            open: ArcSwap::from_pointee(HashMap::new()),
+            update: Mutex::new(()),
             metadata_bytes: AtomicUsize::new(0),
             pinned_bytes: Arc::new(AtomicUsize::new(0)),
             budget: budget_cache_max.map(|cache_max| Budget { cache_max }),
@@ -137,9 +86,7 @@ impl TableCache {
     pub(crate) fn fit_cache_to_budget(&self) {
         if let (Some(budget), Some(cache)) = (&self.budget, &self.block_cache) {
             let taken = self.metadata_bytes() + self.pinned_bytes();
-            cache
-                .inner
-                .set_capacity(budget.cache_max.saturating_sub(taken).max(1 << 20));
+            cache.set_capacity(budget.cache_max.saturating_sub(taken).max(1 << 20));
         }
     }
 
@@ -149,9 +96,34 @@ impl TableCache {
     /// Those of [`Table::open`], in `kevo-core`'s terms: the cursors built
     /// over tables speak them too.
     pub(crate) fn get(&self, meta: &TableMeta) -> kevo_core::Result<Arc<Table>> {
-        if let Some(table) = read(&self.open).get(&meta.number) {
+        if let Some(table) = self.open.load().get(&meta.number) {
             return Ok(table.clone());
         }
+        self.open_table(meta)
+    }
+
+    /// `f` of the reader of `meta`'s table, opened if needed: for a read
+    /// that needs the reader only for the call (a get), it is borrowed from
+    /// the published map instead of cloned, so the lookup writes no shared
+    /// count.
+    ///
+    /// # Errors
+    /// As [`TableCache::get`].
+    pub(crate) fn with_table<T>(
+        &self,
+        meta: &TableMeta,
+        f: impl FnOnce(&Table) -> T,
+    ) -> kevo_core::Result<T> {
+        if let Some(table) = self.open.load().get(&meta.number) {
+            return Ok(f(table));
+        }
+        let table = self.open_table(meta)?;
+        Ok(f(&table))
+    }
+
+    /// Opens `meta`'s table and adds it to `open` (unless another thread
+    /// added it first: that copy wins), closing a victim past `capacity`.
+    fn open_table(&self, meta: &TableMeta) -> kevo_core::Result<Arc<Table>> {
         let path = self.dir.join(table_file_name(meta.number));
         let mut options = ReadOptions::default().with_pin_counter(self.pinned_bytes.clone());
         if let Some(cache) = &self.block_cache {
@@ -159,7 +131,8 @@ impl TableCache {
         }
         let table = Arc::new(Table::open(self.fs.as_ref(), &path, options)?);
         let (table, victim) = {
-            let mut open = write(&self.open);
+            let _update = lock(&self.update);
+            let mut open = HashMap::clone(&self.open.load());
             let mut victim = None;
             if open.len() >= self.capacity {
                 // Any victim will do: the cache only saves the cost of opening.
@@ -172,7 +145,9 @@ impl TableCache {
                     .fetch_add(table.metadata_bytes(), Ordering::Relaxed);
                 table
             });
-            (entry.clone(), victim)
+            let table = entry.clone();
+            self.open.store(Arc::new(open));
+            (table, victim)
         };
         // A reopened table gets a new cache id: the victim's cached blocks
         // could never be found again, so they go now instead of waiting to
@@ -194,7 +169,15 @@ impl TableCache {
     /// Forgets the reader of table `number` and its cached blocks (its file
     /// is being deleted).
     pub(crate) fn evict(&self, number: u64) {
-        let table = write(&self.open).remove(&number);
+        let table = {
+            let _update = lock(&self.update);
+            let mut open = HashMap::clone(&self.open.load());
+            let table = open.remove(&number);
+            if table.is_some() {
+                self.open.store(Arc::new(open));
+            }
+            table
+        };
         if let Some(table) = table {
             self.closed(&table);
             self.fit_cache_to_budget();
@@ -203,10 +186,10 @@ impl TableCache {
 
     /// Readers open now.
     pub(crate) fn len(&self) -> usize {
-        read(&self.open).len()
+        self.open.load().len()
     }
 
-    pub(crate) fn block_cache(&self) -> Option<&Arc<CountingCache>> {
+    pub(crate) fn block_cache(&self) -> Option<&Arc<LruBlockCache>> {
         self.block_cache.as_ref()
     }
 }

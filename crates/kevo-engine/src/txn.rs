@@ -164,7 +164,7 @@ impl Transaction {
         self.scratch.extend_from_slice(&keyspace.id.to_be_bytes());
         self.scratch.extend_from_slice(key);
         self.reads.add_key(&self.scratch);
-        let sv = keyspace.read.super_version();
+        let sv = keyspace.read.pinned();
         crate::read::get(&engine.tables, &sv, key, self.snapshot)
     }
 

@@ -58,16 +58,24 @@ const SHARDS: usize = 16;
 ///   block larger than that is not cached at all.
 /// - A shard's lock is held only for a hash-map lookup and a few pointer
 ///   moves, never during I/O or decoding.
+/// - Hits and misses are counted per shard under its lock
+///   ([`LruBlockCache::hits_and_misses`]), not in one shared counter that
+///   every lookup of every thread would write.
 pub struct LruBlockCache {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded]>,
 }
+
+/// A shard on cache lines of its own, so that two threads locking
+/// neighbouring shards do not write the same line.
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
 
 impl LruBlockCache {
     /// A cache holding at most about `capacity_bytes` of blocks.
     pub fn new(capacity_bytes: usize) -> Self {
         let per_shard = capacity_bytes / SHARDS;
         let shards = (0..SHARDS)
-            .map(|_| Mutex::new(Shard::new(per_shard)))
+            .map(|_| Padded(Mutex::new(Shard::new(per_shard))))
             .collect();
         LruBlockCache { shards }
     }
@@ -86,6 +94,15 @@ impl LruBlockCache {
     /// The capacity in bytes.
     pub fn capacity_bytes(&self) -> usize {
         self.shards.iter().map(|s| lock(s).capacity).sum()
+    }
+
+    /// Lookups that found their block, and lookups that did not, since the
+    /// cache was made.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        self.shards.iter().fold((0, 0), |(hits, misses), s| {
+            let shard = lock(s);
+            (hits + shard.hits, misses + shard.misses)
+        })
     }
 
     /// Blocks held now.
@@ -130,10 +147,10 @@ impl BlockCache for LruBlockCache {
     }
 }
 
-fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+fn lock(shard: &Padded) -> MutexGuard<'_, Shard> {
     // A panic while holding the lock cannot leave the list half-linked in a
     // way later calls rely on for memory safety; keep serving.
-    shard.lock().unwrap_or_else(PoisonError::into_inner)
+    shard.0.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Mixes both fields of a key into 64 well-spread bits (blocks of one table
@@ -197,6 +214,9 @@ struct Shard {
     hand: usize,
     used: usize,
     capacity: usize,
+    /// Lookups that found their block, and lookups that did not.
+    hits: u64,
+    misses: u64,
 }
 
 impl Shard {
@@ -209,11 +229,17 @@ impl Shard {
             hand: 0,
             used: 0,
             capacity,
+            hits: 0,
+            misses: 0,
         }
     }
 
     fn get(&mut self, key: CacheKey) -> Option<Block> {
-        let entry = self.map.get(&key)?;
+        let Some(entry) = self.map.get(&key) else {
+            self.misses += 1;
+            return None;
+        };
+        self.hits += 1;
         self.referenced[entry.slot] = true;
         // The caller searches the block next, starting with its restart
         // keys. Start fetching them now: the clone's atomic increment
@@ -314,6 +340,7 @@ mod tests {
         assert_eq!(got.data().as_ptr(), b.data().as_ptr());
         assert!(cache.get(key(2, 0)).is_none());
         assert!(cache.get(key(1, 4096)).is_none());
+        assert_eq!(cache.hits_and_misses(), (1, 2));
     }
 
     #[test]
