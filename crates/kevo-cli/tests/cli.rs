@@ -738,7 +738,9 @@ fn sst_commands_show_a_tables_range_tombstones() {
         .collect();
     assert_eq!(keys, ["a", "e"], "c is deleted by the range tombstone");
     let props = json(&ok(&["--json", "sst", "props", p]));
-    assert_eq!(props["format_version"], 2);
+    // Version 3: the engine writes the cache-local filter.
+    assert_eq!(props["format_version"], 3);
+    assert_eq!(props["filter_type"], "LocalBloom");
     assert_eq!(props["range_tombstones"], 1);
     let layout = json_lines(&ok(&["--json", "sst", "layout", p]));
     let kinds: Vec<&str> = layout

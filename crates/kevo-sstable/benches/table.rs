@@ -9,7 +9,12 @@
 //!   point lookups of random existing keys, and of absent keys that fall
 //!   between existing ones (so without a filter each miss reads a block);
 //! - `table/scan`: a cursor from the first entry to the last;
-//! - `table/seek_next10`: a cursor seek to a random existing key and 10 `next`s.
+//! - `table/seek_next10`: a cursor seek to a random existing key and 10 `next`s;
+//! - `table/get_hit_spread_filter`, `table/get_miss_spread_filter` (warm
+//!   only): `get_hit` and `get_miss_bloom` on the same table written with
+//!   the Bloom filter of format versions 1 and 2 (`cache_local_filter:
+//!   false`, every probe anywhere in the bit array) instead of the
+//!   cache-local one.
 //!
 //! Each read case runs `warm` (a 1 GiB block cache filled by a scan
 //! beforehand: no block read) and `cold` (a block cache of capacity 0: every
@@ -167,6 +172,15 @@ fn table_benches(c: &mut Criterion) {
     let bloom_path = dir.path().join("bloom.sst");
     let no_bloom_path = dir.path().join("no_bloom.sst");
     let plain_path = dir.path().join("plain.sst");
+    let spread_path = dir.path().join("spread.sst");
+    entries.write(
+        &fs,
+        &spread_path,
+        TableOptions {
+            cache_local_filter: false,
+            ..options(Compression::Lz4, 10)
+        },
+    );
     let lz4 = entries.write(&fs, &bloom_path, options(Compression::Lz4, 10));
     let lz4_no_bloom = entries.write(&fs, &no_bloom_path, options(Compression::Lz4, 0));
     let plain = entries.write(&fs, &plain_path, options(Compression::None, 10));
@@ -196,6 +210,8 @@ fn table_benches(c: &mut Criterion) {
         warm: open(&fs, &no_bloom_path, WARM_CACHE_BYTES),
         cold: open(&fs, &no_bloom_path, 0),
     };
+
+    let spread = open(&fs, &spread_path, WARM_CACHE_BYTES);
 
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let hits: Vec<[u8; KEY_BYTES]> = (0..PROBES).map(|_| user_key(rng.below(ENTRIES))).collect();
@@ -253,6 +269,20 @@ fn table_benches(c: &mut Criterion) {
             });
         });
     }
+    group.bench_function("get_hit_spread_filter/warm", |b| {
+        b.iter_custom(|iters| {
+            timed(&hits, iters, |key| {
+                assert!(black_box(spread.get(key, SEQNO_MAX).unwrap()).is_some());
+            })
+        });
+    });
+    group.bench_function("get_miss_spread_filter/warm", |b| {
+        b.iter_custom(|iters| {
+            timed(&misses, iters, |key| {
+                assert!(black_box(spread.get(key, SEQNO_MAX).unwrap()).is_none());
+            })
+        });
+    });
     group.finish();
 
     let mut group = c.benchmark_group("table/scan");

@@ -1,7 +1,10 @@
 //! Writes the seed tables of the `sstable_read` fuzz target: small tables
 //! made by the real `TableWriter` (each under 8 KiB), with and without LZ4,
 //! with and without a filter, with tombstones and several versions of a key,
-//! and (format version 2) with range tombstones, one with no point entry.
+//! and (format version 2) with range tombstones, one with no point entry;
+//! and (format version 3) with the cache-local filter, with and without
+//! range tombstones. The older seeds keep the type-2 filter
+//! (`cache_local_filter: false`), so their bytes stay what they were.
 //! With a second directory, also writes there the seeds of the
 //! `sstable_range_tombstones` target: the range-tombstone block contents of
 //! the seed tables that store it uncompressed.
@@ -37,8 +40,17 @@ fn options(
         restart_interval,
         compression,
         bloom_bits_per_key,
+        cache_local_filter: false,
         creation_time_unix_s: Some(1_700_000_000),
         ..TableOptions::default()
+    }
+}
+
+/// [`options`] with the cache-local filter (format version 3).
+fn local_filter(options: TableOptions) -> TableOptions {
+    TableOptions {
+        cache_local_filter: true,
+        ..options
     }
 }
 
@@ -176,6 +188,25 @@ fn seeds() -> Vec<Seed> {
                 ("key0015", "key0025", 180),
                 ("key0020", "key0030", 190),
             ],
+        },
+        Seed {
+            // Format version 3: the cache-local filter over 60 keys
+            // (2 lines), LZ4 blocks of ~5 entries.
+            name: "local_filter_lz4",
+            options: local_filter(options(Compression::Lz4, 10, 256, 4)),
+            entries: (0..60)
+                .map(|i| put(&format!("key{i:04}"), 100 + i as u64, &value(i, 20)))
+                .collect(),
+            range_tombstones: vec![],
+        },
+        Seed {
+            // Format version 3 with range tombstones, uncompressed.
+            name: "local_filter_range_tombstones",
+            options: local_filter(options(Compression::None, 10, 200, 3)),
+            entries: (0..20)
+                .map(|i| put(&format!("row{:03}", i * 5), 200 + i as u64, &value(i, 8)))
+                .collect(),
+            range_tombstones: vec![("row010", "row040", 230), ("row070", "zzz", 300)],
         },
         Seed {
             // Range tombstones alone: no data block, an empty index.

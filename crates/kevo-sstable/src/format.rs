@@ -22,7 +22,8 @@
 //! | version | what it adds | written when |
 //! |---|---|---|
 //! | 1 ([`FORMAT_VERSION_MIN`]) | the first format | the table has no range tombstone |
-//! | 2 ([`FORMAT_VERSION_RANGE_TOMBSTONES`], [`FORMAT_VERSION`]) | the range-tombstone block and two properties fields | the table has range tombstones |
+//! | 2 ([`FORMAT_VERSION_RANGE_TOMBSTONES`]) | the range-tombstone block and two properties fields | the table has range tombstones |
+//! | 3 ([`FORMAT_VERSION_LOCAL_FILTER`], [`FORMAT_VERSION`]) | filter type 3, the cache-local Bloom filter; properties as in version 2 | the table has a cache-local filter (the default) |
 
 use std::fmt;
 
@@ -30,9 +31,10 @@ use kevo_core::{KEY_BYTES_MAX, Reader, TRAILER_BYTES, VALUE_BYTES_MAX, xxh3_64};
 
 /// The newest format version: this crate reads every version from
 /// [`FORMAT_VERSION_MIN`] to this one, and writes the oldest one that can
-/// hold a table (1 without range tombstones, 2 with them), so a table
-/// without range tombstones is read by older builds too.
-pub const FORMAT_VERSION: u32 = 2;
+/// hold a table (3 with a cache-local filter; otherwise 1 without range
+/// tombstones and 2 with them), so a table written without a cache-local
+/// filter is read by older builds too.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format version this crate reads (and the one it writes for a
 /// table without range tombstones).
@@ -42,8 +44,14 @@ pub const FORMAT_VERSION_MIN: u32 = 1;
 /// properties fields that locate it).
 pub const FORMAT_VERSION_RANGE_TOMBSTONES: u32 = 2;
 
+/// The format version that added the cache-local Bloom filter
+/// ([`FilterType::LocalBloom`]); its properties block is laid out as in
+/// version 2.
+pub const FORMAT_VERSION_LOCAL_FILTER: u32 = 3;
+
 const _: () = assert!(FORMAT_VERSION_MIN <= FORMAT_VERSION_RANGE_TOMBSTONES);
-const _: () = assert!(FORMAT_VERSION_RANGE_TOMBSTONES <= FORMAT_VERSION);
+const _: () = assert!(FORMAT_VERSION_RANGE_TOMBSTONES <= FORMAT_VERSION_LOCAL_FILTER);
+const _: () = assert!(FORMAT_VERSION_LOCAL_FILTER <= FORMAT_VERSION);
 
 /// The last 8 bytes of every table file.
 pub const TABLE_MAGIC: [u8; 8] = *b"KEVOSST\0";
@@ -138,6 +146,9 @@ pub enum FilterType {
     /// A Bloom filter over user keys: xxHash3-64, double hashing (see
     /// `docs/format/sstable.md`).
     Bloom = 2,
+    /// A cache-local Bloom filter over user keys: every probe of a key in
+    /// one 64-byte line (format version 3 on).
+    LocalBloom = 3,
 }
 
 impl FilterType {
@@ -146,6 +157,7 @@ impl FilterType {
         match tag {
             1 => Some(FilterType::None),
             2 => Some(FilterType::Bloom),
+            3 => Some(FilterType::LocalBloom),
             _ => None,
         }
     }
@@ -354,6 +366,11 @@ impl Footer {
         if filter_type == FilterType::None && filter != BlockHandle::default() {
             return Err(FooterError::Field("filter handle without a filter"));
         }
+        if filter_type == FilterType::LocalBloom && format_version < FORMAT_VERSION_LOCAL_FILTER {
+            return Err(FooterError::Field(
+                "cache-local filter in a table older than version 3",
+            ));
+        }
         Ok(Footer {
             index,
             filter,
@@ -429,6 +446,29 @@ mod tests {
         assert_eq!(Compression::from_u8(0), None);
         assert_eq!(IndexType::from_u8(2), None);
         assert_eq!(FilterType::from_u8(0), None);
+        assert_eq!(FilterType::Bloom as u8, 2);
+        assert_eq!(FilterType::LocalBloom as u8, 3);
+        assert_eq!(FilterType::from_u8(4), None);
+    }
+
+    #[test]
+    fn a_cache_local_filter_needs_version_3() {
+        for format_version in FORMAT_VERSION_MIN..=FORMAT_VERSION {
+            let footer = Footer {
+                format_version,
+                filter_type: FilterType::LocalBloom,
+                ..footer()
+            };
+            let decoded = Footer::decode(&footer.encode());
+            if format_version >= FORMAT_VERSION_LOCAL_FILTER {
+                assert_eq!(decoded, Ok(footer));
+            } else {
+                assert!(
+                    matches!(decoded, Err(FooterError::Field(_))),
+                    "version {format_version}: {decoded:?}"
+                );
+            }
+        }
     }
 
     #[test]

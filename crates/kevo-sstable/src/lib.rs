@@ -45,7 +45,7 @@
 mod block;
 mod cache;
 mod cursor;
-mod filter;
+pub mod filter;
 mod format;
 mod index;
 mod properties;
@@ -59,9 +59,9 @@ pub use cursor::TableCursor;
 pub use filter::{BLOOM_BITS_PER_KEY_DEFAULT, BLOOM_BITS_PER_KEY_MAX, BLOOM_PROBES_MAX};
 pub use format::{
     BLOCK_BYTES_MAX, BLOCK_BYTES_TARGET_DEFAULT, BLOCK_BYTES_TARGET_MAX, BLOCK_TRAILER_BYTES,
-    BlockHandle, Compression, FOOTER_BYTES, FORMAT_VERSION, FORMAT_VERSION_MIN,
-    FORMAT_VERSION_RANGE_TOMBSTONES, FilterType, Footer, INTERNAL_KEY_BYTES_MAX, IndexType,
-    RESTART_INTERVAL_DEFAULT, RESTART_INTERVAL_MAX, TABLE_MAGIC,
+    BlockHandle, Compression, FOOTER_BYTES, FORMAT_VERSION, FORMAT_VERSION_LOCAL_FILTER,
+    FORMAT_VERSION_MIN, FORMAT_VERSION_RANGE_TOMBSTONES, FilterType, Footer,
+    INTERNAL_KEY_BYTES_MAX, IndexType, RESTART_INTERVAL_DEFAULT, RESTART_INTERVAL_MAX, TABLE_MAGIC,
 };
 pub use properties::Properties;
 pub use range_tombstones::decode_range_tombstones;

@@ -169,6 +169,13 @@ impl Table {
                         .map_err(|reason| corrupt(footer.filter.offset, reason.into()))?,
                 )
             }
+            FilterType::LocalBloom => {
+                let bytes = src.read_contents(footer.filter)?;
+                Some(
+                    BloomFilter::new_local(&bytes)
+                        .map_err(|reason| corrupt(footer.filter.offset, reason.into()))?,
+                )
+            }
         };
         Ok(Table {
             src,
@@ -858,7 +865,7 @@ fn check_layout(footer: &Footer, footer_offset: u64) -> Result<(), &'static str>
     if end(&footer.properties)? > footer.index.offset {
         return Err("properties block overlaps the index");
     }
-    if footer.filter_type == FilterType::Bloom && end(&footer.filter)? > footer.properties.offset {
+    if footer.filter_type != FilterType::None && end(&footer.filter)? > footer.properties.offset {
         return Err("filter block overlaps the properties");
     }
     Ok(())
@@ -872,10 +879,7 @@ fn check_range_tombstone_layout(footer: &Footer, p: &Properties) -> Result<(), &
     if handle == BlockHandle::default() {
         return Ok(());
     }
-    let next = match footer.filter_type {
-        FilterType::Bloom => footer.filter.offset,
-        FilterType::None => footer.properties.offset,
-    };
+    let next = first_after_data(footer);
     let end = handle.end_with_trailer().ok_or("block handle overflows")?;
     if end > next {
         return Err("range-tombstone block does not lie before the filter and properties blocks");
@@ -889,9 +893,15 @@ fn data_end(footer: &Footer, p: &Properties) -> u64 {
     if p.range_tombstones != BlockHandle::default() {
         return p.range_tombstones.offset;
     }
-    match footer.filter_type {
-        FilterType::Bloom => footer.filter.offset,
-        FilterType::None => footer.properties.offset,
+    first_after_data(footer)
+}
+
+/// Where the filter block begins, or the properties block without one.
+fn first_after_data(footer: &Footer) -> u64 {
+    if footer.filter_type == FilterType::None {
+        footer.properties.offset
+    } else {
+        footer.filter.offset
     }
 }
 
@@ -1027,11 +1037,11 @@ mod range_tombstone_tests {
                 size: 10,
             },
             filter: match filter_type {
-                FilterType::Bloom => BlockHandle {
+                FilterType::None => BlockHandle::default(),
+                FilterType::Bloom | FilterType::LocalBloom => BlockHandle {
                     offset: 100,
                     size: 10,
                 },
-                FilterType::None => BlockHandle::default(),
             },
             properties: BlockHandle {
                 offset: 150,
@@ -1061,5 +1071,9 @@ mod range_tombstone_tests {
         assert!(check_range_tombstone_layout(&bloom, &no_tombstones).is_ok());
         assert_eq!(data_end(&bloom, &no_tombstones), 100);
         assert_eq!(data_end(&none, &no_tombstones), 150);
+        let local = footer(FilterType::LocalBloom);
+        assert!(check_range_tombstone_layout(&local, &at(50, 41)).is_ok());
+        assert!(check_range_tombstone_layout(&local, &at(50, 42)).is_err());
+        assert_eq!(data_end(&local, &no_tombstones), 100);
     }
 }

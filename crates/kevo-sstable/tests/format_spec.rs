@@ -1,4 +1,4 @@
-//! The worked examples in `docs/format/sstable.md` (version 1 and version 2)
+//! The worked examples in `docs/format/sstable.md` (versions 1, 2 and 3)
 //! are checked byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,8 +12,9 @@ use kevo_sstable::{Compression, TableOptions, TableWriter};
 
 const SPEC: &str = include_str!("../../../docs/format/sstable.md");
 
-/// The example table: two entries, no compression, a 10-bit Bloom filter.
-fn example_bytes() -> Vec<u8> {
+/// The example table: two entries, no compression, a 10-bit Bloom filter
+/// (cache-local with `cache_local_filter`, which makes it version 3).
+fn example_bytes(cache_local_filter: bool) -> Vec<u8> {
     let model = vec![
         Entry::new(b"apple", 2, ValueKind::Put, b"red"),
         Entry::new(b"banana", 1, ValueKind::Delete, b""),
@@ -25,6 +26,7 @@ fn example_bytes() -> Vec<u8> {
         &model,
         TableOptions {
             compression: Compression::None,
+            cache_local_filter,
             ..options()
         },
     );
@@ -83,10 +85,17 @@ fn spec_bytes(heading: &str) -> Vec<u8> {
 
 #[test]
 fn worked_example_matches_the_format_spec() {
-    let actual = example_bytes();
-    // Without range tombstones: version 1, as always.
+    let actual = example_bytes(false);
+    // Without range tombstones or a cache-local filter: version 1.
     assert_eq!(actual[actual.len() - 20..actual.len() - 16], [1, 0, 0, 0]);
     assert_same_bytes(&actual, &spec_bytes("## Worked example"));
+}
+
+#[test]
+fn worked_example_version_3_matches_the_format_spec() {
+    let actual = example_bytes(true);
+    assert_eq!(actual[actual.len() - 20..actual.len() - 16], [3, 0, 0, 0]);
+    assert_same_bytes(&actual, &spec_bytes("## Worked example, version 3"));
 }
 
 #[test]

@@ -128,6 +128,11 @@ fn overlapping_tombstones_read_back_fragmented() {
 #[test]
 fn without_tombstones_the_table_is_version_1_byte_for_byte() {
     let points = entries(40, 10);
+    // Version 1 holds no cache-local filter.
+    let options = || TableOptions {
+        cache_local_filter: false,
+        ..options()
+    };
     let plain = MemFs::new();
     write_table(&plain, PATH, &points, options());
     let with_empty = MemFs::new();
@@ -489,6 +494,7 @@ proptest! {
         block_bytes_target in 1usize..300,
         lz4 in any::<bool>(),
         bloom_bits_per_key in prop_oneof![Just(0u32), Just(10u32)],
+        cache_local_filter in any::<bool>(),
     ) {
         let points = sorted(points);
         let expected = FragmentedTombstones::new(tombstones.clone());
@@ -498,13 +504,20 @@ proptest! {
             block_bytes_target,
             compression: if lz4 && cfg!(feature = "lz4") { Compression::Lz4 } else { Compression::None },
             bloom_bits_per_key,
+            cache_local_filter,
             ..options()
         };
         let meta = write(&fs, &points, &tombstones, options);
         let table = open(&fs);
         prop_assert_eq!(&**table.range_tombstones(), &expected);
         prop_assert_eq!(meta.range_tombstone_count, expected.len() as u64);
-        let version = if expected.is_empty() { 1 } else { 2 };
+        let version = if bloom_bits_per_key > 0 && cache_local_filter {
+            3
+        } else if expected.is_empty() {
+            1
+        } else {
+            2
+        };
         prop_assert_eq!(table.properties().format_version, version);
 
         // Every key the table stores, points and tombstones alike, lies in

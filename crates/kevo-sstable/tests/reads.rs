@@ -109,20 +109,33 @@ fn bloom_false_positive_rate_matches_theory_at_10_bits_per_key() {
             )
         })
         .collect();
-    let fs = memfs_with_table(&sorted(model), options());
-    let table = open(&fs);
-    let (bits, probes) = table.filter_shape().unwrap();
-    assert_eq!((bits, probes), (n * 10, 7));
-    let false_positives = (0..n)
-        .filter(|i| table.may_contain(format!("absent-{i}").as_bytes()))
-        .count();
-    let measured = false_positives as f64 / n as f64;
-    let k = f64::from(probes);
-    let theory = (1.0 - (-k * n as f64 / bits as f64).exp()).powf(k);
-    assert!(
-        (measured - theory).abs() <= 0.005,
-        "measured {measured:.5}, theory {theory:.5}"
-    );
+    let model = sorted(model);
+    // The cache-local filter rounds up to whole 512-bit lines and lets
+    // slightly more through than the spread one: up to 0.3 point over the
+    // spread filter's theory.
+    for (cache_local_filter, bits_wanted, above) in [
+        (false, n * 10, 0.0),
+        (true, (n * 10).div_ceil(512) * 512, 0.003),
+    ] {
+        let options = TableOptions {
+            cache_local_filter,
+            ..options()
+        };
+        let fs = memfs_with_table(&model, options);
+        let table = open(&fs);
+        let (bits, probes) = table.filter_shape().unwrap();
+        assert_eq!((bits, probes), (bits_wanted, 7));
+        let false_positives = (0..n)
+            .filter(|i| table.may_contain(format!("absent-{i}").as_bytes()))
+            .count();
+        let measured = false_positives as f64 / n as f64;
+        let k = f64::from(probes);
+        let theory = (1.0 - (-k * n as f64 / bits as f64).exp()).powf(k);
+        assert!(
+            measured >= theory - 0.005 && measured <= theory + above + 0.005,
+            "cache-local {cache_local_filter}: measured {measured:.5}, theory {theory:.5}"
+        );
+    }
 }
 
 #[test]
