@@ -475,8 +475,14 @@ fn start_manifest(
     // them (or whole segments): their writes go to a table, and the log
     // number moves past them.
     let lenient = options.recovery_mode == RecoveryMode::SkipCorrupted;
+    // Nor need they stay when they held nothing to replay (every write
+    // flushed before the last close, or none made): kept, each open would
+    // leave its live segment and spare behind for good.
+    let nothing_replayed =
+        !report.segments.is_empty() && replayed.mems.values().all(|m| m.is_empty());
     let flushed_replayed = (lenient && !report.segments.is_empty())
-        || (!manifest.tracks_wal_segments && replayed.mems.values().any(|m| !m.is_empty()));
+        || (!manifest.tracks_wal_segments && replayed.mems.values().any(|m| !m.is_empty()))
+        || nothing_replayed;
     let mut last_seqno = replayed.last_seqno.unwrap_or(manifest.last_seqno);
     state.wal_segments = Default::default();
     if flushed_replayed {

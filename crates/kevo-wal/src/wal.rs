@@ -1280,9 +1280,6 @@ fn zero_fill(fs: &dyn Fs, path: &Path) -> Result<()> {
         .map_err(|e| Error::io(context("syncing"), e))
 }
 
-/// Creates segment `segment` (or renames the free file `reuse` to it) and
-/// writes its header; the header and the directory entry are synced before
-/// it returns, so the segment is durable before it receives any record.
 /// Cuts each of `segments` (dropped by a replay) back to its header,
 /// synced: it holds no record any more. Missing files are skipped.
 fn cut_dropped(fs: &dyn Fs, dir: &Path, segments: &[u64]) -> Result<()> {
@@ -1304,6 +1301,9 @@ fn cut_dropped(fs: &dyn Fs, dir: &Path, segments: &[u64]) -> Result<()> {
     Ok(())
 }
 
+/// Creates segment `segment` (or renames the free file `reuse` to it) and
+/// writes its header; the header and the directory entry are synced before
+/// it returns, so the segment is durable before it receives any record.
 fn create_segment(
     fs: &dyn Fs,
     dir: &Path,
@@ -1400,13 +1400,18 @@ impl Recovery {
         if let Some((segment, offset)) = report.torn_tail {
             let path = dir.join(segment_file_name(segment));
             let context = |what: &str| format!("{what} the torn tail of {}", path.display());
-            let file = fs
-                .open_write(&path)
-                .map_err(|e| Error::io(context("opening"), e))?;
-            file.set_len(offset)
-                .map_err(|e| Error::io(context("truncating"), e))?;
-            file.sync_all()
-                .map_err(|e| Error::io(context("syncing"), e))?;
+            match fs.open_write(&path) {
+                Ok(file) => {
+                    file.set_len(offset)
+                        .map_err(|e| Error::io(context("truncating"), e))?;
+                    file.sync_all()
+                        .map_err(|e| Error::io(context("syncing"), e))?;
+                }
+                // The caller retired the segment after the replay (it held
+                // nothing the caller still needs): nothing to trim.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(context("opening"), e)),
+            }
         }
         let names = fs
             .list_dir(&dir)
@@ -1440,12 +1445,18 @@ impl Recovery {
                 )
             })?;
         }
-        // The replayed segments are live until the caller retires them;
-        // any other segment file was left alone by the plan's caller.
+        // The replayed segments still on disk are live until the caller
+        // retires them (it may have removed some already); any other
+        // segment file was left alone by the plan's caller.
         let mut live: BTreeSet<u64> = if report.segments.is_empty() {
             live
         } else {
-            report.segments.iter().copied().collect()
+            report
+                .segments
+                .iter()
+                .copied()
+                .filter(|n| live.contains(n))
+                .collect()
         };
         live.insert(next);
         let stats = Counters::default();
