@@ -67,6 +67,16 @@ fn for_each_probe(hash: u64, bits: u64, probes: u8, mut f: impl FnMut(u64) -> bo
     true
 }
 
+/// The bits a filter of `keys` keys wants at `bits_per_key` (clamped to
+/// [`BLOOM_BITS_PER_KEY_MAX`]), at least `min_bits`, and its probe count.
+fn shape(keys: usize, bits_per_key: u32, min_bits: u64) -> (u64, u8) {
+    let bits_per_key = bits_per_key.min(BLOOM_BITS_PER_KEY_MAX);
+    let wanted = (keys as u64)
+        .saturating_mul(u64::from(bits_per_key))
+        .max(min_bits);
+    (wanted, probes_for(bits_per_key))
+}
+
 /// Bytes of one line of a cache-local filter.
 pub(crate) const LINE_BYTES: usize = 64;
 
@@ -101,12 +111,8 @@ fn for_each_local_probe(hash: u64, probes: u8, mut f: impl FnMut(usize) -> bool)
 /// distinct user key, from [`key_hash`]) at `bits_per_key` (at most
 /// [`BLOOM_BITS_PER_KEY_MAX`]; more counts as that).
 pub fn build_local_bloom(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
-    let bits_per_key = bits_per_key.min(BLOOM_BITS_PER_KEY_MAX);
-    let wanted = (hashes.len() as u64)
-        .saturating_mul(u64::from(bits_per_key))
-        .max(LINE_BITS);
+    let (wanted, probes) = shape(hashes.len(), bits_per_key, LINE_BITS);
     let lines = wanted.div_ceil(LINE_BITS) as usize;
-    let probes = probes_for(bits_per_key);
     let mut out = vec![0u8; lines * LINE_BYTES + 1];
     for &hash in hashes {
         let line = &mut out[local_line(hash, lines) * LINE_BYTES..][..LINE_BYTES];
@@ -123,13 +129,9 @@ pub fn build_local_bloom(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
 /// distinct user key, from [`key_hash`]) at `bits_per_key` (at most
 /// [`BLOOM_BITS_PER_KEY_MAX`]; more counts as that).
 pub fn build_bloom(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
-    let bits_per_key = bits_per_key.min(BLOOM_BITS_PER_KEY_MAX);
-    let wanted = (hashes.len() as u64)
-        .saturating_mul(u64::from(bits_per_key))
-        .max(BLOOM_BITS_MIN);
+    let (wanted, probes) = shape(hashes.len(), bits_per_key, BLOOM_BITS_MIN);
     let bytes = wanted.div_ceil(8) as usize;
     let bits = bytes as u64 * 8;
-    let probes = probes_for(bits_per_key);
     let mut out = vec![0u8; bytes + 1];
     for &hash in hashes {
         for_each_probe(hash, bits, probes, |bit| {
