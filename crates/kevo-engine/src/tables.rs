@@ -201,6 +201,7 @@ pub(crate) fn table_options(options: &Options) -> TableOptions {
         restart_interval: options.block_restart_interval,
         compression: options.compression,
         bloom_bits_per_key: options.bloom_bits_per_key,
+        cache_local_filter: options.cache_local_filter,
         ..TableOptions::default()
     }
 }

@@ -400,3 +400,54 @@ fn reopening_without_writes_leaves_no_segment_behind() {
     );
     assert_eq!(db.get("k").expect("get").as_deref(), Some(&b"v"[..]));
 }
+
+/// The table format versions of a database's tables, by file name.
+fn table_formats(mem: &MemFs) -> BTreeMap<String, (u32, kevo_sstable::FilterType)> {
+    mem.file_names()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sst"))
+        .map(|path| {
+            let table = kevo_sstable::Table::open(mem, &path, kevo_sstable::ReadOptions::default())
+                .expect("table opens");
+            let footer = table.footer();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            (name, (footer.format_version, footer.filter_type))
+        })
+        .collect()
+}
+
+/// `cache_local_filter(false)` writes tables a build from before table
+/// format 3 can open (version 1, the spread Bloom filter); the default
+/// writes version 3; a database holding both reads both.
+#[test]
+fn tables_for_older_builds_keep_the_spread_filter() {
+    use kevo_sstable::FilterType;
+    let mem = MemFs::new();
+    // No compaction may merge the two tables before they are looked at.
+    let older = Options::new()
+        .cache_local_filter(false)
+        .auto_compactions(false);
+    let db = Db::open_with_fs(Arc::new(mem.clone()), DIR, older).expect("open");
+    db.put("old", "1").expect("put");
+    db.flush().expect("flush");
+    db.close().expect("close");
+    let formats: Vec<_> = table_formats(&mem).into_values().collect();
+    assert_eq!(formats, [(1, FilterType::Bloom)]);
+    let newer = Options::new().auto_compactions(false);
+    let db = Db::open_with_fs(Arc::new(mem.clone()), DIR, newer).expect("open");
+    db.put("new", "2").expect("put");
+    db.flush().expect("flush");
+    let mut formats: Vec<_> = table_formats(&mem).into_values().collect();
+    formats.sort_by_key(|(version, _)| *version);
+    assert_eq!(
+        formats,
+        [(1, FilterType::Bloom), (3, FilterType::LocalBloom)]
+    );
+    assert_eq!(db.get("old").expect("get").as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get("new").expect("get").as_deref(), Some(&b"2"[..]));
+    assert_eq!(db.get("absent").expect("get"), None);
+}
