@@ -34,7 +34,18 @@ fn puts(db: &Db, seed: u64) -> Result<Vec<Duration>> {
     Ok(took)
 }
 
-fn report(name: &str, mut took: Vec<Duration>) {
+/// Writes `line` to stdout: a closed stdout (`| head`) is an error, not a
+/// panic as `println!` would make it.
+fn say(line: &str) -> Result<()> {
+    use std::io::Write as _;
+    writeln!(std::io::stdout(), "{line}").map_err(|source| Error::Io {
+        context: "writing to stdout".to_string(),
+        source,
+    })
+}
+
+/// One line of percentiles for `took`.
+fn report(name: &str, mut took: Vec<Duration>) -> String {
     took.sort_unstable();
     let at = |q: f64| took[((took.len() as f64 * q) as usize).min(took.len() - 1)];
     let over = |ms: u64| {
@@ -42,7 +53,7 @@ fn report(name: &str, mut took: Vec<Duration>) {
             .filter(|d| d.as_millis() >= u128::from(ms))
             .count()
     };
-    println!(
+    format!(
         "{name:<10} p50 {:>6.2} µs  p99 {:>7.2} µs  p99.9 {:>8.2} µs  max {:>9.1} µs  over 1 ms: {}  over 5 ms: {}",
         at(0.5).as_secs_f64() * 1e6,
         at(0.99).as_secs_f64() * 1e6,
@@ -50,7 +61,7 @@ fn report(name: &str, mut took: Vec<Duration>) {
         took.last().map_or(0.0, |d| d.as_secs_f64() * 1e6),
         over(1),
         over(5)
-    );
+    )
 }
 
 fn main() -> Result<()> {
@@ -70,16 +81,16 @@ fn main() -> Result<()> {
         }
     }
     let db = Db::open_with(dir, Options::default().block_cache_bytes(cache_mib << 20))?;
-    report("fillrandom", puts(&db, 12_345)?);
-    report("overwrite", puts(&db, 67_890)?);
+    say(&report("fillrandom", puts(&db, 12_345)?))?;
+    say(&report("overwrite", puts(&db, 67_890)?))?;
     let stats = db.stats();
-    println!(
+    say(&format!(
         "slowest WAL rotation {} µs over {} segments; writers slowed or stopped {:.1} ms ({} slowdowns, {} stops)",
         stats.wal_slowest_rotation.as_micros(),
         stats.wal_segments_started,
         stats.stall_time.as_secs_f64() * 1e3,
         stats.slowdowns,
         stats.stops
-    );
+    ))?;
     db.close()
 }
