@@ -130,9 +130,7 @@ impl TableCache {
             options = options.with_cache(cache.clone() as Arc<dyn BlockCache>);
         }
         let table = Arc::new(Table::open(self.fs.as_ref(), &path, options)?);
-        let (table, victim) = {
-            let _update = lock(&self.update);
-            let mut open = HashMap::clone(&self.open.load());
+        let (table, victim) = self.update_open(|open| {
             let mut victim = None;
             if open.len() >= self.capacity {
                 // Any victim will do: the cache only saves the cost of opening.
@@ -145,10 +143,8 @@ impl TableCache {
                     .fetch_add(table.metadata_bytes(), Ordering::Relaxed);
                 table
             });
-            let table = entry.clone();
-            self.open.store(Arc::new(open));
-            (table, victim)
-        };
+            (entry.clone(), victim)
+        });
         // A reopened table gets a new cache id: the victim's cached blocks
         // could never be found again, so they go now instead of waiting to
         // age out of the cache.
@@ -157,6 +153,16 @@ impl TableCache {
         }
         self.fit_cache_to_budget();
         Ok(table)
+    }
+
+    /// Applies `f` to a copy of `open` and publishes the copy: readers that
+    /// loaded the map before keep the one they hold.
+    fn update_open<T>(&self, f: impl FnOnce(&mut HashMap<u64, Arc<Table>>) -> T) -> T {
+        let _update = lock(&self.update);
+        let mut open = HashMap::clone(&self.open.load());
+        let result = f(&mut open);
+        self.open.store(Arc::new(open));
+        result
     }
 
     /// Accounts for a reader that left `open`, and drops its cached blocks.
@@ -169,15 +175,7 @@ impl TableCache {
     /// Forgets the reader of table `number` and its cached blocks (its file
     /// is being deleted).
     pub(crate) fn evict(&self, number: u64) {
-        let table = {
-            let _update = lock(&self.update);
-            let mut open = HashMap::clone(&self.open.load());
-            let table = open.remove(&number);
-            if table.is_some() {
-                self.open.store(Arc::new(open));
-            }
-            table
-        };
+        let table = self.update_open(|open| open.remove(&number));
         if let Some(table) = table {
             self.closed(&table);
             self.fit_cache_to_budget();

@@ -162,19 +162,14 @@ impl Table {
         let range_tombstones = Arc::new(src.read_range_tombstones(&properties)?);
         let filter = match footer.filter_type {
             FilterType::None => None,
-            FilterType::Bloom => {
+            kind => {
                 let bytes = src.read_contents(footer.filter)?;
-                Some(
-                    BloomFilter::new(bytes.to_vec())
-                        .map_err(|reason| corrupt(footer.filter.offset, reason.into()))?,
-                )
-            }
-            FilterType::LocalBloom => {
-                let bytes = src.read_contents(footer.filter)?;
-                Some(
+                let filter = if kind == FilterType::LocalBloom {
                     BloomFilter::new_local(&bytes)
-                        .map_err(|reason| corrupt(footer.filter.offset, reason.into()))?,
-                )
+                } else {
+                    BloomFilter::new(bytes.to_vec())
+                };
+                Some(filter.map_err(|reason| corrupt(footer.filter.offset, reason.into()))?)
             }
         };
         Ok(Table {

@@ -524,16 +524,16 @@ impl TableWriter {
             self.sink.emit(&block, self.options.compression)?
         };
         let filter_type = self.filter_type();
-        let filter = match filter_type {
-            FilterType::None => BlockHandle::default(),
-            FilterType::Bloom => {
-                let bloom = build_bloom(&self.hashes, self.bloom_bits_per_key);
-                self.sink.emit(&bloom, Compression::None)?
-            }
+        let bloom = match filter_type {
+            FilterType::None => None,
+            FilterType::Bloom => Some(build_bloom(&self.hashes, self.bloom_bits_per_key)),
             FilterType::LocalBloom => {
-                let bloom = build_local_bloom(&self.hashes, self.bloom_bits_per_key);
-                self.sink.emit(&bloom, Compression::None)?
+                Some(build_local_bloom(&self.hashes, self.bloom_bits_per_key))
             }
+        };
+        let filter = match bloom {
+            Some(bloom) => self.sink.emit(&bloom, Compression::None)?,
+            None => BlockHandle::default(),
         };
         let properties = self.properties(&fragmented, range_tombstones, filter_type)?;
         let properties_handle = self.sink.emit(&properties.encode(), Compression::None)?;
