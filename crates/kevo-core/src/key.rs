@@ -51,6 +51,7 @@ pub enum ValueKind {
 
 impl ValueKind {
     /// The kind with this persisted tag, if any.
+    #[inline]
     pub fn from_u8(tag: u8) -> Option<Self> {
         match tag {
             1 => Some(ValueKind::Delete),
@@ -64,12 +65,14 @@ impl ValueKind {
 ///
 /// # Panics
 /// In debug builds, if `seqno > SEQNO_MAX`.
+#[inline]
 pub fn pack_trailer(seqno: SeqNo, kind: u8) -> u64 {
     debug_assert!(seqno <= SEQNO_MAX, "seqno {seqno} exceeds 56 bits");
     (seqno << 8) | u64::from(kind)
 }
 
 /// Splits a trailer into its seqno and kind tag.
+#[inline]
 pub fn unpack_trailer(trailer: u64) -> (SeqNo, u8) {
     (trailer >> 8, (trailer & 0xFF) as u8)
 }
@@ -94,6 +97,7 @@ pub struct ParsedInternalKey<'a> {
 
 /// Parses an internal key; `None` if it is shorter than a trailer or its
 /// kind is not a valid [`ValueKind`].
+#[inline]
 pub fn parse_internal_key(key: &[u8]) -> Option<ParsedInternalKey<'_>> {
     let (user_key, trailer) = split_internal_key(key)?;
     let (seqno, tag) = unpack_trailer(trailer);
@@ -114,6 +118,7 @@ pub fn split_internal_key(key: &[u8]) -> Option<(&[u8], u64)> {
 
 /// The user key of an internal key (the whole slice if it is too short to
 /// hold a trailer).
+#[inline]
 pub fn user_key(key: &[u8]) -> &[u8] {
     split_internal_key(key).map_or(key, |(user_key, _)| user_key)
 }

@@ -263,6 +263,7 @@ impl FragmentedTombstones {
     }
 
     /// The fragments, in key order.
+    #[inline]
     pub fn fragments(&self) -> &[Fragment] {
         &self.fragments
     }

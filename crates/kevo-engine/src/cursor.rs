@@ -54,6 +54,9 @@ pub struct DbCursor {
     /// The view, until the first positioning call builds the stack over it.
     view: Option<(Arc<SuperVersion>, SeqNo)>,
     inner: Option<Box<dyn UserCursor + Send>>,
+    /// Whether `inner` is valid, as of the last call that moved it (kept
+    /// so that `valid`, `key` and `value` ask the stack nothing more).
+    at_entry: bool,
     /// Why the cursor could not be made (a closed database, a dropped
     /// keyspace): every positioning call returns it.
     failed: Option<Error>,
@@ -80,6 +83,7 @@ impl DbCursor {
                 handle: Some(handle.clone()),
                 view: Some(view),
                 inner: None,
+                at_entry: false,
                 failed: None,
             },
             Err(e) => DbCursor::failed(e),
@@ -92,20 +96,21 @@ impl DbCursor {
             handle: None,
             view: None,
             inner: None,
+            at_entry: false,
             failed: Some(error),
         }
     }
 
     /// Whether the cursor is at an entry.
     pub fn valid(&self) -> bool {
-        self.inner.as_ref().is_some_and(|c| c.valid())
+        self.at_entry
     }
 
     /// The current entry's key; empty when the cursor is not
     /// [`valid`](DbCursor::valid).
     pub fn key(&self) -> &[u8] {
         match &self.inner {
-            Some(c) if c.valid() => c.key(),
+            Some(c) if self.at_entry => c.key(),
             _ => &[],
         }
     }
@@ -114,7 +119,7 @@ impl DbCursor {
     /// [`valid`](DbCursor::valid).
     pub fn value(&self) -> &[u8] {
         match &self.inner {
-            Some(c) if c.valid() => c.value(),
+            Some(c) if self.at_entry => c.value(),
             _ => &[],
         }
     }
@@ -189,6 +194,7 @@ impl DbCursor {
             .is_none_or(|handle| handle.engine.life.is_closed());
         if closed {
             self.inner = None;
+            self.at_entry = false;
             self.view = None;
             return Err(Error::Closed);
         }
@@ -202,6 +208,7 @@ impl DbCursor {
         call: impl FnOnce(&mut dyn UserCursor) -> kevo_core::Result<()>,
     ) -> Result<()> {
         self.check_open()?;
+        self.at_entry = false;
         if self.inner.is_none()
             && let (Some(handle), Some((sv, seqno))) = (&self.handle, &self.view)
         {
@@ -209,7 +216,11 @@ impl DbCursor {
             self.inner = Some(stack);
         }
         match self.inner.as_deref_mut() {
-            Some(inner) => Ok(call(inner)?),
+            Some(inner) => {
+                let result = call(inner);
+                self.at_entry = inner.valid();
+                Ok(result?)
+            }
             None => Err(Error::Closed),
         }
     }
@@ -221,7 +232,11 @@ impl DbCursor {
     ) -> Result<()> {
         self.check_open()?;
         match self.inner.as_deref_mut() {
-            Some(inner) if inner.valid() => Ok(call(inner)?),
+            Some(inner) if self.at_entry => {
+                let result = call(inner);
+                self.at_entry = inner.valid();
+                Ok(result?)
+            }
             _ => Err(Error::InvalidArgument(
                 "the cursor is not at an entry: position it with a seek first".to_string(),
             )),

@@ -228,3 +228,45 @@ fn a_keyspace_cursor_sees_only_its_keyspace_and_fails_once_dropped() {
     ));
     db.close().unwrap();
 }
+
+#[test]
+fn a_cursor_that_meets_damage_is_invalid_until_positioned_again() {
+    let fs = Arc::new(MemFs::new());
+    let db = open(&fs);
+    for k in 0..200 {
+        db.put(key(k), [b'v'; 20]).unwrap();
+    }
+    db.flush().unwrap();
+    db.close().unwrap();
+    let table = fs
+        .file_names()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sst"))
+        .max_by_key(|p| fs.read_file(p).map_or(0, |b| b.len()))
+        .expect("a table");
+    let size = fs.read_file(&table).unwrap().len() as u64;
+    // A byte a third of the way in: inside a data block, not the first.
+    fs.corrupt(&table, size / 3, 0xFF).unwrap();
+    let db = open(&fs);
+    let mut cursor = db.cursor();
+    cursor.seek_to_first().unwrap();
+    assert_eq!(cursor.key(), key(0));
+    let error = loop {
+        match cursor.next() {
+            Ok(()) => assert!(cursor.valid(), "the scan ended before the damage"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(error, Error::Corruption { .. }), "{error:?}");
+    assert!(!cursor.valid());
+    assert!(cursor.key().is_empty() && cursor.value().is_empty());
+    assert!(matches!(cursor.next(), Err(Error::InvalidArgument(_))));
+    cursor.seek(key(0)).unwrap();
+    assert!(cursor.valid());
+    assert_eq!(
+        (cursor.key(), cursor.value()),
+        (&key(0)[..], &[b'v'; 20][..])
+    );
+    drop(cursor);
+    db.close().unwrap();
+}

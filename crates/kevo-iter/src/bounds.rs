@@ -92,6 +92,7 @@ impl KeyBounds {
     }
 
     /// Whether `user_key` is in the range.
+    #[inline]
     pub fn contains(&self, user_key: &[u8]) -> bool {
         !self.is_before_start(user_key) && !self.is_at_or_past_end(user_key)
     }
@@ -106,11 +107,13 @@ impl KeyBounds {
     }
 
     /// Whether `user_key` sorts before the range.
+    #[inline]
     pub fn is_before_start(&self, user_key: &[u8]) -> bool {
         self.start.as_deref().is_some_and(|start| user_key < start)
     }
 
     /// Whether `user_key` sorts after the range.
+    #[inline]
     pub fn is_at_or_past_end(&self, user_key: &[u8]) -> bool {
         self.end.as_deref().is_some_and(|end| user_key >= end)
     }
@@ -185,6 +188,20 @@ impl<C: Cursor> BoundedCursor<C> {
     /// bounds.
     fn check_position(&mut self) {
         self.in_bounds = self.inner.valid() && self.bounds.contains(user_key(self.inner.key()));
+    }
+
+    /// [`check_position`](Self::check_position) after a step from an entry
+    /// inside the bounds: moving forward only the end can be crossed, and
+    /// backward only the start.
+    fn check_step(&mut self, forward: bool) {
+        self.in_bounds = self.inner.valid() && {
+            let key = user_key(self.inner.key());
+            if forward {
+                !self.bounds.is_at_or_past_end(key)
+            } else {
+                !self.bounds.is_before_start(key)
+            }
+        };
     }
 }
 
@@ -294,17 +311,23 @@ impl<C: Cursor> Cursor for BoundedCursor<C> {
 
     fn next(&mut self) -> Result<()> {
         debug_assert!(self.valid(), "BoundedCursor::next on an invalid cursor");
+        if !self.in_bounds {
+            return Ok(());
+        }
         self.in_bounds = false;
         self.inner.next()?;
-        self.check_position();
+        self.check_step(true);
         Ok(())
     }
 
     fn prev(&mut self) -> Result<()> {
         debug_assert!(self.valid(), "BoundedCursor::prev on an invalid cursor");
+        if !self.in_bounds {
+            return Ok(());
+        }
         self.in_bounds = false;
         self.inner.prev()?;
-        self.check_position();
+        self.check_step(false);
         Ok(())
     }
 }

@@ -121,12 +121,14 @@ impl<S: ConcatSource> Cursor for ConcatCursor<S> {
         self.valid_cursor().is_some()
     }
 
+    // Called only while valid (the `Cursor` contract): the open source's
+    // cursor answers without a second validity check per call.
     fn key(&self) -> &[u8] {
-        self.valid_cursor().map_or(&[], |c| c.key())
+        self.current.as_ref().map_or(&[], |(_, c)| c.key())
     }
 
     fn value(&self) -> &[u8] {
-        self.valid_cursor().map_or(&[], |c| c.value())
+        self.current.as_ref().map_or(&[], |(_, c)| c.value())
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {

@@ -400,13 +400,9 @@ struct HeapOrder<'a, C> {
 }
 
 impl<C: Cursor> HeapOrder<'_, C> {
-    /// Whether child `a` must be nearer the top than child `b`: the smaller
-    /// `(key, index)` moving forward, the larger moving backward.
-    fn before(&self, a: usize, b: usize) -> bool {
-        self.before_key(a, self.children[a].key(), b, self.children[b].key())
-    }
-
-    /// [`before`](Self::before) with the keys already fetched.
+    /// Whether child `a` (at key `a_key`) must be nearer the top than child
+    /// `b` (at `b_key`): the smaller `(key, index)` moving forward, the
+    /// larger moving backward.
     fn before_key(&self, a: usize, a_key: &[u8], b: usize, b_key: &[u8]) -> bool {
         let order = compare_internal_keys(a_key, b_key).then(a.cmp(&b));
         match self.direction {
@@ -415,9 +411,10 @@ impl<C: Cursor> HeapOrder<'_, C> {
         }
     }
 
-    /// Moves `heap[i]` down to its place. The moving child's key is fetched
-    /// once; each level costs one comparison between the two children and
-    /// one with the moving key.
+    /// Moves `heap[i]` down to its place. Every key is fetched once (a
+    /// child's `key()` is a virtual call through the levels below it); each
+    /// level costs one comparison between the two children and one with
+    /// the moving key.
     fn sift_down(&self, heap: &mut [usize], mut i: usize) {
         let moving = heap[i];
         let moving_key = self.children[moving].key();
@@ -426,13 +423,13 @@ impl<C: Cursor> HeapOrder<'_, C> {
             if left >= heap.len() {
                 break;
             }
-            let right = left + 1;
-            let child = if right < heap.len() && self.before(heap[right], heap[left]) {
-                right
-            } else {
-                left
-            };
-            let child_key = self.children[heap[child]].key();
+            let (mut child, mut child_key) = (left, self.children[heap[left]].key());
+            if let Some(&right) = heap.get(left + 1) {
+                let right_key = self.children[right].key();
+                if self.before_key(right, right_key, heap[left], child_key) {
+                    (child, child_key) = (left + 1, right_key);
+                }
+            }
             if !self.before_key(heap[child], child_key, moving, moving_key) {
                 break;
             }

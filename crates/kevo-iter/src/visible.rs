@@ -205,11 +205,20 @@ impl<C: Cursor> VisibleCursor<C> {
     /// If `user_key@seqno` is covered by a range tombstone at the
     /// snapshot: the covering seqno and the bounds of the span one skip
     /// may pass (see [`covered_run`]).
+    ///
+    /// `#[inline]` for the check that there are no tombstones at all, which
+    /// a scan makes once per entry; the search is [`covering`](Self::covering).
+    #[inline]
     fn covered(&self, user_key: &[u8], seqno: SeqNo) -> Option<(SeqNo, &[u8], &[u8])> {
-        let fragments = self.tombstones.fragments();
-        if fragments.is_empty() {
+        if self.tombstones.fragments().is_empty() {
             return None;
         }
+        self.covering(user_key, seqno)
+    }
+
+    /// [`covered`](Self::covered) where there are tombstones.
+    fn covering(&self, user_key: &[u8], seqno: SeqNo) -> Option<(SeqNo, &[u8], &[u8])> {
+        let fragments = self.tombstones.fragments();
         let interval = match self.interval.get() {
             Some(cached) if cached.contains(fragments, user_key) => cached,
             _ => {
@@ -365,17 +374,25 @@ impl<C: Cursor> VisibleCursor<C> {
 }
 
 /// Parses an inner key, reporting a malformed one as corruption.
+/// `#[inline]`: a scan parses every entry; the error is built out of line.
+#[inline]
 fn parse(key: &[u8]) -> Result<ParsedInternalKey<'_>> {
-    parse_internal_key(key).ok_or_else(|| {
-        Error::corruption(
-            "",
-            0,
-            format!(
-                "malformed internal key {:?} (too short, or of an unknown kind)",
-                String::from_utf8_lossy(key)
-            ),
-        )
-    })
+    match parse_internal_key(key) {
+        Some(parsed) => Ok(parsed),
+        None => Err(malformed(key)),
+    }
+}
+
+#[cold]
+fn malformed(key: &[u8]) -> Error {
+    Error::corruption(
+        "",
+        0,
+        format!(
+            "malformed internal key {:?} (too short, or of an unknown kind)",
+            String::from_utf8_lossy(key)
+        ),
+    )
 }
 
 impl<C: Cursor> UserCursor for VisibleCursor<C> {

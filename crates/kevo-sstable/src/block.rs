@@ -517,14 +517,17 @@ impl BlockIter {
         }
     }
 
+    #[inline]
     pub(crate) fn valid(&self) -> bool {
         self.current < self.block.restarts_offset
     }
 
+    #[inline]
     pub(crate) fn key(&self) -> &[u8] {
         &self.key
     }
 
+    #[inline]
     pub(crate) fn value(&self) -> &[u8] {
         &self.block.data[self.value_start as usize..self.value_end as usize]
     }

@@ -200,15 +200,21 @@ impl TableCursor {
     }
 }
 
+// `#[inline]` on the accessors: level cursors (`ConcatCursor<S>`, built in
+// the engine's crate) call them several times per entry, and a call across
+// crates is not inlined without it.
 impl Cursor for TableCursor {
+    #[inline]
     fn valid(&self) -> bool {
         self.data.as_ref().is_some_and(BlockIter::valid)
     }
 
+    #[inline]
     fn key(&self) -> &[u8] {
         self.data.as_ref().map_or(&[], BlockIter::key)
     }
 
+    #[inline]
     fn value(&self) -> &[u8] {
         self.data.as_ref().map_or(&[], BlockIter::value)
     }
