@@ -10,8 +10,9 @@
 //! ```
 //!
 //! `MODE`: `get1`, `get2` (1 M random gets on 1 or 2 threads), `cursor`
-//! (a full scan with `Db::cursor`) or `range` (a full scan with
-//! `Db::range`). `CACHE_MIB` (default 64) is the block cache.
+//! (a full scan with `Db::cursor`), `range` (a full scan with
+//! `Db::range`) or `seek` (100 k seeks as the bench's seekrandom: a new
+//! cursor, a seek, 10 nexts; the rate is still per key, 10 per seek). `CACHE_MIB` (default 64) is the block cache.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use common::{KEYS, key, next, shuffled, value};
 
 fn usage() -> Error {
     Error::InvalidArgument(
-        "usage: read_profile DIR get1|get2|cursor|range [ROUNDS] [CACHE_MIB]".to_string(),
+        "usage: read_profile DIR get1|get2|cursor|range|seek [ROUNDS] [CACHE_MIB]".to_string(),
     )
 }
 
@@ -61,6 +62,29 @@ fn gets(db: &Db, threads: u64) -> Result<u64> {
     })
 }
 
+/// `KEYS / 10` seeks as the bench's seekrandom makes them (a new cursor,
+/// a seek to a random existing key, 10 nexts); counts 10 per seek that
+/// finds its key, so that a full run counts `KEYS`.
+fn seeks(db: &Db) -> Result<u64> {
+    let mut rng = 0x2545_f491_4f6c_dd1d;
+    let mut found = 0;
+    for _ in 0..KEYS / 10 {
+        let target = key(next(&mut rng) % KEYS);
+        let mut cursor = db.cursor();
+        cursor.seek(target)?;
+        if cursor.key() == target.as_slice() {
+            found += 10;
+        }
+        for _ in 0..10 {
+            if !cursor.valid() {
+                break;
+            }
+            cursor.next()?;
+        }
+    }
+    Ok(found)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(dir), Some(mode)) = (args.get(1), args.get(2)) else {
@@ -91,6 +115,7 @@ fn main() -> Result<()> {
                 }
                 n
             }
+            "seek" => seeks(&db)?,
             "range" => {
                 let mut n = 0;
                 for item in db.range::<&[u8], _>(..) {

@@ -178,8 +178,20 @@ impl DbCursor {
     }
 
     /// `Closed` once the database is closed (the cursor is then invalid
-    /// for good).
+    /// for good). Inline: every step asks; the answer is built out of line.
+    #[inline]
     fn check_open(&mut self) -> Result<()> {
+        let open = self.failed.is_none()
+            && self
+                .handle
+                .as_ref()
+                .is_some_and(|handle| !handle.engine.life.is_closed());
+        if open { Ok(()) } else { self.not_open() }
+    }
+
+    /// Why [`check_open`](Self::check_open) refuses.
+    #[cold]
+    fn not_open(&mut self) -> Result<()> {
         if let Some(e) = &self.failed {
             // Creation fails only for a closed database or a dropped
             // keyspace; every call reports the same.

@@ -7,9 +7,10 @@
 //!
 //! # Moving forward
 //! The inner cursor sits *on* the shown entry (the newest visible version);
-//! `key()` and `value()` read through it. `next` skips the rest of that user
-//! key's versions, then every user key whose newest visible version is a
-//! tombstone.
+//! `value()` reads through it, and `key()` answers from `saved_key`, the
+//! copy of the shown user key that `next` needs anyway. `next` skips the
+//! rest of that user key's versions, then every user key whose newest
+//! visible version is a tombstone.
 //!
 //! # Moving backward
 //! Moving backward, a user key's versions arrive oldest first, so which one
@@ -87,8 +88,9 @@ pub struct VisibleCursor<C> {
     snapshot: SeqNo,
     direction: Direction,
     valid: bool,
-    /// Forward: the user key whose remaining versions are being skipped.
-    /// Backward: the current entry's user key.
+    /// While valid, the current entry's user key (both directions); while
+    /// a forward step searches, the user key whose remaining versions are
+    /// being skipped.
     saved_key: Vec<u8>,
     /// Backward: the current entry's value.
     saved_value: Vec<u8>,
@@ -317,6 +319,10 @@ impl<C: Cursor> VisibleCursor<C> {
                     }
                     (ValueKind::Put, None) => {
                         if !(skipping && entry.user_key <= &self.saved_key[..]) {
+                            // The shown key, kept: `key()` answers from it
+                            // and `next` skips its older versions.
+                            self.saved_key.clear();
+                            self.saved_key.extend_from_slice(entry.user_key);
                             self.valid = true;
                             return Ok(());
                         }
@@ -404,10 +410,7 @@ impl<C: Cursor> UserCursor for VisibleCursor<C> {
     /// If the cursor is not valid.
     fn key(&self) -> &[u8] {
         assert!(self.valid, "VisibleCursor::key on an invalid cursor");
-        match self.direction {
-            Direction::Forward => user_key(self.inner.key()),
-            Direction::Backward => &self.saved_key,
-        }
+        &self.saved_key
     }
 
     /// # Panics
@@ -481,11 +484,9 @@ impl<C: Cursor> UserCursor for VisibleCursor<C> {
         }
         self.valid = false;
         match self.direction {
-            Direction::Forward => {
-                self.saved_key.clear();
-                self.saved_key.extend_from_slice(user_key(self.inner.key()));
-                self.inner.next()?;
-            }
+            // `saved_key` holds the current user key, whose older versions
+            // are skipped below.
+            Direction::Forward => self.inner.next()?,
             Direction::Backward => {
                 // Back to the first version of the current key; its
                 // versions are skipped below. A seek, not a step from the
@@ -507,10 +508,9 @@ impl<C: Cursor> UserCursor for VisibleCursor<C> {
         }
         self.valid = false;
         if self.direction == Direction::Forward {
-            // The inner cursor is on the current entry: step back over
-            // every version of its user key, newer invisible ones included.
-            self.saved_key.clear();
-            self.saved_key.extend_from_slice(user_key(self.inner.key()));
+            // The inner cursor is on the current entry (its user key is
+            // `saved_key`): step back over every version of that user key,
+            // newer invisible ones included.
             self.direction = Direction::Backward;
             loop {
                 self.inner.prev()?;
