@@ -213,8 +213,8 @@ impl DbCursor {
         Ok(())
     }
 
-    /// Runs a positioning call on the cursor stack, building it first if
-    /// this is the first.
+    /// Runs a call that moves the cursor stack (building the stack on the
+    /// first call) and records whether it is then at an entry.
     fn with_stack(
         &mut self,
         call: impl FnOnce(&mut dyn UserCursor) -> kevo_core::Result<()>,
@@ -242,16 +242,13 @@ impl DbCursor {
         &mut self,
         call: impl FnOnce(&mut dyn UserCursor) -> kevo_core::Result<()>,
     ) -> Result<()> {
-        self.check_open()?;
-        match self.inner.as_deref_mut() {
-            Some(inner) if self.at_entry => {
-                let result = call(inner);
-                self.at_entry = inner.valid();
-                Ok(result?)
-            }
-            _ => Err(Error::InvalidArgument(
+        if !self.at_entry {
+            self.check_open()?;
+            return Err(Error::InvalidArgument(
                 "the cursor is not at an entry: position it with a seek first".to_string(),
-            )),
+            ));
         }
+        // At an entry: the stack is built, and `with_stack` only moves it.
+        self.with_stack(call)
     }
 }
