@@ -487,6 +487,12 @@ impl Block {
     }
 }
 
+/// A key suffix this short or shorter (most are: a 16-byte user key shares
+/// most of its bytes with the previous one) is copied into [`BlockIter`]'s
+/// key as one fixed-size chunk, a couple of moves, instead of through a call
+/// to `memcpy`: the bytes past the suffix are cut off again.
+const KEY_SLACK: usize = 16;
+
 /// A position in a [`Block`], owning a handle on it.
 #[derive(Debug, Clone)]
 pub(crate) struct BlockIter {
@@ -497,6 +503,10 @@ pub(crate) struct BlockIter {
     next: u32,
     /// The restart interval holding the current entry.
     restart_index: u32,
+    /// Where the restart interval after `restart_index` starts
+    /// (`restarts_offset` past the last): an entry at or past it moves
+    /// `restart_index` on.
+    next_restart: u32,
     key: Vec<u8>,
     value_start: u32,
     value_end: u32,
@@ -505,16 +515,32 @@ pub(crate) struct BlockIter {
 impl BlockIter {
     /// An unpositioned iterator over `block`.
     pub(crate) fn new(block: Block) -> Self {
+        Self::with_buffer(block, Vec::new())
+    }
+
+    /// As [`new`](Self::new), keeping keys in `buffer` (the one
+    /// [`into_buffer`](Self::into_buffer) gave back from an iterator over
+    /// another block), so that moving to the next block allocates nothing.
+    pub(crate) fn with_buffer(block: Block, mut buffer: Vec<u8>) -> Self {
+        // Room for a 16-byte user key, its trailer and a chunk's slack at
+        // once: growing by each first longer key would reallocate twice.
+        buffer.reserve(64);
         let end = block.restarts_offset;
         BlockIter {
             block,
             current: end,
             next: end,
             restart_index: 0,
-            key: Vec::new(),
+            next_restart: end,
+            key: buffer,
             value_start: 0,
             value_end: 0,
         }
+    }
+
+    /// The key buffer, for [`with_buffer`](Self::with_buffer).
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.key
     }
 
     #[inline]
@@ -550,24 +576,45 @@ impl BlockIter {
 
     fn parse_at(&mut self, at: usize) -> Result<(), Damage> {
         let entry = self.block.entry_at(at, self.key.len())?;
-        self.key.truncate(entry.shared);
-        self.key
-            .extend_from_slice(&self.block.data[entry.key_suffix]);
+        let (shared, suffix) = (entry.shared, entry.key_suffix);
+        let len = shared + suffix.len();
+        self.key.truncate(shared);
+        let data = &self.block.data;
+        let chunk = data
+            .get(suffix.start..suffix.start + KEY_SLACK)
+            .and_then(|chunk| <&[u8; KEY_SLACK]>::try_from(chunk).ok());
+        match chunk {
+            Some(chunk) if suffix.len() <= KEY_SLACK => {
+                self.key.extend_from_slice(chunk);
+                self.key.truncate(len);
+            }
+            _ => self.key.extend_from_slice(&data[suffix]),
+        }
         self.current = at as u32;
         self.next = entry.value.end as u32;
         self.value_start = entry.value.start as u32;
         self.value_end = entry.value.end as u32;
-        while self.restart_index + 1 < self.block.num_restarts
-            && self.block.restart_point(self.restart_index + 1) <= self.current
-        {
+        while self.current >= self.next_restart {
             self.restart_index += 1;
+            self.next_restart = self.restart_after(self.restart_index);
         }
         Ok(())
+    }
+
+    /// Where the restart interval after `index` starts, or
+    /// `restarts_offset` past the last.
+    fn restart_after(&self, index: u32) -> u32 {
+        if index + 1 < self.block.num_restarts {
+            self.block.restart_point(index + 1)
+        } else {
+            self.block.restarts_offset
+        }
     }
 
     fn seek_to_restart(&mut self, index: u32) {
         self.key.clear();
         self.restart_index = index;
+        self.next_restart = self.restart_after(index);
         let point = self.block.restart_point(index);
         self.current = point;
         self.next = point;
@@ -657,6 +704,7 @@ impl BlockIter {
 mod tests {
     use super::*;
     use kevo_core::{InternalKey, ValueKind};
+    use proptest::prelude::*;
 
     fn ik(key: &str, seqno: u64) -> Vec<u8> {
         InternalKey::new(key.as_bytes(), seqno, ValueKind::Put)
@@ -711,6 +759,66 @@ mod tests {
             match entries.get(i + 1) {
                 Some((next, _)) => assert_eq!(it.key(), &next[..]),
                 None => assert!(!it.valid()),
+            }
+        }
+    }
+
+    /// Sorted, distinct user keys of 0 to 40 bytes over a small alphabet
+    /// (long shared prefixes, suffixes on both sides of `KEY_SLACK`), with
+    /// values of 0 to 2 bytes (so the last keys sit near the block's end).
+    fn varied_entries() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
+        let key = proptest::collection::vec(b'a'..=b'c', 0..40);
+        let value = proptest::collection::vec(any::<u8>(), 0..3);
+        proptest::collection::btree_map(key, value, 1..60).prop_map(|map| {
+            map.into_iter()
+                .map(|(k, v)| {
+                    (
+                        InternalKey::new(&k, 7, ValueKind::Put).as_bytes().to_vec(),
+                        v,
+                    )
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Every move rebuilds every key and value exactly, whatever the
+        /// suffix lengths and restart interval, and an iterator given the
+        /// key buffer of one over another block does too.
+        #[test]
+        fn every_move_rebuilds_keys_of_every_length(
+            first in varied_entries(),
+            second in varied_entries(),
+            interval in 1usize..20,
+        ) {
+            let mut it = BlockIter::new(build(&first, interval));
+            it.seek_to_last().unwrap();
+            let buffer = it.into_buffer();
+            let mut it = BlockIter::with_buffer(build(&second, interval), buffer);
+            it.seek_to_first().unwrap();
+            for (k, v) in &second {
+                prop_assert_eq!((it.key(), it.value()), (&k[..], &v[..]));
+                it.next().unwrap();
+            }
+            prop_assert!(!it.valid());
+            it.seek_to_last().unwrap();
+            for (k, v) in second.iter().rev() {
+                prop_assert_eq!((it.key(), it.value()), (&k[..], &v[..]));
+                it.prev().unwrap();
+            }
+            prop_assert!(!it.valid());
+            for (k, v) in &second {
+                it.seek(k).unwrap();
+                prop_assert_eq!((it.key(), it.value()), (&k[..], &v[..]));
+            }
+            // Between keys: a target after each key lands on the next.
+            for (i, (k, _)) in second.iter().enumerate() {
+                let after = InternalKey::new(kevo_core::user_key(k), 6, ValueKind::Put);
+                it.seek(after.as_bytes()).unwrap();
+                match second.get(i + 1) {
+                    Some((next, _)) => prop_assert_eq!(it.key(), &next[..]),
+                    None => prop_assert!(!it.valid()),
+                }
             }
         }
     }

@@ -90,7 +90,9 @@ impl TableCursor {
         if self.data.is_some() && self.data_offset == handle.offset {
             return Ok(());
         }
-        self.data = None;
+        // The old block goes now (a failed read leaves none); its key
+        // buffer serves the next.
+        let buffer = self.data.take().map(BlockIter::into_buffer);
         self.unpin();
         let block = self.table.data_block(handle, self.fill_cache)?;
         if let Some(pins) = self.table.pin_counter() {
@@ -98,7 +100,7 @@ impl TableCursor {
             pins.fetch_add(self.pinned, std::sync::atomic::Ordering::Relaxed);
         }
         self.data_offset = handle.offset;
-        self.data = Some(BlockIter::new(block));
+        self.data = Some(BlockIter::with_buffer(block, buffer.unwrap_or_default()));
         Ok(())
     }
 
