@@ -794,7 +794,7 @@ impl TableFile {
 
     #[cfg(feature = "lz4")]
     fn decompress_lz4(&self, stored: &[u8], offset: u64) -> Result<Vec<u8>> {
-        decompress_lz4(stored).map_err(|reason| self.corrupt(offset, reason))
+        decode_lz4_block(stored).map_err(|reason| self.corrupt(offset, reason))
     }
 
     #[cfg(not(feature = "lz4"))]
@@ -817,7 +817,7 @@ impl TableFile {
 /// test below feeds it damaged ones). Blocks reach it only after their
 /// checksum matched.
 #[cfg(feature = "lz4")]
-fn decompress_lz4(stored: &[u8]) -> Result<Vec<u8>, &'static str> {
+fn decode_lz4_block(stored: &[u8]) -> Result<Vec<u8>, &'static str> {
     let (len, header) = lz4_uncompressed_len(stored).ok_or("bad uncompressed length")?;
     let mut out = vec![0u8; len];
     let compressed = stored.get(header..).unwrap_or(&[]);
@@ -884,7 +884,7 @@ mod lz4_tests {
             good.resize(header + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
             let n = lz4_flex::block::compress_into(&raw, &mut good[header..]).unwrap();
             good.truncate(header + n);
-            proptest::prop_assert_eq!(decompress_lz4(&good), Ok(raw.clone()));
+            proptest::prop_assert_eq!(decode_lz4_block(&good), Ok(raw.clone()));
             let mut bad = good.clone();
             for (at, mask) in flips {
                 let len = bad.len();
@@ -897,7 +897,7 @@ mod lz4_tests {
                 relabelled.extend_from_slice(bad.get(header..).unwrap_or(&[]));
                 bad = relabelled;
             }
-            if let Ok(out) = decompress_lz4(&bad) {
+            if let Ok(out) = decode_lz4_block(&bad) {
                 let (len, _) = lz4_uncompressed_len(&bad).unwrap();
                 proptest::prop_assert_eq!(out.len(), len);
             }
@@ -908,7 +908,7 @@ mod lz4_tests {
         fn random_bytes_never_panic_the_lz4_decoder(
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
         ) {
-            if let Ok(out) = decompress_lz4(&bytes) {
+            if let Ok(out) = decode_lz4_block(&bytes) {
                 let (len, _) = lz4_uncompressed_len(&bytes).unwrap();
                 proptest::prop_assert_eq!(out.len(), len);
             }
