@@ -879,11 +879,8 @@ mod lz4_tests {
         ) {
             // A stored block of `raw`, as the writer makes one.
             let mut good = Vec::new();
-            kevo_core::put_varint32(&mut good, raw.len() as u32);
-            let header = good.len();
-            good.resize(header + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
-            let n = lz4_flex::block::compress_into(&raw, &mut good[header..]).unwrap();
-            good.truncate(header + n);
+            proptest::prop_assert!(crate::writer::compress_lz4(&raw, &mut good));
+            let (_, header) = lz4_uncompressed_len(&good).unwrap();
             proptest::prop_assert_eq!(decode_lz4_block(&good), Ok(raw.clone()));
             let mut bad = good.clone();
             for (at, mask) in flips {

@@ -218,7 +218,7 @@ impl Sink {
 /// `varint32(raw.len())` then one LZ4 block, into `out`; `false` if this
 /// build has no LZ4 or the compressor refused.
 #[cfg(feature = "lz4")]
-fn compress_lz4(raw: &[u8], out: &mut Vec<u8>) -> bool {
+pub(crate) fn compress_lz4(raw: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
     kevo_core::put_varint32(out, raw.len() as u32);
     let header = out.len();
@@ -236,7 +236,7 @@ fn compress_lz4(raw: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 #[cfg(not(feature = "lz4"))]
-fn compress_lz4(_raw: &[u8], _out: &mut Vec<u8>) -> bool {
+pub(crate) fn compress_lz4(_raw: &[u8], _out: &mut Vec<u8>) -> bool {
     false
 }
 
