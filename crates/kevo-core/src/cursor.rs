@@ -105,6 +105,14 @@ pub trait Cursor {
     fn lower_bound(&self) -> Option<&[u8]> {
         None
     }
+
+    /// Lets go of what the cursor's position holds (a table cursor's data
+    /// block, counted as pinned while held; a level cursor's open table),
+    /// keeping its own buffers: for a cursor put aside to serve a later
+    /// read. The cursor may be invalid afterwards, and the caller must not
+    /// read it before a `seek*` positions it again. The default lets go of
+    /// nothing, for cursors whose position holds nothing.
+    fn release(&mut self) {}
 }
 
 impl<C: Cursor + ?Sized> Cursor for Box<C> {
@@ -143,5 +151,8 @@ impl<C: Cursor + ?Sized> Cursor for Box<C> {
     }
     fn lower_bound(&self) -> Option<&[u8]> {
         (**self).lower_bound()
+    }
+    fn release(&mut self) {
+        (**self).release()
     }
 }

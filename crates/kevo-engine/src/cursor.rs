@@ -14,9 +14,9 @@ use kevo_iter::{KeyBounds, UserCursor};
 
 use crate::engine::Handle;
 use crate::error::{Error, Result};
-use crate::iter::{build_cursor, open_view};
+use crate::iter::{build_stack, open_view};
 use crate::keyspace::KeyspaceCore;
-use crate::read::SuperVersion;
+use crate::read::{CursorStack, SuperVersion};
 
 /// A cursor over every entry of a keyspace as of one view: the moment
 /// [`Db::cursor`](crate::Db::cursor) (or
@@ -53,7 +53,11 @@ pub struct DbCursor {
     handle: Option<Arc<Handle>>,
     /// The view, until the first positioning call builds the stack over it.
     view: Option<(Arc<SuperVersion>, SeqNo)>,
-    inner: Option<Box<dyn UserCursor + Send>>,
+    inner: Option<Box<CursorStack>>,
+    /// Whether `inner` may be kept for a later cursor when this one is
+    /// dropped: it reads every source of the view, and no call on it
+    /// failed.
+    reusable: bool,
     /// Whether `inner` is valid, as of the last call that moved it (kept
     /// so that `valid`, `key` and `value` ask the stack nothing more).
     at_entry: bool,
@@ -83,6 +87,7 @@ impl DbCursor {
                 handle: Some(handle.clone()),
                 view: Some(view),
                 inner: None,
+                reusable: false,
                 at_entry: false,
                 failed: None,
             },
@@ -96,6 +101,7 @@ impl DbCursor {
             handle: None,
             view: None,
             inner: None,
+            reusable: false,
             at_entry: false,
             failed: Some(error),
         }
@@ -224,13 +230,23 @@ impl DbCursor {
         if self.inner.is_none()
             && let (Some(handle), Some((sv, seqno))) = (&self.handle, &self.view)
         {
-            let stack = build_cursor(&handle.engine.tables, sv, &KeyBounds::unbounded(), *seqno)?;
-            self.inner = Some(stack);
+            let tables = &handle.engine.tables;
+            if let Some(stack) = sv.reuse_cursor(tables, *seqno)? {
+                self.inner = Some(stack);
+                self.reusable = true;
+            } else {
+                let (stack, complete) = build_stack(tables, sv, &KeyBounds::unbounded(), *seqno)?;
+                self.inner = Some(stack);
+                self.reusable = complete;
+            }
         }
         match self.inner.as_deref_mut() {
             Some(inner) => {
                 let result = call(inner);
                 self.at_entry = inner.valid();
+                if result.is_err() {
+                    self.reusable = false;
+                }
                 Ok(result?)
             }
             None => Err(Error::Closed),
@@ -250,5 +266,15 @@ impl DbCursor {
         }
         // At an entry: the stack is built, and `with_stack` only moves it.
         self.with_stack(call)
+    }
+}
+
+impl Drop for DbCursor {
+    /// Leaves the stack to the view's next cursor (see
+    /// `SuperVersion::keep_cursor`) when it may serve one.
+    fn drop(&mut self) {
+        if let (Some(stack), Some((sv, _)), true) = (self.inner.take(), &self.view, self.reusable) {
+            sv.keep_cursor(stack);
+        }
     }
 }

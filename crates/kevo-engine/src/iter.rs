@@ -24,7 +24,7 @@ use kevo_manifest::{TableMeta, Version};
 use crate::engine::Handle;
 use crate::error::{Error, Result};
 use crate::keyspace::KeyspaceCore;
-use crate::read::SuperVersion;
+use crate::read::{CursorStack, SuperVersion};
 use crate::tables::TableCache;
 
 type Factory = Box<dyn FnMut() -> kevo_core::Result<Box<dyn UserCursor + Send>> + Send>;
@@ -54,27 +54,46 @@ pub(crate) fn build_cursor(
     bounds: &KeyBounds,
     seqno: SeqNo,
 ) -> kevo_core::Result<Box<dyn UserCursor + Send>> {
+    Ok(build_stack(tables, sv, bounds, seqno)?.0)
+}
+
+/// [`build_cursor`]'s stack, as its own type, and whether it is complete:
+/// whether it reads every source of `sv` (no L0 table left out for lying
+/// outside `bounds` or holding only entries newer than `seqno`), so that
+/// it serves a read at any seqno (see `SuperVersion::keep_cursor`).
+pub(crate) fn build_stack(
+    tables: &Arc<TableCache>,
+    sv: &Arc<SuperVersion>,
+    bounds: &KeyBounds,
+    seqno: SeqNo,
+) -> kevo_core::Result<(Box<CursorStack>, bool)> {
     let most = 1 + sv.imms.len() + sv.version.level(0).len() + sv.version.num_levels();
     let mut sources: Vec<Box<dyn Cursor + Send>> = Vec::with_capacity(most);
     let mut max_seqnos = Vec::with_capacity(most);
     let tombstones = sv.range_tombstones(tables)?;
+    // The memtable first: `SuperVersion::reuse_cursor` raises its bound.
     for mem in std::iter::once(&sv.mem).chain(&sv.imms) {
         sources.push(Box::new(mem.cursor()));
         max_seqnos.push(mem.max_seqno());
     }
     let (start, end) = (bounds.start(), bounds.end());
+    let mut complete = true;
     for meta in sv.version.level(0) {
         if meta.smallest_seqno <= seqno && meta.overlaps(start, end) {
             let table = tables.get(meta)?;
             sources.push(Box::new(table.cursor()));
             max_seqnos.push(meta.largest_seqno);
+        } else {
+            complete = false;
         }
     }
     for level in 1..sv.version.num_levels() {
         let run = LevelRun::new(&sv.version, level, start, end);
         let Some(largest_seqno) = run.as_ref().iter().map(|t| t.largest_seqno).max() else {
+            complete &= sv.version.level(level).is_empty();
             continue;
         };
+        complete &= run.as_ref().len() == sv.version.level(level).len();
         max_seqnos.push(largest_seqno);
         let cache = tables.clone();
         let open = move |meta: &TableMeta| Ok(cache.get(meta)?.cursor());
@@ -83,7 +102,7 @@ pub(crate) fn build_cursor(
     let merged = MergingCursor::new(sources).with_max_seqnos(max_seqnos);
     let cursor = VisibleCursor::new(BoundedCursor::new(merged, bounds.clone()), seqno)
         .with_range_tombstones(tombstones);
-    Ok(Box::new(cursor))
+    Ok((Box::new(cursor), complete))
 }
 
 /// The tables of one level that a range read may visit, as a run of the

@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::{ArcSwap, Guard};
 use bytes::Bytes;
-use kevo_core::{FragmentedTombstones, SeqNo, ValueKind};
+use kevo_core::{Cursor, FragmentedTombstones, SeqNo, ValueKind};
+use kevo_iter::{BoundedCursor, MergingCursor, VisibleCursor};
 use kevo_manifest::{TableMeta, Version};
 use kevo_memtable::{Lookup, MemTable};
 
@@ -60,6 +61,41 @@ pub(crate) struct SuperVersion {
     /// memtable's set it was made with, and the result (reused while the
     /// memtable takes no new range delete).
     merged_tombstones: Mutex<Option<(Arc<FragmentedTombstones>, Arc<FragmentedTombstones>)>>,
+    /// Cursor stacks over this view that dropped cursors left, for the next
+    /// cursor to reuse instead of building one.
+    cursors: CursorPool,
+}
+
+/// The cursor stack a range read builds over a super version (see
+/// `crate::iter`): a cursor per memtable (the memtable first), per L0
+/// table and per deeper level, merged, bounded, and filtered to a seqno.
+pub(crate) type CursorStack = VisibleCursor<BoundedCursor<MergingCursor<Box<dyn Cursor + Send>>>>;
+
+/// How many released cursor stacks a super version keeps: one per thread
+/// making cursors at once, up to this many (a stack is a few hundred bytes
+/// and an allocation per source; it holds no data block while kept).
+const POOLED_CURSORS: usize = 4;
+
+/// Released cursor stacks of one super version, as Pebble keeps its
+/// iterator allocations in a pool: making a cursor (a merging cursor, a
+/// boxed cursor per source, buffers) and dropping it cost a fifth of a
+/// short scan (seek and 10 steps); a kept stack is reset instead. Only
+/// stacks that cover every source of the view are kept (see
+/// [`SuperVersion::keep_cursor`]), so that any later read at any seqno
+/// may use one.
+#[derive(Default)]
+#[allow(
+    clippy::vec_box,
+    reason = "a stack moves between a cursor and the pool as one pointer, not its few hundred bytes"
+)]
+struct CursorPool(Mutex<Vec<Box<CursorStack>>>);
+
+impl std::fmt::Debug for CursorPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CursorPool")
+            .field(&lock(&self.0).len())
+            .finish()
+    }
 }
 
 impl SuperVersion {
@@ -106,6 +142,44 @@ impl SuperVersion {
         let merged = FragmentedTombstones::merge_shared(vec![frozen, mem.clone()]);
         *cached = Some((mem, merged.clone()));
         Ok(merged)
+    }
+
+    /// A kept cursor stack over this view, readied to read at `seqno`
+    /// (unpositioned, this view's range tombstones as of now, the
+    /// memtable's largest seqno as of now); `None` if none is kept.
+    ///
+    /// # Errors
+    /// Opening a table that holds range tombstones failed.
+    pub(crate) fn reuse_cursor(
+        &self,
+        tables: &TableCache,
+        seqno: SeqNo,
+    ) -> kevo_core::Result<Option<Box<CursorStack>>> {
+        let Some(mut stack) = lock(&self.cursors.0).pop() else {
+            return Ok(None);
+        };
+        stack.reset(seqno, self.range_tombstones(tables)?);
+        // The memtable is the first source, and may have taken writes
+        // since the stack was built: a bound below its newest entry would
+        // let a range-tombstone skip pass entries newer than the tombstone.
+        stack
+            .inner_mut()
+            .inner_mut()
+            .raise_max_seqno(0, self.mem.max_seqno());
+        Ok(Some(stack))
+    }
+
+    /// Keeps `stack` for a later cursor over this view (releasing its
+    /// data blocks), if fewer than [`POOLED_CURSORS`] are kept; drops it
+    /// otherwise. The caller passes only a stack built over this view by
+    /// `crate::iter::build_stack` with nothing left out (`complete`), with
+    /// no error seen since.
+    pub(crate) fn keep_cursor(&self, mut stack: Box<CursorStack>) {
+        stack.release();
+        let mut kept = lock(&self.cursors.0);
+        if kept.len() < POOLED_CURSORS {
+            kept.push(stack);
+        }
     }
 }
 
@@ -397,6 +471,7 @@ fn super_version_of(state: &MemState) -> SuperVersion {
         version: state.version.clone(),
         frozen_tombstones: OnceLock::new(),
         merged_tombstones: Mutex::new(None),
+        cursors: CursorPool::default(),
     }
 }
 

@@ -177,7 +177,13 @@ proptest! {
         }
         run_moves(&mut cursor, &model, &moves);
         run_moves(&mut at_snapshot, &model, &moves);
-        // A new cursor sees them.
+        // A new cursor sees them. Dropped first, the two cursors leave
+        // their stacks to the next cursors over the same view (when no
+        // memtable switch or flush came between): one reused at the newest
+        // seqno must see the later writes, one reused by the snapshot none.
+        drop((cursor, at_snapshot));
+        run_moves(&mut db.cursor(), &newer, &moves);
+        run_moves(&mut snapshot.cursor(), &model, &moves);
         run_moves(&mut db.cursor(), &newer, &moves);
         db.close().unwrap();
     }
@@ -226,6 +232,48 @@ fn a_keyspace_cursor_sees_only_its_keyspace_and_fails_once_dropped() {
         ks.cursor().seek_to_first(),
         Err(Error::InvalidArgument(_))
     ));
+    db.close().unwrap();
+}
+
+#[test]
+fn a_reused_cursor_stack_sees_what_the_memtable_took_since() {
+    let fs = Arc::new(MemFs::new());
+    let db = open(&fs);
+    for k in 0..100 {
+        db.put(key(k), b"table").unwrap();
+    }
+    db.flush().unwrap();
+    db.put(key(1), b"old").unwrap();
+    // Left behind by this cursor: a stack whose memtable held seqnos up to
+    // the put of key 1, and no block pinned.
+    let mut cursor = db.cursor();
+    cursor.seek_to_first().unwrap();
+    assert_eq!(cursor.key(), key(0));
+    assert!(db.stats().pinned_block_bytes > 0);
+    drop(cursor);
+    assert_eq!(db.stats().pinned_block_bytes, 0);
+    // A range delete over key 1 and the tables' keys, then a put inside
+    // it: the next cursor, on the same view, must not skip the new entry
+    // with the deleted ones (as it would if the memtable's largest seqno
+    // were still the one its stack was built with).
+    db.delete_range(key(0)..key(90)).unwrap();
+    db.put(key(5), b"new").unwrap();
+    let mut cursor = db.cursor();
+    cursor.seek_to_first().unwrap();
+    assert_eq!((cursor.key(), cursor.value()), (&key(5)[..], &b"new"[..]));
+    cursor.next().unwrap();
+    assert_eq!(cursor.key(), key(90));
+    drop(cursor);
+    // Backward over the same span, and after the memtable took more.
+    db.put(key(6), b"newer").unwrap();
+    let mut cursor = db.cursor();
+    cursor.seek_for_prev(key(89)).unwrap();
+    assert_eq!((cursor.key(), cursor.value()), (&key(6)[..], &b"newer"[..]));
+    cursor.prev().unwrap();
+    assert_eq!(cursor.key(), key(5));
+    cursor.prev().unwrap();
+    assert!(!cursor.valid());
+    drop(cursor);
     db.close().unwrap();
 }
 

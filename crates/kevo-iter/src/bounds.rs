@@ -174,6 +174,12 @@ impl<C: Cursor> BoundedCursor<C> {
         }
     }
 
+    /// The inner cursor, to adjust while this one is unpositioned: a move
+    /// made through it is not seen until the next `seek*` of this cursor.
+    pub fn inner_mut(&mut self) -> &mut C {
+        &mut self.inner
+    }
+
     /// The bounds.
     pub fn bounds(&self) -> &KeyBounds {
         &self.bounds
@@ -329,6 +335,11 @@ impl<C: Cursor> Cursor for BoundedCursor<C> {
         self.inner.prev()?;
         self.check_step(false);
         Ok(())
+    }
+
+    fn release(&mut self) {
+        self.in_bounds = false;
+        self.inner.release();
     }
 }
 

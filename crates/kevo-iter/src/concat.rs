@@ -204,6 +204,13 @@ impl<S: ConcatSource> Cursor for ConcatCursor<S> {
         }
         self.last_from(i.checked_sub(1))
     }
+
+    /// Closes the open source's cursor: a level cursor put aside keeps no
+    /// table open (the table cache may have let it go since), and the next
+    /// seek opens the one it lands in, as a new cursor would.
+    fn release(&mut self) {
+        self.current = None;
+    }
 }
 
 #[cfg(test)]

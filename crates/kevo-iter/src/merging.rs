@@ -128,6 +128,16 @@ impl<C: Cursor> MergingCursor<C> {
         self
     }
 
+    /// Raises the largest seqno recorded for child `index` (see
+    /// [`with_max_seqnos`](Self::with_max_seqnos)) to `seqno`: for a
+    /// reused cursor whose child (a memtable) took writes since. Does
+    /// nothing for a child beyond the last, or when no bounds are recorded.
+    pub fn raise_max_seqno(&mut self, index: usize, seqno: SeqNo) {
+        if let Some(max) = self.max_seqnos.get_mut(index) {
+            *max = (*max).max(seqno);
+        }
+    }
+
     /// Number of children.
     pub fn len(&self) -> usize {
         self.children.len()
@@ -397,6 +407,14 @@ impl<C: Cursor> Cursor for MergingCursor<C> {
         }
         self.invalid_on_err(result)?;
         Ok(moved)
+    }
+
+    fn release(&mut self) {
+        self.heap.clear();
+        self.runner_up = None;
+        for child in &mut self.children {
+            child.release();
+        }
     }
 }
 

@@ -291,6 +291,34 @@ impl<C: Cursor> VisibleCursor<C> {
         self.inner
     }
 
+    /// The inner cursor, to adjust while this one is unpositioned (after
+    /// [`release`](Self::release) or [`reset`](Self::reset)): a move made
+    /// through it is not seen until the next `seek*` of this cursor.
+    pub fn inner_mut(&mut self) -> &mut C {
+        &mut self.inner
+    }
+
+    /// Leaves the cursor unpositioned and releases the inner cursor (see
+    /// [`Cursor::release`]), for a cursor put aside to be reused.
+    pub fn release(&mut self) {
+        self.valid = false;
+        self.inner.release();
+    }
+
+    /// Readies a released cursor for another read: unpositioned, as of
+    /// `snapshot`, hiding what `tombstones` cover (as
+    /// [`new`](Self::new) and
+    /// [`with_range_tombstones`](Self::with_range_tombstones) would make
+    /// it), keeping its buffers.
+    pub fn reset(&mut self, snapshot: SeqNo, tombstones: Arc<FragmentedTombstones>) {
+        self.release();
+        self.snapshot = snapshot.min(SEQNO_MAX);
+        self.direction = Direction::Forward;
+        self.tombstones = tombstones;
+        self.skipped_to.clear();
+        self.interval.set(None);
+    }
+
     /// From the inner position onwards, finds the first entry to show and
     /// leaves the inner cursor on it. With `skipping`, versions of
     /// `saved_key` are skipped first.
@@ -788,6 +816,47 @@ mod tests {
         assert!(!Interval::of(&set, b"f").inside);
         let none = FragmentedTombstones::default();
         assert!(Interval::of(&none, b"a").contains(&[], b"z"));
+    }
+
+    #[test]
+    fn a_reset_cursor_reads_as_a_new_one_would() {
+        let entries = [
+            ("a", 1, Some("a1")),
+            ("b", 2, Some("b2")),
+            ("b", 5, Some("b5")),
+            ("c", 3, Some("c3")),
+            ("d", 6, None),
+            ("d", 4, Some("d4")),
+        ];
+        let tombstone = |start: &str, end: &str, seqno: u64| {
+            Arc::new(
+                FragmentedTombstones::from_fragments(vec![Fragment {
+                    start: start.as_bytes().to_vec(),
+                    end: end.as_bytes().to_vec(),
+                    seqnos: vec![seqno],
+                }])
+                .unwrap(),
+            )
+        };
+        let mut reused =
+            VisibleCursor::new(source(&entries), 10).with_range_tombstones(tombstone("c", "d", 7));
+        reused.seek(b"b").unwrap();
+        reused.prev().unwrap();
+        assert_eq!(entry(&reused), Some(("a".into(), "a1".into())));
+        for (snapshot, tombstones) in [
+            (4, Arc::default()),
+            (10, tombstone("a", "b", 8)),
+            (6, tombstone("b", "c", 3)),
+            (SEQNO_MAX + 5, Arc::default()),
+        ] {
+            reused.reset(snapshot, tombstones.clone());
+            assert!(!reused.valid());
+            assert_eq!(reused.snapshot(), snapshot.min(SEQNO_MAX));
+            let mut fresh =
+                VisibleCursor::new(source(&entries), snapshot).with_range_tombstones(tombstones);
+            assert_eq!(forward(&mut reused), forward(&mut fresh), "at {snapshot}");
+            assert_eq!(backward(&mut reused), backward(&mut fresh), "at {snapshot}");
+        }
     }
 
     #[test]

@@ -250,4 +250,11 @@ impl Cursor for TableCursor {
         }
         self.run(Self::prev_inner)
     }
+
+    /// Drops the data block (and its pin); the table stays open.
+    fn release(&mut self) {
+        self.block = None;
+        self.data = None;
+        self.unpin();
+    }
 }

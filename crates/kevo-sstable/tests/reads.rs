@@ -212,7 +212,18 @@ fn cursors_count_the_blocks_they_hold_in_the_pin_counter() {
         assert!(pins.load(Ordering::Relaxed) < 3 * one);
     }
     assert!(!a.valid());
-    drop(b);
     drop(a);
+    // A released cursor holds no block, and seeks again as a new one.
+    assert!(pins.load(Ordering::Relaxed) > 0);
+    b.release();
+    assert!(!b.valid());
+    assert_eq!(pins.load(Ordering::Relaxed), 0);
+    b.seek(&model[1000].key).unwrap();
+    assert_eq!(
+        (b.key(), b.value()),
+        (&model[1000].key[..], &model[1000].value[..])
+    );
+    assert!(pins.load(Ordering::Relaxed) > 0);
+    drop(b);
     assert_eq!(pins.load(Ordering::Relaxed), 0);
 }
