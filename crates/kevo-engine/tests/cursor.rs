@@ -318,3 +318,59 @@ fn a_cursor_that_meets_damage_is_invalid_until_positioned_again() {
     drop(cursor);
     db.close().unwrap();
 }
+
+/// Every key from `"00000000"` up to the one before the cursor ends, one
+/// each, in order (the writer puts them in that order): the count.
+fn unbroken_run(cursor: &mut DbCursor) -> usize {
+    cursor.seek_to_first().unwrap();
+    let mut n = 0;
+    while cursor.valid() {
+        assert_eq!(cursor.key(), format!("{n:08}").as_bytes(), "a gap");
+        assert_eq!(cursor.value().len(), n % 50, "value of key {n}");
+        n += 1;
+        cursor.next().unwrap();
+    }
+    n
+}
+
+#[test]
+fn cursors_made_on_many_threads_each_see_one_whole_view() {
+    // One writer puts keys 0, 1, 2, ... in order, flushing now and then
+    // (new super versions); three readers make cursors, snapshots and
+    // snapshot cursors without pause, so stacks pass between cursors and
+    // threads through the super versions' pools. Each cursor must see an
+    // unbroken run of the keys, and every cursor of one snapshot the same.
+    const KEYS: usize = 6000;
+    let fs = Arc::new(MemFs::new());
+    let db = open(&fs);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (db, done) = (db.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut views = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let snapshot = db.snapshot();
+                    let at_snapshot = unbroken_run(&mut snapshot.cursor());
+                    let now = unbroken_run(&mut db.cursor());
+                    assert!(now >= at_snapshot, "{now} < {at_snapshot}");
+                    assert_eq!(unbroken_run(&mut snapshot.cursor()), at_snapshot);
+                    views += 1;
+                }
+                views
+            })
+        })
+        .collect();
+    for n in 0..KEYS {
+        db.put(format!("{n:08}"), vec![b'v'; n % 50]).unwrap();
+        if n % 1500 == 1499 {
+            db.flush().unwrap();
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.join().unwrap() > 0);
+    }
+    assert_eq!(unbroken_run(&mut db.cursor()), KEYS);
+    db.close().unwrap();
+}
