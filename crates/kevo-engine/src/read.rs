@@ -172,8 +172,9 @@ impl SuperVersion {
     /// Keeps `stack` for a later cursor over this view (releasing its
     /// data blocks), if fewer than [`POOLED_CURSORS`] are kept; drops it
     /// otherwise. The caller passes only a stack built over this view by
-    /// `crate::iter::build_stack` with nothing left out (`complete`), with
-    /// no error seen since.
+    /// `crate::iter::build_stack`, unbounded (as `DbCursor` builds it, and
+    /// as a reused one is read), with nothing left out (`complete`) and no
+    /// error seen since.
     pub(crate) fn keep_cursor(&self, mut stack: Box<CursorStack>) {
         stack.release();
         let mut kept = lock(&self.cursors.0);
