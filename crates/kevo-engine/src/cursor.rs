@@ -14,7 +14,7 @@ use kevo_iter::{KeyBounds, UserCursor};
 
 use crate::engine::Handle;
 use crate::error::{Error, Result};
-use crate::iter::{build_stack, open_view};
+use crate::iter::{build_stack, open_view, reuse_stack};
 use crate::keyspace::KeyspaceCore;
 use crate::read::{CursorStack, SuperVersion};
 
@@ -231,7 +231,7 @@ impl DbCursor {
             && let (Some(handle), Some((sv, seqno))) = (&self.handle, &self.view)
         {
             let tables = &handle.engine.tables;
-            if let Some(stack) = sv.reuse_cursor(tables, *seqno)? {
+            if let Some(stack) = reuse_stack(tables, sv, *seqno)? {
                 self.inner = Some(stack);
                 self.reusable = true;
             } else {

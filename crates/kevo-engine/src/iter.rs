@@ -71,7 +71,7 @@ pub(crate) fn build_stack(
     let mut sources: Vec<Box<dyn Cursor + Send>> = Vec::with_capacity(most);
     let mut max_seqnos = Vec::with_capacity(most);
     let tombstones = sv.range_tombstones(tables)?;
-    // The memtable first: `SuperVersion::reuse_cursor` raises its bound.
+    // The memtable first: `reuse_stack` raises its bound.
     for mem in std::iter::once(&sv.mem).chain(&sv.imms) {
         sources.push(Box::new(mem.cursor()));
         max_seqnos.push(mem.max_seqno());
@@ -89,11 +89,10 @@ pub(crate) fn build_stack(
     }
     for level in 1..sv.version.num_levels() {
         let run = LevelRun::new(&sv.version, level, start, end);
+        complete &= run.as_ref().len() == sv.version.level(level).len();
         let Some(largest_seqno) = run.as_ref().iter().map(|t| t.largest_seqno).max() else {
-            complete &= sv.version.level(level).is_empty();
             continue;
         };
-        complete &= run.as_ref().len() == sv.version.level(level).len();
         max_seqnos.push(largest_seqno);
         let cache = tables.clone();
         let open = move |meta: &TableMeta| Ok(cache.get(meta)?.cursor());
@@ -103,6 +102,30 @@ pub(crate) fn build_stack(
     let cursor = VisibleCursor::new(BoundedCursor::new(merged, bounds.clone()), seqno)
         .with_range_tombstones(tombstones);
     Ok((Box::new(cursor), complete))
+}
+
+/// A stack `sv` kept (see `SuperVersion::keep_cursor`), readied to read at
+/// `seqno` as [`build_stack`] would build it; `None` if none is kept.
+///
+/// # Errors
+/// Opening a table that holds range tombstones failed.
+pub(crate) fn reuse_stack(
+    tables: &TableCache,
+    sv: &SuperVersion,
+    seqno: SeqNo,
+) -> kevo_core::Result<Option<Box<CursorStack>>> {
+    let Some(mut stack) = sv.take_cursor() else {
+        return Ok(None);
+    };
+    stack.reset(seqno, sv.range_tombstones(tables)?);
+    // The memtable (the first source) may have taken writes since the
+    // stack was built: a bound below its newest entry would let a
+    // range-tombstone skip pass entries newer than the tombstone.
+    stack
+        .inner_mut()
+        .inner_mut()
+        .raise_max_seqno(0, sv.mem.max_seqno());
+    Ok(Some(stack))
 }
 
 /// The tables of one level that a range read may visit, as a run of the

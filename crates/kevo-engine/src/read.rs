@@ -144,29 +144,10 @@ impl SuperVersion {
         Ok(merged)
     }
 
-    /// A kept cursor stack over this view, readied to read at `seqno`
-    /// (unpositioned, this view's range tombstones as of now, the
-    /// memtable's largest seqno as of now); `None` if none is kept.
-    ///
-    /// # Errors
-    /// Opening a table that holds range tombstones failed.
-    pub(crate) fn reuse_cursor(
-        &self,
-        tables: &TableCache,
-        seqno: SeqNo,
-    ) -> kevo_core::Result<Option<Box<CursorStack>>> {
-        let Some(mut stack) = lock(&self.cursors.0).pop() else {
-            return Ok(None);
-        };
-        stack.reset(seqno, self.range_tombstones(tables)?);
-        // The memtable is the first source, and may have taken writes
-        // since the stack was built: a bound below its newest entry would
-        // let a range-tombstone skip pass entries newer than the tombstone.
-        stack
-            .inner_mut()
-            .inner_mut()
-            .raise_max_seqno(0, self.mem.max_seqno());
-        Ok(Some(stack))
+    /// A kept cursor stack over this view, if any (see
+    /// `crate::iter::reuse_stack`, which readies it).
+    pub(crate) fn take_cursor(&self) -> Option<Box<CursorStack>> {
+        lock(&self.cursors.0).pop()
     }
 
     /// Keeps `stack` for a later cursor over this view (releasing its

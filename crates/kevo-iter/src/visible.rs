@@ -305,13 +305,15 @@ impl<C: Cursor> VisibleCursor<C> {
         self.inner.release();
     }
 
-    /// Readies a released cursor for another read: unpositioned, as of
+    /// Readies the cursor for another read: unpositioned, as of
     /// `snapshot`, hiding what `tombstones` cover (as
     /// [`new`](Self::new) and
     /// [`with_range_tombstones`](Self::with_range_tombstones) would make
-    /// it), keeping its buffers.
+    /// it), keeping its buffers. The inner cursor is left where it is (the
+    /// next `seek*` repositions it); [`release`](Self::release) it first
+    /// to let go of what it holds.
     pub fn reset(&mut self, snapshot: SeqNo, tombstones: Arc<FragmentedTombstones>) {
-        self.release();
+        self.valid = false;
         self.snapshot = snapshot.min(SEQNO_MAX);
         self.direction = Direction::Forward;
         self.tombstones = tombstones;

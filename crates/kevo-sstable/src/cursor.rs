@@ -80,12 +80,11 @@ impl TableCursor {
     /// Loads data block `position` of the index (keeping the current one if
     /// it is the same block), or unloads everything if `position` is `None`.
     fn load_block(&mut self, position: Option<usize>) -> Result<()> {
-        self.block = position;
         let Some(position) = position else {
-            self.data = None;
-            self.unpin();
+            self.unload();
             return Ok(());
         };
+        self.block = Some(position);
         let handle = self.table.index().handle(position);
         if self.data.is_some() && self.data_offset == handle.offset {
             return Ok(());
@@ -102,6 +101,13 @@ impl TableCursor {
         self.data_offset = handle.offset;
         self.data = Some(BlockIter::with_buffer(block, buffer.unwrap_or_default()));
         Ok(())
+    }
+
+    /// Drops the data block, and its charge in the pin counter.
+    fn unload(&mut self) {
+        self.block = None;
+        self.data = None;
+        self.unpin();
     }
 
     /// Takes the held block's charge out of the pin counter.
@@ -253,8 +259,6 @@ impl Cursor for TableCursor {
 
     /// Drops the data block (and its pin); the table stays open.
     fn release(&mut self) {
-        self.block = None;
-        self.data = None;
-        self.unpin();
+        self.unload();
     }
 }
